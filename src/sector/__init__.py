@@ -1,0 +1,334 @@
+"""Sector, rebuilt in Python, with PySector's module API as its front door.
+
+The module functions behave exactly as PySector's did: they share one default
+session, return a status (>= 0 on success, a negative Sector error code on
+failure) and never raise for file-system errors::
+
+    >>> import sector
+    >>> sector.init('localhost', 6000)
+    0
+    >>> sector.login('test', 'xxx', '/home/me/.sector/conf/master_node.cert')
+    0
+    >>> f = sector.open('/mydir/a.bin', 1)
+    >>> data = sector.read(f, 4096)
+
+Underneath is the richer API they are built on: :class:`Client` (a context
+manager holding a session) and :class:`SectorFile`, which raise exceptions
+carrying the same codes (see :mod:`sector.errors`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import errors
+from .client import POS_BEG, POS_CUR, POS_END, Client, SectorFile, Stat
+from .errors import (
+    E_ACCOUNT,
+    E_ACL,
+    E_BUSY,
+    E_CONNECTION,
+    E_EXIST,
+    E_EXPIRED,
+    E_INITCTX,
+    E_INVALID,
+    E_LOCALFILE,
+    E_NOCERT,
+    E_NODISK,
+    E_NOEMPTY,
+    E_NOEXIST,
+    E_NOSECSERV,
+    E_PASSWORD,
+    E_PERMISSION,
+    E_RESOURCE,
+    E_SECURITY,
+    E_SUPPORT,
+    E_TIMEDOUT,
+    E_UNKNOWN,
+    SectorError,
+)
+from .protocol.messages import APPEND, HIRELIABLE, READ, RW, SECURE, TRUNC, WRITE
+
+
+class SF_MODE:  # noqa: N801 - Sector's own name
+    """Open modes, as Sector named them."""
+
+    READ, WRITE, RW, TRUNC, APPEND, SECURE, HiRELIABLE = (
+        READ,
+        WRITE,
+        RW,
+        TRUNC,
+        APPEND,
+        SECURE,
+        HIRELIABLE,
+    )
+
+
+class SF_POS:  # noqa: N801 - Sector's own name
+    """Seek bases, as Sector named them."""
+
+    BEG, CUR, END = POS_BEG, POS_CUR, POS_END
+
+
+_state_lock = threading.RLock()
+_address: tuple[str, int] = ("localhost", 6000)
+_client: Client | None = None
+_files: dict[int, SectorFile] = {}
+_next_handle = 0
+
+T = TypeVar("T")
+
+
+def _status(function: Callable[..., T]) -> Callable[..., T | int]:
+    """Turn SectorError (and local OSError) into the negative code PySector returned."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T | int:
+        try:
+            return function(*args, **kwargs)
+        except SectorError as exc:
+            return exc.code
+        except OSError:
+            return E_LOCALFILE
+
+    return wrapper
+
+
+def _session() -> Client:
+    if _client is None:
+        raise errors.SecurityError("not logged in: call sector.login() first")
+    return _client
+
+
+def init(host: str = "localhost", port: int = 6000) -> int:
+    """Remember the master's address; ``login`` connects."""
+    global _address
+    if not isinstance(host, str) or not isinstance(port, int) or not 0 < port < 65536:
+        return E_INVALID
+    with _state_lock:
+        _address = (host, port)
+    return 0
+
+
+@_status
+def login(user: str, password: str, cert_path: str | None = None) -> int:
+    """Log in over TLS; ``cert_path`` defaults to ``$SECTOR_HOME/conf/master_node.cert``."""
+    global _client
+    with _state_lock:
+        client = Client(*_address)
+        client.login(user, password, cert_path)
+        if _client is not None:
+            _client.close()
+        _client = client
+    return 0
+
+
+@_status
+def logout() -> int:
+    global _client
+    with _state_lock:
+        if _client is not None:
+            _client.logout()
+    return 0
+
+
+@_status
+def closeclient() -> int:
+    """Close every open file and connection of the default session."""
+    global _client
+    with _state_lock:
+        for handle in builtins.list(_files):
+            _files.pop(handle).abort()
+        if _client is not None:
+            _client.close()
+            _client = None
+    return 0
+
+
+@_status
+def mkdir(path: str) -> int:
+    _session().mkdir(path)
+    return 0
+
+
+@_status
+def rm(path: str) -> int:
+    """Remove a file or a directory with everything in it."""
+    _session().rm(path, recursive=True)
+    return 0
+
+
+@_status
+def move(old: str, new: str) -> int:
+    _session().move(old, new)
+    return 0
+
+
+@_status
+def cp(src: str, dst: str) -> int:
+    _session().copy(src, dst)
+    return 0
+
+
+def stat(path: str) -> Stat | None:
+    """Name, isdir, timestamp, size (and version, checksum, slaves); None on failure."""
+    try:
+        return _session().stat(path)
+    except SectorError:
+        return None
+
+
+def ls(path: str = "/") -> builtins.list[Stat] | None:
+    """The entries of a directory (a file lists as itself); None on failure."""
+    try:
+        return _session().ls(path)
+    except SectorError:
+        return None
+
+
+@_status
+def open(path: str, mode: int = READ) -> int:  # noqa: A001 - PySector's name
+    """A handle (>= 0) for read/write/close, or a negative error code."""
+    global _next_handle
+    handle_file = _session().open(path, mode)
+    with _state_lock:
+        handle = _next_handle
+        _next_handle += 1
+        _files[handle] = handle_file
+    return handle
+
+
+def _file(handle: int) -> SectorFile:
+    with _state_lock:
+        found = _files.get(handle)
+    if found is None:
+        raise errors.InvalidError(f"no open file with handle {handle!r}")
+    return found
+
+
+@_status
+def close(handle: int) -> int:
+    with _state_lock:
+        found = _files.pop(handle, None)
+    if found is None:
+        return E_INVALID
+    found.close()
+    return 0
+
+
+@_status
+def read(handle: int, size: int) -> bytes:
+    """Up to ``size`` bytes (binary-safe); b'' at the end of the file."""
+    return _file(handle).read(size)
+
+
+@_status
+def write(handle: int, data: bytes | str, length: int | None = None) -> int:
+    """Write ``data`` (or its first ``length`` bytes); returns the bytes written."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return _file(handle).write(data, length)
+
+
+@_status
+def seek(handle: int, offset: int, whence: int = POS_BEG) -> int:
+    return _file(handle).seek(offset, whence)
+
+
+@_status
+def tell(handle: int) -> int:
+    return _file(handle).tell()
+
+
+@_status
+def eof(handle: int) -> bool:
+    return _file(handle).eof()
+
+
+@_status
+def flush(handle: int) -> int:
+    _file(handle).flush()
+    return 0
+
+
+@_status
+def upload(local: str | os.PathLike, remote: str) -> int:
+    _session().upload(local, remote)
+    return 0
+
+
+@_status
+def download(remote: str, local: str | os.PathLike) -> int:
+    _session().download(remote, local)
+    return 0
+
+
+remove = rm
+copy = cp
+list = ls  # noqa: A001 - PySector's name
+
+__all__ = [
+    "APPEND",
+    "HIRELIABLE",
+    "READ",
+    "RW",
+    "SECURE",
+    "TRUNC",
+    "WRITE",
+    "SF_MODE",
+    "SF_POS",
+    "Client",
+    "SectorFile",
+    "Stat",
+    "SectorError",
+    "errors",
+    "init",
+    "login",
+    "logout",
+    "closeclient",
+    "mkdir",
+    "rm",
+    "remove",
+    "move",
+    "cp",
+    "copy",
+    "stat",
+    "ls",
+    "list",
+    "open",
+    "close",
+    "read",
+    "write",
+    "seek",
+    "tell",
+    "eof",
+    "flush",
+    "upload",
+    "download",
+    "E_UNKNOWN",
+    "E_PERMISSION",
+    "E_EXIST",
+    "E_NOEXIST",
+    "E_BUSY",
+    "E_LOCALFILE",
+    "E_NOEMPTY",
+    "E_SECURITY",
+    "E_NOCERT",
+    "E_ACCOUNT",
+    "E_PASSWORD",
+    "E_ACL",
+    "E_INITCTX",
+    "E_NOSECSERV",
+    "E_EXPIRED",
+    "E_CONNECTION",
+    "E_RESOURCE",
+    "E_NODISK",
+    "E_TIMEDOUT",
+    "E_INVALID",
+    "E_SUPPORT",
+]

@@ -1,0 +1,1 @@
+"""The ``sector`` command: every Sector tool as a subcommand."""

@@ -1,0 +1,382 @@
+"""SectorFile: one open Sector file, read from or written to a slave directly.
+
+Reading streams from the replica the master named, with read-ahead so that
+many small ``read`` calls cost few round trips; if that slave fails, reading
+resumes at the same offset on the next replica. Writing streams to one slave
+without waiting for replies; nothing becomes visible until :meth:`close`,
+which commits the new version atomically (readers see the previous version
+until then, and a writer that dies leaves it intact).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import IO, TYPE_CHECKING, Any
+
+from ..errors import (
+    E_EXPIRED,
+    E_NOEXIST,
+    E_SECURITY,
+    InvalidError,
+    NotSupportedError,
+    SectorConnectionError,
+    SectorError,
+    SectorLocalFileError,
+    error_for,
+)
+from ..protocol import checksum
+from ..protocol.framing import HEADER, Message, ProtocolError, encode
+from ..protocol.messages import APPEND, READ, SECURE, TRUNC, WRITE
+from ..transport import recv_exact_into, recv_frame, send_frame
+
+if TYPE_CHECKING:
+    from .session import Client, Stat
+
+# Seek bases (Sector's SF_POS).
+POS_BEG, POS_CUR, POS_END = 1, 2, 3
+
+READ_AHEAD = 1024 * 1024
+READ_REQUEST = 16 * 1024 * 1024
+WRITE_BUFFER = 1024 * 1024
+TRANSFER_BUFFER = 4 * 1024 * 1024
+
+
+class SectorFile:
+    """A Sector file opened with :meth:`Client.open`.
+
+    Modes combine Sector's bits: ``READ`` (1), ``WRITE`` (2), ``RW`` (3),
+    ``TRUNC`` (4, start empty), ``APPEND`` (8, start at the end). Reads and
+    writes happen at the current position; ``seek`` takes SF_POS bases.
+    """
+
+    def __init__(self, client: Client, path: str, mode: int, grant: Message):
+        self.client, self.path, self.mode = client, path, mode
+        self.grant = grant
+        self.size: int = int(grant["size"])
+        self.position = 0
+        self.closed = False
+        self.committed: Stat | None = None
+        self._buffer = b""
+        self._buffer_start = 0
+        self._pending = bytearray()
+        self._pending_start = 0
+        self._writing = bool(mode & (WRITE | TRUNC | APPEND))
+        self._replica = 0
+        self._sock: socket.socket | None = None
+        if mode & SECURE:
+            self._abort_quietly()
+            raise NotSupportedError("SECURE (encrypted data) mode is not available yet", path)
+        if self._writing:
+            self._address = tuple(grant["slave"])
+            self._sock = client.data_connection(self._address)  # type: ignore[arg-type]
+            self._send({"op": "write", "token": grant["token"]})
+            if mode & APPEND:
+                self.position = self.size
+
+    def __enter__(self) -> SectorFile:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"mode={self.mode}"
+        return f"<SectorFile {self.path} {state}>"
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.mode & READ) or not self._writing
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = POS_BEG) -> int:
+        """Move the position; ``whence`` is POS_BEG (1), POS_CUR (2) or POS_END (3)."""
+        base = {POS_BEG: 0, POS_CUR: self.position, POS_END: self.size}.get(whence)
+        if base is None:
+            raise InvalidError(f"seek base must be 1, 2 or 3, not {whence!r}", self.path)
+        if base + offset < 0:
+            raise InvalidError("cannot seek before the start of the file", self.path)
+        self.position = base + offset
+        return self.position
+
+    def eof(self) -> bool:
+        return self.position >= self.size
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes from the position (all the rest if negative); b'' at the end."""
+        self._check_open()
+        if not self.readable:
+            raise InvalidError("file was not opened for reading", self.path)
+        if self._writing:
+            return self._read_own_writes(size)
+        end = self.size if size is None or size < 0 else min(self.size, self.position + size)
+        wanted = end - self.position
+        if wanted <= 0:
+            return b""
+        start = self.position - self._buffer_start
+        if start >= 0 and start + wanted <= len(self._buffer):
+            self.position = end
+            return self._buffer[start : start + wanted]
+        if wanted >= READ_AHEAD:
+            out = bytearray(wanted)
+            self._fetch_into(self.position, memoryview(out))
+            self.position = end
+            return bytes(out)
+        ahead = min(READ_AHEAD, self.size - self.position)
+        block = bytearray(ahead)
+        self._fetch_into(self.position, memoryview(block))
+        self._buffer, self._buffer_start = bytes(block), self.position
+        self.position = end
+        return self._buffer[:wanted]
+
+    def readinto(self, target: bytearray | memoryview) -> int:
+        """Fill ``target`` from the position without an extra copy; returns the count."""
+        view = memoryview(target).cast("B")
+        count = min(len(view), max(0, self.size - self.position))
+        if count:
+            self._fetch_into(self.position, view[:count])
+            self.position += count
+        return count
+
+    def read_to_file(self, target: IO[bytes], verify: bool = True) -> int:
+        """Stream the rest of the file into ``target``; with ``verify``, check the checksum."""
+        self._check_open()
+        hasher = checksum.new_hasher() if verify and self.position == 0 else None
+        buffer = bytearray(TRANSFER_BUFFER)
+        view = memoryview(buffer)
+        fd = target.fileno()
+        total = 0
+        while self.position < self.size:
+            count = min(len(view), self.size - self.position)
+            self._fetch_into(self.position, view[:count])
+            _write_all(fd, view[:count])
+            if hasher is not None:
+                hasher.update(view[:count])
+            self.position += count
+            total += count
+        if hasher is not None and hasher.hexdigest() != self.grant["checksum"]:
+            raise error_for(
+                E_SECURITY, "downloaded bytes do not match the stored checksum", self.path
+            )
+        return total
+
+    def _fetch_into(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with bytes from ``offset``, failing over between replicas."""
+        while view:
+            length = min(len(view), READ_REQUEST)
+            try:
+                self._fetch_once(offset, view[:length])
+            except (OSError, ProtocolError) as exc:
+                self._drop_connection()
+                self._next_replica(exc)
+                continue
+            except SectorError as exc:
+                self._drop_connection()
+                if exc.code == E_EXPIRED:
+                    self._refresh_grant()
+                elif exc.code == E_NOEXIST:
+                    self._next_replica(exc)
+                else:
+                    raise
+                continue
+            view = view[length:]
+            offset += length
+
+    def _fetch_once(self, offset: int, view: memoryview) -> None:
+        if self._sock is None:
+            self._address = tuple(self.grant["replicas"][self._replica])
+            self._sock = self.client.data_connection(self._address)  # type: ignore[arg-type]
+        self._send(
+            {"op": "read", "token": self.grant["token"], "offset": offset, "length": len(view)}
+        )
+        reply = recv_frame(self._sock)
+        if not reply.get("ok"):
+            raise error_for(int(reply.get("code", -1)), str(reply.get("msg", "")), self.path)
+        if reply["length"] != len(view):
+            raise ProtocolError(f"slave sent {reply['length']} bytes, expected {len(view)}")
+        recv_exact_into(self._sock, view)
+
+    def _next_replica(self, cause: Exception) -> None:
+        self._replica += 1
+        if self._replica >= len(self.grant["replicas"]):
+            raise SectorConnectionError(
+                f"no replica of the file could be read (last error: {cause})", self.path
+            ) from None
+
+    def _refresh_grant(self) -> None:
+        grant = self.client.call("open", path=self.path, mode=READ)
+        if grant["version"] != self.grant["version"]:
+            raise error_for(-1004, "file was rewritten while being read", self.path)
+        self.grant, self._replica = grant, 0
+
+    def write(self, data: bytes | bytearray | memoryview, length: int | None = None) -> int:
+        """Write at the position; returns the count. Visible to others after close."""
+        self._check_open()
+        if not self._writing:
+            raise InvalidError("file was not opened for writing", self.path)
+        view = memoryview(data).cast("B")
+        if length is not None:
+            if length < 0:
+                raise InvalidError("length must not be negative", self.path)
+            view = view[:length]
+        if not view:
+            return 0
+        if self._pending and self.position != self._pending_start + len(self._pending):
+            self._flush_pending()
+        if not self._pending:
+            self._pending_start = self.position
+        if len(self._pending) + len(view) <= WRITE_BUFFER:
+            self._pending += view
+        else:
+            self._flush_pending()
+            self._put(self.position, view)
+        self.position += len(view)
+        self.size = max(self.size, self.position)
+        return len(view)
+
+    def write_from_file(self, source: IO[bytes]) -> int:
+        """Stream a whole local file from the position, using ``sendfile``."""
+        self._check_open()
+        self._flush_pending()
+        length = os.fstat(source.fileno()).st_size
+        assert self._sock is not None
+        self._send({"op": "put", "offset": self.position, "length": length})
+        sent = self._sock.sendfile(source, 0, length) if length else 0
+        if sent != length:
+            self._drop_connection()
+            raise SectorLocalFileError("local file changed size during the upload", self.path)
+        self.position += length
+        self.size = max(self.size, self.position)
+        return length
+
+    def flush(self) -> None:
+        """Send buffered bytes to the slave (they become visible only at close)."""
+        self._check_open()
+        if self._writing:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            data, self._pending = self._pending, bytearray()
+            self._put(self._pending_start, memoryview(data))
+
+    def _put(self, offset: int, view: memoryview) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.sendall(encode({"op": "put", "offset": offset, "length": len(view)}))
+            self._sock.sendall(view)
+        except OSError as exc:
+            self._drop_connection()
+            raise SectorConnectionError(
+                f"slave connection broke while writing: {exc}", self.path
+            ) from None
+        self.size = max(self.size, offset + len(view))
+
+    def _read_own_writes(self, size: int) -> bytes:
+        self._flush_pending()
+        end = self.size if size < 0 else min(self.size, self.position + size)
+        if end <= self.position:
+            return b""
+        self._send({"op": "read", "offset": self.position, "length": end - self.position})
+        assert self._sock is not None
+        reply = recv_frame(self._sock)
+        if not reply.get("ok"):
+            raise error_for(int(reply.get("code", -1)), str(reply.get("msg", "")), self.path)
+        data = bytearray(reply["length"])
+        recv_exact_into(self._sock, memoryview(data))
+        self.position += len(data)
+        return bytes(data)
+
+    def close(self) -> None:
+        """Finish: for a written file, commit the new version atomically."""
+        if self.closed:
+            return
+        if not self._writing:
+            self.closed = True
+            self._release_connection()
+            return
+        try:
+            self._flush_pending()
+            self._send({"op": "commit"})
+            assert self._sock is not None
+            reply = recv_frame(self._sock)
+        except (OSError, ProtocolError) as exc:
+            self._drop_connection()
+            self._abort_quietly()
+            self.closed = True
+            raise SectorConnectionError(
+                f"slave connection broke at commit: {exc}", self.path
+            ) from None
+        self.closed = True
+        if not reply.get("ok"):
+            self._release_connection()
+            self._abort_quietly()
+            raise error_for(int(reply.get("code", -1)), str(reply.get("msg", "")), self.path)
+        self._release_connection()
+        from .session import Stat
+
+        done = self.client.call("close", lease=self.grant["lease"], receipt=reply["receipt"])
+        self.committed = Stat.from_wire(done["entry"])
+
+    def abort(self) -> None:
+        """Drop everything written since open; the previous version stays."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._writing:
+            if self._sock is not None:
+                try:
+                    self._send({"op": "abort"})
+                    self._release_connection()
+                except (OSError, SectorError):
+                    self._drop_connection()
+            self._abort_quietly()
+        else:
+            self._release_connection()
+
+    def stat(self) -> Stat:
+        return self.committed or self.client.stat(self.path)
+
+    def _abort_quietly(self) -> None:
+        if "lease" in self.grant:
+            try:
+                self.client.call("abort", lease=self.grant["lease"])
+            except SectorError:
+                pass
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise InvalidError("file is closed", self.path)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._sock is not None
+        send_frame(self._sock, message)
+
+    def _release_connection(self) -> None:
+        if self._sock is not None:
+            self.client.release_connection(self._address, self._sock)  # type: ignore[arg-type]
+            self._sock = None
+
+    def _drop_connection(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise SectorLocalFileError(f"local write failed: {exc.strerror}") from None
+
+
+__all__ = ["HEADER", "POS_BEG", "POS_CUR", "POS_END", "SectorFile"]

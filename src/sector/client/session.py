@@ -1,0 +1,328 @@
+"""The blocking client: one TLS connection to the master, pooled data connections.
+
+:class:`Client` is the richer API the PySector module functions are built on.
+Its methods raise :mod:`sector.errors` exceptions (which also subclass the
+matching built-ins), are safe to call from several threads, and survive a
+master restart: a broken master connection is re-dialled and the session
+logged in again before the call is retried once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import sector_home
+from ..errors import (
+    E_CONNECTION,
+    E_INITCTX,
+    E_LOCALFILE,
+    E_NOCERT,
+    E_SECURITY,
+    SectorConnectionError,
+    SectorError,
+    SectorLocalFileError,
+    SecurityError,
+    error_for,
+)
+from ..protocol.framing import Message, ProtocolError
+from ..protocol.messages import READ, TRUNC, WRITE
+from ..protocol.paths import InvalidPath, normalize
+from ..transport import client_tls_context, recv_frame, send_frame
+from .file import SectorFile
+
+CONNECT_TIMEOUT = 5.0
+#: Generous, because ``copy`` of a large file waits for the slave to finish.
+CALL_TIMEOUT = 600.0
+
+
+@dataclass
+class Stat:
+    """What ``stat`` and ``ls`` return: PySector's fields first, then ours."""
+
+    name: str
+    isdir: bool
+    timestamp: float
+    size: int
+    version: int = 0
+    checksum: str = ""
+    slaves: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_wire(cls, entry: dict[str, Any]) -> Stat:
+        return cls(
+            name=entry["name"],
+            isdir=bool(entry["isdir"]),
+            timestamp=float(entry["timestamp"]),
+            size=int(entry["size"]),
+            version=int(entry.get("version", 0)),
+            checksum=str(entry.get("checksum", "")),
+            slaves=list(entry.get("slaves", [])),
+        )
+
+
+def default_cert() -> Path:
+    return sector_home() / "conf" / "master_node.cert"
+
+
+class Client:
+    """A logged-in session with one Sector master.
+
+    >>> with Client("localhost", 6000) as c:           # doctest: +SKIP
+    ...     c.login("test", "xxx", "~/.sector/conf/master_node.cert")
+    ...     c.upload("notes.txt", "/docs/notes.txt")
+    """
+
+    def __init__(self, host: str = "localhost", port: int = 6000):
+        self.host, self.port = host, port
+        self._lock = threading.RLock()
+        self._sock: ssl.SSLSocket | None = None
+        self._credentials: tuple[str, str, Path] | None = None
+        self._pool: dict[tuple[str, int], list[socket.socket]] = {}
+        self._pool_lock = threading.Lock()
+        self.user: str | None = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def login(self, user: str, password: str, cert: str | os.PathLike | None = None) -> None:
+        """Connect over TLS, check the master against ``cert``, and authenticate."""
+        cert_path = Path(cert).expanduser() if cert else default_cert()
+        if not cert_path.is_file():
+            raise SecurityError(f"certificate {cert_path} not found", code=E_NOCERT)
+        with self._lock:
+            self._disconnect()
+            self._credentials = (user, password, cert_path)
+            self._connect()
+
+    def _connect(self) -> None:
+        assert self._credentials is not None
+        user, password, cert_path = self._credentials
+        try:
+            context = client_tls_context(cert_path)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise SecurityError(
+                f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX
+            ) from None
+        try:
+            raw = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise SectorConnectionError(
+                f"cannot reach the master at {self.host}:{self.port}: {exc}"
+            ) from None
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = context.wrap_socket(raw, server_hostname=self.host)
+        except ssl.SSLCertVerificationError as exc:
+            raw.close()
+            raise SecurityError(
+                f"the master at {self.host}:{self.port} does not hold the certificate "
+                f"{cert_path}: {exc.verify_message}",
+                code=E_SECURITY,
+            ) from None
+        except (ssl.SSLError, OSError) as exc:
+            raw.close()
+            raise SectorConnectionError(f"TLS handshake with the master failed: {exc}") from None
+        sock.settimeout(CALL_TIMEOUT)
+        self._sock = sock
+        try:
+            reply = self._exchange({"op": "login", "user": user, "password": password})
+        except SectorError:
+            self._disconnect()
+            raise
+        if not reply.get("ok"):
+            self._disconnect()
+            raise _error(reply)
+        self.user = user
+
+    def logout(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                try:
+                    self._exchange({"op": "logout"})
+                except SectorError:
+                    pass
+            self._disconnect()
+            self._credentials = None
+            self.user = None
+
+    def close(self) -> None:
+        """Log out and drop every connection."""
+        self.logout()
+        with self._pool_lock:
+            for sockets in self._pool.values():
+                for sock in sockets:
+                    sock.close()
+            self._pool.clear()
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+
+    def _exchange(self, message: Message) -> Message:
+        assert self._sock is not None
+        try:
+            send_frame(self._sock, message)
+            return recv_frame(self._sock)
+        except TimeoutError:
+            self._disconnect()
+            raise SectorConnectionError("the master did not answer in time") from None
+        except (OSError, ProtocolError) as exc:
+            self._disconnect()
+            raise SectorConnectionError(f"connection to the master broke: {exc}") from None
+
+    def call(self, op: str, **fields: Any) -> Message:
+        """One request to the master; raises the matching exception on failure."""
+        message = {"op": op, **fields}
+        with self._lock:
+            if self._credentials is None:
+                raise SecurityError("not logged in: call login() first")
+            for attempt in (1, 2):
+                try:
+                    if self._sock is None:
+                        self._connect()
+                    reply = self._exchange(message)
+                    break
+                except SectorConnectionError:
+                    if attempt == 2 or op == "close":
+                        raise
+        if not reply.get("ok"):
+            raise _error(reply)
+        return reply
+
+    def stat(self, path: str) -> Stat:
+        return Stat.from_wire(self.call("stat", path=_normal(path))["entry"])
+
+    def ls(self, path: str = "/") -> list[Stat]:
+        return [Stat.from_wire(e) for e in self.call("ls", path=_normal(path))["entries"]]
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def mkdir(self, path: str) -> None:
+        """Create a directory and any missing parents (E_EXIST if it is there)."""
+        self.call("mkdir", path=_normal(path))
+
+    def rm(self, path: str, recursive: bool = True) -> None:
+        """Remove a file or directory; without ``recursive`` a full directory is refused."""
+        self.call("rm", path=_normal(path), recursive=recursive)
+
+    def move(self, src: str, dst: str) -> None:
+        self.call("move", src=_normal(src), dst=_normal(dst))
+
+    def copy(self, src: str, dst: str) -> None:
+        """Copy a file inside Sector; the bytes are copied by the slave, not through us."""
+        self.call("copy", src=_normal(src), dst=_normal(dst))
+
+    def sysinfo(self) -> Message:
+        reply = self.call("sysinfo")
+        return {"master": reply["master"], "slaves": reply["slaves"]}
+
+    def open(self, path: str, mode: int = READ) -> SectorFile:
+        """Open a Sector file; see :class:`SectorFile` for the modes."""
+        path = _normal(path)
+        return SectorFile(self, path, mode, self.call("open", path=path, mode=mode))
+
+    def upload(self, local: str | os.PathLike, remote: str) -> Stat:
+        """Copy a local file into Sector (replacing any file there), atomically."""
+        local_path = Path(local)
+        try:
+            source = open(local_path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise SectorLocalFileError(
+                f"cannot read {local_path}: {exc.strerror}", str(local_path)
+            ) from None
+        with source, self.open(remote, WRITE | TRUNC) as remote_file:
+            remote_file.write_from_file(source)
+        return remote_file.committed  # type: ignore[return-value]
+
+    def download(self, remote: str, local: str | os.PathLike) -> Stat:
+        """Copy a Sector file to a local path, verified against its checksum.
+
+        The bytes land in a temporary file beside ``local`` that replaces it
+        only once complete and verified, so a failed download never leaves a
+        truncated file behind.
+        """
+        local_path = Path(local)
+        if local_path.is_dir():
+            local_path = local_path / Path(remote).name
+        temp = local_path.with_name(f".{local_path.name}.sector-part")
+        try:
+            target = open(temp, "wb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise SectorLocalFileError(
+                f"cannot write {local_path}: {exc.strerror}", str(local_path)
+            ) from None
+        try:
+            with target, self.open(remote, READ) as remote_file:
+                remote_file.read_to_file(target, verify=True)
+            os.replace(temp, local_path)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            if isinstance(exc, SectorError):
+                raise
+            raise SectorLocalFileError(
+                f"cannot write {local_path}: {exc}", str(local_path)
+            ) from None
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return remote_file.stat()
+
+    def data_connection(self, address: tuple[str, int]) -> socket.socket:
+        """A connection to a slave, reused from the pool when one is idle."""
+        address = (address[0], int(address[1]))
+        with self._pool_lock:
+            idle = self._pool.get(address)
+            if idle:
+                return idle.pop()
+        try:
+            sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise SectorConnectionError(
+                f"cannot reach slave {address[0]}:{address[1]}: {exc}"
+            ) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(CALL_TIMEOUT)
+        return sock
+
+    def release_connection(self, address: tuple[str, int], sock: socket.socket) -> None:
+        address = (address[0], int(address[1]))
+        with self._pool_lock:
+            idle = self._pool.setdefault(address, [])
+            if len(idle) < 8:
+                idle.append(sock)
+                return
+        sock.close()
+
+
+def _normal(path: str) -> str:
+    try:
+        return normalize(path)
+    except InvalidPath as exc:
+        raise error_for(-6000, str(exc), str(path)) from None
+
+
+def _error(reply: Message) -> SectorError:
+    return error_for(
+        int(reply.get("code", -1)), str(reply.get("msg", "")), reply.get("path"), reply.get("kind")
+    )
+
+
+__all__ = ["Client", "Stat", "E_CONNECTION", "E_LOCALFILE"]

@@ -1,0 +1,647 @@
+"""The master process: a TLS server for clients and slaves.
+
+One asyncio event loop owns everything (store, leases, slave registry), so no
+locks are needed: each request runs to completion between awaits. Requests on a
+connection are answered in order; a request that fails gets an error reply and
+the connection carries on, and a connection that sends garbage is closed
+without disturbing anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import secrets
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import MasterSettings
+from ..errors import (
+    E_INVALID,
+    E_SECURITY,
+    E_UNKNOWN,
+    InvalidError,
+    ResourceError,
+    SectorBusyError,
+    SectorError,
+    SectorExistsError,
+    SectorIsADirectoryError,
+    SectorNotFoundError,
+    SectorPermissionError,
+    SecurityError,
+)
+from ..protocol import messages, tokens
+from ..protocol.framing import Message, ProtocolError
+from ..protocol.messages import APPEND, READ, TRUNC, WRITE, fail, ok
+from ..protocol.paths import InvalidPath, normalize
+from ..transport import read_frame, server_tls_context, write_frame
+from .namespace import Namespace
+from .slaves import Registry, Slave
+from .store import Row, Store
+from .users import User, Users
+
+log = logging.getLogger("sector.master")
+
+#: How long a data token stays valid; clients re-open transparently after that.
+TOKEN_TTL = 3600.0
+ADMIN_TOKEN_TTL = 120.0
+
+
+@dataclass
+class Lease:
+    """An exclusive right to write a new version of one file."""
+
+    id: int
+    oid: int
+    version: int
+    path: str
+    created: bool
+    slave_id: str
+    session: Session
+
+
+@dataclass
+class Session:
+    user: User
+    address: str
+    leases: set[int] = field(default_factory=set)
+
+
+class SlaveLink:
+    """The master's command connection to one slave (delete, copy, verify)."""
+
+    def __init__(self, master: MasterServer, slave: Slave):
+        self.master, self.slave = master, slave
+        self._lock = asyncio.Lock()
+        self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def call(self, message: Message, timeout: float = 600.0) -> Message:
+        token = tokens.sign(
+            self.master.key, {"kind": "admin", "slave": self.slave.id}, ttl=ADMIN_TOKEN_TTL
+        )
+        async with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._stream is None:
+                        self._stream = await asyncio.wait_for(
+                            asyncio.open_connection(*self.slave.address), 10
+                        )
+                    reader, writer = self._stream
+                    await write_frame(writer, {**message, "token": token})
+                    reply = await asyncio.wait_for(read_frame(reader), timeout)
+                    if reply is None:
+                        raise ConnectionError("slave closed the command connection")
+                    return reply
+                except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
+                    self.close()
+                    if attempt == 2:
+                        return fail(-3000, f"slave {self.slave.id} unreachable: {exc}")
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream[1].close()
+            self._stream = None
+
+
+class MasterServer:
+    def __init__(self, settings: MasterSettings):
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.home / "metadata.db")
+        self.namespace = Namespace(self.store)
+        self.users = Users.load(settings.conf_dir / "users")
+        self.registry = Registry(settings.slave_timeout, settings.slave_min_disk_space)
+        self.links: dict[str, SlaveLink] = {}
+        self.key = self._load_key()
+        self.leases: dict[int, Lease] = {}
+        self.writing_oids: dict[int, int] = {}
+        self.creating_paths: dict[str, int] = {}
+        self._lease_ids = itertools.count(1)
+        self.started = time.time()
+        self.server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+
+    def _load_key(self) -> bytes:
+        """The token key survives restarts, so grants in flight stay valid."""
+        path = self.settings.home / "token.key"
+        try:
+            key = path.read_bytes()
+            if len(key) == tokens.KEY_BYTES:
+                return key
+        except FileNotFoundError:
+            pass
+        key = secrets.token_bytes(tokens.KEY_BYTES)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        return key
+
+    async def start(self) -> tuple[str, int]:
+        context = server_tls_context(self.settings.cert, self.settings.key)
+        self.server = await asyncio.start_server(
+            self._on_connection,
+            self.settings.host,
+            self.settings.port,
+            ssl=context,
+            ssl_handshake_timeout=10,
+        )
+        host, port = self.server.sockets[0].getsockname()[:2]
+        self._spawn(self._watch_slaves())
+        log.info("master listening on %s:%d (metadata %s)", host, port, self.store.path)
+        return host, port
+
+    async def serve_forever(self) -> None:
+        await self._stopping.wait()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for link in self.links.values():
+            link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self.store.close()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        try:
+            first = await asyncio.wait_for(read_frame(reader), 30)
+            if first is None:
+                return
+            if first.get("op") == "register":
+                await self._serve_slave(first, reader, writer, peer[0])
+            else:
+                await self._serve_client(first, reader, writer, peer[0])
+        except (ProtocolError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+            log.warning("dropping connection from %s: %s", peer[0], exc)
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            log.debug("connection from %s ended: %s", peer[0], exc)
+        finally:
+            writer.close()
+
+    async def _serve_client(self, first: Message, reader, writer, address: str) -> None:
+        if first.get("op") != "login":
+            await write_frame(writer, fail(E_SECURITY, "log in first"))
+            return
+        try:
+            user = await self._login(first, address)
+        except SectorError as exc:
+            await write_frame(writer, _error_reply(exc))
+            return
+        session = Session(user, address)
+        log.info("user %s logged in from %s", user.name, address)
+        await write_frame(writer, ok(user=user.name))
+        try:
+            while (request := await read_frame(reader)) is not None:
+                if request.get("op") == "logout":
+                    await write_frame(writer, ok())
+                    break
+                reply = self._dispatch(session, request)
+                if asyncio.iscoroutine(reply):
+                    reply = await reply
+                await write_frame(writer, reply)
+        finally:
+            for lease_id in list(session.leases):
+                self._release(lease_id, discard=True)
+
+    async def _login(self, request: Message, address: str) -> User:
+        name, password = request.get("user"), request.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise InvalidError("login needs a user name and a password")
+        loop = asyncio.get_running_loop()
+        # scrypt is slow on purpose; keep it off the event loop.
+        return await loop.run_in_executor(None, self.users.authenticate, name, password, address)
+
+    def _dispatch(self, session: Session, request: Message):
+        op = request.get("op")
+        handler = self._client_ops.get(op) if isinstance(op, str) else None
+        if handler is None:
+            return fail(E_INVALID, f"unknown operation {op!r}")
+        try:
+            log.debug("%s %s %s", session.user.name, op, request.get("path", ""))
+            return handler(self, session, request)
+        except SectorError as exc:
+            return _error_reply(exc)
+        except InvalidPath as exc:
+            return fail(E_INVALID, str(exc))
+        except Exception:
+            log.exception("unexpected failure handling %s", op)
+            return fail(E_UNKNOWN, "internal error in the master (see its log)")
+
+    def _op_ping(self, session: Session, request: Message) -> Message:
+        return ok(time=time.time())
+
+    def _op_stat(self, session: Session, request: Message) -> Message:
+        path = _path(request)
+        session.user.check_read(path)
+        row = self.namespace.stat(path)
+        return ok(entry=self._entry(row, with_slaves=True))
+
+    def _op_ls(self, session: Session, request: Message) -> Message:
+        path = _path(request)
+        session.user.check_read(path)
+        return ok(entries=[self._entry(row) for row in self.namespace.list(path)])
+
+    def _op_mkdir(self, session: Session, request: Message) -> Message:
+        path = _path(request)
+        session.user.check_write(path)
+        self._check_not_being_created(path)
+        self.namespace.mkdir(path)
+        return ok()
+
+    def _op_rm(self, session: Session, request: Message) -> Message:
+        path = _path(request)
+        session.user.check_write(path)
+        row = self.namespace.stat(path)
+        if row.id in self.writing_oids:
+            raise SectorBusyError(path=path)
+        removed = self.namespace.remove(path, bool(request.get("recursive", True)))
+        self._delete_everywhere(removed)
+        return ok()
+
+    def _op_move(self, session: Session, request: Message) -> Message:
+        src, dst = _path(request, "src"), _path(request, "dst")
+        session.user.check_write(src)
+        session.user.check_write(dst)
+        self._check_not_being_created(dst)
+        self.namespace.move(src, dst)
+        return ok()
+
+    async def _op_copy(self, session: Session, request: Message) -> Message:
+        src, dst = _path(request, "src"), _path(request, "dst")
+        session.user.check_read(src)
+        session.user.check_write(dst)
+        row = self.namespace.file(src)
+        self.namespace.check_new(dst)
+        self._check_not_being_created(dst)
+        holders = self.registry.order_for_read(self._holders(row))
+        if not holders:
+            raise ResourceError("no live slave holds the source file", src)
+        slave = holders[0]
+        oid = self.store.allocate_id()
+        self.creating_paths[dst] = oid
+        try:
+            reply = await self._link(slave).call(
+                {"op": "copy", "src": [row.id, row.version], "dst": [oid, 1]}
+            )
+            if not reply.get("ok"):
+                raise _reply_error(reply, src)
+            self.namespace.check_new(dst)
+            with self.store.transaction():
+                parent = self.namespace.parent_for_new(dst)
+                self.store.insert(
+                    parent.id,
+                    dst.rsplit("/", 1)[1],
+                    False,
+                    entry_id=oid,
+                    size=row.size,
+                    version=1,
+                    checksum=reply["checksum"],
+                )
+                self.store.set_replica(oid, slave.id, 1)
+        except SectorError:
+            self._spawn(self._link(slave).call({"op": "delete", "objects": [[oid, 1]]}))
+            raise
+        finally:
+            self.creating_paths.pop(dst, None)
+        return ok()
+
+    def _op_open(self, session: Session, request: Message) -> Message:
+        path = _path(request)
+        mode = request.get("mode", READ)
+        if not isinstance(mode, int) or mode <= 0 or mode & ~messages.ALL_MODE_BITS:
+            raise InvalidError(f"bad open mode {mode!r}", path)
+        if mode & (WRITE | TRUNC | APPEND):
+            return self._open_write(session, path, mode)
+        session.user.check_read(path)
+        row = self.namespace.file(path)
+        holders = self.registry.order_for_read(self._holders(row))
+        if not holders:
+            raise ResourceError("no live slave holds this file", path)
+        token = tokens.sign(self.key, {"kind": "r", "oid": row.id, "v": row.version}, TOKEN_TTL)
+        return ok(
+            oid=row.id,
+            version=row.version,
+            size=row.size,
+            checksum=row.checksum,
+            token=token,
+            replicas=[list(s.address) for s in holders],
+        )
+
+    def _open_write(self, session: Session, path: str, mode: int) -> Message:
+        session.user.check_write(path)
+        if mode & READ:
+            session.user.check_read(path)
+        row = self.namespace.find(path)
+        if row is not None and row.is_dir:
+            raise SectorIsADirectoryError("is a directory", path)
+        if row is None:
+            self.namespace.check_new(path)
+            self._check_not_being_created(path)
+            oid, version, base, size = self.store.allocate_id(), 1, 0, 0
+            slave = self.registry.choose_for_write()
+        else:
+            if row.id in self.writing_oids:
+                raise SectorBusyError("file is open for writing elsewhere", path)
+            oid, version = row.id, row.version + 1
+            if mode & TRUNC or row.size == 0:
+                base, size = 0, 0
+                slave = self.registry.choose_for_write()
+            else:
+                base, size = row.version, row.size
+                holders = self.registry.order_for_read(self._holders(row))
+                if not holders:
+                    raise ResourceError("no live slave holds this file", path)
+                slave = holders[0]
+        lease = Lease(next(self._lease_ids), oid, version, path, row is None, slave.id, session)
+        self.leases[lease.id] = lease
+        session.leases.add(lease.id)
+        if row is None:
+            self.creating_paths[path] = lease.id
+        else:
+            self.writing_oids[oid] = lease.id
+        slave.active += 1
+        claims = {
+            "kind": "w",
+            "oid": oid,
+            "v": version,
+            "base": base,
+            "lease": lease.id,
+            "slave": slave.id,
+        }
+        return ok(
+            lease=lease.id,
+            oid=oid,
+            version=version,
+            size=size,
+            token=tokens.sign(self.key, claims, TOKEN_TTL),
+            slave=list(slave.address),
+        )
+
+    def _op_close(self, session: Session, request: Message) -> Message:
+        lease = self._own_lease(session, request)
+        try:
+            claims = tokens.verify(self.key, request.get("receipt"))
+        except tokens.TokenError as exc:
+            raise SecurityError(f"commit receipt refused: {exc}", lease.path) from None
+        expected = (lease.oid, lease.version, lease.slave_id, lease.id)
+        if (
+            claims.get("oid"),
+            claims.get("v"),
+            claims.get("slave"),
+            claims.get("lease"),
+        ) != expected:
+            raise SecurityError("commit receipt does not match the open file", lease.path)
+        size, checksum = claims["size"], claims["checksum"]
+        try:
+            row = self._commit(lease, size, checksum)
+        finally:
+            self._release(lease.id, discard=False)
+        return ok(entry=self._entry(row))
+
+    def _commit(self, lease: Lease, size: int, checksum: str) -> Row:
+        """Make the written version the file's content: one transaction."""
+        stale: list[tuple[str, int]] = []
+        with self.store.transaction():
+            if lease.created:
+                self.namespace.check_new(lease.path)
+                parent = self.namespace.parent_for_new(lease.path)
+                self.store.insert(
+                    parent.id,
+                    lease.path.rsplit("/", 1)[1],
+                    False,
+                    entry_id=lease.oid,
+                    size=size,
+                    version=lease.version,
+                    checksum=checksum,
+                )
+            else:
+                if self.store.get(lease.oid) is None:
+                    raise SectorNotFoundError("file was removed while being written", lease.path)
+                stale = self.store.replicas(lease.oid)
+                self.store.update_content(lease.oid, size, lease.version, checksum)
+                for slave_id, _ in stale:
+                    self.store.drop_replica(lease.oid, slave_id)
+            self.store.set_replica(lease.oid, lease.slave_id, lease.version)
+        for slave_id, old_version in stale:
+            self._delete_on(slave_id, [[lease.oid, old_version]])
+        row = self.store.get(lease.oid)
+        assert row is not None
+        return row
+
+    def _op_abort(self, session: Session, request: Message) -> Message:
+        lease = self._own_lease(session, request)
+        self._release(lease.id, discard=True)
+        return ok()
+
+    def _op_sysinfo(self, session: Session, request: Message) -> Message:
+        files, dirs, size = self.store.totals()
+        slaves = [s.describe() for s in self.registry.slaves.values()]
+        return ok(
+            master={
+                "started": self.started,
+                "address": f"{self.settings.host}:{self.settings.port}",
+                "files": files,
+                "dirs": dirs,
+                "size": size,
+                "replica_num": self.settings.replica_num,
+            },
+            slaves=slaves,
+        )
+
+    _client_ops = {
+        "ping": _op_ping,
+        "stat": _op_stat,
+        "ls": _op_ls,
+        "mkdir": _op_mkdir,
+        "rm": _op_rm,
+        "move": _op_move,
+        "copy": _op_copy,
+        "open": _op_open,
+        "close": _op_close,
+        "abort": _op_abort,
+        "sysinfo": _op_sysinfo,
+    }
+
+    def _own_lease(self, session: Session, request: Message) -> Lease:
+        lease = self.leases.get(request.get("lease"))  # type: ignore[arg-type]
+        if lease is None or lease.session is not session:
+            raise InvalidError("no such open file (was the master restarted?)")
+        return lease
+
+    def _release(self, lease_id: int, discard: bool) -> None:
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            return
+        lease.session.leases.discard(lease_id)
+        self.writing_oids.pop(lease.oid, None)
+        if self.creating_paths.get(lease.path) == lease_id:
+            del self.creating_paths[lease.path]
+        slave = self.registry.slaves.get(lease.slave_id)
+        if slave is not None:
+            slave.active = max(0, slave.active - 1)
+        if discard:
+            # The slave may already have committed the bytes; nobody will point at them.
+            self._delete_on(lease.slave_id, [[lease.oid, lease.version]])
+
+    def _check_not_being_created(self, path: str) -> None:
+        if path in self.creating_paths:
+            raise SectorBusyError("a file is being created at this path", path)
+
+    def _holders(self, row: Row) -> list[str]:
+        return [slave for slave, version in self.store.replicas(row.id) if version == row.version]
+
+    def _entry(self, row: Row, with_slaves: bool = False) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": row.name or "/",
+            "isdir": row.is_dir,
+            "size": row.size,
+            "timestamp": row.mtime,
+            "version": row.version,
+            "checksum": row.checksum,
+        }
+        if with_slaves and not row.is_dir:
+            entry["slaves"] = [
+                f"{s.host}:{s.port}"
+                for i in self._holders(row)
+                if (s := self.registry.slaves.get(i)) is not None
+            ]
+        return entry
+
+    def _link(self, slave: Slave) -> SlaveLink:
+        link = self.links.get(slave.id)
+        if link is None or link.slave is not slave:
+            if link is not None:
+                link.close()
+            link = self.links[slave.id] = SlaveLink(self, slave)
+        return link
+
+    def _delete_everywhere(self, rows: list[Row]) -> None:
+        by_slave: dict[str, list[list[int]]] = {}
+        for row in rows:
+            for slave_id, version in self.store.replicas(row.id):
+                by_slave.setdefault(slave_id, []).append([row.id, version])
+        for slave_id, objects in by_slave.items():
+            self._delete_on(slave_id, objects)
+
+    def _delete_on(self, slave_id: str, objects: list[list[int]]) -> None:
+        """Best effort: a slave that misses this cleans up when it re-registers."""
+        slave = self.registry.slaves.get(slave_id)
+        if slave is None or not slave.alive or not objects:
+            return
+        self._spawn(self._link(slave).call({"op": "delete", "objects": objects}))
+
+    async def _serve_slave(self, first: Message, reader, writer, address: str) -> None:
+        acl = self.settings.slave_acl
+        if acl and not any(_ip_in(address, net) for net in acl):
+            await write_frame(writer, fail(E_SECURITY, f"slave address {address} not allowed"))
+            return
+        slave_id, port = first.get("slave_id"), first.get("port")
+        if not isinstance(slave_id, str) or not isinstance(port, int):
+            await write_frame(writer, fail(E_INVALID, "register needs slave_id and port"))
+            return
+        host = first.get("host") or address
+        slave = self.registry.register(slave_id, host, port, first)
+        self._link(slave)
+        stale = self._reconcile(slave, first.get("objects") or [])
+        log.info(
+            "slave %s joined from %s:%d (%d objects, %d stale)",
+            slave_id,
+            host,
+            port,
+            len(first.get("objects") or []),
+            len(stale),
+        )
+        await write_frame(
+            writer,
+            ok(key=self.key, heartbeat=self.settings.heartbeat_interval, slave_id=slave_id),
+        )
+        self._delete_on(slave.id, stale)
+        while (message := await read_frame(reader)) is not None:
+            if self.registry.slaves.get(slave_id) is not slave:
+                break  # a newer registration of the same slave replaced this one
+            self.registry.update(slave, message)
+            await write_frame(writer, ok())
+
+    def _reconcile(self, slave: Slave, objects: list) -> list[list[int]]:
+        """Adopt the replicas we expect; return the ones the slave must delete."""
+        reported: dict[int, tuple[int, str]] = {}
+        for item in objects:
+            if isinstance(item, list) and len(item) >= 4:
+                reported[int(item[0])] = (int(item[1]), str(item[3]))
+        current = self.store.versions(reported)
+        stale = []
+        with self.store.transaction():
+            for oid, _ in list(self.store.replicas_on(slave.id)):
+                if oid not in reported:
+                    self.store.drop_replica(oid, slave.id)
+            for oid, (version, checksum) in reported.items():
+                row_version = current.get(oid)
+                if row_version == version and checksum == self._checksum(oid):
+                    self.store.set_replica(oid, slave.id, version)
+                elif oid in self.writing_oids or self._is_leased(oid, version):
+                    continue
+                else:
+                    self.store.drop_replica(oid, slave.id)
+                    stale.append([oid, version])
+        return stale
+
+    def _is_leased(self, oid: int, version: int) -> bool:
+        return any(lease.oid == oid and lease.version == version for lease in self.leases.values())
+
+    def _checksum(self, oid: int) -> str:
+        row = self.store.get(oid)
+        return row.checksum if row else ""
+
+    async def _watch_slaves(self) -> None:
+        interval = max(0.05, min(1.0, self.settings.slave_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for slave in self.registry.expire():
+                log.warning("slave %s at %s:%d stopped answering", slave.id, *slave.address)
+
+
+def _path(request: Message, key: str = "path") -> str:
+    return normalize(request.get(key))
+
+
+def _ip_in(address: str, network) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address) in network
+    except ValueError:
+        return False
+
+
+def _error_reply(exc: SectorError) -> Message:
+    kind = None
+    if isinstance(exc, IsADirectoryError):
+        kind = "isdir"
+    elif isinstance(exc, NotADirectoryError):
+        kind = "notdir"
+    return fail(exc.code, exc.detail, exc.path, kind)
+
+
+def _reply_error(reply: Message, path: str) -> SectorError:
+    from ..errors import error_for
+
+    return error_for(int(reply.get("code", E_UNKNOWN)), str(reply.get("msg", "")), path)
+
+
+__all__ = ["MasterServer", "SectorExistsError", "SectorPermissionError"]

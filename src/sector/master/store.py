@@ -1,0 +1,250 @@
+"""The metadata store: SQLite in WAL mode, behind one narrow class.
+
+The namespace is a tree of rows keyed by (parent id, name), so renaming a
+directory that holds a million files is one UPDATE. A file's row id is also
+the name of its data on the slaves (``<id>.<version>``), which is why ids are
+never reused: they come from a persistent counter, handed out in blocks, so a
+replica left on a slave that was away can never be mistaken for a newer file.
+
+Only this module speaks SQL; a PostgreSQL store would replace this class alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT_ID = 1
+_ID_BLOCK = 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id       INTEGER PRIMARY KEY,
+    parent   INTEGER NOT NULL,
+    name     TEXT    NOT NULL,
+    is_dir   INTEGER NOT NULL,
+    size     INTEGER NOT NULL DEFAULT 0,
+    mtime    REAL    NOT NULL,
+    version  INTEGER NOT NULL DEFAULT 0,
+    checksum TEXT    NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_name ON entries (parent, name);
+CREATE TABLE IF NOT EXISTS replicas (
+    oid     INTEGER NOT NULL,
+    slave   TEXT    NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (oid, slave)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS replicas_by_slave ON replicas (slave);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One namespace entry as stored."""
+
+    id: int
+    parent: int
+    name: str
+    is_dir: bool
+    size: int
+    mtime: float
+    version: int
+    checksum: str
+
+
+_COLUMNS = "id, parent, name, is_dir, size, mtime, version, checksum"
+
+
+def _row(values: tuple) -> Row:
+    return Row(values[0], values[1], values[2], bool(values[3]), *values[4:])
+
+
+class Store:
+    """All metadata reads and writes. Not thread-safe: the master's event loop owns it."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL keeps every commit across a process crash (kill -9); only a power
+        # loss can drop the last transactions, and that is what replicas are for.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA cache_size=-65536")
+        self.db.executescript(_SCHEMA)
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO entries (id, parent, name, is_dir, mtime) "
+                "VALUES (?, 0, '', 1, ?)",
+                (ROOT_ID, time.time()),
+            )
+        self._next_id = 0
+        self._id_ceiling = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def lookup(self, parent: int, name: str) -> Row | None:
+        found = self.db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name = ?", (parent, name)
+        ).fetchone()
+        return _row(found) if found else None
+
+    def get(self, entry_id: int) -> Row | None:
+        found = self.db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (entry_id,)
+        ).fetchone()
+        return _row(found) if found else None
+
+    def children(self, parent: int) -> list[Row]:
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? ORDER BY name", (parent,)
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def has_children(self, parent: int) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM entries WHERE parent = ? LIMIT 1", (parent,)).fetchone()
+            is not None
+        )
+
+    def descendants(self, entry_id: int) -> list[Row]:
+        """Every entry below ``entry_id`` (not itself), files and directories."""
+        rows = self.db.execute(
+            f"""WITH RECURSIVE below(id) AS (
+                    SELECT id FROM entries WHERE parent = ?
+                    UNION ALL
+                    SELECT e.id FROM entries e JOIN below b ON e.parent = b.id)
+                SELECT {_COLUMNS} FROM entries WHERE id IN (SELECT id FROM below)""",
+            (entry_id,),
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def path_of(self, entry_id: int) -> str:
+        names = []
+        row = self.get(entry_id)
+        while row is not None and row.id != ROOT_ID:
+            names.append(row.name)
+            row = self.get(row.parent)
+        return "/" + "/".join(reversed(names))
+
+    def allocate_id(self) -> int:
+        """A fresh entry id, never handed out before, even across restarts."""
+        if self._next_id >= self._id_ceiling:
+            stored = self.get_meta("id_ceiling")
+            current_max = self.db.execute("SELECT max(id) FROM entries").fetchone()[0] or ROOT_ID
+            start = max(int(stored or 0), current_max + 1)
+            self.set_meta("id_ceiling", start + _ID_BLOCK)
+            self._next_id, self._id_ceiling = start, start + _ID_BLOCK
+        self._next_id += 1
+        return self._next_id - 1
+
+    def insert(
+        self,
+        parent: int,
+        name: str,
+        is_dir: bool,
+        *,
+        entry_id: int | None = None,
+        size: int = 0,
+        mtime: float | None = None,
+        version: int = 0,
+        checksum: str = "",
+    ) -> Row:
+        entry_id = entry_id if entry_id is not None else self.allocate_id()
+        mtime = time.time() if mtime is None else mtime
+        self.db.execute(
+            f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, parent, name, int(is_dir), size, mtime, version, checksum),
+        )
+        return Row(entry_id, parent, name, is_dir, size, mtime, version, checksum)
+
+    def update_content(
+        self, entry_id: int, size: int, version: int, checksum: str, mtime: float | None = None
+    ) -> None:
+        self.db.execute(
+            "UPDATE entries SET size = ?, version = ?, checksum = ?, mtime = ? WHERE id = ?",
+            (size, version, checksum, time.time() if mtime is None else mtime, entry_id),
+        )
+
+    def rename(self, entry_id: int, parent: int, name: str) -> None:
+        self.db.execute(
+            "UPDATE entries SET parent = ?, name = ? WHERE id = ?", (parent, name, entry_id)
+        )
+
+    def touch(self, entry_id: int, mtime: float | None = None) -> None:
+        self.db.execute(
+            "UPDATE entries SET mtime = ? WHERE id = ?",
+            (time.time() if mtime is None else mtime, entry_id),
+        )
+
+    def delete(self, entry_ids: Iterable[int]) -> None:
+        ids = [(i,) for i in entry_ids]
+        self.db.executemany("DELETE FROM entries WHERE id = ?", ids)
+        self.db.executemany("DELETE FROM replicas WHERE oid = ?", ids)
+
+    def replicas(self, oid: int) -> list[tuple[str, int]]:
+        """(slave id, version) for every recorded copy of object ``oid``."""
+        return self.db.execute(
+            "SELECT slave, version FROM replicas WHERE oid = ?", (oid,)
+        ).fetchall()
+
+    def set_replica(self, oid: int, slave: str, version: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO replicas (oid, slave, version) VALUES (?, ?, ?)",
+            (oid, slave, version),
+        )
+
+    def drop_replica(self, oid: int, slave: str) -> None:
+        self.db.execute("DELETE FROM replicas WHERE oid = ? AND slave = ?", (oid, slave))
+
+    def replicas_on(self, slave: str) -> Iterator[tuple[int, int]]:
+        """(oid, version) of every replica recorded on ``slave``."""
+        yield from self.db.execute("SELECT oid, version FROM replicas WHERE slave = ?", (slave,))
+
+    def versions(self, oids: Iterable[int]) -> dict[int, int]:
+        """Current version of each of ``oids`` that is still a file in the namespace."""
+        found: dict[int, int] = {}
+        batch = list(oids)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for oid, version in self.db.execute(
+                f"SELECT id, version FROM entries WHERE is_dir = 0 AND id IN ({marks})", chunk
+            ):
+                found[oid] = version
+        return found
+
+    def totals(self) -> tuple[int, int, int]:
+        """(files, directories, bytes) in the whole namespace."""
+        files, dirs, size = self.db.execute(
+            "SELECT sum(is_dir = 0), sum(is_dir = 1), sum(size) FROM entries"
+        ).fetchone()
+        return int(files or 0), int(dirs or 0) - 1, int(size or 0)
+
+    def get_meta(self, key: str) -> object:
+        found = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return found[0] if found else None
+
+    def set_meta(self, key: str, value: object) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+class _Transaction:
+    """``with store.transaction():`` - one atomic, durable unit of change."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

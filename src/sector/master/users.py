@@ -1,0 +1,123 @@
+"""Accounts: salted password hashes, login checks and path permissions.
+
+Sector let a user file hold the password in clear. We still accept that, but
+the master hashes every password as it loads it and keeps only the hash, and
+:func:`hash_password` writes entries that never held the clear text at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import UserSettings, read_users
+from ..errors import (
+    E_ACCOUNT,
+    E_ACL,
+    E_PASSWORD,
+    E_PERMISSION,
+    SectorPermissionError,
+    SecurityError,
+)
+from ..protocol.paths import is_within
+
+_SCHEME = "scrypt"
+# n=2**14 costs ~30 ms per check: cheap for a login, slow for a guesser.
+_N, _R, _P = 2**14, 8, 1
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """``scrypt$<salt>$<hash>``, the form a user file may hold instead of clear text."""
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    encode = base64.b64encode
+    return f"{_SCHEME}${encode(salt).decode()}${encode(digest).decode()}"
+
+
+def is_hashed(text: str) -> bool:
+    return text.startswith(_SCHEME + "$") and text.count("$") == 2
+
+
+def check_password(password: str, stored: str) -> bool:
+    _, salt, digest = stored.split("$")
+    candidate = hashlib.scrypt(
+        password.encode(), salt=base64.b64decode(salt), n=_N, r=_R, p=_P, dklen=32
+    )
+    return hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+@dataclass
+class User:
+    name: str
+    password_hash: str
+    read: list[str] = field(default_factory=list)
+    write: list[str] = field(default_factory=list)
+    acl: list = field(default_factory=list)
+    admin: bool = False
+
+    def can_read(self, path: str) -> bool:
+        return self.admin or any(is_within(path, p) for p in self.read + self.write)
+
+    def can_write(self, path: str) -> bool:
+        return self.admin or any(is_within(path, p) for p in self.write)
+
+    def check_read(self, path: str) -> None:
+        if not self.can_read(path):
+            raise SectorPermissionError(f"user {self.name} may not read here", path)
+
+    def check_write(self, path: str) -> None:
+        if not self.can_write(path):
+            raise SectorPermissionError(f"user {self.name} may not write here", path)
+
+
+class Users:
+    """Every account the master knows, loaded from ``conf/users``."""
+
+    def __init__(self, users: dict[str, User]):
+        self._users = users
+
+    @classmethod
+    def load(cls, users_dir: Path) -> Users:
+        return cls({name: _from_settings(s) for name, s in read_users(users_dir).items()})
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._users
+
+    def authenticate(self, name: str, password: str, address: str) -> User:
+        """The user, if the password matches and the address is allowed."""
+        user = self._users.get(name)
+        if user is None:
+            raise SecurityError(f"no user named {name!r}", code=E_ACCOUNT)
+        if not check_password(password, user.password_hash):
+            raise SecurityError("incorrect password", code=E_PASSWORD)
+        if user.acl and not _allowed(address, user.acl):
+            raise SecurityError(f"user {name} may not log in from {address}", code=E_ACL)
+        return user
+
+
+def _allowed(address: str, networks: list) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def _from_settings(settings: UserSettings) -> User:
+    stored = settings.password
+    return User(
+        name=settings.name,
+        password_hash=stored if is_hashed(stored) else hash_password(stored),
+        read=settings.read,
+        write=settings.write,
+        acl=settings.acl,
+        admin=settings.name == "root" or "/" in settings.exec,
+    )
+
+
+__all__ = ["E_PERMISSION", "User", "Users", "check_password", "hash_password", "is_hashed"]

@@ -1,0 +1,1 @@
+"""The slave: stores whole files on its local disk and serves them directly to clients."""

@@ -1,0 +1,81 @@
+"""Start-up and shutdown of a slave process.
+
+Like the master, a slave either starts completely or stops with one clear
+line, and writes ``slave.addr`` in its data directory once it is listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from ..config import ConfigError, SlaveSettings, parse_address
+from ..logs import setup_logging
+from .server import SlaveServer
+
+log = logging.getLogger("sector.slave")
+
+READY_FILE = "slave.addr"
+
+
+def run(
+    conf_dir: str | Path,
+    data_dir: str | Path | None = None,
+    master: str | None = None,
+    port: int | None = None,
+) -> int:
+    try:
+        settings = SlaveSettings.load(conf_dir, data_dir)
+        if master:
+            settings.master = parse_address(master, 6000)
+        if port is not None:
+            settings.port = port
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+        (settings.data_dir / READY_FILE).unlink(missing_ok=True)
+        setup_logging(settings.data_dir / "slave.log", settings.log_level)
+    except (ConfigError, ValueError) as exc:
+        print(f"sector slave: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = exc.filename or (data_dir or "data directory")
+        print(
+            f"sector slave: data directory {where} is not writable: {exc.strerror}", file=sys.stderr
+        )
+        return 2
+    try:
+        return asyncio.run(_serve(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(settings: SlaveSettings) -> int:
+    slave = SlaveServer(settings)
+    try:
+        host, port = await slave.start()
+    except OSError as exc:
+        print(
+            f"sector slave: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 2
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, slave.stop)
+    ready = settings.data_dir / READY_FILE
+    tmp = ready.with_suffix(".tmp")
+    tmp.write_text(f"{host} {port} {os.getpid()} {slave.slave_id}\n")
+    tmp.replace(ready)
+    try:
+        await slave.serve_forever()
+    finally:
+        ready.unlink(missing_ok=True)
+        log.info("slave stopping")
+        await slave.close()
+    return 0

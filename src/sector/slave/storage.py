@@ -1,0 +1,242 @@
+"""A slave's objects on its local disk.
+
+Each committed file version is one regular file,
+``objects/<shard>/<oid>.<version>.<checksum>``: the checksum lives in the name,
+so it is committed by the same rename that publishes the bytes and no index
+can disagree with the data. Writes go to ``tmp/`` first and become visible
+only by ``fsync`` + ``rename`` + ``fsync`` of the folder, so a killed writer
+or a crashed slave never leaves a half-written object where a reader can find
+it. Object names come only from integers inside tokens the master signed,
+never from client paths, so nothing a client sends can reach outside the
+data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..protocol.checksum import CHUNK as COPY_CHUNK
+from ..protocol.checksum import new_hasher
+from ..protocol.checksum import of_file as hash_file
+
+
+@dataclass
+class StoredObject:
+    oid: int
+    version: int
+    checksum: str
+    path: Path
+
+
+class Storage:
+    def __init__(self, data_dir: Path):
+        self.root = data_dir
+        self.objects_dir = data_dir / "objects"
+        self.tmp_dir = data_dir / "tmp"
+        self.objects_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        self.tmp_dir.mkdir()
+        self.slave_id = self._load_id()
+        self.index: dict[tuple[int, int], StoredObject] = {}
+        self.stored_bytes = 0
+        self._scan()
+
+    def _load_id(self) -> str:
+        """A stable identity, kept across restarts so the master recognises us."""
+        path = self.root / "slave.id"
+        try:
+            text = path.read_text().strip()
+            if text:
+                return text
+        except FileNotFoundError:
+            pass
+        slave_id = uuid.uuid4().hex[:12]
+        path.write_text(slave_id + "\n")
+        return slave_id
+
+    def _scan(self) -> None:
+        for shard in self.objects_dir.iterdir():
+            if not shard.is_dir():
+                continue
+            for entry in os.scandir(shard):
+                parsed = _parse_name(entry.name)
+                if parsed is None:
+                    continue
+                oid, version, checksum = parsed
+                self.index[(oid, version)] = StoredObject(oid, version, checksum, Path(entry.path))
+                self.stored_bytes += entry.stat().st_size
+
+    def inventory(self) -> list[list]:
+        """[oid, version, size, checksum] for everything stored: what we report on joining."""
+        items = []
+        for obj in self.index.values():
+            try:
+                size = obj.path.stat().st_size
+            except FileNotFoundError:
+                continue
+            items.append([obj.oid, obj.version, size, obj.checksum])
+        return items
+
+    def find(self, oid: int, version: int) -> StoredObject | None:
+        return self.index.get((oid, version))
+
+    def usage(self) -> dict[str, int]:
+        disk = shutil.disk_usage(self.root)
+        return {
+            "total": disk.total,
+            "free": disk.free,
+            "stored": self.stored_bytes,
+            "files": len(self.index),
+        }
+
+    def new_temp(self, oid: int, version: int) -> Path:
+        return self.tmp_dir / f"{oid}.{version}.{uuid.uuid4().hex[:8]}"
+
+    def publish(self, temp: Path, oid: int, version: int, checksum: str, size: int) -> StoredObject:
+        """Atomically make ``temp`` (already fsynced) the object (oid, version)."""
+        shard = self.objects_dir / f"{oid % 256:02x}"
+        if not shard.is_dir():
+            shard.mkdir(exist_ok=True)
+            _fsync_dir(self.objects_dir)
+        final = shard / f"{oid}.{version}.{checksum}"
+        previous = self.index.get((oid, version))
+        os.replace(temp, final)
+        _fsync_dir(shard)
+        if previous is not None and previous.path != final:
+            self._unlink(previous)
+        obj = StoredObject(oid, version, checksum, final)
+        self.index[(oid, version)] = obj
+        self.stored_bytes += size
+        return obj
+
+    def delete(self, oid: int, version: int) -> bool:
+        obj = self.index.pop((oid, version), None)
+        if obj is None:
+            return False
+        self._unlink(obj)
+        return True
+
+    def _unlink(self, obj: StoredObject) -> None:
+        try:
+            size = obj.path.stat().st_size
+            obj.path.unlink()
+            self.stored_bytes -= size
+        except FileNotFoundError:
+            pass
+
+    def copy(self, src: tuple[int, int], dst: tuple[int, int]) -> tuple[int, str]:
+        """Copy an object locally (for ``cp``), hashing in the same pass."""
+        source = self.find(*src)
+        if source is None:
+            raise FileNotFoundError(f"object {src[0]}.{src[1]} is not stored here")
+        temp = self.new_temp(*dst)
+        hasher = new_hasher()
+        size = 0
+        try:
+            with open(source.path, "rb") as reader, open(temp, "wb") as writer:
+                while chunk := reader.read(COPY_CHUNK):
+                    hasher.update(chunk)
+                    writer.write(chunk)
+                    size += len(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            checksum = hasher.hexdigest()
+            self.publish(temp, dst[0], dst[1], checksum, size)
+        finally:
+            temp.unlink(missing_ok=True)
+        return size, checksum
+
+    def verify(self, oid: int, version: int) -> bool | None:
+        """Re-read an object and compare with its checksum; None when it is missing."""
+        obj = self.find(oid, version)
+        if obj is None:
+            return None
+        try:
+            return hash_file(obj.path) == obj.checksum
+        except FileNotFoundError:
+            return None
+
+
+@dataclass
+class WriteSession:
+    """One new object being written: bytes land in a temp file, hashed as they pass.
+
+    The hash stays valid while writes arrive in order from the start, the
+    common case; any out-of-order write makes us re-read the file at commit.
+    """
+
+    storage: Storage
+    oid: int
+    version: int
+    lease: int
+    temp: Path
+    fd: int = -1
+    size: int = 0
+    hashed: int = 0
+    in_order: bool = True
+    hasher: object = field(default_factory=new_hasher)
+
+    @classmethod
+    def begin(cls, storage: Storage, oid: int, version: int, lease: int, base: int) -> WriteSession:
+        session = cls(storage, oid, version, lease, storage.new_temp(oid, version))
+        session.fd = os.open(session.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        if base:
+            source = storage.find(oid, base)
+            if source is None:
+                session.discard()
+                raise FileNotFoundError(f"base version {oid}.{base} is not stored here")
+            with open(source.path, "rb") as reader:
+                while chunk := reader.read(COPY_CHUNK):
+                    session.write_at(session.size, memoryview(chunk))
+        return session
+
+    def write_at(self, offset: int, data: memoryview) -> None:
+        written = os.pwrite(self.fd, data, offset)
+        while written < len(data):
+            written += os.pwrite(self.fd, data[written:], offset + written)
+        if self.in_order and offset == self.hashed:
+            self.hasher.update(data)  # type: ignore[attr-defined]
+            self.hashed += len(data)
+        else:
+            self.in_order = False
+        self.size = max(self.size, offset + len(data))
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return os.pread(self.fd, max(0, min(length, self.size - offset)), offset)
+
+    def commit(self) -> tuple[int, str]:
+        """fsync, publish, and return (size, checksum)."""
+        if self.in_order and self.hashed == self.size:
+            checksum = self.hasher.hexdigest()  # type: ignore[attr-defined]
+        else:
+            checksum = hash_file(self.temp, self.size)
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        self.storage.publish(self.temp, self.oid, self.version, checksum, self.size)
+        return self.size, checksum
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.temp.unlink(missing_ok=True)
+
+
+def _parse_name(name: str) -> tuple[int, int, str] | None:
+    parts = name.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    return int(parts[0]), int(parts[1]), parts[2]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
