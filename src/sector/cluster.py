@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import certs
-from .config import parse_address, sector_home
+from .config import RUN_FILE, read_run_file, sector_home
 from .master.users import hash_password
 
 DEFAULT_PORT = 6000
@@ -57,7 +57,7 @@ class Layout:
 
     @property
     def run_file(self) -> Path:
-        return self.home / "cluster.json"
+        return self.home / RUN_FILE
 
 
 def write_conf(
@@ -72,6 +72,12 @@ def write_conf(
     if (conf / "master.conf").exists():
         return False
     (conf / "users").mkdir(parents=True, exist_ok=True)
+    client_master = (
+        f"MASTER_ADDRESS\n\t127.0.0.1:{port}"
+        if port
+        else "# MASTER_ADDRESS is not fixed (the master takes any free port): clients\n"
+        "# find it in the cluster's run file, cluster.json"
+    )
     certs.create(layout.cert, conf / "master_node.key")
     files = {
         "master.conf": f"""\
@@ -135,8 +141,7 @@ LOG_LEVEL
 """,
         "client.conf": f"""\
 # Sector client configuration: the defaults for `sector` commands and examples.
-MASTER_ADDRESS
-\t127.0.0.1:{port}
+{client_master}
 USERNAME
 \t{DEFAULT_USER}
 PASSWORD
@@ -380,14 +385,6 @@ def wait_for_change(path: Path, timeout: float) -> None:
         time.sleep(0.01)
 
 
-def read_run_file(home: Path | None = None) -> dict | None:
-    path = Layout(Path(home or sector_home()).expanduser().resolve()).run_file
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -417,6 +414,7 @@ def stop_detached(home: Path | None = None) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
             stopped.append(name)
     Layout(Path(home or sector_home()).expanduser().resolve()).run_file.unlink(missing_ok=True)
+
     return stopped
 
 
@@ -425,10 +423,3 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-
-
-def master_from_run_file(home: Path | None = None) -> tuple[str, int] | None:
-    state = read_run_file(home)
-    if not state:
-        return None
-    return parse_address(state["master"])

@@ -15,6 +15,7 @@ message.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,19 @@ def parse_address(text: str, default_port: int | None = None) -> tuple[str, int]
     if not 0 <= port <= 65535:
         raise ValueError(f"port {port} out of range")
     return host or "127.0.0.1", port
+
+
+RUN_FILE = "cluster.json"
+
+
+def read_run_file(home: Path | str | None = None) -> dict | None:
+    """The state `sector up` records for the cluster it runs from ``home`` (None if none)."""
+    path = Path(home or sector_home()).expanduser() / RUN_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def sector_home() -> Path:

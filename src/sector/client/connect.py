@@ -1,0 +1,72 @@
+"""Finding the cluster to talk to, the same way for every tool.
+
+First found wins, field by field: explicit arguments (command-line flags),
+then the environment (``SECTOR_MASTER``, ``SECTOR_USER``, ``SECTOR_PASSWORD``,
+``SECTOR_CERT``), then ``client.conf`` under ``$SECTOR_HOME/conf`` (or
+``~/.sector/conf``), and finally the local cluster that ``sector up`` runs
+from that home. The CLI and the examples all call :func:`resolve`, so they
+agree on where a setting comes from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import ClientSettings, parse_address, read_run_file, sector_home
+from .session import Client
+
+DEFAULT_MASTER = ("127.0.0.1", 6000)
+
+
+@dataclass
+class Target:
+    """Where to connect and as whom; ``password`` may be None (ask the person)."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    cert: Path
+
+    def connect(self) -> Client:
+        """A logged-in client (raises the Sector exception on failure)."""
+        client = Client(self.host, self.port)
+        client.login(self.user, self.password or "", self.cert)
+        return client
+
+
+def resolve(
+    master: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    cert: str | os.PathLike | None = None,
+    home: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Target:
+    env = os.environ if environ is None else environ
+    home_path = Path(home or env.get("SECTOR_HOME") or sector_home()).expanduser()
+    conf = ClientSettings.load(home_path / "conf")
+    run = read_run_file(home_path) or {}
+
+    address = None
+    for text in (master, env.get("SECTOR_MASTER")):
+        if text:
+            address = parse_address(text, DEFAULT_MASTER[1])
+            break
+    if address is None:
+        address = conf.master
+    if address is None and run.get("master"):
+        address = parse_address(run["master"])
+    address = address or DEFAULT_MASTER
+
+    cert_path = cert or env.get("SECTOR_CERT") or conf.cert or run.get("cert")
+    return Target(
+        host=address[0],
+        port=address[1],
+        user=user or env.get("SECTOR_USER") or conf.user or "test",
+        password=password or env.get("SECTOR_PASSWORD") or conf.password,
+        cert=Path(cert_path).expanduser() if cert_path else home_path / "conf" / "master_node.cert",
+    )
