@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from .master.users import hash_password
 
 DEFAULT_PORT = 6000
 DEFAULT_USER, DEFAULT_PASSWORD = "test", "xxx"
+ADMIN_USER, ADMIN_PASSWORD_FILE = "root", "root.password"
 START_TIMEOUT = 30.0
 
 
@@ -177,8 +179,23 @@ WRITE_PERMISSION
 \t/
 """,
     }
+    root_password = secrets.token_urlsafe(18)
+    files[f"users/{ADMIN_USER}"] = f"""\
+# Sector administrator `{ADMIN_USER}`: may read and write everywhere and shut slaves down.
+# Its password was generated at random; the clear text is only in {ADMIN_PASSWORD_FILE}.
+PASSWORD
+\t{hash_password(root_password)}
+READ_PERMISSION
+\t/
+WRITE_PERMISSION
+\t/
+"""
     for name, text in files.items():
         (conf / name).write_text(text)
+    # Readable by the cluster's owner only: it is the one clear-text password we keep.
+    fd = os.open(conf / ADMIN_PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(root_password + "\n")
     return True
 
 
@@ -302,7 +319,9 @@ class LocalCluster:
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                start_new_session=self.detach,
+                # Own session: a terminal's Ctrl-C reaches only the launcher,
+                # which then stops the children in order (slaves, then master).
+                start_new_session=True,
             )
         process = Process(name, popen, ready, stderr_path)
         self.processes.append(process)

@@ -276,6 +276,7 @@ class UserSettings:
     exec: list[str] = field(default_factory=list)
     acl: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
     quota: int = 0
+    admin: bool = False
 
 
 def read_users(users_dir: Path) -> dict[str, UserSettings]:
@@ -298,6 +299,7 @@ def read_users(users_dir: Path) -> dict[str, UserSettings]:
             exec=_paths(conf, "EXEC_PERMISSION"),
             acl=_networks(conf, "ACL"),
             quota=conf.integer("QUOTA", 0, minimum=0),
+            admin=conf.boolean("ADMIN", False),
         )
     return users
 

@@ -85,8 +85,8 @@ class SectorError(Exception):
         text = f"{path}: {self.detail}" if path else self.detail
         super().__init__(f"{text} ({code_name(self.code)})")
 
-    def __reduce__(self):  # keep code/path through pickling (multiprocessing, pytest-xdist)
-        return (error_for, (self.code, self.detail, self.path))
+    def __reduce__(self):  # keep class/code/path through pickling (multiprocessing, xdist)
+        return (type(self), (self.detail, self.path, self.code))
 
 
 # errno.* values are given so that OSError subclasses look natural (e.errno, e.filename).
@@ -98,6 +98,9 @@ class _OSLike(SectorError, OSError):
         self.errno = self.errno_value
         self.strerror = self.detail
         self.filename = path
+
+    def __str__(self) -> str:  # OSError's "[Errno 2] ..." would hide the Sector code name
+        return Exception.__str__(self)
 
 
 class SectorPermissionError(_OSLike, PermissionError):

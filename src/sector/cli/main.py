@@ -78,15 +78,13 @@ def up(home: Path | None, slaves: int, port: int, detach: bool) -> None:
     if detach:
         click.echo("Running in the background; `sector down` stops it.")
         return
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, _frame: stopping.append(number))
     click.echo("Press Ctrl-C to stop.")
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    try:
-        dead = cluster.wait(lambda: bool(stopping))
-        if dead:
-            click.echo(f"{dead} exited unexpectedly; stopping the cluster", err=True)
-    except KeyboardInterrupt:
-        pass
+    dead = cluster.wait(lambda: bool(stopping))
+    if dead:
+        click.echo(f"{dead} exited unexpectedly; stopping the cluster", err=True)
     click.echo("Stopping the cluster...")
     cluster.stop()
     click.echo("Stopped.")

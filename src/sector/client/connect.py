@@ -63,10 +63,13 @@ def resolve(
     address = address or DEFAULT_MASTER
 
     cert_path = cert or env.get("SECTOR_CERT") or conf.cert or run.get("cert")
+    chosen_user = user or env.get("SECTOR_USER") or conf.user or "test"
+    # client.conf's PASSWORD belongs to its USERNAME: never send it for another account.
+    conf_password = conf.password if conf.user in (None, chosen_user) else None
     return Target(
         host=address[0],
         port=address[1],
-        user=user or env.get("SECTOR_USER") or conf.user or "test",
-        password=password or env.get("SECTOR_PASSWORD") or conf.password,
+        user=chosen_user,
+        password=password or env.get("SECTOR_PASSWORD") or conf_password,
         cert=Path(cert_path).expanduser() if cert_path else home_path / "conf" / "master_node.cert",
     )

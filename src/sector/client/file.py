@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import (
@@ -143,8 +145,17 @@ class SectorFile:
             self.position += count
         return count
 
-    def read_to_file(self, target: IO[bytes], verify: bool = True) -> int:
-        """Stream the rest of the file into ``target``; with ``verify``, check the checksum."""
+    def read_to_file(
+        self,
+        target: IO[bytes],
+        verify: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream the rest of the file into ``target``; with ``verify``, check the checksum.
+
+        ``progress`` is called with the byte count of each chunk as it lands,
+        so a caller can draw a progress bar without wrapping the stream.
+        """
         self._check_open()
         hasher = checksum.new_hasher() if verify and self.position == 0 else None
         buffer = bytearray(TRANSFER_BUFFER)
@@ -159,6 +170,8 @@ class SectorFile:
                 hasher.update(view[:count])
             self.position += count
             total += count
+            if progress is not None:
+                progress(count)
         if hasher is not None and hasher.hexdigest() != self.grant["checksum"]:
             raise error_for(
                 E_SECURITY, "downloaded bytes do not match the stored checksum", self.path
@@ -239,20 +252,46 @@ class SectorFile:
         self.size = max(self.size, self.position)
         return len(view)
 
-    def write_from_file(self, source: IO[bytes]) -> int:
-        """Stream a whole local file from the position, using ``sendfile``."""
+    def write_from_file(
+        self, source: IO[bytes], progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Stream a whole local file from the position, using ``sendfile``.
+
+        A pipe or other stream (``st_size`` means nothing there) is read in
+        chunks until its end instead, so ``tar c dir | ...`` never needs to fit
+        in memory. ``progress`` is called with each chunk's byte count.
+        """
         self._check_open()
         self._flush_pending()
-        length = os.fstat(source.fileno()).st_size
+        info = os.fstat(source.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return self._write_from_stream(source, progress)
+        length = info.st_size
         assert self._sock is not None
         self._send({"op": "put", "offset": self.position, "length": length})
-        sent = self._sock.sendfile(source, 0, length) if length else 0
-        if sent != length:
-            self._drop_connection()
-            raise SectorLocalFileError("local file changed size during the upload", self.path)
+        sent = 0
+        while sent < length:
+            count = min(TRANSFER_BUFFER, length - sent)
+            done = self._sock.sendfile(source, sent, count)
+            if done != count:
+                self._drop_connection()
+                raise SectorLocalFileError("local file changed size during the upload", self.path)
+            sent += done
+            if progress is not None:
+                progress(done)
         self.position += length
         self.size = max(self.size, self.position)
         return length
+
+    def _write_from_stream(self, source: IO[bytes], progress: Callable[[int], None] | None) -> int:
+        total = 0
+        while chunk := source.read(WRITE_BUFFER):
+            self.write(chunk)
+            total += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        self._flush_pending()
+        return total
 
     def flush(self) -> None:
         """Send buffered bytes to the slave (they become visible only at close)."""

@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,10 @@ from ..errors import (
     SecurityError,
     error_for,
 )
+from ..protocol import checksum
 from ..protocol.framing import Message, ProtocolError
 from ..protocol.messages import READ, TRUNC, WRITE
-from ..protocol.paths import InvalidPath, normalize
+from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
 from ..transport import client_tls_context, recv_frame, send_frame
 from .file import SectorFile
 
@@ -239,8 +241,22 @@ class Client:
         path = _normal(path)
         return SectorFile(self, path, mode, self.call("open", path=path, mode=mode))
 
-    def upload(self, local: str | os.PathLike, remote: str) -> Stat:
-        """Copy a local file into Sector (replacing any file there), atomically."""
+    def upload(
+        self,
+        local: str | os.PathLike,
+        remote: str,
+        *,
+        progress: Callable[[int], None] | None = None,
+        verify: bool = False,
+    ) -> Stat:
+        """Copy a local file into Sector (replacing any file there), atomically.
+
+        ``progress`` is called with each chunk's byte count as it is sent.
+        With ``verify`` the local file is hashed again after the commit and
+        compared with the checksum the slave computed over what it received;
+        a mismatch (the file changed meanwhile, or bytes were damaged on the
+        way) raises E_SECURITY.
+        """
         local_path = Path(local)
         try:
             source = open(local_path, "rb")  # noqa: SIM115 - closed below
@@ -249,41 +265,158 @@ class Client:
                 f"cannot read {local_path}: {exc.strerror}", str(local_path)
             ) from None
         with source, self.open(remote, WRITE | TRUNC) as remote_file:
-            remote_file.write_from_file(source)
-        return remote_file.committed  # type: ignore[return-value]
+            remote_file.write_from_file(source, progress)
+        committed = remote_file.committed
+        assert committed is not None
+        if verify and checksum.of_file(local_path) != committed.checksum:
+            raise SecurityError(
+                f"stored checksum does not match the local file {local_path}",
+                remote_file.path,
+            )
+        return committed
 
-    def download(self, remote: str, local: str | os.PathLike) -> Stat:
+    def download(
+        self,
+        remote: str,
+        local: str | os.PathLike,
+        *,
+        resume: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> Stat:
         """Copy a Sector file to a local path, verified against its checksum.
 
         The bytes land in a temporary file beside ``local`` that replaces it
         only once complete and verified, so a failed download never leaves a
         truncated file behind.
+
+        With ``resume`` an interrupted download continues instead of starting
+        over: from the temporary file an earlier attempt left (which is kept
+        when this attempt fails too), else from ``local`` itself when it is a
+        shorter prefix. The whole result is still checked against the stored
+        checksum; if the old bytes turn out not to match, the file is fetched
+        again from the start. ``progress`` is called with the count of each
+        chunk that actually crosses the network.
         """
         local_path = Path(local)
         if local_path.is_dir():
             local_path = local_path / Path(remote).name
         temp = local_path.with_name(f".{local_path.name}.sector-part")
         try:
-            target = open(temp, "wb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise SectorLocalFileError(
-                f"cannot write {local_path}: {exc.strerror}", str(local_path)
-            ) from None
-        try:
-            with target, self.open(remote, READ) as remote_file:
-                remote_file.read_to_file(target, verify=True)
+            with self.open(remote, READ) as remote_file:
+                offset = self._resume_offset(remote_file, local_path, temp) if resume else 0
+                if offset is None:
+                    return remote_file.stat()
+                try:
+                    target = open(temp, "r+b" if offset else "wb")  # noqa: SIM115 - closed below
+                except OSError as exc:
+                    raise SectorLocalFileError(
+                        f"cannot write {local_path}: {exc.strerror}", str(local_path)
+                    ) from None
+                with target:
+                    target.truncate(offset)
+                    remote_file.seek(offset)
+                    remote_file.read_to_file(target, verify=not offset, progress=progress)
+                if offset and checksum.of_file(temp) != remote_file.grant["checksum"]:
+                    temp.unlink()
+                    return self.download(remote, local_path, resume=False, progress=progress)
             os.replace(temp, local_path)
         except OSError as exc:
-            temp.unlink(missing_ok=True)
+            if not resume:
+                temp.unlink(missing_ok=True)
             if isinstance(exc, SectorError):
                 raise
             raise SectorLocalFileError(
                 f"cannot write {local_path}: {exc}", str(local_path)
             ) from None
         except BaseException:
-            temp.unlink(missing_ok=True)
+            if not resume:
+                temp.unlink(missing_ok=True)
             raise
         return remote_file.stat()
+
+    @staticmethod
+    def _resume_offset(remote_file: SectorFile, local: Path, temp: Path) -> int | None:
+        """Where to continue: the partial file's length, or None when ``local`` is complete."""
+        size, expected = remote_file.size, remote_file.grant["checksum"]
+        for candidate in (temp, local):
+            try:
+                have = candidate.stat().st_size
+            except OSError:
+                continue
+            if candidate == local:
+                if have == size and checksum.of_file(local) == expected:
+                    return None
+                if have >= size:
+                    return 0
+                os.replace(local, temp)
+            return have if have <= size else 0
+        return 0
+
+    def glob(self, pattern: str) -> list[str]:
+        """Sector paths matching ``pattern`` (``*``, ``?``, ``[...]`` per name), sorted.
+
+        A pattern without wildcards yields itself when it exists. Directories
+        are listed only where a name holds a wildcard, so ``/logs/2024*/x``
+        costs one ``ls`` of ``/logs`` and one ``stat`` per match.
+        """
+        # (path, known to be a directory?) for every candidate so far
+        found: list[tuple[str, bool | None]] = [("/", True)]
+        for name in components(_normal(pattern)):
+            step: list[tuple[str, bool | None]] = []
+            for parent, is_dir in found:
+                if not has_wildcard(name):
+                    step.append((join(parent, name), None))
+                    continue
+                if is_dir is None:
+                    try:
+                        is_dir = self.stat(parent).isdir
+                    except FileNotFoundError:
+                        continue
+                if not is_dir:
+                    continue
+                step.extend(
+                    (join(parent, entry.name), entry.isdir)
+                    for entry in self.ls(parent)
+                    if matches(entry.name, name)
+                )
+            found = step
+        return sorted(path for path, known in found if known is not None or self.exists(path))
+
+    def walk(self, top: str) -> Iterator[tuple[str, list[Stat], list[Stat]]]:
+        """``os.walk`` for Sector: (directory, its subdirectories, its files), top down.
+
+        Like ``os.walk``, removing names from the subdirectory list prunes the
+        walk. A directory that disappears meanwhile is skipped.
+        """
+        pending = [_normal(top)]
+        while pending:
+            path = pending.pop()
+            try:
+                entries = self.ls(path)
+            except FileNotFoundError:
+                continue
+            dirs = [e for e in entries if e.isdir]
+            files = [e for e in entries if not e.isdir]
+            yield path, dirs, files
+            pending.extend(join(path, d.name) for d in reversed(dirs))
+
+    def fsck(self, path: str = "/") -> Message:
+        """Have every slave re-read what it holds under ``path`` and check its checksums.
+
+        Returns ``{"files", "replicas", "problems"}``; each problem names a
+        ``path``, a ``slave`` (None when no live slave holds the file) and a
+        ``problem``: ``missing``, ``damaged`` or ``unreachable``.
+        """
+        reply = self.call("fsck", path=_normal(path))
+        return {key: reply[key] for key in ("files", "replicas", "problems")}
+
+    def shutdown(self, slave: str | None = None) -> list[str]:
+        """Stop one slave (by id or ``host:port``), or the whole cluster; admin only.
+
+        Returns the ids of the slaves stopped (and ``master`` for the whole
+        cluster): the master answers before it stops itself.
+        """
+        return list(self.call("shutdown", slave=slave)["stopped"])
 
     def data_connection(self, address: tuple[str, int]) -> socket.socket:
         """A connection to a slave, reused from the pool when one is idle."""

@@ -56,7 +56,7 @@ async def _serve(settings: MasterSettings) -> int:
         host, port = await master.start()
     except OSError as exc:
         print(
-            f"sector master: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+            f"sector master: cannot listen on {settings.host}:{settings.port}: {_reason(exc)}",
             file=sys.stderr,
         )
         await master.close()
@@ -75,3 +75,8 @@ async def _serve(settings: MasterSettings) -> int:
         log.info("master stopping")
         await master.close()
     return 0
+
+
+def _reason(exc: OSError) -> str:
+    """The plain reason ("Address already in use"), whatever wrapped the OSError."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)

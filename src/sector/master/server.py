@@ -69,6 +69,7 @@ class Session:
     user: User
     address: str
     leases: set[int] = field(default_factory=set)
+    stop_master: bool = False
 
 
 class SlaveLink:
@@ -191,6 +192,8 @@ class MasterServer:
             log.warning("dropping connection from %s: %s", peer[0], exc)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             log.debug("connection from %s ended: %s", peer[0], exc)
+        except asyncio.CancelledError:
+            pass  # the master is shutting down; the connection just ends
         finally:
             writer.close()
 
@@ -211,10 +214,10 @@ class MasterServer:
                 if request.get("op") == "logout":
                     await write_frame(writer, ok())
                     break
-                reply = self._dispatch(session, request)
-                if asyncio.iscoroutine(reply):
-                    reply = await reply
-                await write_frame(writer, reply)
+                await write_frame(writer, await self._dispatch(session, request))
+                if session.stop_master:
+                    self.stop()  # only now: the reply to `shutdown` has been sent
+                    break
         finally:
             for lease_id in list(session.leases):
                 self._release(lease_id, discard=True)
@@ -227,14 +230,17 @@ class MasterServer:
         # scrypt is slow on purpose; keep it off the event loop.
         return await loop.run_in_executor(None, self.users.authenticate, name, password, address)
 
-    def _dispatch(self, session: Session, request: Message):
+    async def _dispatch(self, session: Session, request: Message) -> Message:
         op = request.get("op")
         handler = self._client_ops.get(op) if isinstance(op, str) else None
         if handler is None:
             return fail(E_INVALID, f"unknown operation {op!r}")
         try:
             log.debug("%s %s %s", session.user.name, op, request.get("path", ""))
-            return handler(self, session, request)
+            reply = handler(self, session, request)
+            if asyncio.iscoroutine(reply):
+                reply = await reply
+            return reply
         except SectorError as exc:
             return _error_reply(exc)
         except InvalidPath as exc:
@@ -464,6 +470,85 @@ class MasterServer:
             slaves=slaves,
         )
 
+    async def _op_fsck(self, session: Session, request: Message) -> Message:
+        """Have each live slave re-read its replicas under a path and check their checksums.
+
+        Only the replicas the metadata says hold the current version are
+        checked; a file none of whose holders is alive is reported missing
+        without asking anyone.
+        """
+        path = _path(request)
+        session.user.check_read(path)
+        top = self.namespace.stat(path)
+        files = [top] if not top.is_dir else self.store.descendants(top.id)
+        problems: list[dict[str, Any]] = []
+        by_slave: dict[str, list[Row]] = {}
+        replicas = 0
+        for row in files:
+            if row.is_dir:
+                continue
+            holders = self._holders(row)
+            live = [h for h in holders if self.registry.is_live(h)]
+            if not live:
+                problems.append({"oid": row.id, "slave": None, "problem": "missing"})
+            for slave_id in live:
+                by_slave.setdefault(slave_id, []).append(row)
+                replicas += 1
+        slave_ids = list(by_slave)
+        replies = await asyncio.gather(
+            *(
+                self._link(self.registry.slaves[i]).call(
+                    {"op": "verify", "objects": [[r.id, r.version] for r in by_slave[i]]}
+                )
+                for i in slave_ids
+            )
+        )
+        for slave_id, reply in zip(slave_ids, replies, strict=True):
+            if not reply.get("ok"):
+                problems.extend(
+                    {"oid": r.id, "slave": slave_id, "problem": "unreachable"}
+                    for r in by_slave[slave_id]
+                )
+                continue
+            for kind in ("missing", "damaged"):
+                problems.extend(
+                    {"oid": int(oid), "slave": slave_id, "problem": kind}
+                    for oid, _ in reply.get(kind, [])
+                )
+        for problem in problems:
+            problem["path"] = self.store.path_of(problem.pop("oid"))
+        problems.sort(key=lambda p: (p["path"], p["slave"] or ""))
+        return ok(files=sum(not r.is_dir for r in files), replicas=replicas, problems=problems)
+
+    async def _op_shutdown(self, session: Session, request: Message) -> Message:
+        """Stop one slave (by id or host:port), or every slave and then this master."""
+        if not session.user.admin:
+            raise SectorPermissionError(f"user {session.user.name} is not an administrator")
+        target = request.get("slave")
+        if target:
+            slave = next(
+                (
+                    s
+                    for s in self.registry.slaves.values()
+                    if target in (s.id, "{}:{}".format(*s.address))
+                ),
+                None,
+            )
+            if slave is None:
+                raise SectorNotFoundError(f"no slave {target!r} is known")
+            reply = await self._link(slave).call({"op": "shutdown"})
+            if not reply.get("ok"):
+                raise _reply_error(reply, str(target))
+            slave.alive = False
+            return ok(stopped=[slave.id])
+        live = self.registry.live()
+        await asyncio.gather(*(self._link(s).call({"op": "shutdown"}) for s in live))
+        for slave in live:
+            slave.alive = False
+        session.stop_master = True
+        log.warning("cluster shutdown requested by %s", session.user.name)
+        return ok(stopped=[s.id for s in live] + ["master"])
+
     _client_ops = {
         "ping": _op_ping,
         "stat": _op_stat,
@@ -476,6 +561,8 @@ class MasterServer:
         "close": _op_close,
         "abort": _op_abort,
         "sysinfo": _op_sysinfo,
+        "fsck": _op_fsck,
+        "shutdown": _op_shutdown,
     }
 
     def _own_lease(self, session: Session, request: Message) -> Lease:
@@ -567,11 +654,17 @@ class MasterServer:
             len(first.get("objects") or []),
             len(stale),
         )
+        # Stale objects travel in the reply: the slave deletes them before serving,
+        # with no window in which a separate command could race its registration.
         await write_frame(
             writer,
-            ok(key=self.key, heartbeat=self.settings.heartbeat_interval, slave_id=slave_id),
+            ok(
+                key=self.key,
+                heartbeat=self.settings.heartbeat_interval,
+                slave_id=slave_id,
+                delete=stale,
+            ),
         )
-        self._delete_on(slave.id, stale)
         while (message := await read_frame(reader)) is not None:
             if self.registry.slaves.get(slave_id) is not slave:
                 break  # a newer registration of the same slave replaced this one

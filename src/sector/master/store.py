@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +89,11 @@ class Store:
         self.db.close()
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        return _Transaction(self.db, self._forget_id_block)
+
+    def _forget_id_block(self) -> None:
+        """After a rollback the block's reservation may be undone too: reserve afresh."""
+        self._next_id = self._id_ceiling = 0
 
     def lookup(self, parent: int, name: str) -> Row | None:
         found = self.db.execute(
@@ -240,11 +244,14 @@ class Store:
 class _Transaction:
     """``with store.transaction():`` - one atomic, durable unit of change."""
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, on_rollback: Callable[[], None]):
         self.db = db
+        self.on_rollback = on_rollback
 
     def __enter__(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self.on_rollback()

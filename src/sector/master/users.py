@@ -53,6 +53,8 @@ def check_password(password: str, stored: str) -> bool:
 
 @dataclass
 class User:
+    """An account; ``admin`` (the user ``root``, or ``ADMIN TRUE`` in its file) may do anything."""
+
     name: str
     password_hash: str
     read: list[str] = field(default_factory=list)
@@ -116,7 +118,7 @@ def _from_settings(settings: UserSettings) -> User:
         read=settings.read,
         write=settings.write,
         acl=settings.acl,
-        admin=settings.name == "root" or "/" in settings.exec,
+        admin=settings.name == "root" or settings.admin,
     )
 
 

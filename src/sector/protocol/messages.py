@@ -36,7 +36,9 @@ Master -> slave (same port, admin token)
     shutdown{token}
 
 Slave -> master (TLS, slave-initiated)
-    register{slave_id, host, port, total, free, objects}  -> {key, heartbeat}
+    register{slave_id, host, port, total, free, objects}  -> {key, heartbeat, delete}
+                                     objects: [[oid, version, size, checksum], ...];
+                                     delete: the reported objects that are stale
     heartbeat{free, total, stored, files}                  -> {}
 """
 

@@ -47,7 +47,10 @@ def normalize(path: object) -> str:
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise InvalidPath(f"name longer than {MAX_NAME_BYTES} bytes")
         parts.append(part)
-    return "/" + "/".join(parts)
+    result = "/" + "/".join(parts)
+    if len(result.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidPath("path is too long")  # rooting a relative path adds a byte
+    return result
 
 
 def components(path: str) -> list[str]:

@@ -61,7 +61,7 @@ async def _serve(settings: SlaveSettings) -> int:
         host, port = await slave.start()
     except OSError as exc:
         print(
-            f"sector slave: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+            f"sector slave: cannot listen on {settings.host}:{settings.port}: {_reason(exc)}",
             file=sys.stderr,
         )
         return 2
@@ -79,3 +79,8 @@ async def _serve(settings: SlaveSettings) -> int:
         log.info("slave stopping")
         await slave.close()
     return 0
+
+
+def _reason(exc: OSError) -> str:
+    """The plain reason ("Address already in use"), whatever wrapped the OSError."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)

@@ -135,6 +135,8 @@ class SlaveServer:
                     log.error("master refused registration: %s", reply and reply.get("msg"))
                     raise ConnectionError("registration refused")
                 self.key = reply["key"]
+                for oid, version in reply.get("delete") or []:
+                    self.storage.delete(int(oid), int(version))
                 interval = float(reply.get("heartbeat", 5.0))
                 self.registered.set()
                 self._mark_registered(True)

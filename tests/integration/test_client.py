@@ -1,0 +1,252 @@
+"""The richer client API: SectorFile modes, exceptions, atomic commits, checksums, scale."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from sector import errors
+from sector.client import POS_END, Client
+from sector.protocol import checksum
+from sector.protocol.messages import APPEND, READ, RW, TRUNC, WRITE
+from tests.conftest import connect
+from tests.support import random_file, sha256_of, wait_until
+
+
+def write_file(client: Client, path: str, data: bytes, mode: int = WRITE | TRUNC) -> None:
+    with client.open(path, mode) as handle:
+        handle.write(data)
+
+
+def read_file(client: Client, path: str) -> bytes:
+    with client.open(path, READ) as handle:
+        return handle.read()
+
+
+class TestExceptions:
+    def test_errors_subclass_the_builtins_a_python_programmer_expects(
+        self, client: Client, workdir: str
+    ) -> None:
+        with pytest.raises(FileNotFoundError) as missing:
+            client.stat(f"{workdir}/missing")
+        assert missing.value.code == errors.E_NOEXIST
+        client.mkdir(f"{workdir}/d")
+        with pytest.raises(FileExistsError):
+            client.mkdir(f"{workdir}/d")
+        with pytest.raises(IsADirectoryError):
+            client.open(f"{workdir}/d", READ)
+        write_file(client, f"{workdir}/f", b"x")
+        with pytest.raises(NotADirectoryError):
+            client.mkdir(f"{workdir}/f/below")
+        with pytest.raises(ValueError):
+            client.stat("/..")
+        with pytest.raises(errors.SectorNotEmptyError):
+            client.rm(f"{workdir}/d/..", recursive=False)
+
+    def test_rm_without_recursive_refuses_full_directory(self, client: Client, workdir: str):
+        write_file(client, f"{workdir}/full/f", b"x")
+        with pytest.raises(errors.SectorError) as refused:
+            client.rm(f"{workdir}/full", recursive=False)
+        assert refused.value.code == errors.E_NOEMPTY
+        client.rm(f"{workdir}/full/f", recursive=False)
+        client.rm(f"{workdir}/full", recursive=False)
+        assert not client.exists(f"{workdir}/full")
+
+
+class TestModes:
+    def test_append_adds_to_the_end(self, client: Client, workdir: str) -> None:
+        write_file(client, f"{workdir}/log", b"one\n")
+        write_file(client, f"{workdir}/log", b"two\n", mode=APPEND)
+        assert read_file(client, f"{workdir}/log") == b"one\ntwo\n"
+
+    def test_write_without_trunc_overwrites_in_place(self, client: Client, workdir: str) -> None:
+        write_file(client, f"{workdir}/f", b"0123456789")
+        write_file(client, f"{workdir}/f", b"ab", mode=WRITE)
+        assert read_file(client, f"{workdir}/f") == b"ab23456789"
+
+    def test_trunc_starts_empty(self, client: Client, workdir: str) -> None:
+        write_file(client, f"{workdir}/f", b"0123456789")
+        write_file(client, f"{workdir}/f", b"ab", mode=WRITE | TRUNC)
+        assert read_file(client, f"{workdir}/f") == b"ab"
+
+    def test_rw_reads_its_own_writes_before_commit(self, client: Client, workdir: str) -> None:
+        write_file(client, f"{workdir}/f", b"hello world")
+        with client.open(f"{workdir}/f", RW) as handle:
+            handle.seek(0, POS_END)
+            handle.write(b"!!")
+            handle.seek(6)
+            assert handle.read(100) == b"world!!"
+        assert read_file(client, f"{workdir}/f") == b"hello world!!"
+
+    def test_random_writes_get_a_correct_checksum(self, client: Client, workdir: str) -> None:
+        with client.open(f"{workdir}/f", WRITE) as handle:
+            handle.seek(5)
+            handle.write(b"world")
+            handle.seek(0)
+            handle.write(b"hello")
+        data = read_file(client, f"{workdir}/f")
+        assert data == b"helloworld"
+        assert client.stat(f"{workdir}/f").checksum == checksum.of_bytes(data)
+
+    def test_secure_mode_is_reported_unsupported(self, client: Client, workdir: str) -> None:
+        with pytest.raises(errors.NotSupportedError):
+            client.open(f"{workdir}/s", WRITE | 16)
+        assert not client.exists(f"{workdir}/s")
+
+
+class TestVersionsAndChecksums:
+    def test_each_commit_raises_the_version_and_records_the_checksum(
+        self, client: Client, workdir: str
+    ) -> None:
+        for version, content in enumerate([b"a", b"bb", b"ccc"], start=1):
+            write_file(client, f"{workdir}/v", content)
+            info = client.stat(f"{workdir}/v")
+            assert (info.version, info.size) == (version, len(content))
+            assert info.checksum == checksum.of_bytes(content)
+
+    def test_download_detects_a_rotten_replica(
+        self, cluster, client: Client, workdir: str, tmp_path: Path
+    ) -> None:
+        write_file(client, f"{workdir}/rot", b"precious bytes" * 1000)
+        info = client.stat(f"{workdir}/rot")
+        stored = [
+            p
+            for n in range(1, 4)
+            for p in (cluster.layout.slave_dir(n) / "objects").rglob(f"*.{info.checksum}")
+        ]
+        assert len(stored) == 1
+        with open(stored[0], "r+b") as rotten:
+            rotten.seek(100)
+            rotten.write(b"X")
+        with pytest.raises(errors.SectorError) as caught:
+            client.download(f"{workdir}/rot", tmp_path / "rot")
+        assert caught.value.code == errors.E_SECURITY
+        assert not (tmp_path / "rot").exists()
+
+
+class TestAtomicCommit:
+    def test_readers_see_the_old_version_until_close(
+        self, cluster, client: Client, workdir: str
+    ) -> None:
+        write_file(client, f"{workdir}/f", b"old")
+        other = connect(cluster)
+        with client.open(f"{workdir}/f", WRITE | TRUNC) as writer:
+            writer.write(b"new content")
+            writer.flush()
+            assert read_file(other, f"{workdir}/f") == b"old"
+        assert read_file(other, f"{workdir}/f") == b"new content"
+        other.close()
+
+    def test_a_new_file_is_not_listed_until_committed(self, client: Client, workdir: str):
+        writer = client.open(f"{workdir}/new", WRITE)
+        writer.write(b"partial")
+        writer.flush()
+        assert [e.name for e in client.ls(workdir)] == []
+        writer.close()
+        assert [e.name for e in client.ls(workdir)] == ["new"]
+
+    def test_second_writer_gets_e_busy(self, client: Client, workdir: str) -> None:
+        write_file(client, f"{workdir}/f", b"x")
+        with client.open(f"{workdir}/f", WRITE):
+            with pytest.raises(errors.SectorBusyError):
+                client.open(f"{workdir}/f", WRITE)
+            with pytest.raises(errors.SectorBusyError):
+                client.rm(f"{workdir}/f")
+        with client.open(f"{workdir}/new", WRITE), pytest.raises(errors.SectorBusyError):
+            client.open(f"{workdir}/new", WRITE)
+
+    def test_abort_keeps_the_previous_version(self, client: Client, workdir: str) -> None:
+        write_file(client, f"{workdir}/f", b"keep me")
+        with pytest.raises(RuntimeError), client.open(f"{workdir}/f", WRITE | TRUNC) as handle:
+            handle.write(b"discard me")
+            raise RuntimeError("the writer changes its mind")
+        assert read_file(client, f"{workdir}/f") == b"keep me"
+        write_file(client, f"{workdir}/f", b"writable again")
+
+    def test_a_killed_writer_leaves_the_previous_version(
+        self, cluster, client: Client, workdir: str
+    ) -> None:
+        write_file(client, f"{workdir}/f", b"survivor")
+        host, port = cluster.master_address
+        script = textwrap.dedent(
+            f"""
+            import os, sys
+            from sector.client import Client
+            c = Client({host!r}, {port})
+            c.login("test", "xxx", {str(cluster.layout.cert)!r})
+            f = c.open({workdir + "/f"!r}, 6)
+            f.write(b"doomed" * 100000)
+            f.flush()
+            print("written", flush=True)
+            sys.stdin.read()
+            """
+        )
+        writer = subprocess.Popen(
+            [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert writer.stdout.readline() == b"written\n"
+        writer.kill()
+        writer.wait()
+        assert read_file(client, f"{workdir}/f") == b"survivor"
+        # The lease dies with the writer's connection, so the file is writable again.
+        wait_until(lambda: _try_write(client, f"{workdir}/f", b"next"), what="lease release")
+        assert read_file(client, f"{workdir}/f") == b"next"
+
+
+def _try_write(client: Client, path: str, data: bytes) -> bool:
+    try:
+        write_file(client, path, data)
+    except errors.SectorBusyError:
+        return False
+    return True
+
+
+class TestScale:
+    def test_200_mb_round_trip_is_identical(
+        self, client: Client, workdir: str, tmp_path: Path
+    ) -> None:
+        local = tmp_path / "big.bin"
+        digest = random_file(local, 200 * 1024 * 1024)
+        client.upload(local, f"{workdir}/big")
+        local.unlink()
+        out = tmp_path / "back.bin"
+        client.download(f"{workdir}/big", out)
+        assert sha256_of(out) == digest
+
+    def test_1000_small_files(self, client: Client, workdir: str) -> None:
+        for number in range(1000):
+            write_file(client, f"{workdir}/many/{number:04d}", b"%d\x00" % number)
+        listing = client.ls(f"{workdir}/many")
+        assert [e.name for e in listing] == [f"{n:04d}" for n in range(1000)]
+        assert read_file(client, f"{workdir}/many/0777") == b"777\x00"
+
+    def test_eight_threads_of_concurrent_readers_and_writers(
+        self, cluster, client: Client, workdir: str
+    ) -> None:
+        failures: list[str] = []
+
+        def work(number: int) -> None:
+            own = connect(cluster)
+            try:
+                for round_number in range(10):
+                    data = bytes([number, round_number]) * 50_000
+                    write_file(own, f"{workdir}/t{number}", data)
+                    if read_file(own, f"{workdir}/t{number}") != data:
+                        failures.append(f"thread {number} round {round_number}")
+            except Exception as exc:  # reported, then asserted below
+                failures.append(f"thread {number}: {exc!r}")
+            finally:
+                own.close()
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert failures == []
+        assert all(client.stat(f"{workdir}/t{n}").version == 10 for n in range(8))

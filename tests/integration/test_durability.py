@@ -1,0 +1,93 @@
+"""Nothing is lost when processes die: master kill -9, slave restarts, stale replicas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sector.client import Client
+from sector.protocol.messages import READ, TRUNC, WRITE
+from tests.conftest import connect
+from tests.support import wait_until
+
+
+def _live_slaves(client: Client) -> int:
+    return sum(s["status"] == "alive" for s in client.sysinfo()["slaves"])
+
+
+def _objects(cluster, number: int) -> set[str]:
+    return {p.name for p in (cluster.layout.slave_dir(number) / "objects").rglob("*.*.*")}
+
+
+def test_master_kill_9_loses_nothing_and_everyone_reconnects(make_cluster, tmp_path: Path):
+    cluster = make_cluster(slaves=2)
+    client = connect(cluster)
+    local = tmp_path / "data"
+    local.write_bytes(b"\x00survives\x00" * 10_000)
+    client.mkdir("/keep/empty/dir")
+    client.upload(local, "/keep/file")
+    for number in range(50):
+        with client.open(f"/keep/many/{number}", WRITE) as handle:
+            handle.write(b"%d" % number)
+    before = client.stat("/keep/file")
+
+    cluster.restart_master(kill=True)
+
+    # The same client object carries on: it re-dials and logs in again by itself.
+    after = client.stat("/keep/file")
+    assert (after.size, after.version, after.checksum) == (
+        before.size,
+        before.version,
+        before.checksum,
+    )
+    assert client.stat("/keep/empty/dir").isdir
+    assert len(client.ls("/keep/many")) == 50
+    wait_until(lambda: _live_slaves(client) == 2, what="slaves to re-register")
+    assert client.stat("/keep/file") == before
+    out = tmp_path / "back"
+    client.download("/keep/file", out)
+    assert out.read_bytes() == local.read_bytes()
+    with client.open("/keep/many/7", READ) as handle:
+        assert handle.read() == b"7"
+    client.close()
+
+
+def test_restarted_slave_rejoins_and_drops_what_changed_while_it_was_away(
+    make_cluster, tmp_path: Path
+) -> None:
+    cluster = make_cluster(slaves=1)
+    client = connect(cluster)
+    for name in ("kept", "removed", "rewritten"):
+        with client.open(f"/{name}", WRITE) as handle:
+            handle.write(name.encode())
+    stored_before = _objects(cluster, 1)
+    assert len(stored_before) == 3
+
+    cluster.stop_process("slave1")
+    wait_until(lambda: _live_slaves(client) == 0, what="the master to notice the dead slave")
+    # The master forgets the slave's copy of a removed file, and the rewritten file's
+    # old version, though the slave is not there to be told.
+    client.rm("/removed")
+    cluster.start_slave(1)
+    wait_until(lambda: _live_slaves(client) == 1, what="the slave to rejoin")
+    with client.open("/rewritten", WRITE | TRUNC) as handle:
+        handle.write(b"v2")
+
+    with client.open("/kept", READ) as handle:
+        assert handle.read() == b"kept"
+    with client.open("/rewritten", READ) as handle:
+        assert handle.read() == b"v2"
+    wait_until(lambda: len(_objects(cluster, 1)) == 2, what="stale objects to be deleted")
+    client.close()
+
+
+def test_stale_replica_of_a_removed_file_is_deleted_on_rejoin(make_cluster) -> None:
+    cluster = make_cluster(slaves=1)
+    client = connect(cluster)
+    with client.open("/gone", WRITE) as handle:
+        handle.write(b"soon gone")
+    cluster.stop_process("slave1")
+    client.rm("/gone")
+    assert not client.exists("/gone")
+    cluster.start_slave(1)
+    wait_until(lambda: not _objects(cluster, 1), what="the orphaned object to be deleted")
+    client.close()
