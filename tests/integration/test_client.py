@@ -250,3 +250,35 @@ class TestScale:
             thread.join(timeout=300)
         assert failures == []
         assert all(client.stat(f"{workdir}/t{n}").version == 10 for n in range(8))
+
+
+def _stored_objects(cluster) -> dict[str, int]:
+    """Object file name -> inode, across every slave of the cluster."""
+    return {
+        path.name: path.stat().st_ino
+        for number in range(1, 4)
+        for path in (cluster.layout.slave_dir(number) / "objects").rglob("*.*.*")
+    }
+
+
+class TestDataStaysPut:
+    def test_moving_a_directory_of_many_files_touches_no_data(
+        self, cluster, client: Client, workdir: str
+    ) -> None:
+        for number in range(200):
+            write_file(client, f"{workdir}/tree/sub{number % 4}/{number}", b"%d" % number)
+        before = _stored_objects(cluster)
+        client.move(f"{workdir}/tree", f"{workdir}/moved/here")
+        assert _stored_objects(cluster) == before
+        assert not client.exists(f"{workdir}/tree")
+        assert read_file(client, f"{workdir}/moved/here/sub3/199") == b"199"
+
+    def test_cp_is_done_by_the_slave_that_holds_the_source(
+        self, client: Client, workdir: str
+    ) -> None:
+        write_file(client, f"{workdir}/src", b"copy on the slave" * 1000)
+        client.copy(f"{workdir}/src", f"{workdir}/dst")
+        source, copy = client.stat(f"{workdir}/src"), client.stat(f"{workdir}/dst")
+        assert copy.slaves == source.slaves
+        assert (copy.size, copy.checksum) == (source.size, source.checksum)
+        assert read_file(client, f"{workdir}/dst") == b"copy on the slave" * 1000

@@ -9,17 +9,13 @@ tests wait for that file instead of guessing with sleeps.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import signal
 import sys
 from pathlib import Path
 
 from ..config import ConfigError, MasterSettings
+from ..lifecycle import serve
 from ..logs import setup_logging
 from .server import MasterServer
-
-log = logging.getLogger("sector.master")
 
 READY_FILE = "master.addr"
 
@@ -52,31 +48,4 @@ async def _serve(settings: MasterSettings) -> int:
     except ConfigError as exc:
         print(f"sector master: {exc}", file=sys.stderr)
         return 2
-    try:
-        host, port = await master.start()
-    except OSError as exc:
-        print(
-            f"sector master: cannot listen on {settings.host}:{settings.port}: {_reason(exc)}",
-            file=sys.stderr,
-        )
-        await master.close()
-        return 2
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, master.stop)
-    ready = settings.home / READY_FILE
-    tmp = ready.with_suffix(".tmp")
-    tmp.write_text(f"{host} {port} {os.getpid()}\n")
-    tmp.replace(ready)
-    try:
-        await master.serve_forever()
-    finally:
-        ready.unlink(missing_ok=True)
-        log.info("master stopping")
-        await master.close()
-    return 0
-
-
-def _reason(exc: OSError) -> str:
-    """The plain reason ("Address already in use"), whatever wrapped the OSError."""
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    return await serve(master, "master", (settings.host, settings.port), settings.home / READY_FILE)

@@ -7,17 +7,13 @@ line, and writes ``slave.addr`` in its data directory once it is listening.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import signal
 import sys
 from pathlib import Path
 
 from ..config import ConfigError, SlaveSettings, parse_address
+from ..lifecycle import serve
 from ..logs import setup_logging
 from .server import SlaveServer
-
-log = logging.getLogger("sector.slave")
 
 READY_FILE = "slave.addr"
 
@@ -57,30 +53,10 @@ def run(
 
 async def _serve(settings: SlaveSettings) -> int:
     slave = SlaveServer(settings)
-    try:
-        host, port = await slave.start()
-    except OSError as exc:
-        print(
-            f"sector slave: cannot listen on {settings.host}:{settings.port}: {_reason(exc)}",
-            file=sys.stderr,
-        )
-        return 2
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, slave.stop)
-    ready = settings.data_dir / READY_FILE
-    tmp = ready.with_suffix(".tmp")
-    tmp.write_text(f"{host} {port} {os.getpid()} {slave.slave_id}\n")
-    tmp.replace(ready)
-    try:
-        await slave.serve_forever()
-    finally:
-        ready.unlink(missing_ok=True)
-        log.info("slave stopping")
-        await slave.close()
-    return 0
-
-
-def _reason(exc: OSError) -> str:
-    """The plain reason ("Address already in use"), whatever wrapped the OSError."""
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    return await serve(
+        slave,
+        "slave",
+        (settings.host, settings.port),
+        settings.data_dir / READY_FILE,
+        extra=slave.slave_id,
+    )

@@ -1,0 +1,49 @@
+"""What every server process does around its real work, written once.
+
+Start listening or stop with one clear line; stop cleanly on SIGTERM/SIGINT;
+and publish a ready file (``host port pid ...``) atomically once listening,
+so launchers and tests wait on a file instead of guessing with sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Protocol
+
+
+class Server(Protocol):
+    async def start(self) -> tuple[str, int]: ...
+    async def serve_forever(self) -> None: ...
+    def stop(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+async def serve(
+    server: Server, name: str, bind: tuple[str, int], ready_file: Path, extra: str = ""
+) -> int:
+    """Run ``server`` until a signal asks it to stop; the process exit code."""
+    try:
+        host, port = await server.start()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"sector {name}: cannot listen on {bind[0]}:{bind[1]}: {reason}", file=sys.stderr)
+        await server.close()
+        return 2
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    temp = ready_file.with_suffix(".tmp")
+    temp.write_text(f"{host} {port} {os.getpid()} {extra}".rstrip() + "\n")
+    temp.replace(ready_file)
+    try:
+        await server.serve_forever()
+    finally:
+        ready_file.unlink(missing_ok=True)
+        logging.getLogger(f"sector.{name}").info("%s stopping", name)
+        await server.close()
+    return 0
