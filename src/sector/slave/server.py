@@ -209,6 +209,10 @@ class DataConnection:
                     await self.loop.sock_sendall(self.sock, encode(reply))
         except (ConnectionError, ProtocolError, OSError) as exc:
             log.debug("data connection ended: %s", exc)
+        except asyncio.CancelledError:
+            pass  # the slave is shutting down
+        except Exception:
+            log.exception("dropping a data connection after an unexpected error")
         finally:
             self._end_write()
             for handle in self.open_files.values():

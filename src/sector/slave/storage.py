@@ -103,11 +103,11 @@ class Storage:
             shard.mkdir(exist_ok=True)
             _fsync_dir(self.objects_dir)
         final = shard / f"{oid}.{version}.{checksum}"
-        previous = self.index.get((oid, version))
+        previous = self.index.pop((oid, version), None)
+        if previous is not None:
+            self._unlink(previous)
         os.replace(temp, final)
         _fsync_dir(shard)
-        if previous is not None and previous.path != final:
-            self._unlink(previous)
         obj = StoredObject(oid, version, checksum, final)
         self.index[(oid, version)] = obj
         self.stored_bytes += size
