@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from . import certs
 from .config import RUN_FILE, read_run_file, sector_home
 from .master.users import hash_password
@@ -213,7 +215,8 @@ class LocalCluster:
 
     home: Path = field(default_factory=sector_home)
     slaves: int = 3
-    port: int = DEFAULT_PORT
+    #: None: the conf's SECTOR_PORT (DEFAULT_PORT when the conf is new)
+    port: int | None = None
     log_level: int = 3
     heartbeat: float = 2.0
     slave_timeout: float = 10.0
@@ -228,7 +231,13 @@ class LocalCluster:
     def start(self) -> None:
         layout = self.layout
         layout.home.mkdir(parents=True, exist_ok=True)
-        write_conf(layout, self.port, self.log_level, self.heartbeat, self.slave_timeout)
+        write_conf(
+            layout,
+            DEFAULT_PORT if self.port is None else self.port,
+            self.log_level,
+            self.heartbeat,
+            self.slave_timeout,
+        )
         try:
             self.master_address = self._start_master()
             for number in range(1, self.slaves + 1):
@@ -251,8 +260,7 @@ class LocalCluster:
                 str(layout.conf),
                 "--home",
                 str(home),
-                "--port",
-                str(self.port),
+                *([] if self.port is None else ["--port", str(self.port)]),
             ],
             home,
             ready,
@@ -405,40 +413,51 @@ def wait_for_change(path: Path, timeout: float) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def stop_detached(home: Path | None = None) -> list[str]:
-    """Stop a cluster started with ``sector up --detach``; returns what was stopped."""
+    """Stop a cluster started with ``sector up --detach``; returns what was stopped.
+
+    Slaves are all asked to stop at once, then the master, each group given
+    10 seconds before SIGKILL. Only processes that still run a Sector server
+    are signalled, so a PID reused since then is left alone.
+    """
     state = read_run_file(home)
     if state is None:
         return []
-    stopped = []
-    pids = state.get("pids", {})
-    for name in sorted(pids, key=lambda n: n == "master"):
-        pid = pids[name]
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-                _reap(pid)
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-            stopped.append(name)
+    pids: dict[str, int] = state.get("pids", {})
+    ours = {name: pid for name, pid in pids.items() if _is_sector_server(pid)}
+    slaves = [name for name in ours if name != "master"]
+    for group in (slaves, [name for name in ours if name == "master"]):
+        for name in group:
+            _signal(ours[name], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while any(pid_alive(ours[n]) for n in group) and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling the processes' exit, with a deadline
+        for name in group:
+            if pid_alive(ours[name]):
+                _signal(ours[name], signal.SIGKILL)
     Layout(Path(home or sector_home()).expanduser().resolve()).run_file.unlink(missing_ok=True)
+    return sorted(ours, key=lambda name: (name == "master", name))
 
-    return stopped
 
-
-def _reap(pid: int) -> None:
+def _is_sector_server(pid: int) -> bool:
     try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and any(
+            part in ("sector.master", "sector.slave") for part in process.cmdline()
+        )
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
         pass

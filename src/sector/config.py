@@ -305,9 +305,8 @@ def read_users(users_dir: Path) -> dict[str, UserSettings]:
 
 
 def read_acl(path: Path) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """An ACL file: one IP or CIDR per line (values of any key, or bare lines)."""
+    """An ACL file, as Sector wrote them: one IP address or CIDR range per line."""
     networks = []
-    conf_text = ""
     try:
         conf_text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -30,6 +30,7 @@ class StoredObject:
     version: int
     checksum: str
     path: Path
+    size: int
 
 
 class Storage:
@@ -67,18 +68,27 @@ class Storage:
                 if parsed is None:
                     continue
                 oid, version, checksum = parsed
-                self.index[(oid, version)] = StoredObject(oid, version, checksum, Path(entry.path))
-                self.stored_bytes += entry.stat().st_size
+                size = entry.stat().st_size
+                self.index[(oid, version)] = StoredObject(
+                    oid, version, checksum, Path(entry.path), size
+                )
+                self.stored_bytes += size
 
     def inventory(self) -> list[list]:
-        """[oid, version, size, checksum] for everything stored: what we report on joining."""
+        """[oid, version, size, checksum] for everything stored: what we report on joining.
+
+        Each file is looked at again, so one that vanished from the disk behind our
+        back is not claimed (and the master re-replicates it rather than trusting us).
+        """
         items = []
-        for obj in self.index.values():
+        for key, obj in list(self.index.items()):
             try:
-                size = obj.path.stat().st_size
+                obj.size = obj.path.stat().st_size
             except FileNotFoundError:
+                del self.index[key]
+                self.stored_bytes -= obj.size
                 continue
-            items.append([obj.oid, obj.version, size, obj.checksum])
+            items.append([obj.oid, obj.version, obj.size, obj.checksum])
         return items
 
     def find(self, oid: int, version: int) -> StoredObject | None:
@@ -103,12 +113,12 @@ class Storage:
             shard.mkdir(exist_ok=True)
             _fsync_dir(self.objects_dir)
         final = shard / f"{oid}.{version}.{checksum}"
-        previous = self.index.pop((oid, version), None)
-        if previous is not None:
-            self._unlink(previous)
+        previous = self.index.get((oid, version))
         os.replace(temp, final)
         _fsync_dir(shard)
-        obj = StoredObject(oid, version, checksum, final)
+        if previous is not None:  # republished: readers never saw a gap, now drop the old
+            self._unlink(previous, keep=previous.path == final)
+        obj = StoredObject(oid, version, checksum, final, size)
         self.index[(oid, version)] = obj
         self.stored_bytes += size
         return obj
@@ -120,11 +130,12 @@ class Storage:
         self._unlink(obj)
         return True
 
-    def _unlink(self, obj: StoredObject) -> None:
+    def _unlink(self, obj: StoredObject, keep: bool = False) -> None:
+        """Forget ``obj``'s bytes; with ``keep`` its path now holds newer bytes to keep."""
         try:
-            size = obj.path.stat().st_size
-            obj.path.unlink()
-            self.stored_bytes -= size
+            self.stored_bytes -= obj.size
+            if not keep:
+                obj.path.unlink()
         except FileNotFoundError:
             pass
 

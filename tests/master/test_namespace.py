@@ -1,0 +1,245 @@
+"""Sector's namespace rules, on a real SQLite store in a temporary file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sector.errors import (
+    E_EXIST,
+    E_INVALID,
+    E_NOEMPTY,
+    E_NOEXIST,
+    E_PERMISSION,
+    SectorError,
+)
+from sector.master.namespace import Namespace
+from sector.master.store import ROOT_ID, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "meta.db")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def ns(store: Store) -> Namespace:
+    return Namespace(store)
+
+
+def add_file(ns: Namespace, path: str, size: int = 0) -> int:
+    """Create a file the way the master commits a new one: parents made as needed."""
+    with ns.store.transaction():
+        parent = ns.parent_for_new(path)
+        return ns.store.insert(parent.id, path.rsplit("/", 1)[1], False, size=size).id
+
+
+def code_of(excinfo: pytest.ExceptionInfo[SectorError]) -> int:
+    return excinfo.value.code
+
+
+# --- lookups ------------------------------------------------------------------------
+
+
+def test_find_walks_the_tree_and_returns_none_for_missing_parts(ns: Namespace) -> None:
+    file_id = add_file(ns, "/a/b/f")
+    found = ns.find("/a/b/f")
+    assert found is not None and found.id == file_id
+    assert ns.find("/") is not None and ns.find("/").id == ROOT_ID
+    assert ns.find("/a/x") is None
+    assert ns.find("/a/b/f/under-a-file") is None
+
+
+def test_stat_of_a_missing_path_is_e_noexist_naming_the_path(ns: Namespace) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        ns.stat("/nothing")
+    assert caught.value.code == E_NOEXIST
+    assert caught.value.path == "/nothing"
+
+
+def test_file_of_a_directory_is_an_is_a_directory_error(ns: Namespace) -> None:
+    ns.mkdir("/d")
+    with pytest.raises(IsADirectoryError) as caught:
+        ns.file("/d")
+    assert caught.value.code == E_INVALID
+
+
+def test_list_gives_children_by_name_and_a_file_lists_as_itself(ns: Namespace) -> None:
+    for name in ("c", "a", "b"):
+        add_file(ns, f"/d/{name}")
+    assert [r.name for r in ns.list("/d")] == ["a", "b", "c"]
+    assert [r.name for r in ns.list("/d/b")] == ["b"]
+
+
+# --- mkdir --------------------------------------------------------------------------
+
+
+def test_mkdir_creates_missing_parents(ns: Namespace) -> None:
+    row = ns.mkdir("/x/y/z")
+    assert row.is_dir and row.name == "z"
+    assert ns.stat("/x").is_dir and ns.stat("/x/y").is_dir
+
+
+@pytest.mark.parametrize("path", ["/", "/d", "/d/f"])
+def test_mkdir_of_an_existing_path_is_e_exist(ns: Namespace, path: str) -> None:
+    add_file(ns, "/d/f")
+    with pytest.raises(FileExistsError) as caught:
+        ns.mkdir(path)
+    assert caught.value.code == E_EXIST
+
+
+def test_mkdir_through_a_file_is_not_a_directory_naming_the_file(ns: Namespace) -> None:
+    add_file(ns, "/d/f")
+    with pytest.raises(NotADirectoryError) as caught:
+        ns.mkdir("/d/f/sub")
+    assert caught.value.code == E_INVALID
+    assert caught.value.path == "/d/f"
+    assert ns.find("/d/f/sub") is None
+
+
+def test_mkdir_updates_the_parents_mtime(ns: Namespace, store: Store) -> None:
+    ns.mkdir("/p")
+    store.touch(ns.stat("/p").id, mtime=1.0)
+    ns.mkdir("/p/q")
+    assert ns.stat("/p").mtime > 1.0
+
+
+# --- new files ----------------------------------------------------------------------
+
+
+def test_check_new_accepts_a_free_path_with_missing_parents(ns: Namespace) -> None:
+    ns.check_new("/brand/new/file")
+
+
+def test_check_new_refuses_an_existing_path(ns: Namespace) -> None:
+    add_file(ns, "/f")
+    with pytest.raises(FileExistsError):
+        ns.check_new("/f")
+
+
+def test_check_new_refuses_a_file_as_an_intermediate_component(ns: Namespace) -> None:
+    add_file(ns, "/a/f")
+    with pytest.raises(NotADirectoryError) as caught:
+        ns.check_new("/a/f/b/c")
+    assert caught.value.path == "/a/f"
+
+
+def test_parent_for_new_refuses_the_root(ns: Namespace) -> None:
+    with pytest.raises(FileExistsError):
+        ns.parent_for_new("/")
+
+
+# --- remove -------------------------------------------------------------------------
+
+
+def test_remove_a_file_returns_it(ns: Namespace) -> None:
+    file_id = add_file(ns, "/d/f")
+    removed = ns.remove("/d/f", recursive=False)
+    assert [r.id for r in removed] == [file_id]
+    assert ns.find("/d/f") is None and ns.find("/d") is not None
+
+
+def test_remove_an_empty_directory_without_recursive(ns: Namespace) -> None:
+    ns.mkdir("/empty")
+    assert ns.remove("/empty", recursive=False) == []
+    assert ns.find("/empty") is None
+
+
+def test_remove_a_non_empty_directory_without_recursive_is_e_noempty(ns: Namespace) -> None:
+    add_file(ns, "/d/f")
+    with pytest.raises(SectorError) as caught:
+        ns.remove("/d", recursive=False)
+    assert code_of(caught) == E_NOEMPTY
+    assert ns.find("/d/f") is not None
+
+
+def test_recursive_remove_returns_every_file_below_and_only_files(ns: Namespace) -> None:
+    ids = {add_file(ns, p) for p in ("/d/f1", "/d/sub/f2", "/d/sub/deeper/f3")}
+    ns.mkdir("/d/empty-dir")
+    keep = add_file(ns, "/dd/f")
+    removed = ns.remove("/d", recursive=True)
+    assert {r.id for r in removed} == ids
+    assert all(not r.is_dir for r in removed)
+    assert ns.find("/d") is None and ns.find("/d/sub/deeper") is None
+    found = ns.find("/dd/f")
+    assert found is not None and found.id == keep
+
+
+def test_remove_the_root_is_refused(ns: Namespace) -> None:
+    with pytest.raises(PermissionError) as caught:
+        ns.remove("/", recursive=True)
+    assert caught.value.code == E_PERMISSION
+
+
+def test_remove_a_missing_path_is_e_noexist(ns: Namespace) -> None:
+    with pytest.raises(FileNotFoundError):
+        ns.remove("/ghost", recursive=True)
+
+
+# --- move ---------------------------------------------------------------------------
+
+
+def test_move_a_file_keeps_its_id(ns: Namespace) -> None:
+    file_id = add_file(ns, "/a/f", size=5)
+    moved = ns.move("/a/f", "/b/g")
+    assert moved.id == file_id and moved.size == 5
+    assert ns.find("/a/f") is None
+
+
+def test_moving_a_directory_takes_its_children_in_one_row_update(
+    ns: Namespace, store: Store
+) -> None:
+    ids = [add_file(ns, f"/src/sub/f{i}") for i in range(50)]
+    ns.mkdir("/dst")
+    before = store.db.total_changes
+    ns.move("/src", "/dst/moved")
+    # one rename + the two parents' mtimes; nothing per child
+    assert store.db.total_changes - before == 3
+    assert ns.stat("/dst/moved/sub/f7").id == ids[7]
+    assert ns.find("/src") is None
+
+
+def test_move_onto_an_existing_path_is_e_exist(ns: Namespace) -> None:
+    add_file(ns, "/a")
+    add_file(ns, "/b")
+    with pytest.raises(FileExistsError) as caught:
+        ns.move("/a", "/b")
+    assert caught.value.code == E_EXIST
+    assert caught.value.path == "/b"
+
+
+@pytest.mark.parametrize("dst", ["/d/inside", "/d/x/y/z"])
+def test_move_a_directory_into_itself_is_e_invalid(ns: Namespace, dst: str) -> None:
+    ns.mkdir("/d/x")
+    with pytest.raises(ValueError) as caught:
+        ns.move("/d", dst)
+    assert caught.value.code == E_INVALID
+    assert ns.stat("/d/x").is_dir
+
+
+def test_move_to_a_sibling_with_a_shared_prefix_is_allowed(ns: Namespace) -> None:
+    ns.mkdir("/d")
+    ns.move("/d", "/d2")
+    assert ns.stat("/d2").is_dir
+
+
+def test_move_the_root_is_refused(ns: Namespace) -> None:
+    with pytest.raises(PermissionError):
+        ns.move("/", "/elsewhere")
+
+
+def test_move_under_a_file_is_not_a_directory(ns: Namespace) -> None:
+    add_file(ns, "/f")
+    add_file(ns, "/g")
+    with pytest.raises(NotADirectoryError):
+        ns.move("/g", "/f/g")
+    assert ns.find("/g") is not None
+
+
+def test_move_a_missing_source_is_e_noexist(ns: Namespace) -> None:
+    with pytest.raises(FileNotFoundError):
+        ns.move("/ghost", "/x")

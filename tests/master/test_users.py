@@ -1,0 +1,145 @@
+"""Accounts: salted password hashes, login checks and path permissions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sector.errors import E_ACCOUNT, E_ACL, E_PASSWORD, E_PERMISSION, SecurityError
+from sector.master.users import User, Users, check_password, hash_password, is_hashed
+
+
+def test_a_hash_checks_its_own_password_and_no_other() -> None:
+    stored = hash_password("xxx")
+    assert check_password("xxx", stored)
+    assert not check_password("xxy", stored)
+    assert not check_password("", stored)
+
+
+def test_hashes_are_salted_and_never_hold_the_clear_text() -> None:
+    first, second = hash_password("xxx"), hash_password("xxx")
+    assert first != second
+    assert "xxx" not in first.split("$", 1)[1]
+    assert is_hashed(first) and first.startswith("scrypt$")
+
+
+def test_a_given_salt_makes_the_hash_reproducible() -> None:
+    assert hash_password("pw", salt=b"s" * 16) == hash_password("pw", salt=b"s" * 16)
+
+
+@pytest.mark.parametrize("text", ["xxx", "scrypt$only-one", "bcrypt$a$b", ""])
+def test_clear_text_is_not_mistaken_for_a_hash(text: str) -> None:
+    assert not is_hashed(text)
+
+
+def write_user(users_dir: Path, name: str, body: str) -> None:
+    users_dir.mkdir(parents=True, exist_ok=True)
+    (users_dir / name).write_text(body)
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> Users:
+    users_dir = tmp_path / "users"
+    write_user(users_dir, "test", "PASSWORD\n\txxx\nREAD_PERMISSION\n\t/\nWRITE_PERMISSION\n\t/w\n")
+    write_user(users_dir, "hashed", f"PASSWORD\n\t{hash_password('secret')}\n")
+    write_user(users_dir, "lab", "PASSWORD\n\tp\nACL\n\t10.0.0.0/8\n\t::1\n")
+    write_user(users_dir, "root", "PASSWORD\n\tr\n")
+    write_user(users_dir, "ops", "PASSWORD\n\to\nADMIN\n\tTRUE\n")
+    return Users.load(users_dir)
+
+
+def test_clear_text_passwords_are_hashed_at_load(users: Users) -> None:
+    test = users.authenticate("test", "xxx", "127.0.0.1")
+    assert is_hashed(test.password_hash)
+    assert "xxx" not in test.password_hash
+
+
+def test_hashed_entries_are_kept_as_written(users: Users) -> None:
+    assert users.authenticate("hashed", "secret", "127.0.0.1").name == "hashed"
+
+
+def test_an_unknown_user_is_e_account(users: Users) -> None:
+    assert "nobody" not in users and "test" in users
+    with pytest.raises(SecurityError) as caught:
+        users.authenticate("nobody", "xxx", "127.0.0.1")
+    assert caught.value.code == E_ACCOUNT
+
+
+def test_a_wrong_password_is_e_password(users: Users) -> None:
+    with pytest.raises(SecurityError) as caught:
+        users.authenticate("test", "wrong", "127.0.0.1")
+    assert caught.value.code == E_PASSWORD
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "::1"])
+def test_a_user_with_an_acl_may_log_in_from_inside_it(users: Users, address: str) -> None:
+    assert users.authenticate("lab", "p", address).name == "lab"
+
+
+@pytest.mark.parametrize("address", ["192.168.0.1", "127.0.0.1", "not-an-ip"])
+def test_a_login_from_outside_the_acl_is_e_acl(users: Users, address: str) -> None:
+    with pytest.raises(SecurityError) as caught:
+        users.authenticate("lab", "p", address)
+    assert caught.value.code == E_ACL
+
+
+def test_the_password_is_checked_before_the_acl(users: Users) -> None:
+    """A guesser outside the ACL learns nothing more than a wrong password."""
+    with pytest.raises(SecurityError) as caught:
+        users.authenticate("lab", "wrong", "192.168.0.1")
+    assert caught.value.code == E_PASSWORD
+
+
+def test_root_and_users_marked_admin_true_are_admins(users: Users) -> None:
+    assert users.authenticate("root", "r", "127.0.0.1").admin
+    assert users.authenticate("ops", "o", "127.0.0.1").admin
+    assert not users.authenticate("test", "xxx", "127.0.0.1").admin
+
+
+# --- permissions --------------------------------------------------------------------
+
+
+def make_user(read: list[str], write: list[str], admin: bool = False) -> User:
+    return User("u", hash_password("x", salt=b"0" * 16), read=read, write=write, admin=admin)
+
+
+def test_permissions_cover_the_prefix_and_everything_below_it() -> None:
+    user = make_user(read=["/data"], write=["/data/out"])
+    assert user.can_read("/data") and user.can_read("/data/a/b")
+    assert user.can_write("/data/out") and user.can_write("/data/out/x")
+    assert not user.can_write("/data/in")
+
+
+def test_a_prefix_matches_whole_names_only() -> None:
+    user = make_user(read=["/data"], write=["/data"])
+    assert not user.can_read("/database")
+    assert not user.can_write("/data2/x")
+
+
+def test_write_permission_implies_read() -> None:
+    user = make_user(read=[], write=["/w"])
+    assert user.can_read("/w/f")
+    assert not user.can_read("/r")
+
+
+def test_read_permission_on_the_root_reads_everything_but_writes_nothing() -> None:
+    user = make_user(read=["/"], write=[])
+    assert user.can_read("/any/where")
+    assert not user.can_write("/any/where")
+
+
+def test_an_admin_may_do_anything() -> None:
+    admin = make_user(read=[], write=[], admin=True)
+    assert admin.can_read("/x") and admin.can_write("/x")
+
+
+def test_check_read_and_check_write_raise_e_permission_naming_the_path() -> None:
+    user = make_user(read=["/r"], write=[])
+    user.check_read("/r/f")
+    with pytest.raises(PermissionError) as caught:
+        user.check_write("/r/f")
+    assert caught.value.code == E_PERMISSION
+    assert caught.value.path == "/r/f"
+    with pytest.raises(PermissionError):
+        user.check_read("/other")

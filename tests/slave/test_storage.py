@@ -1,0 +1,220 @@
+"""A slave's objects on disk: hashed while written, published atomically, found again."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sector.protocol import checksum
+from sector.slave.storage import Storage, WriteSession
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    return Storage(tmp_path / "data")
+
+
+def object_files(storage: Storage) -> list[Path]:
+    return sorted(p for p in storage.objects_dir.rglob("*") if p.is_file())
+
+
+def write_object(storage: Storage, oid: int, version: int, data: bytes) -> tuple[int, str]:
+    session = WriteSession.begin(storage, oid, version, lease=1, base=0)
+    session.write_at(0, memoryview(data))
+    return session.commit()
+
+
+# --- writing ------------------------------------------------------------------------
+
+
+def test_in_order_writes_are_hashed_in_one_pass_matching_of_file(storage: Storage) -> None:
+    pieces = [os.urandom(1000), b"\x00" * 5000, os.urandom(3)]
+    session = WriteSession.begin(storage, 7, 1, lease=1, base=0)
+    offset = 0
+    for piece in pieces:
+        session.write_at(offset, memoryview(piece))
+        offset += len(piece)
+    assert session.in_order and session.hashed == offset
+    size, digest = session.commit()
+    stored = storage.find(7, 1)
+    assert stored is not None
+    assert size == offset
+    assert digest == checksum.of_bytes(b"".join(pieces)) == checksum.of_file(stored.path)
+    assert stored.checksum == digest
+    assert stored.path.read_bytes() == b"".join(pieces)
+
+
+def test_out_of_order_writes_still_give_the_right_checksum(storage: Storage) -> None:
+    data = os.urandom(9000)
+    session = WriteSession.begin(storage, 8, 1, lease=1, base=0)
+    for start in (6000, 0, 3000):
+        session.write_at(start, memoryview(data[start : start + 3000]))
+    assert not session.in_order
+    size, digest = session.commit()
+    assert (size, digest) == (9000, checksum.of_bytes(data))
+
+
+def test_overwriting_already_hashed_bytes_gives_the_checksum_of_the_final_content(
+    storage: Storage,
+) -> None:
+    session = WriteSession.begin(storage, 9, 1, lease=1, base=0)
+    session.write_at(0, memoryview(b"aaaaaaaaaa"))
+    session.write_at(2, memoryview(b"BB"))
+    assert session.commit() == (10, checksum.of_bytes(b"aaBBaaaaaa"))
+
+
+def test_a_gap_reads_as_zeros(storage: Storage) -> None:
+    session = WriteSession.begin(storage, 10, 1, lease=1, base=0)
+    session.write_at(4, memoryview(b"tail"))
+    assert session.commit() == (8, checksum.of_bytes(b"\x00\x00\x00\x00tail"))
+
+
+def test_read_at_sees_the_writers_own_unpublished_bytes(storage: Storage) -> None:
+    session = WriteSession.begin(storage, 11, 1, lease=1, base=0)
+    session.write_at(0, memoryview(b"hello world"))
+    assert session.read_at(6, 100) == b"world"
+    assert session.read_at(20, 5) == b""
+    session.discard()
+
+
+def test_an_empty_object_can_be_committed(storage: Storage) -> None:
+    session = WriteSession.begin(storage, 12, 1, lease=1, base=0)
+    assert session.commit() == (0, checksum.of_bytes(b""))
+    assert storage.find(12, 1) is not None
+
+
+def test_a_new_version_can_start_from_a_base_version(storage: Storage) -> None:
+    write_object(storage, 13, 1, b"0123456789")
+    session = WriteSession.begin(storage, 13, 2, lease=2, base=1)
+    session.write_at(10, memoryview(b"ABC"))
+    assert session.commit() == (13, checksum.of_bytes(b"0123456789ABC"))
+    assert storage.find(13, 1) is not None, "the base version stays until the master deletes it"
+
+
+def test_a_missing_base_version_is_refused_and_leaves_nothing(storage: Storage) -> None:
+    with pytest.raises(FileNotFoundError):
+        WriteSession.begin(storage, 14, 2, lease=1, base=1)
+    assert list(storage.tmp_dir.iterdir()) == []
+
+
+# --- atomic publication --------------------------------------------------------------
+
+
+def test_nothing_is_in_objects_before_commit_and_no_temp_is_left_after(
+    storage: Storage,
+) -> None:
+    session = WriteSession.begin(storage, 20, 1, lease=1, base=0)
+    session.write_at(0, memoryview(b"x" * 100))
+    assert object_files(storage) == []
+    assert storage.find(20, 1) is None
+    assert [p.name for p in storage.tmp_dir.iterdir()] == [session.temp.name]
+    session.commit()
+    assert list(storage.tmp_dir.iterdir()) == []
+    [published] = object_files(storage)
+    assert published.name == f"20.1.{checksum.of_bytes(b'x' * 100)}"
+
+
+def test_discard_leaves_nothing_behind(storage: Storage) -> None:
+    session = WriteSession.begin(storage, 21, 1, lease=1, base=0)
+    session.write_at(0, memoryview(b"abandoned"))
+    session.discard()
+    session.discard()  # idempotent: an abort after a failure must not raise
+    assert list(storage.tmp_dir.iterdir()) == []
+    assert object_files(storage) == []
+    assert storage.find(21, 1) is None
+
+
+def test_usage_counts_stored_bytes_and_files(storage: Storage) -> None:
+    write_object(storage, 22, 1, b"a" * 10)
+    write_object(storage, 23, 1, b"b" * 5)
+    usage = storage.usage()
+    assert (usage["stored"], usage["files"]) == (15, 2)
+    assert usage["total"] >= usage["free"] > 0
+    storage.delete(22, 1)
+    assert (storage.usage()["stored"], storage.usage()["files"]) == (5, 1)
+
+
+def test_delete_removes_the_file_and_reports_whether_it_was_there(storage: Storage) -> None:
+    write_object(storage, 24, 1, b"data")
+    assert storage.delete(24, 1) is True
+    assert storage.delete(24, 1) is False
+    assert object_files(storage) == []
+
+
+# --- restart ------------------------------------------------------------------------
+
+
+def test_a_restart_finds_the_objects_and_clears_tmp(tmp_path: Path) -> None:
+    first = Storage(tmp_path / "data")
+    size, digest = write_object(first, 30, 2, b"survives")
+    write_object(first, 300, 1, b"other shard")
+    leftover = WriteSession.begin(first, 31, 1, lease=1, base=0)
+    leftover.write_at(0, memoryview(b"half written"))  # the slave "crashes" here
+    (first.objects_dir / "README").write_text("not an object")
+
+    again = Storage(tmp_path / "data")
+    assert again.slave_id == first.slave_id
+    assert list(again.tmp_dir.iterdir()) == []
+    assert sorted(again.inventory()) == sorted(
+        [[30, 2, size, digest], [300, 1, 11, checksum.of_bytes(b"other shard")]]
+    )
+    found = again.find(30, 2)
+    assert found is not None and found.path.read_bytes() == b"survives"
+    assert again.usage()["stored"] == size + 11
+    leftover.discard()
+
+
+def test_a_new_data_directory_gets_a_new_stable_slave_id(tmp_path: Path) -> None:
+    a, b = Storage(tmp_path / "a"), Storage(tmp_path / "b")
+    assert a.slave_id != b.slave_id
+    assert (tmp_path / "a" / "slave.id").read_text().strip() == a.slave_id
+
+
+# --- copy and verify ----------------------------------------------------------------
+
+
+def test_copy_gives_an_identical_object_with_the_same_checksum(storage: Storage) -> None:
+    data = os.urandom(50_000)
+    _, digest = write_object(storage, 40, 1, data)
+    assert storage.copy((40, 1), (41, 1)) == (50_000, digest)
+    copied = storage.find(41, 1)
+    assert copied is not None and copied.path.read_bytes() == data
+    assert list(storage.tmp_dir.iterdir()) == []
+
+
+def test_copy_of_a_missing_object_is_file_not_found(storage: Storage) -> None:
+    with pytest.raises(FileNotFoundError):
+        storage.copy((404, 1), (405, 1))
+    assert list(storage.tmp_dir.iterdir()) == []
+
+
+def test_verify_detects_a_flipped_byte(storage: Storage) -> None:
+    write_object(storage, 50, 1, b"\x00" * 10_000)
+    assert storage.verify(50, 1) is True
+    stored = storage.find(50, 1)
+    assert stored is not None
+    with open(stored.path, "r+b") as rotten:
+        rotten.seek(4321)
+        rotten.write(b"\x01")
+    assert storage.verify(50, 1) is False
+
+
+def test_verify_of_an_unknown_or_vanished_object_is_none(storage: Storage) -> None:
+    assert storage.verify(60, 1) is None
+    write_object(storage, 61, 1, b"gone")
+    stored = storage.find(61, 1)
+    assert stored is not None
+    stored.path.unlink()
+    assert storage.verify(61, 1) is None
+    assert storage.inventory() == []
+
+
+def test_republishing_a_version_replaces_it_and_counts_its_bytes_once(storage: Storage) -> None:
+    """A re-copied replica (same oid and version) takes the old one's place."""
+    write_object(storage, 70, 1, b"damaged!")
+    _, digest = write_object(storage, 70, 1, b"good copy")
+    [only] = object_files(storage)
+    assert only.name == f"70.1.{digest}" and only.read_bytes() == b"good copy"
+    assert (storage.usage()["stored"], storage.usage()["files"]) == (9, 1)

@@ -1,0 +1,364 @@
+"""Sector's configuration directory: the text format and the typed settings built on it."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from sector.config import (
+    ClientSettings,
+    ConfigError,
+    MasterSettings,
+    SlaveSettings,
+    load,
+    parse,
+    parse_address,
+    read_acl,
+    read_run_file,
+    read_users,
+    sector_home,
+)
+
+# --- the format ---------------------------------------------------------------------
+
+
+def test_a_key_line_then_tab_indented_values() -> None:
+    conf = parse("SECTOR_PORT\n\t6000\nREPLICA_NUM\n\t2\n")
+    assert conf.values("SECTOR_PORT") == ["6000"]
+    assert conf.integer("SECTOR_PORT", 0) == 6000
+    assert conf.integer("REPLICA_NUM", 1) == 2
+
+
+def test_a_key_may_hold_several_values_indented_by_tabs_or_spaces() -> None:
+    conf = parse("READ_PERMISSION\n\t/a\n    /b\n\t\t/c d\n")
+    assert conf.values("READ_PERMISSION") == ["/a", "/b", "/c d"]
+    assert conf.first("READ_PERMISSION") == "/a"
+
+
+def test_hash_starts_a_comment_anywhere_on_a_line() -> None:
+    text = "# heading\nSECTOR_PORT # the port\n\t6000 # default\n  # indented comment\n\n"
+    conf = parse(text)
+    assert conf.values("SECTOR_PORT") == ["6000"]
+    assert list(conf.entries) == ["SECTOR_PORT"]
+
+
+def test_a_key_without_values_is_present_but_empty() -> None:
+    conf = parse("ALLOW_USER_WITHOUT_CERT\nLOG_LEVEL\n\t3\n")
+    assert "ALLOW_USER_WITHOUT_CERT" in conf
+    assert conf.values("ALLOW_USER_WITHOUT_CERT") == []
+    assert conf.first("ALLOW_USER_WITHOUT_CERT", "dflt") == "dflt"
+
+
+def test_missing_keys_read_as_their_defaults() -> None:
+    conf = parse("")
+    assert conf.values("X") == []
+    assert conf.first("X") is None
+    assert conf.integer("X", 7) == 7
+    assert conf.number("X", 1.5) == 1.5
+    assert conf.boolean("X", True) is True
+    assert conf.address("X") is None
+
+
+def test_each_key_remembers_the_line_it_was_written_on() -> None:
+    conf = parse("# c\n\nA\n\t1\nB\n\t2\n")
+    assert conf.entries["A"].line == 3
+    assert conf.entries["B"].line == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        pytest.param("\t6000\nSECTOR_PORT\n", 1, "before any KEY", id="value-before-key"),
+        pytest.param("# c\nA\n\t1\nA\n\t2\n", 4, "given twice", id="duplicated-key"),
+        pytest.param("SECTOR PORT\n\t6000\n", 1, "not a KEY", id="key-with-space"),
+        pytest.param("SECTOR_PORT 6000\n", 1, "not a KEY", id="value-on-key-line"),
+        pytest.param("SECTOR_PORT\t6000\n", 1, "not a KEY", id="tab-inside-key-line"),
+    ],
+)
+def test_format_errors_name_file_and_line(text: str, line: int, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as caught:
+        parse(text, "/etc/sector/master.conf")
+    assert caught.value.line == line
+    assert str(caught.value).startswith(f"/etc/sector/master.conf:{line}: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        pytest.param("SECTOR_PORT\n\tsix\n", "must be a number", id="not-a-number"),
+        pytest.param("SECTOR_PORT\n\t60.5\n", "must be a number", id="float-for-int"),
+        pytest.param("SECTOR_PORT\n\t1\n\t2\n", "exactly one value", id="two-values"),
+        pytest.param("SECTOR_PORT\n", "exactly one value", id="no-value"),
+        pytest.param("SECTOR_PORT\n\t-1\n", "at least 0", id="below-minimum"),
+    ],
+)
+def test_bad_numbers_are_reported_at_their_key_line(text: str, fragment: str) -> None:
+    conf = parse("# first\n" + text, "master.conf")
+    with pytest.raises(ConfigError, match=fragment) as caught:
+        conf.integer("SECTOR_PORT", 6000, minimum=0)
+    assert str(caught.value).startswith("master.conf:2: ")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("TRUE", True), ("yes", True), ("1", True), ("on", True), ("FALSE", False), ("no", False)],
+)
+def test_booleans_accept_the_usual_spellings(value: str, expected: bool) -> None:
+    assert parse(f"FLAG\n\t{value}\n").boolean("FLAG", not expected) is expected
+
+
+def test_a_bad_boolean_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="TRUE or FALSE"):
+        parse("FLAG\n\tmaybe\n").boolean("FLAG", False)
+
+
+def test_a_bad_address_is_a_config_error_at_its_line() -> None:
+    with pytest.raises(ConfigError, match="MASTER_ADDRESS") as caught:
+        parse("MASTER_ADDRESS\n\tlocalhost\n", "slave.conf").address("MASTER_ADDRESS")
+    assert caught.value.line == 1
+
+
+def test_load_reads_a_missing_optional_file_as_empty(tmp_path: Path) -> None:
+    assert load(tmp_path / "absent.conf").entries == {}
+
+
+def test_load_reports_a_missing_required_file_by_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found") as caught:
+        load(tmp_path / "master.conf", required=True)
+    assert caught.value.path == str(tmp_path / "master.conf")
+    assert caught.value.line is None
+
+
+def test_load_reports_an_undecodable_file(tmp_path: Path) -> None:
+    path = tmp_path / "master.conf"
+    path.write_bytes(b"SECTOR_PORT\n\t\xff\xfe\n")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(path)
+
+
+# --- addresses ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:6000", ("127.0.0.1", 6000)),
+        ("localhost:1", ("localhost", 1)),
+        (" example.org:65535 ", ("example.org", 65535)),
+        ("[::1]:6000", ("::1", 6000)),
+        (":7000", ("127.0.0.1", 7000)),
+    ],
+)
+def test_parse_address_splits_host_and_port(text: str, expected: tuple[str, int]) -> None:
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("localhost", ("localhost", 6000)), ("[::1]", ("::1", 6000)), ("::1", ("::1", 6000))],
+)
+def test_parse_address_uses_the_default_port_when_none_is_given(
+    text: str, expected: tuple[str, int]
+) -> None:
+    assert parse_address(text, default_port=6000) == expected
+
+
+@pytest.mark.parametrize("text", ["localhost", "host:abc", "host:70000", "host:-1"])
+def test_parse_address_refuses_missing_or_bad_ports(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_address(text)
+
+
+# --- settings from a conf directory --------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_master_settings_read_every_known_key(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    write(
+        conf / "master.conf",
+        "SECTOR_PORT\n\t6100\nBIND_ADDRESS\n\t0.0.0.0\nDATA_DIRECTORY\n\t"
+        f"{tmp_path / 'meta'}\nREPLICA_NUM\n\t3\nSLAVE_TIMEOUT\n\t12.5\n"
+        "HEARTBEAT_INTERVAL\n\t0.5\nLOST_SLAVE_RETRY_TIME\n\t60\nCLIENT_TIMEOUT\n\t300\n"
+        "SLAVE_MIN_DISK_SPACE\n\t10\nLOG_LEVEL\n\t5\nALLOW_USER_WITHOUT_CERT\n\tFALSE\n",
+    )
+    write(conf / "slave_acl.conf", "# slaves\n10.0.0.0/8\n192.168.1.7\n")
+    settings = MasterSettings.load(conf)
+    assert settings.port == 6100
+    assert settings.host == "0.0.0.0"
+    assert settings.home == tmp_path / "meta"
+    assert settings.replica_num == 3
+    assert settings.slave_timeout == 12.5
+    assert settings.heartbeat_interval == 0.5
+    assert settings.lost_slave_retry_time == 60
+    assert settings.client_timeout == 300
+    assert settings.slave_min_disk_space == 10 * 1024 * 1024
+    assert settings.log_level == 5
+    assert settings.allow_user_without_cert is False
+    assert settings.cert == conf / "master_node.cert"
+    assert settings.key == conf / "master_node.key"
+    assert settings.slave_acl == [
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.168.1.7/32"),
+    ]
+
+
+def test_master_settings_defaults_and_explicit_home(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    write(conf / "master.conf", "# nothing set\n")
+    settings = MasterSettings.load(conf, home=tmp_path / "elsewhere")
+    assert settings.home == tmp_path / "elsewhere"
+    assert (settings.port, settings.replica_num, settings.host) == (6000, 1, "127.0.0.1")
+    assert MasterSettings.load(conf).home == tmp_path / "master"
+
+
+def test_master_settings_need_master_conf(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="master.conf: file not found"):
+        MasterSettings.load(tmp_path)
+
+
+def test_master_settings_refuse_replica_num_below_one(tmp_path: Path) -> None:
+    write(tmp_path / "master.conf", "REPLICA_NUM\n\t0\n")
+    with pytest.raises(ConfigError, match=r"master.conf:1: REPLICA_NUM must be at least 1"):
+        MasterSettings.load(tmp_path)
+
+
+def test_slave_settings_read_every_known_key(tmp_path: Path) -> None:
+    write(
+        tmp_path / "slave.conf",
+        "MASTER_ADDRESS\n\t10.0.0.1:6001\nBIND_ADDRESS\n\t10.0.0.2\nSLAVE_PORT\n\t7000\n"
+        "DATA_DIRECTORY\n\t/data/sector\nMAX_DATA_SIZE\n\t100\nLOG_LEVEL\n\t2\n",
+    )
+    settings = SlaveSettings.load(tmp_path)
+    assert settings.master == ("10.0.0.1", 6001)
+    assert (settings.host, settings.port) == ("10.0.0.2", 7000)
+    assert settings.data_dir == Path("/data/sector")
+    assert settings.max_data_size == 100 * 1024 * 1024
+    assert settings.log_level == 2
+    assert settings.cert == tmp_path / "master_node.cert"
+
+
+def test_slave_settings_data_dir_argument_wins_over_the_file(tmp_path: Path) -> None:
+    write(tmp_path / "slave.conf", "DATA_DIRECTORY\n\t/data/sector\n")
+    assert SlaveSettings.load(tmp_path, tmp_path / "d1").data_dir == tmp_path / "d1"
+
+
+def test_slave_settings_require_a_data_directory(tmp_path: Path) -> None:
+    write(tmp_path / "slave.conf", "MASTER_ADDRESS\n\t127.0.0.1:6000\n")
+    with pytest.raises(ConfigError, match="DATA_DIRECTORY is required"):
+        SlaveSettings.load(tmp_path)
+
+
+def test_client_settings_read_client_conf(tmp_path: Path) -> None:
+    write(
+        tmp_path / "client.conf",
+        "MASTER_ADDRESS\n\tmaster.example:6000\nUSERNAME\n\ttest\nPASSWORD\n\txxx\n"
+        "CERTIFICATE\n\t/opt/sector/conf/master_node.cert\n",
+    )
+    settings = ClientSettings.load(tmp_path)
+    assert settings.master == ("master.example", 6000)
+    assert (settings.user, settings.password) == ("test", "xxx")
+    assert settings.cert == Path("/opt/sector/conf/master_node.cert")
+
+
+def test_client_settings_default_to_sector_home_and_may_be_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECTOR_HOME", str(tmp_path))
+    assert sector_home() == tmp_path
+    write(tmp_path / "conf" / "client.conf", "USERNAME\n\talice\n")
+    assert ClientSettings.load().user == "alice"
+    assert ClientSettings.load(tmp_path / "nowhere") == ClientSettings()
+
+
+def test_sector_home_defaults_to_dot_sector(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SECTOR_HOME", raising=False)
+    assert sector_home() == Path.home() / ".sector"
+
+
+def test_read_run_file_returns_the_state_or_none(tmp_path: Path) -> None:
+    assert read_run_file(tmp_path) is None
+    (tmp_path / "cluster.json").write_text('{"master": "127.0.0.1:6000"}')
+    assert read_run_file(tmp_path) == {"master": "127.0.0.1:6000"}
+    (tmp_path / "cluster.json").write_text("[1, 2]")
+    assert read_run_file(tmp_path) is None
+    (tmp_path / "cluster.json").write_text("{not json")
+    assert read_run_file(tmp_path) is None
+
+
+# --- users and ACLs ------------------------------------------------------------------
+
+
+def test_read_users_reads_one_file_per_user(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    write(
+        users / "test",
+        "PASSWORD\n\txxx\nREAD_PERMISSION\n\t/\n\t/data//x/\nWRITE_PERMISSION\n\t/tmp\n"
+        "EXEC_PERMISSION\n\t/bin\nACL\n\t127.0.0.1\n\t10.1.0.0/16\nQUOTA\n\t1000\n",
+    )
+    write(users / "root", "PASSWORD\n\tsecret\nADMIN\n\tTRUE\n")
+    write(users / ".hidden", "garbage without a key\n")
+    (users / "subdir").mkdir()
+    found = read_users(users)
+    assert sorted(found) == ["root", "test"]
+    test = found["test"]
+    assert test.password == "xxx"
+    assert test.read == ["/", "/data/x"]
+    assert test.write == ["/tmp"]
+    assert test.exec == ["/bin"]
+    assert test.acl == [ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("10.1.0.0/16")]
+    assert test.quota == 1000
+    assert test.admin is False
+    assert found["root"].read == []
+    assert found["root"].admin is True
+
+
+def test_read_users_of_a_missing_directory_is_empty(tmp_path: Path) -> None:
+    assert read_users(tmp_path / "users") == {}
+
+
+def test_a_user_without_password_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "users" / "bob", "READ_PERMISSION\n\t/\n")
+    with pytest.raises(ConfigError, match="PASSWORD is required") as caught:
+        read_users(tmp_path / "users")
+    assert caught.value.path == str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("PASSWORD\n\tx\nREAD_PERMISSION\n\t/..\n", "READ_PERMISSION"),
+        ("PASSWORD\n\tx\nACL\n\tnot-an-ip\n", "not an IP address"),
+        ("PASSWORD\n\tx\nQUOTA\n\tlots\n", "must be a number"),
+    ],
+)
+def test_bad_user_entries_are_reported_with_file_and_line(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    path = write(tmp_path / "users" / "bob", text)
+    with pytest.raises(ConfigError, match=fragment) as caught:
+        read_users(tmp_path / "users")
+    assert str(caught.value).startswith(f"{path}:3: ")
+
+
+def test_read_acl_reads_bare_addresses_and_ranges(tmp_path: Path) -> None:
+    path = write(tmp_path / "master_acl.conf", "# who may connect\n127.0.0.1\n\n10.0.0.0/8 # lab\n")
+    assert read_acl(path) == [ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("10.0.0.0/8")]
+
+
+def test_read_acl_of_a_missing_file_is_empty(tmp_path: Path) -> None:
+    assert read_acl(tmp_path / "absent.conf") == []
+
+
+def test_read_acl_reports_a_bad_line_by_number(tmp_path: Path) -> None:
+    path = write(tmp_path / "slave_acl.conf", "127.0.0.1\n# fine\n300.1.1.1\n")
+    with pytest.raises(ConfigError) as caught:
+        read_acl(path)
+    assert caught.value.line == 3
