@@ -1,140 +1,92 @@
-"""``sector``: the command line, on top of the client library and the cluster launcher."""
+"""``sector``: the command line, on top of the client library and the cluster launcher.
+
+This module is only the group and its wiring; the commands live beside it
+(:mod:`.files`, :mod:`.transfer`, :mod:`.admin`, :mod:`.local`) and failures
+are turned into messages and exit codes in :mod:`.base`.
+"""
 
 from __future__ import annotations
 
 import signal
-import sys
-from pathlib import Path
 
 import click
 
-from ..cluster import ClusterError, LocalCluster, pid_alive, read_run_file, stop_detached
-from ..config import sector_home
+from . import admin, files, local, transfer
+from .base import SectorGroup, State
+
+COMMANDS = [
+    files.ls,
+    files.stat,
+    files.mkdir,
+    files.rm,
+    files.mv,
+    files.cp,
+    files.cat,
+    files.pipe,
+    files.du,
+    transfer.upload,
+    transfer.download,
+    admin.df,
+    admin.sysinfo,
+    admin.fsck,
+    admin.shutdown,
+    local.up,
+    local.down,
+    local.status,
+    local.master,
+    local.slave,
+]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=SectorGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="\b\nShell completion (bash; zsh_source and fish_source alike):\n"
+    '  eval "$(_SECTOR_COMPLETE=bash_source sector)"',
+)
+@click.option(
+    "--master",
+    metavar="HOST:PORT",
+    help="Master to use [env SECTOR_MASTER; client.conf; the cluster `sector up` runs].",
+)
+@click.option("--user", help="User to log in as [env SECTOR_USER; client.conf; test].")
+@click.option(
+    "--cert",
+    type=click.Path(dir_okay=False),
+    help="Master certificate [env SECTOR_CERT; client.conf; $SECTOR_HOME/conf].",
+)
+@click.option("--debug", is_flag=True, envvar="SECTOR_DEBUG", help="Show tracebacks.")
 @click.version_option(package_name="sector")
-def cli() -> None:
+@click.pass_context
+def cli(
+    ctx: click.Context, master: str | None, user: str | None, cert: str | None, debug: bool
+) -> None:
     """Sector: a distributed file system for clusters of commodity machines.
+
+    The password comes from SECTOR_PASSWORD or client.conf ($SECTOR_HOME/conf,
+    else ~/.sector/conf), or is asked for on a terminal; never from a flag.
 
     \b
     Start a local cluster and use it:
       sector up --detach
-      sector status
+      sector upload -j 4 results/ /data/
+      sector ls -lh /data/results
+      sector download /data/results ./copy
       sector down
     """
+    state = ctx.ensure_object(State)
+    state.master, state.user, state.cert, state.debug = master, user, cert, debug
 
 
-def _home_option(function):
-    return click.option(
-        "--home",
-        type=click.Path(path_type=Path),
-        envvar="SECTOR_HOME",
-        default=None,
-        help="State directory (default: $SECTOR_HOME or ~/.sector).",
-    )(function)
-
-
-@cli.command()
-@_home_option
-@click.option("--slaves", default=3, show_default=True, help="Number of slaves to start.")
-@click.option("--port", default=6000, show_default=True, help="Master port (0: any free port).")
-@click.option("--detach", is_flag=True, help="Start in the background and return.")
-def up(home: Path | None, slaves: int, port: int, detach: bool) -> None:
-    """Start a master and slaves on this machine (bound to 127.0.0.1 only).
-
-    \b
-    Example:
-      sector up                 # foreground; Ctrl-C stops everything
-      sector up --detach        # background; `sector down` stops it
-    """
-    home = (home or sector_home()).expanduser().resolve()
-    state = read_run_file(home)
-    if state and pid_alive(state["pids"].get("master", -1)):
-        raise click.ClickException(
-            f"a cluster is already running from {home} (master {state['master']}); "
-            "`sector down` stops it"
-        )
-    cluster = LocalCluster(home=home, slaves=slaves, port=port, detach=detach)
-    try:
-        cluster.start()
-    except ClusterError as exc:
-        raise click.ClickException(str(exc)) from None
-    layout = cluster.layout
-    assert cluster.master_address is not None
-    host, bound_port = cluster.master_address
-    click.echo(
-        f"Sector cluster up: master {host}:{bound_port}, {slaves} slaves (bound to 127.0.0.1 only)"
-    )
-    click.echo(f"  state directory : {layout.home}")
-    click.echo(f"  configuration   : {layout.conf}")
-    click.echo(f"  certificate     : {layout.cert}")
-    click.echo(f"  master log      : {layout.master_home / 'master.log'}")
-    click.echo(f"  slave logs      : {layout.home / 'slaves'}/<n>/slave.log")
-    click.echo(
-        "  user test, password xxx:  sector.init('localhost', "
-        f"{bound_port}); sector.login('test', 'xxx', '{layout.cert}')"
-    )
-    if detach:
-        click.echo("Running in the background; `sector down` stops it.")
-        return
-    stopping: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda number, _frame: stopping.append(number))
-    click.echo("Press Ctrl-C to stop.")
-    dead = cluster.wait(lambda: bool(stopping))
-    if dead:
-        click.echo(f"{dead} exited unexpectedly; stopping the cluster", err=True)
-    click.echo("Stopping the cluster...")
-    cluster.stop()
-    click.echo("Stopped.")
-
-
-@cli.command()
-@_home_option
-def down(home: Path | None) -> None:
-    """Stop the local cluster started with `sector up --detach`."""
-    stopped = stop_detached(home)
-    if not stopped:
-        click.echo("No local cluster is running.")
-        return
-    click.echo(f"Stopped {', '.join(stopped)}.")
-
-
-@cli.command()
-@_home_option
-def status(home: Path | None) -> None:
-    """Show whether the local cluster is running, and its processes."""
-    state = read_run_file(home)
-    if not state:
-        click.echo("No local cluster is running.")
-        sys.exit(1)
-    click.echo(f"master {state['master']}  certificate {state['cert']}")
-    down_count = 0
-    for name, pid in state["pids"].items():
-        alive = pid_alive(pid)
-        down_count += not alive
-        click.echo(f"  {name:<8} pid {pid:<8} {'running' if alive else 'NOT RUNNING'}")
-    sys.exit(1 if down_count else 0)
-
-
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def master(args: tuple[str, ...]) -> None:
-    """Run a master server (see `sector master --help`)."""
-    from ..master.__main__ import main as master_main
-
-    sys.exit(master_main(list(args)))
-
-
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def slave(args: tuple[str, ...]) -> None:
-    """Run a slave server (see `sector slave --help`)."""
-    from ..slave.__main__ import main as slave_main
-
-    sys.exit(slave_main(list(args)))
+for command in COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:
+    # `sector ls | head` should stop quietly when head has read enough, as ls does.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     cli()
+
+
+if __name__ == "__main__":
+    main()

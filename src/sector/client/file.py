@@ -11,8 +11,10 @@ until then, and a writer that dies leaves it intact).
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import stat
+import threading
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
@@ -42,6 +44,12 @@ READ_AHEAD = 1024 * 1024
 READ_REQUEST = 16 * 1024 * 1024
 WRITE_BUFFER = 1024 * 1024
 TRANSFER_BUFFER = 4 * 1024 * 1024
+#: Buffers in rotation while downloading: one filling from the socket, the others
+#: being written to the local file.
+WRITE_BUFFERS = 3
+#: Hand written bytes to the kernel's writeback every this many bytes.
+WRITEBACK_STEP = 32 * 1024 * 1024
+WRITEBACK_LOOKBACK = 3
 
 
 class SectorFile:
@@ -158,20 +166,19 @@ class SectorFile:
         """
         self._check_open()
         hasher = checksum.new_hasher() if verify and self.position == 0 else None
-        buffer = bytearray(TRANSFER_BUFFER)
-        view = memoryview(buffer)
-        fd = target.fileno()
         total = 0
-        while self.position < self.size:
-            count = min(len(view), self.size - self.position)
-            self._fetch_into(self.position, view[:count])
-            _write_all(fd, view[:count])
-            if hasher is not None:
-                hasher.update(view[:count])
-            self.position += count
-            total += count
-            if progress is not None:
-                progress(count)
+        with _FileWriter(target.fileno(), self.size - self.position) as writer:
+            while self.position < self.size:
+                view = writer.buffer()
+                count = min(len(view), self.size - self.position)
+                self._fetch_into(self.position, view[:count])
+                if hasher is not None:
+                    hasher.update(view[:count])
+                writer.write(view, count)
+                self.position += count
+                total += count
+                if progress is not None:
+                    progress(count)
         if hasher is not None and hasher.hexdigest() != self.grant["checksum"]:
             raise error_for(
                 E_SECURITY, "downloaded bytes do not match the stored checksum", self.path
@@ -408,6 +415,86 @@ class SectorFile:
             except OSError:
                 pass
             self._sock = None
+
+
+class _FileWriter:
+    """Writes downloaded chunks to a local file on a helper thread.
+
+    Profiled (``python -m bench.profile --phase download``): receiving and
+    writing in turn left each idle while the other ran, and ``os.write`` into
+    fresh page-cache pages cost more than the socket. With a few buffers in
+    rotation the next chunk arrives while this one is written (``recv_into`` and
+    ``os.write`` both release the GIL). Every :data:`WRITEBACK_STEP` bytes the
+    written range is handed to the kernel for writeback (``POSIX_FADV_DONTNEED``)
+    so the disk works during the transfer rather than in the final fsync, and a
+    download does not flood the page cache. Small transfers skip the thread.
+    """
+
+    def __init__(self, fd: int, expected: int):
+        self.fd = fd
+        self.error: BaseException | None = None
+        self.free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+        self.todo: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
+        threaded = expected > TRANSFER_BUFFER
+        for _ in range(WRITE_BUFFERS if threaded else 1):
+            self.free.put(memoryview(bytearray(min(TRANSFER_BUFFER, max(expected, 1)))))
+        try:
+            self.start = self.advised = self.offset = os.lseek(fd, 0, os.SEEK_CUR)
+        except OSError:  # a pipe or a terminal: nothing to hand to writeback
+            self.start = self.advised = self.offset = -1
+        self.thread = threading.Thread(target=self._run, daemon=True) if threaded else None
+        if self.thread is not None:
+            self.thread.start()
+
+    def __enter__(self) -> _FileWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.thread is not None:
+            self.todo.put(None)
+            self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+
+    def buffer(self) -> memoryview:
+        """A free buffer to fill (waits while all are being written)."""
+        view = self.free.get()
+        if self.error is not None:
+            raise self.error
+        return view
+
+    def write(self, view: memoryview, count: int) -> None:
+        if self.thread is None:
+            self._write(view, count)
+            self.free.put(view)
+        else:
+            self.todo.put((view, count))
+
+    def _run(self) -> None:
+        while (item := self.todo.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(*item)
+                except BaseException as exc:
+                    self.error = exc
+            self.free.put(item[0])
+
+    def _write(self, view: memoryview, count: int) -> None:
+        _write_all(self.fd, view[:count])
+        if self.offset < 0:
+            return
+        self.offset += count
+        if self.offset - self.advised >= WRITEBACK_STEP:
+            # Starts writeback of the new range and drops the pages of earlier ranges
+            # whose writeback has finished (pages still in flight are skipped, hence
+            # the look back), so the same few pages are recycled instead of fresh
+            # ones allocated: measured 2.1 GB/s write+fsync against 0.3-1.3 GB/s.
+            low = max(self.start, self.advised - WRITEBACK_LOOKBACK * WRITEBACK_STEP)
+            try:
+                os.posix_fadvise(self.fd, low, self.offset - low, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                self.offset = -1
+            self.advised = self.offset
 
 
 def _write_all(fd: int, view: memoryview) -> None:

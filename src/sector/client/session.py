@@ -314,6 +314,7 @@ class Client:
                     ) from None
                 with target:
                     target.truncate(offset)
+                    target.seek(offset)
                     remote_file.seek(offset)
                     remote_file.read_to_file(target, verify=not offset, progress=progress)
                 if offset and checksum.of_file(temp) != remote_file.grant["checksum"]:

@@ -337,7 +337,7 @@ class MasterServer:
         session.user.check_read(path)
         row = self.namespace.file(path)
         holders = self.registry.order_for_read(self._holders(row))
-        if not holders:
+        if not holders and row.size:  # an empty file needs no slave to be read
             raise ResourceError("no live slave holds this file", path)
         token = tokens.sign(self.key, {"kind": "r", "oid": row.id, "v": row.version}, TOKEN_TTL)
         return ok(
@@ -461,7 +461,10 @@ class MasterServer:
         return ok(
             master={
                 "started": self.started,
-                "address": f"{self.settings.host}:{self.settings.port}",
+                # the bound address: the configured port may be 0 (any free port)
+                "address": "{}:{}".format(*self.server.sockets[0].getsockname()[:2])
+                if self.server is not None
+                else f"{self.settings.host}:{self.settings.port}",
                 "files": files,
                 "dirs": dirs,
                 "size": size,

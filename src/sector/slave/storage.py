@@ -172,6 +172,11 @@ class Storage:
             return None
 
 
+#: Streamed writes are handed to writeback every this many bytes (see _start_writeback).
+WRITEBACK_STEP = 32 * 1024 * 1024
+WRITEBACK_LOOKBACK = 3
+
+
 @dataclass
 class WriteSession:
     """One new object being written: bytes land in a temp file, hashed as they pass.
@@ -190,6 +195,7 @@ class WriteSession:
     hashed: int = 0
     in_order: bool = True
     hasher: object = field(default_factory=new_hasher)
+    advised: int = 0
 
     @classmethod
     def begin(cls, storage: Storage, oid: int, version: int, lease: int, base: int) -> WriteSession:
@@ -212,9 +218,27 @@ class WriteSession:
         if self.in_order and offset == self.hashed:
             self.hasher.update(data)  # type: ignore[attr-defined]
             self.hashed += len(data)
+            if self.hashed - self.advised >= WRITEBACK_STEP:
+                self._start_writeback()
         else:
             self.in_order = False
         self.size = max(self.size, offset + len(data))
+
+    def _start_writeback(self) -> None:
+        """Hand what streamed in to the kernel's writeback now, not at the final fsync.
+
+        ``POSIX_FADV_DONTNEED`` starts writeback of the new range and drops the pages
+        of earlier ranges already written (it skips pages still in flight, hence the
+        look back), so a large upload recycles a few MB of page cache instead of
+        allocating fresh pages for every byte: in ``bench/`` a 1 GiB write + fsync
+        went from 0.3-1.3 GB/s (varying with the page cache's state) to 2.1 GB/s.
+        """
+        low = max(0, self.advised - WRITEBACK_LOOKBACK * WRITEBACK_STEP)
+        try:
+            os.posix_fadvise(self.fd, low, self.hashed - low, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+        self.advised = self.hashed
 
     def read_at(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, max(0, min(length, self.size - offset)), offset)

@@ -1,0 +1,163 @@
+"""Cluster commands: ``df``, ``sysinfo``, ``fsck`` and ``shutdown``.
+
+Everything here is read from the master (``sysinfo``) or done by it on the
+slaves (``fsck``, ``shutdown``); tables are for people and ``--json`` is for
+scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from .base import EXIT_FAILURE, State, pass_state
+from .output import duration, human_size, local_time, plural, print_table
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Raw figures (bytes) as JSON.")
+@pass_state
+def df(state: State, as_json: bool) -> None:
+    """Cluster capacity and use, summed over the live slaves.
+
+    Slaves sharing one disk (a local cluster) each count it in full.
+
+    \b
+    Example:
+      sector df
+    """
+    info = state.client().sysinfo()
+    live = [s for s in info["slaves"] if s["status"] == "alive"]
+    total = sum(s["total"] for s in live)
+    free = sum(s["free"] for s in live)
+    figures = {
+        "slaves": len(live),
+        "size": total,
+        "used": total - free,
+        "available": free,
+        "stored": sum(s["stored"] for s in live),
+        "files": info["master"]["files"],
+    }
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    use = f"{100 * figures['used'] / total:.0f}%" if total else "-"
+    print_table(
+        ["Slaves", "Size", "Used", "Avail", "Use%", "Stored", "Files"],
+        [
+            [
+                f"{len(live)}/{len(info['slaves'])}",
+                human_size(total),
+                human_size(figures["used"]),
+                human_size(free),
+                use,
+                human_size(figures["stored"]),
+                str(figures["files"]),
+            ]
+        ],
+        right=range(7),
+    )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Everything the master reports, as JSON.")
+@pass_state
+def sysinfo(state: State, as_json: bool) -> None:
+    """The master's view of the cluster: totals, then one row per slave.
+
+    \b
+    Example:
+      sector sysinfo
+      sector sysinfo --json | jq '.slaves[] | select(.status != "alive")'
+    """
+    info = state.client().sysinfo()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    master = info["master"]
+    slaves = info["slaves"]
+    live = sum(s["status"] == "alive" for s in slaves)
+    click.echo(
+        f"master {master['address']}, up since {local_time(master['started'], seconds=True)} "
+        f"({duration(time.time() - master['started'])})"
+    )
+    click.echo(
+        f"{plural(master['files'], 'file')}, {master['dirs']} directories, "
+        f"{human_size(master['size'])} stored; {live} of {plural(len(slaves), 'slave')} alive; "
+        f"replicas wanted: {master['replica_num']}"
+    )
+    click.echo()
+    print_table(
+        ["ID", "ADDRESS", "STATUS", "FREE", "STORED", "FILES"],
+        [
+            [
+                s["id"],
+                s["address"],
+                s["status"],
+                human_size(s["free"]),
+                human_size(s["stored"]),
+                str(s["files"]),
+            ]
+            for s in sorted(slaves, key=lambda s: s["address"])
+        ],
+        right=(3, 4, 5),
+    )
+
+
+@click.command()
+@click.argument("path", default="/")
+@pass_state
+def fsck(state: State, path: str) -> None:
+    """Have the slaves re-read every file under PATH (default /) and check its checksum.
+
+    Prints each missing or damaged replica and exits with status 1 if there
+    is any.
+
+    \b
+    Example:
+      sector fsck /data
+    """
+    report = state.client().fsck(path)
+    problems = report["problems"]
+    for problem in problems:
+        where = f"on slave {problem['slave']}" if problem["slave"] else "no live slave holds it"
+        click.echo(f"{problem['problem'].upper():<11} {problem['path']}  ({where})")
+    click.echo(
+        f"checked {plural(report['files'], 'file')} ({plural(report['replicas'], 'replica')}) "
+        f"under {path}: " + (plural(len(problems), "problem") if problems else "all good")
+    )
+    if problems:
+        kinds = sorted({p["problem"] for p in problems})
+        state.err(f"sector: {path}: {plural(len(problems), 'replica')} {'/'.join(kinds)}")
+        click.get_current_context().exit(EXIT_FAILURE)
+
+
+@click.command()
+@click.option("--all", "everything", is_flag=True, help="Stop every slave, then the master.")
+@click.argument("slaves", nargs=-1)
+@pass_state
+def shutdown(state: State, everything: bool, slaves: tuple[str, ...]) -> None:
+    """Stop slaves (by id or host:port, as sysinfo shows them) or the whole cluster.
+
+    Only an administrator may (the user root, or one with ADMIN TRUE in its
+    user file). Slaves' data stays on disk and is served again on restart.
+
+    \b
+    Example:
+      SECTOR_USER=root SECTOR_PASSWORD=$(cat ~/.sector/conf/root.password) \\
+        sector shutdown 127.0.0.1:40123
+      sector shutdown --all
+    """
+    if everything == bool(slaves):
+        raise click.UsageError("name the slaves to stop, or give --all (and no slaves)")
+    client = state.client()
+    if everything:
+        stopped = client.shutdown()
+        click.echo(f"stopped {plural(len(stopped) - 1, 'slave')} and the master")
+        return
+    for slave in slaves:
+        with state.attempt(slave):
+            for slave_id in client.shutdown(slave):
+                click.echo(f"stopped slave {slave_id}")

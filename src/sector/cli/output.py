@@ -1,0 +1,95 @@
+"""How the ``sector`` commands show numbers, times and tables.
+
+Tables are rich tables without borders, so they read well in a terminal and
+still split cleanly on whitespace for ``awk``; they are never wrapped or cut,
+whatever the width of a terminal or a pipe.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+_UNITS = "KMGTPE"
+
+
+def human_size(size: int | float) -> str:
+    """``ls -h`` style: 1023 -> ``1023``, 1536 -> ``1.5K``, 10 MiB -> ``10M``."""
+    value = float(size)
+    if value < 1024:
+        return str(int(value))
+    for unit in _UNITS:
+        value /= 1024
+        if value < 1024 or unit == _UNITS[-1]:
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    raise AssertionError("unreachable")
+
+
+def size_text(size: int, human: bool) -> str:
+    return human_size(size) if human else str(size)
+
+
+def parse_size(text: str) -> int:
+    """``500K``, ``2M``, ``1.5G`` (powers of 1024) or plain bytes -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTPE]?)i?B?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{text!r} is not a size such as 500K, 2M or 1G")
+    number, unit = match.groups()
+    power = _UNITS.index(unit.upper()) + 1 if unit else 0
+    return int(float(number) * 1024**power)
+
+
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def local_time(timestamp: float, seconds: bool = False) -> str:
+    return time.strftime(
+        "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(timestamp)
+    )
+
+
+def duration(seconds: float) -> str:
+    """``3d 4h``, ``2h 5m``, ``42s``: the two largest units are enough for an uptime."""
+    seconds = int(max(0, seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()
+) -> None:
+    """Aligned columns on stdout; ``right`` lists the columns to right-align (numbers)."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="right" if index in right else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    # A huge width: a table is never wrapped or cut, in a narrow terminal or a pipe.
+    console = Console(highlight=False, width=100_000)
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        click.echo(line.rstrip())

@@ -1,0 +1,122 @@
+"""df, sysinfo, fsck and shutdown, against the shared cluster and private ones."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from sector.client import Client
+from sector.cluster import LocalCluster
+from tests.conftest import connect
+from tests.support import wait_until
+
+from .conftest import Sector, sector_for
+
+
+def _slave_ids(cluster: LocalCluster) -> dict[str, str]:
+    """Process name (slave1 ...) -> slave id, from each data directory."""
+    return {
+        p.name: (cluster.layout.slave_dir(int(p.name[5:])) / "slave.id").read_text().strip()
+        for p in cluster.processes
+        if p.name.startswith("slave")
+    }
+
+
+def test_df_sums_the_live_slaves(sector: Sector) -> None:
+    header, row = sector.ok("df").splitlines()
+    assert header.split() == ["Slaves", "Size", "Used", "Avail", "Use%", "Stored", "Files"]
+    assert row.split()[0] == "3/3"
+    figures = json.loads(sector.ok("df", "--json"))
+    assert figures["slaves"] == 3
+    assert figures["size"] == figures["used"] + figures["available"] > 0
+
+
+def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
+    cluster: LocalCluster, sector: Sector
+) -> None:
+    lines = sector.ok("sysinfo").splitlines()
+    assert cluster.master_address is not None
+    assert lines[0].startswith("master {}:{}, up since ".format(*cluster.master_address))
+    assert re.fullmatch(
+        r"\d+ files?, \d+ directories, \S+ stored; 3 of 3 slaves alive; replicas wanted: 1",
+        lines[1],
+    )
+    assert lines[2] == ""
+    header, rows = lines[3], lines[4:]
+    assert header.split() == ["ID", "ADDRESS", "STATUS", "FREE", "STORED", "FILES"]
+    assert sorted(row.split()[0] for row in rows) == sorted(_slave_ids(cluster).values())
+    assert all(row.split()[2] == "alive" for row in rows)
+    # aligned: each column starts at the same offset in every row
+    assert len({row.index(" 127.0.0.1:") for row in rows}) == 1
+
+    info = json.loads(sector.ok("sysinfo", "--json"))
+    assert set(info) == {"master", "slaves"}
+    assert {s["id"] for s in info["slaves"]} == set(_slave_ids(cluster).values())
+
+
+def test_fsck_of_healthy_files_exits_zero(
+    sector: Sector, client: Client, remote: str, tmp_path: Path
+) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(name.encode() * 1000)
+        client.upload(tmp_path / name, f"{remote}/{name}")
+    assert sector.ok("fsck", remote) == f"checked 2 files (2 replicas) under {remote}: all good\n"
+    assert sector.fails("fsck", f"{remote}/nope") == (
+        f"sector: {remote}/nope: no such file or directory (E_NOEXIST)"
+    )
+
+
+def test_fsck_finds_damaged_and_missing_files_then_shutdown_stops_the_cluster(
+    make_cluster: Callable[..., LocalCluster], tmp_path: Path
+) -> None:
+    cluster = make_cluster(slaves=2)
+    client = connect(cluster)
+    sector = sector_for(cluster)
+    root = sector_for(
+        cluster,
+        SECTOR_USER="root",
+        SECTOR_PASSWORD=(cluster.layout.conf / "root.password").read_text().strip(),
+    )
+    for name in ("damaged", "gone", "fine"):
+        (tmp_path / name).write_bytes(name.encode() * 5000)
+        client.upload(tmp_path / name, f"/f/{name}")
+
+    def object_file(path: str) -> Path:
+        entry = client.stat(path)
+        (found,) = cluster.layout.home.glob(
+            f"slaves/*/objects/*/*.{entry.version}.{entry.checksum}"
+        )
+        return found
+
+    damaged = object_file("/f/damaged")
+    damaged.write_bytes(b"rotten" + damaged.read_bytes()[6:])
+    object_file("/f/gone").unlink()
+
+    result = sector("fsck", "/f")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"DAMAGED +/f/damaged  \(on slave \w+\)", lines[0])
+    assert re.fullmatch(r"MISSING +/f/gone  \(on slave \w+\)", lines[1])
+    assert lines[2] == "checked 3 files (3 replicas) under /f: 2 problems"
+    assert result.stderr == "sector: /f: 2 replicas damaged/missing\n"
+
+    assert sector.fails("shutdown", "--all") == (
+        "sector: user test is not an administrator (E_PERMISSION)"
+    )
+    ids = _slave_ids(cluster)
+    holder = "slave" + object_file("/f/fine").parts[-4]  # .../slaves/<n>/objects/<shard>/<file>
+    assert root.ok("shutdown", ids[holder]) == f"stopped slave {ids[holder]}\n"
+    wait_until(lambda: cluster.process(holder).popen.poll() is not None, what=f"{holder} exit")
+
+    lines = sector("fsck", "/f/fine").stdout.splitlines()
+    assert lines[0] == "MISSING     /f/fine  (no live slave holds it)"
+    assert root.fails("shutdown", "no-such-slave") == (
+        "sector: no-such-slave: no slave 'no-such-slave' is known (E_NOEXIST)"
+    )
+
+    assert root.ok("shutdown", "--all") == "stopped 1 slave and the master\n"
+    for process in cluster.processes:
+        wait_until(lambda p=process: p.popen.poll() is not None, what=f"{process.name} exit")
+    client.close()
