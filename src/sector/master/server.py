@@ -668,11 +668,18 @@ class MasterServer:
                 delete=stale,
             ),
         )
-        while (message := await read_frame(reader)) is not None:
-            if self.registry.slaves.get(slave_id) is not slave:
-                break  # a newer registration of the same slave replaced this one
-            self.registry.update(slave, message)
-            await write_frame(writer, ok())
+        try:
+            while (message := await read_frame(reader)) is not None:
+                if self.registry.slaves.get(slave_id) is not slave:
+                    break  # a newer registration of the same slave replaced this one
+                self.registry.update(slave, message)
+                await write_frame(writer, ok())
+        finally:
+            # A live slave keeps this connection open (and re-registers after any
+            # break), so a closed one means it is gone: stop sending clients there.
+            if self.registry.slaves.get(slave_id) is slave and slave.alive:
+                slave.alive = False
+                log.warning("slave %s at %s:%d disconnected", slave_id, *slave.address)
 
     def _reconcile(self, slave: Slave, objects: list) -> list[list[int]]:
         """Adopt the replicas we expect; return the ones the slave must delete."""
