@@ -191,6 +191,7 @@ class MasterSettings:
     cert: Path = Path()
     key: Path = Path()
     slave_acl: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
+    master_acl: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
 
     @classmethod
     def load(cls, conf_dir: Path | str, home: Path | str | None = None) -> MasterSettings:
@@ -214,6 +215,7 @@ class MasterSettings:
             cert=Path(conf.first("CERTIFICATE") or conf_dir / "master_node.cert"),
             key=Path(conf.first("PRIVATE_KEY") or conf_dir / "master_node.key"),
             slave_acl=read_acl(conf_dir / "slave_acl.conf"),
+            master_acl=read_acl(conf_dir / "master_acl.conf"),
         )
 
 
@@ -320,6 +322,17 @@ def read_acl(path: Path) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         except ValueError:
             raise ConfigError(path, number, f"{text!r} is not an IP address or CIDR") from None
     return networks
+
+
+def address_allowed(address: str, acl: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether an ACL admits ``address``; an empty ACL admits everyone."""
+    if not acl:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in acl)
 
 
 def _paths(conf: ConfigFile, key: str) -> list[str]:

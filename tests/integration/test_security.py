@@ -9,6 +9,7 @@ import pytest
 
 from sector import errors
 from sector.client import Client
+from sector.cluster import Layout, LocalCluster, write_conf
 from sector.config import read_users
 from sector.protocol import tokens
 from sector.protocol.framing import encode
@@ -117,3 +118,14 @@ class TestMisbehavingClients:
 def test_sector_up_writes_only_password_hashes(cluster) -> None:
     users = read_users(cluster.layout.conf / "users")
     assert users["test"].password.startswith("scrypt$")
+
+
+def test_master_acl_refuses_logins_from_other_addresses(tmp_path) -> None:
+    layout = Layout(tmp_path / "home")
+    write_conf(layout, port=0)
+    (layout.conf / "master_acl.conf").write_text("# only the lab network\n10.1.0.0/16\n")
+    with LocalCluster(home=layout.home, slaves=1, port=0) as cluster:
+        outsider = Client(*cluster.master_address)
+        with pytest.raises(errors.SecurityError) as refused:
+            outsider.login("test", "xxx", layout.cert)
+        assert refused.value.code == errors.E_ACL

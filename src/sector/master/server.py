@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import MasterSettings
+from ..config import MasterSettings, address_allowed
 from ..errors import (
+    E_ACL,
     E_INVALID,
     E_SECURITY,
     E_UNKNOWN,
@@ -200,6 +201,9 @@ class MasterServer:
     async def _serve_client(self, first: Message, reader, writer, address: str) -> None:
         if first.get("op") != "login":
             await write_frame(writer, fail(E_SECURITY, "log in first"))
+            return
+        if not address_allowed(address, self.settings.master_acl):
+            await write_frame(writer, fail(E_ACL, f"{address} may not reach this master"))
             return
         try:
             user = await self._login(first, address)
@@ -637,8 +641,7 @@ class MasterServer:
         self._spawn(self._link(slave).call({"op": "delete", "objects": objects}))
 
     async def _serve_slave(self, first: Message, reader, writer, address: str) -> None:
-        acl = self.settings.slave_acl
-        if acl and not any(_ip_in(address, net) for net in acl):
+        if not address_allowed(address, self.settings.slave_acl):
             await write_frame(writer, fail(E_SECURITY, f"slave address {address} not allowed"))
             return
         slave_id, port = first.get("slave_id"), first.get("port")
@@ -721,15 +724,6 @@ class MasterServer:
 
 def _path(request: Message, key: str = "path") -> str:
     return normalize(request.get(key))
-
-
-def _ip_in(address: str, network) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(address) in network
-    except ValueError:
-        return False
 
 
 def _error_reply(exc: SectorError) -> Message:

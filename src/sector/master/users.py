@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import UserSettings, read_users
+from ..config import UserSettings, address_allowed, read_users
 from ..errors import (
     E_ACCOUNT,
     E_ACL,
@@ -97,17 +96,9 @@ class Users:
             raise SecurityError(f"no user named {name!r}", code=E_ACCOUNT)
         if not check_password(password, user.password_hash):
             raise SecurityError("incorrect password", code=E_PASSWORD)
-        if user.acl and not _allowed(address, user.acl):
+        if not address_allowed(address, user.acl):
             raise SecurityError(f"user {name} may not log in from {address}", code=E_ACL)
         return user
-
-
-def _allowed(address: str, networks: list) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
 
 
 def _from_settings(settings: UserSettings) -> User:
