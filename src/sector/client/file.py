@@ -30,7 +30,7 @@ from ..errors import (
     error_for,
 )
 from ..protocol import checksum
-from ..protocol.framing import HEADER, Message, ProtocolError, encode
+from ..protocol.framing import Message, ProtocolError, encode
 from ..protocol.messages import APPEND, READ, SECURE, TRUNC, WRITE
 from ..transport import recv_exact_into, recv_frame, send_frame
 
@@ -505,4 +505,4 @@ def _write_all(fd: int, view: memoryview) -> None:
         raise SectorLocalFileError(f"local write failed: {exc.strerror}") from None
 
 
-__all__ = ["HEADER", "POS_BEG", "POS_CUR", "POS_END", "SectorFile"]
+__all__ = ["POS_BEG", "POS_CUR", "POS_END", "SectorFile"]

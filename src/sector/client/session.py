@@ -20,9 +20,7 @@ from typing import Any
 
 from ..config import sector_home
 from ..errors import (
-    E_CONNECTION,
     E_INITCTX,
-    E_LOCALFILE,
     E_NOCERT,
     E_SECURITY,
     SectorConnectionError,
@@ -459,4 +457,4 @@ def _error(reply: Message) -> SectorError:
     )
 
 
-__all__ = ["Client", "Stat", "E_CONNECTION", "E_LOCALFILE"]
+__all__ = ["Client", "Stat"]

@@ -29,7 +29,6 @@ from ..errors import (
     ResourceError,
     SectorBusyError,
     SectorError,
-    SectorExistsError,
     SectorIsADirectoryError,
     SectorNotFoundError,
     SectorPermissionError,
@@ -741,4 +740,4 @@ def _reply_error(reply: Message, path: str) -> SectorError:
     return error_for(int(reply.get("code", E_UNKNOWN)), str(reply.get("msg", "")), path)
 
 
-__all__ = ["MasterServer", "SectorExistsError", "SectorPermissionError"]
+__all__ = ["MasterServer"]

@@ -19,7 +19,6 @@ from ..errors import (
     E_ACCOUNT,
     E_ACL,
     E_PASSWORD,
-    E_PERMISSION,
     SectorPermissionError,
     SecurityError,
 )
@@ -113,4 +112,4 @@ def _from_settings(settings: UserSettings) -> User:
     )
 
 
-__all__ = ["E_PERMISSION", "User", "Users", "check_password", "hash_password", "is_hashed"]
+__all__ = ["User", "Users", "check_password", "hash_password", "is_hashed"]
