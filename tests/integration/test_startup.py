@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sector.cluster import Layout, pid_alive, write_conf
+from sector.cluster import Layout, pid_alive, stop_detached, write_conf
 from sector.config import read_run_file
 from tests.support import wait_until
 
@@ -94,24 +94,29 @@ def _sector(*args: str, home: Path, **kwargs) -> subprocess.Popen:
 def test_sector_up_in_the_foreground_stops_every_child_on_ctrl_c(tmp_path: Path) -> None:
     home = tmp_path / "fg"
     up = _sector("up", "--port", "0", "--slaves", "2", home=home)
-    assert up.stdout is not None
-    lines = []
-    for line in up.stdout:
-        lines.append(line)
-        if "Press Ctrl-C" in line:
-            break
-    assert "bound to 127.0.0.1 only" in lines[0], lines
-    assert (home / "conf" / "master_node.cert").exists()
-    state = read_run_file(home)
-    assert state is not None
-    pids = list(state["pids"].values())
-    assert len(pids) == 3 and all(pid_alive(pid) for pid in pids)
-    up.send_signal(signal.SIGINT)
-    rest = up.communicate(timeout=30)[0]
-    assert up.returncode == 0, rest
-    assert "Stopped." in rest
-    wait_until(lambda: not any(pid_alive(pid) for pid in pids), what="children to exit")
-    assert read_run_file(home) is None
+    try:
+        assert up.stdout is not None
+        lines = []
+        for line in up.stdout:
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        assert "bound to 127.0.0.1 only" in lines[0], lines
+        assert (home / "conf" / "master_node.cert").exists()
+        state = read_run_file(home)
+        assert state is not None
+        pids = list(state["pids"].values())
+        assert len(pids) == 3 and all(pid_alive(pid) for pid in pids)
+        up.send_signal(signal.SIGINT)
+        rest = up.communicate(timeout=30)[0]
+        assert up.returncode == 0, rest
+        assert "Stopped." in rest
+        wait_until(lambda: not any(pid_alive(pid) for pid in pids), what="children to exit")
+        assert read_run_file(home) is None
+    finally:
+        if up.poll() is None:
+            up.kill()
+        stop_detached(home)  # children run in their own session: never leave them behind
 
 
 def test_detach_status_down(tmp_path: Path) -> None:

@@ -10,6 +10,9 @@ until then, and a writer that dies leaves it intact).
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import mmap
 import os
 import queue
 import socket
@@ -42,7 +45,11 @@ POS_BEG, POS_CUR, POS_END = 1, 2, 3
 
 READ_AHEAD = 1024 * 1024
 READ_REQUEST = 16 * 1024 * 1024
+#: Bytes asked for by one read request while downloading to a file (see _stream_once).
+STREAM_REQUEST = 256 * 1024 * 1024
 WRITE_BUFFER = 1024 * 1024
+#: A put up to this size goes out in one ``sendall`` with its header (copying is cheaper).
+SMALL_PUT = 64 * 1024
 TRANSFER_BUFFER = 4 * 1024 * 1024
 #: Buffers in rotation while downloading: one filling from the socket, the others
 #: being written to the local file.
@@ -50,6 +57,8 @@ WRITE_BUFFERS = 3
 #: Hand written bytes to the kernel's writeback every this many bytes.
 WRITEBACK_STEP = 32 * 1024 * 1024
 WRITEBACK_LOOKBACK = 3
+#: O_DIRECT writes must start, and be sized, on this boundary (a page: safe everywhere).
+DIRECT_ALIGN = 4096
 
 
 class SectorFile:
@@ -166,19 +175,24 @@ class SectorFile:
         """
         self._check_open()
         hasher = checksum.new_hasher() if verify and self.position == 0 else None
-        total = 0
+        start = self.position
         with _FileWriter(target.fileno(), self.size - self.position) as writer:
             while self.position < self.size:
-                view = writer.buffer()
-                count = min(len(view), self.size - self.position)
-                self._fetch_into(self.position, view[:count])
-                if hasher is not None:
-                    hasher.update(view[:count])
-                writer.write(view, count)
-                self.position += count
-                total += count
-                if progress is not None:
-                    progress(count)
+                length = min(STREAM_REQUEST, self.size - self.position)
+                try:
+                    self._stream_once(length, writer, hasher, progress)
+                except (OSError, ProtocolError) as exc:
+                    self._drop_connection()
+                    self._next_replica(exc)
+                except SectorError as exc:
+                    self._drop_connection()
+                    if exc.code == E_EXPIRED:
+                        self._refresh_grant()
+                    elif exc.code == E_NOEXIST:
+                        self._next_replica(exc)
+                    else:
+                        raise
+        total = self.position - start
         if hasher is not None and hasher.hexdigest() != self.grant["checksum"]:
             raise error_for(
                 E_SECURITY, "downloaded bytes do not match the stored checksum", self.path
@@ -220,6 +234,46 @@ class SectorFile:
         if reply["length"] != len(view):
             raise ProtocolError(f"slave sent {reply['length']} bytes, expected {len(view)}")
         recv_exact_into(self._sock, view)
+
+    def _stream_once(
+        self,
+        length: int,
+        writer: _FileWriter,
+        hasher: Any,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        """One read request for ``length`` bytes, received buffer by buffer into ``writer``.
+
+        Profiled downloads asked for one buffer (4 MiB) at a time, so the slave's
+        ``sendfile`` stopped at every buffer until the next request came; one
+        large request keeps it streaming while we write. ``position`` advances
+        per buffer, so after a failure the caller resumes where bytes stopped.
+        """
+        if self._sock is None:
+            self._address = tuple(self.grant["replicas"][self._replica])
+            self._sock = self.client.data_connection(self._address)  # type: ignore[arg-type]
+        offset = self.position
+        self._send({"op": "read", "token": self.grant["token"], "offset": offset, "length": length})
+        reply = recv_frame(self._sock)
+        if not reply.get("ok"):
+            raise error_for(int(reply.get("code", -1)), str(reply.get("msg", "")), self.path)
+        if reply["length"] != length:
+            raise ProtocolError(f"slave sent {reply['length']} bytes, expected {length}")
+        end = offset + length
+        while self.position < end:
+            view = writer.buffer()
+            count = min(len(view), end - self.position)
+            try:
+                recv_exact_into(self._sock, view[:count])
+            except BaseException:
+                writer.give_back(view)
+                raise
+            if hasher is not None:
+                hasher.update(view[:count])
+            writer.write(view, count)
+            self.position += count
+            if progress is not None:
+                progress(count)
 
     def _next_replica(self, cause: Exception) -> None:
         self._replica += 1
@@ -306,16 +360,28 @@ class SectorFile:
         if self._writing:
             self._flush_pending()
 
-    def _flush_pending(self) -> None:
+    def _flush_pending(self, trailer: bytes = b"") -> None:
+        """Send buffered bytes, then ``trailer`` (a frame that follows them, or nothing)."""
         if self._pending:
             data, self._pending = self._pending, bytearray()
-            self._put(self._pending_start, memoryview(data))
+            self._put(self._pending_start, memoryview(data), trailer)
+        elif trailer:
+            assert self._sock is not None
+            self._sock.sendall(trailer)
 
-    def _put(self, offset: int, view: memoryview) -> None:
+    def _put(self, offset: int, view: memoryview, trailer: bytes = b"") -> None:
         assert self._sock is not None
+        header = encode({"op": "put", "offset": offset, "length": len(view)})
         try:
-            self._sock.sendall(encode({"op": "put", "offset": offset, "length": len(view)}))
-            self._sock.sendall(view)
+            if len(view) <= SMALL_PUT:
+                # one system call and one wake-up of the slave for a small file's
+                # bytes and its commit (profiled: creates of 1 KB files)
+                self._sock.sendall(b"".join((header, view, trailer)))
+            else:
+                self._sock.sendall(header)
+                self._sock.sendall(view)
+                if trailer:
+                    self._sock.sendall(trailer)
         except OSError as exc:
             self._drop_connection()
             raise SectorConnectionError(
@@ -347,8 +413,7 @@ class SectorFile:
             self._release_connection()
             return
         try:
-            self._flush_pending()
-            self._send({"op": "commit"})
+            self._flush_pending(trailer=encode({"op": "commit"}))
             assert self._sock is not None
             reply = recv_frame(self._sock)
         except (OSError, ProtocolError) as exc:
@@ -428,6 +493,13 @@ class _FileWriter:
     written range is handed to the kernel for writeback (``POSIX_FADV_DONTNEED``)
     so the disk works during the transfer rather than in the final fsync, and a
     download does not flood the page cache. Small transfers skip the thread.
+
+    Where the file system allows it (and the file offset is block-aligned), the
+    writes bypass the page cache altogether with ``O_DIRECT`` from page-aligned
+    buffers: measured in ``bench/``, 1 GiB written + fsynced at 2.1-2.2 GB/s with
+    0.02 s of system CPU, against 1.5-2.2 GB/s and 0.25-0.5 s through the page
+    cache. The unaligned tail, and any file system that refuses, fall back to
+    buffered writes; the file's flags are restored at the end.
     """
 
     def __init__(self, fd: int, expected: int):
@@ -436,12 +508,17 @@ class _FileWriter:
         self.free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
         self.todo: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
         threaded = expected > TRANSFER_BUFFER
-        for _ in range(WRITE_BUFFERS if threaded else 1):
-            self.free.put(memoryview(bytearray(min(TRANSFER_BUFFER, max(expected, 1)))))
         try:
             self.start = self.advised = self.offset = os.lseek(fd, 0, os.SEEK_CUR)
         except OSError:  # a pipe or a terminal: nothing to hand to writeback
             self.start = self.advised = self.offset = -1
+        self.direct = False
+        if threaded and self.start >= 0 and self.start % DIRECT_ALIGN == 0:
+            self.direct = _set_direct(fd, True)
+        for _ in range(WRITE_BUFFERS if threaded else 1):
+            size = min(TRANSFER_BUFFER, max(expected, 1))
+            # mmap memory is page-aligned, as O_DIRECT needs
+            self.free.put(memoryview(mmap.mmap(-1, size) if self.direct else bytearray(size)))
         self.thread = threading.Thread(target=self._run, daemon=True) if threaded else None
         if self.thread is not None:
             self.thread.start()
@@ -453,6 +530,8 @@ class _FileWriter:
         if self.thread is not None:
             self.todo.put(None)
             self.thread.join()
+        if self.direct:
+            self.direct = not _set_direct(self.fd, False)
         if exc_type is None and self.error is not None:
             raise self.error
 
@@ -462,6 +541,10 @@ class _FileWriter:
         if self.error is not None:
             raise self.error
         return view
+
+    def give_back(self, view: memoryview) -> None:
+        """Return a buffer that was not filled (the transfer failed)."""
+        self.free.put(view)
 
     def write(self, view: memoryview, count: int) -> None:
         if self.thread is None:
@@ -480,11 +563,18 @@ class _FileWriter:
             self.free.put(item[0])
 
     def _write(self, view: memoryview, count: int) -> None:
-        _write_all(self.fd, view[:count])
+        if self.direct and count % DIRECT_ALIGN:  # the tail: through the page cache
+            self.direct = not _set_direct(self.fd, False)
+        if self.direct:
+            self._write_direct(view[:count])
+        else:
+            _write_all(self.fd, view[:count])
         if self.offset < 0:
             return
         self.offset += count
-        if self.offset - self.advised >= WRITEBACK_STEP:
+        if self.direct:
+            self.advised = self.offset  # nothing of ours is in the page cache
+        elif self.offset - self.advised >= WRITEBACK_STEP:
             # Starts writeback of the new range and drops the pages of earlier ranges
             # whose writeback has finished (pages still in flight are skipped, hence
             # the look back), so the same few pages are recycled instead of fresh
@@ -495,6 +585,30 @@ class _FileWriter:
             except OSError:
                 self.offset = -1
             self.advised = self.offset
+
+
+    def _write_direct(self, view: memoryview) -> None:
+        try:
+            written = os.write(self.fd, view)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise SectorLocalFileError(f"local write failed: {exc.strerror}") from None
+            written = 0  # this file system takes O_DIRECT at open but not for writes
+        if written < len(view):
+            self.direct = not _set_direct(self.fd, False)
+            _write_all(self.fd, view[written:])
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Switch O_DIRECT on or off for ``fd``; True if that worked."""
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+    except OSError:
+        return False
+    return True
 
 
 def _write_all(fd: int, view: memoryview) -> None:

@@ -8,12 +8,11 @@ tests wait for that file instead of guessing with sleeps.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 from ..config import ConfigError, MasterSettings
-from ..lifecycle import serve
+from ..lifecycle import run_loop, serve
 from ..logs import setup_logging
 from .server import MasterServer
 
@@ -37,7 +36,7 @@ def run(conf_dir: str | Path, home: str | Path | None = None, port: int | None =
         )
         return 2
     try:
-        return asyncio.run(_serve(settings))
+        return run_loop(_serve(settings), fast=True)
     except KeyboardInterrupt:
         return 0
 

@@ -84,6 +84,7 @@ class Store:
             )
         self._next_id = 0
         self._id_ceiling = 0
+        self.rollbacks = 0
 
     def close(self) -> None:
         self.db.close()
@@ -92,8 +93,13 @@ class Store:
         return _Transaction(self.db, self._forget_id_block)
 
     def _forget_id_block(self) -> None:
-        """After a rollback the block's reservation may be undone too: reserve afresh."""
+        """After a rollback the block's reservation may be undone too: reserve afresh.
+
+        ``rollbacks`` counts them, so caches of rows read inside a transaction
+        (the namespace's directory ids) know to drop what may never have existed.
+        """
         self._next_id = self._id_ceiling = 0
+        self.rollbacks += 1
 
     def lookup(self, parent: int, name: str) -> Row | None:
         found = self.db.execute(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import mmap
 import os
 import socket
 import time
@@ -38,6 +39,10 @@ from .storage import Storage, WriteSession
 log = logging.getLogger("sector.slave")
 
 RECV_BUFFER = 4 * 1024 * 1024
+#: A received chunk at least this large is written on a helper thread while the next
+#: one arrives: profiling a 1 GiB upload (``python -m bench.profile --phase upload``)
+#: showed the loop spending 44 % in pwrite + hash and 35 % in recv, one after the other.
+THREADED_WRITE = 1024 * 1024
 RECEIPT_TTL = 3600.0
 REGISTERED_FILE = "slave.registered"
 
@@ -199,7 +204,8 @@ class DataConnection:
         self.write: WriteSession | None = None
         self.write_error: _StickyError | None = None
         self.open_files: dict[tuple[int, int], Any] = {}
-        self.buffer = bytearray(RECV_BUFFER)
+        self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
+        self.spare: mmap.mmap | None = None
 
     async def serve(self) -> None:
         try:
@@ -323,20 +329,54 @@ class DataConnection:
                 self.server.check_space(max(0, offset + length - self.write.size))
             except _StickyError as exc:
                 self.write_error = exc
-        view = memoryview(self.buffer)
         position = offset
         remaining = length
-        while remaining:
-            n = await self.loop.sock_recv_into(self.sock, view[: min(remaining, len(view))])
-            if n == 0:
-                raise ConnectionError("connection closed during a put")
-            if self.write is not None and self.write_error is None:
-                try:
-                    self.write.write_at(position, view[:n])
-                except OSError as exc:
-                    self.write_error = _disk_error(exc)
-            position += n
-            remaining -= n
+        in_flight: asyncio.Future | None = None
+        spare = False  # which buffer to fill: never the one a thread is writing from
+        try:
+            while remaining:
+                view = self._spare_buffer() if spare else memoryview(self.buffer)
+                filled = 0
+                wanted = min(remaining, len(view))
+                while filled < wanted:
+                    n = await self.loop.sock_recv_into(self.sock, view[filled:wanted])
+                    if n == 0:
+                        raise ConnectionError("connection closed during a put")
+                    filled += n
+                if in_flight is not None:
+                    await in_flight
+                    in_flight = None
+                if self.write is not None and self.write_error is None:
+                    if filled >= THREADED_WRITE:
+                        # the disk write runs on a thread while the next buffer fills
+                        in_flight = self.loop.run_in_executor(
+                            None, self._write_chunk, position, view[:filled]
+                        )
+                        spare = not spare
+                    else:
+                        self._write_chunk(position, view[:filled])
+                position += filled
+                remaining -= filled
+        finally:
+            if in_flight is not None:
+                await in_flight
+
+    def _write_chunk(self, position: int, view: memoryview) -> None:
+        """Write (and hash) one received chunk; a disk error becomes the sticky error.
+
+        The chunk always starts at the start of a page-aligned (mmap) buffer.
+        """
+        assert self.write is not None
+        try:
+            self.write.write_at(position, view, aligned=True)
+        except OSError as exc:
+            self.write_error = _disk_error(exc)
+
+    def _spare_buffer(self) -> memoryview:
+        """The second receive buffer, made on first use (only large puts need it)."""
+        if self.spare is None:
+            self.spare = mmap.mmap(-1, RECV_BUFFER)
+        return memoryview(self.spare)
 
     async def _commit(self) -> Message:
         if self.write_error is not None:

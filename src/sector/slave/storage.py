@@ -13,6 +13,8 @@ data directory.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import shutil
 import uuid
@@ -175,6 +177,11 @@ class Storage:
 #: Streamed writes are handed to writeback every this many bytes (see _start_writeback).
 WRITEBACK_STEP = 32 * 1024 * 1024
 WRITEBACK_LOOKBACK = 3
+#: Chunks written with O_DIRECT must start and end on this boundary (a page: safe
+#: everywhere) and be at least DIRECT_MIN long (small writes are cheaper buffered).
+DIRECT_ALIGN = 4096
+DIRECT_MIN = 1024 * 1024
+O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
 @dataclass
@@ -196,6 +203,8 @@ class WriteSession:
     in_order: bool = True
     hasher: object = field(default_factory=new_hasher)
     advised: int = 0
+    direct: bool = False  # O_DIRECT is set on fd (see write_at)
+    direct_failed: bool = False
 
     @classmethod
     def begin(cls, storage: Storage, oid: int, version: int, lease: int, base: int) -> WriteSession:
@@ -211,14 +220,40 @@ class WriteSession:
                     session.write_at(session.size, memoryview(chunk))
         return session
 
-    def write_at(self, offset: int, data: memoryview) -> None:
-        written = os.pwrite(self.fd, data, offset)
+    def write_at(self, offset: int, data: memoryview, aligned: bool = False) -> None:
+        """Write ``data`` at ``offset``, hashing it when it continues the stream in order.
+
+        ``aligned`` says ``data`` starts on a page boundary (the server's mmap
+        buffers): a large, block-aligned chunk then bypasses the page cache with
+        O_DIRECT, which spares the CPU copying into and allocating page-cache
+        pages (the client's downloads do the same; see ``client/file.py``).
+        Everything else, and file systems that refuse O_DIRECT, stay buffered.
+        """
+        direct = (
+            aligned
+            and not self.direct_failed
+            and len(data) >= DIRECT_MIN
+            and offset % DIRECT_ALIGN == 0
+            and len(data) % DIRECT_ALIGN == 0
+        )
+        if direct != self.direct:
+            self._set_direct(direct)
+        try:
+            written = os.pwrite(self.fd, data, offset)
+        except OSError as exc:
+            if not self.direct or exc.errno != errno.EINVAL:
+                raise
+            self.direct_failed = True  # accepted at fcntl, refused at write: stay buffered
+            self._set_direct(False)
+            written = os.pwrite(self.fd, data, offset)
         while written < len(data):
             written += os.pwrite(self.fd, data[written:], offset + written)
         if self.in_order and offset == self.hashed:
             self.hasher.update(data)  # type: ignore[attr-defined]
             self.hashed += len(data)
-            if self.hashed - self.advised >= WRITEBACK_STEP:
+            if self.direct:
+                self.advised = self.hashed  # nothing of ours sits in the page cache
+            elif self.hashed - self.advised >= WRITEBACK_STEP:
                 self._start_writeback()
         else:
             self.in_order = False
@@ -240,7 +275,18 @@ class WriteSession:
             pass
         self.advised = self.hashed
 
+    def _set_direct(self, on: bool) -> None:
+        try:
+            flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | O_DIRECT if on else flags & ~O_DIRECT)
+        except OSError:
+            self.direct_failed = True
+            return
+        self.direct = on
+
     def read_at(self, offset: int, length: int) -> bytes:
+        if self.direct:  # unaligned reads need the page cache
+            self._set_direct(False)
         return os.pread(self.fd, max(0, min(length, self.size - offset)), offset)
 
     def commit(self) -> tuple[int, str]:

@@ -1,0 +1,138 @@
+"""The machine's own limits, measured in the same run as Sector: loopback TCP and the disk.
+
+The raw TCP stream uses iperf3 when it is installed and otherwise a minimal
+Python sender/receiver (``sendall``/``recv_into`` on 4 MiB buffers, which
+release the GIL, so Python adds little); the result says which one ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .common import MB, MiB, drop_caches, log
+
+_RECEIVER = r"""
+import socket, sys
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+conn, _ = listener.accept()
+buffer = memoryview(bytearray(4 * 1024 * 1024))
+total = 0
+while (n := conn.recv_into(buffer)):
+    total += n
+conn.sendall(str(total).encode())
+conn.close()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def iperf3_stream(seconds: float) -> dict | None:
+    """One iperf3 TCP stream over 127.0.0.1, or None when iperf3 is not installed."""
+    if shutil.which("iperf3") is None:
+        return None
+    port = _free_port()
+    server = subprocess.Popen(
+        ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # the server needs a moment to listen: retry on "connection refused" (bounded)
+        for _ in range(50):
+            done = subprocess.run(
+                ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
+                capture_output=True,
+                text=True,
+                timeout=seconds + 30,
+                check=False,
+            )
+            if done.returncode == 0:
+                report = json.loads(done.stdout)
+                bits = report["end"]["sum_received"]["bits_per_second"]
+                return {"tool": "iperf3", "gbit_s": bits / 1e9, "mb_s": bits / 8 / MB}
+            time.sleep(0.1)
+        return None
+    finally:
+        server.kill()
+        server.wait()
+
+
+def python_stream(total: int) -> dict:
+    """Send ``total`` bytes over loopback from this process to a receiver process."""
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", _RECEIVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert receiver.stdout is not None
+        port = int(receiver.stdout.readline())
+        block = memoryview(bytearray(4 * MiB))
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            started = time.perf_counter()
+            remaining = total
+            while remaining:
+                piece = block[: min(remaining, len(block))]
+                sock.sendall(piece)
+                remaining -= len(piece)
+            sock.shutdown(socket.SHUT_WR)
+            received = int(sock.recv(64))
+            elapsed = time.perf_counter() - started
+        if received != total:
+            raise RuntimeError(f"raw TCP receiver got {received} of {total} bytes")
+        return {"tool": "python sendall/recv_into", "gbit_s": total * 8 / elapsed / 1e9,
+                "mb_s": total / elapsed / MB}
+    finally:
+        receiver.kill()
+        receiver.wait()
+
+
+def raw_tcp(total: int, seconds: float) -> dict:
+    result = iperf3_stream(seconds)
+    if result is None:
+        log("iperf3 not installed (or failed): using the Python sender/receiver")
+        result = python_stream(total)
+    return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cp_with_fsync(source: Path, target: Path, drop: bool) -> tuple[float, float]:
+    """``cp`` then ``sync`` of the copy, from a cold source when ``drop``; (seconds, cpu)."""
+    target.unlink(missing_ok=True)
+    if drop:
+        drop_caches()
+    cpu = _children_cpu()
+    started = time.perf_counter()
+    subprocess.run(["cp", str(source), str(target)], check=True)
+    subprocess.run(["sync", str(target)], check=True)
+    elapsed = time.perf_counter() - started
+    cpu = _children_cpu() - cpu
+    target.unlink()
+    os.sync()
+    return elapsed, cpu
+
+
+def cold_read(source: Path, drop: bool) -> float:
+    """Seconds for ``dd bs=1M`` of ``source`` to /dev/null after dropping caches."""
+    if drop:
+        drop_caches()
+    started = time.perf_counter()
+    subprocess.run(
+        ["dd", f"if={source}", "of=/dev/null", "bs=1M", "status=none"], check=True
+    )
+    return time.perf_counter() - started

@@ -1,0 +1,61 @@
+"""The benchmark suite must not rot: run it at tiny sizes and check every figure is there.
+
+This is not a performance test (CI machines are noisy and the sizes are tiny);
+it proves that ``python -m bench`` still runs end to end against a real
+cluster and that each figure it reports stands beside a baseline and a ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--skip-peer", "--no-drop-caches",
+         "--clients", "4", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    report = json.loads(out.read_text()) if out.exists() else {}
+    assert done.returncode == 0, (report.get("skipped"), done.stderr[-3000:])
+    assert "Sector benchmark" in done.stdout
+    return report
+
+
+@pytest.mark.timeout(240)
+def test_every_figure_has_a_baseline_and_ratio(report: dict) -> None:
+    assert report["failed"] == []
+    assert report["figures"]
+    for figure in report["figures"]:
+        assert figure["value"] is not None, figure
+        assert figure["baseline"], figure
+        assert figure["baseline_value"], figure
+        assert figure["ratio"] is not None, figure
+
+
+@pytest.mark.timeout(240)
+def test_all_parts_are_reported(report: dict) -> None:
+    groups = {f["group"].split(" ")[0] for f in report["figures"]}
+    assert {"Large", "CPU", "Parallel", "Small", "Namespace"} <= groups
+    metrics = {(f["group"], f["metric"]) for f in report["figures"]}
+    for clients in ("1 client", "4 clients"):
+        for phase in ("create", "stat", "list", "rename", "read", "delete"):
+            assert (f"Small files, {clients}", phase) in metrics
+    baselines = {f["baseline"] for f in report["figures"]}
+    assert "cp + fsync, same file" in baselines
+    assert any(b.startswith("raw TCP") for b in baselines)
+    assert report["context"]["page_cache_dropped"] is False
+    assert "peer" not in report["skipped"] or "skip" in report["skipped"]["peer"].lower()
