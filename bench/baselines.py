@@ -136,3 +136,64 @@ def cold_read(source: Path, drop: bool) -> float:
         ["dd", f"if={source}", "of=/dev/null", "bs=1M", "status=none"], check=True
     )
     return time.perf_counter() - started
+
+
+_ECHO_SERVER = r"""
+import asyncio, sys
+from pathlib import Path
+from sector.lifecycle import run_loop
+from sector.transport import server_tls_context
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def data_received(self, data):
+        self.transport.write(data)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    context = server_tls_context(Path(sys.argv[1]), Path(sys.argv[2]))
+    server = await loop.create_server(Echo, "127.0.0.1", 0, ssl=context)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await loop.connect_read_pipe(asyncio.Protocol, sys.stdin)
+    await asyncio.Event().wait()
+
+run_loop(main(), fast=True)
+"""
+
+
+def tls_round_trips(work: Path, count: int) -> dict:
+    """Request/reply round trips per second against a TLS server that does nothing.
+
+    The floor under every metadata operation of one synchronous client: the
+    same TLS setup, event loop (uvloop) and blocking client socket as Sector's
+    master and client, with the server's work taken away. A 60-byte request
+    is echoed back, about the size of a ``stat``.
+    """
+    from sector import certs
+    from sector.transport import client_tls_context
+
+    cert, key = work / "echo.cert", work / "echo.key"
+    certs.create(cert, key)
+    server = subprocess.Popen(
+        [sys.executable, "-c", _ECHO_SERVER, str(cert), str(key)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with client_tls_context(cert).wrap_socket(raw, server_hostname="localhost") as sock:
+            request = b"x" * 60
+            started = time.perf_counter()
+            for _ in range(count):
+                sock.sendall(request)
+                received = 0
+                while received < len(request):
+                    received += len(sock.recv(4096))
+            elapsed = time.perf_counter() - started
+    finally:
+        server.kill()
+        server.wait()
+    return {"round_trips": count, "per_s": count / elapsed, "us": elapsed / count * 1e6}

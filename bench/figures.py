@@ -104,6 +104,11 @@ def build(results: Results, m: dict, size: int) -> None:
                     ok = value >= single_rates[phase]
                 add(Figure(group, phase, value, unit, "local disk (fsync'd creates)", local,
                            target=target, target_ok=ok))
+                floor = m.get("tls_floor")
+                if count == "1" and floor and phase in ("stat", "rename", "delete"):
+                    add(Figure(group, phase, value, unit,
+                               "floor: TLS echo round trip, server doing nothing",
+                               floor["per_s"]))
                 peer_runs = (peer.get("meta") or {}).get(count)
                 if peer_runs:
                     add(Figure(group, phase, value, unit, "MooseFS (FUSE)",

@@ -119,6 +119,7 @@ class Suite:
             if "large" in args.parts:
                 self.part("large files", self.large)
             if "meta" in args.parts:
+                self.part("TLS round-trip floor", self.tls_floor)
                 self.part("metadata", self.metadata)
             if "ns" in args.parts:
                 self.part("namespace", self.namespace)
@@ -149,6 +150,10 @@ class Suite:
     def raw_tcp(self) -> None:
         log("raw TCP stream over 127.0.0.1")
         self.m["raw_tcp"] = baselines.raw_tcp(self.args.tcp_bytes, self.args.tcp_seconds)
+
+    def tls_floor(self) -> None:
+        log("TLS request/reply round trips against a server that does nothing")
+        self.m["tls_floor"] = baselines.tls_round_trips(self.work, self.args.stats)
 
     def large(self) -> None:
         self.m["large"] = sector_runs.large_files(

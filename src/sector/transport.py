@@ -12,9 +12,18 @@ import socket
 import ssl
 from pathlib import Path
 
-from .protocol.framing import HEADER_SIZE, Message, ProtocolError, body_length, decode_body, encode
+from .protocol.framing import (
+    HEADER_SIZE,
+    FrameDecoder,
+    Message,
+    ProtocolError,
+    body_length,
+    decode_body,
+    encode,
+)
 
 __all__ = [
+    "FrameReader",
     "ProtocolError",
     "client_tls_context",
     "read_frame",
@@ -58,6 +67,30 @@ def recv_frame(sock: socket.socket) -> Message:
     body = bytearray(body_length(bytes(header)))
     recv_exact_into(sock, memoryview(body))
     return decode_body(body)
+
+
+class FrameReader:
+    """Reads whole frames from a blocking socket with as few ``recv`` calls as it can.
+
+    For connections that carry nothing but frames (the client's link to the
+    master): one ``recv`` usually brings header and body together, where
+    :func:`recv_frame` needs two - on a TLS socket each is a full SSL read.
+    Bytes past the frame stay buffered for the next one.
+    """
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.decoder = FrameDecoder()
+        self._scratch = bytearray(64 * 1024)
+
+    def read(self) -> Message:
+        while True:
+            for message in self.decoder:
+                return message
+            received = self.sock.recv_into(self._scratch)
+            if not received:
+                raise ConnectionError("connection closed by peer")
+            self.decoder.feed(self._scratch[:received])
 
 
 def send_frame(sock: socket.socket, message: Message) -> None:

@@ -139,13 +139,13 @@ def test_parent_for_new_refuses_the_root(ns: Namespace) -> None:
 def test_remove_a_file_returns_it(ns: Namespace) -> None:
     file_id = add_file(ns, "/d/f")
     removed = ns.remove("/d/f", recursive=False)
-    assert [r.id for r in removed] == [file_id]
+    assert [r.id for r in removed.files] == [file_id]
     assert ns.find("/d/f") is None and ns.find("/d") is not None
 
 
 def test_remove_an_empty_directory_without_recursive(ns: Namespace) -> None:
     ns.mkdir("/empty")
-    assert ns.remove("/empty", recursive=False) == []
+    assert ns.remove("/empty", recursive=False).files == []
     assert ns.find("/empty") is None
 
 
@@ -162,8 +162,8 @@ def test_recursive_remove_returns_every_file_below_and_only_files(ns: Namespace)
     ns.mkdir("/d/empty-dir")
     keep = add_file(ns, "/dd/f")
     removed = ns.remove("/d", recursive=True)
-    assert {r.id for r in removed} == ids
-    assert all(not r.is_dir for r in removed)
+    assert {r.id for r in removed.files} == ids
+    assert all(not r.is_dir for r in removed.files)
     assert ns.find("/d") is None and ns.find("/d/sub/deeper") is None
     found = ns.find("/dd/f")
     assert found is not None and found.id == keep
@@ -243,3 +243,17 @@ def test_move_under_a_file_is_not_a_directory(ns: Namespace) -> None:
 def test_move_a_missing_source_is_e_noexist(ns: Namespace) -> None:
     with pytest.raises(FileNotFoundError):
         ns.move("/ghost", "/x")
+
+
+def test_remove_reports_every_copy_the_slaves_must_drop(ns: Namespace) -> None:
+    first, second = add_file(ns, "/d/f1"), add_file(ns, "/d/sub/f2")
+    ns.store.set_replica(first, "slave-a", 1)
+    ns.store.set_replica(first, "slave-b", 1)
+    ns.store.set_replica(second, "slave-a", 3)
+    removal = ns.remove("/d", recursive=True)
+    assert sorted(removal.copies) == [
+        ("slave-a", first, 1),
+        ("slave-a", second, 3),
+        ("slave-b", first, 1),
+    ]
+    assert ns.store.replicas(first) == [] and ns.store.replicas(second) == []

@@ -33,7 +33,7 @@ from ..protocol import checksum
 from ..protocol.framing import Message, ProtocolError
 from ..protocol.messages import READ, TRUNC, WRITE
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
-from ..transport import client_tls_context, recv_frame, send_frame
+from ..transport import FrameReader, client_tls_context, send_frame
 from .file import SectorFile
 
 CONNECT_TIMEOUT = 5.0
@@ -82,6 +82,7 @@ class Client:
         self.host, self.port = host, port
         self._lock = threading.RLock()
         self._sock: ssl.SSLSocket | None = None
+        self._reader: FrameReader | None = None
         self._credentials: tuple[str, str, Path] | None = None
         self._pool: dict[tuple[str, int], list[socket.socket]] = {}
         self._pool_lock = threading.Lock()
@@ -133,6 +134,7 @@ class Client:
             raise SectorConnectionError(f"TLS handshake with the master failed: {exc}") from None
         sock.settimeout(CALL_TIMEOUT)
         self._sock = sock
+        self._reader = FrameReader(sock)
         try:
             reply = self._exchange({"op": "login", "user": user, "password": password})
         except SectorError:
@@ -175,7 +177,8 @@ class Client:
         assert self._sock is not None
         try:
             send_frame(self._sock, message)
-            return recv_frame(self._sock)
+            assert self._reader is not None
+            return self._reader.read()
         except TimeoutError:
             self._disconnect()
             raise SectorConnectionError("the master did not answer in time") from None

@@ -7,6 +7,8 @@ about slaves or sockets: it is the tree, and the rules for changing it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from ..errors import (
     InvalidError,
     SectorExistsError,
@@ -21,6 +23,14 @@ from .store import ROOT_ID, Row, Store
 
 #: Directory paths whose ids the namespace remembers (cleared wholesale when full).
 DIR_CACHE_LIMIT = 100_000
+
+
+@dataclass
+class Removal:
+    """What ``remove`` took away: the files, and (slave, oid, version) of every copy."""
+
+    files: list[Row]
+    copies: list[tuple[str, int, int]]
 
 
 class Namespace:
@@ -119,22 +129,25 @@ class Namespace:
             row = child
         return row
 
-    def remove(self, path: str, recursive: bool) -> list[Row]:
-        """Delete ``path``; return the files removed, whose data must go too."""
+    def remove(self, path: str, recursive: bool, row: Row | None = None) -> Removal:
+        """Delete ``path`` (``row``: its entry, when the caller has it already).
+
+        Returns the files removed and the copies of their bytes the slaves hold,
+        read in the same transaction that forgets them.
+        """
         if path == ROOT:
             raise SectorPermissionError("the root cannot be removed", path)
-        row = self.stat(path)
+        row = row or self.stat(path)
         below: list[Row] = []
         if row.is_dir:
             if not recursive and self.store.has_children(row.id):
                 raise SectorNotEmptyError(path=path)
             below = self.store.descendants(row.id)
-        if row.is_dir:
             self._forget_dirs()
         with self.store.transaction():
-            self.store.delete([row.id] + [r.id for r in below])
+            copies = self.store.delete([row.id] + [r.id for r in below])
             self.store.touch(row.parent)
-        return [r for r in [row, *below] if not r.is_dir]
+        return Removal([r for r in [row, *below] if not r.is_dir], copies)
 
     def move(self, src: str, dst: str) -> Row:
         """Rename; a directory moves with everything in it, as one metadata change."""
@@ -152,8 +165,9 @@ class Namespace:
             parent = self._make_dirs(parent_path)
             self.store.rename(row.id, parent.id, name)
             self.store.touch(row.parent)
-            self.store.touch(parent.id)
-        return self.stat(dst)
+            if parent.id != row.parent:
+                self.store.touch(parent.id)
+        return replace(row, parent=parent.id, name=name)
 
     def check_new(self, path: str) -> None:
         """Refuse a path that exists already, or that would need a file as parent."""

@@ -10,12 +10,13 @@ without disturbing anyone else.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import os
 import secrets
-import ssl
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ from ..protocol.framing import Message, ProtocolError
 from ..protocol.messages import APPEND, READ, TRUNC, WRITE, fail, ok
 from ..protocol.paths import InvalidPath, normalize
 from ..transport import read_frame, server_tls_context, write_frame
+from .connection import MasterConnection
 from .namespace import Namespace
 from .slaves import Registry, Slave
 from .store import Row, Store
@@ -148,15 +150,16 @@ class MasterServer:
 
     async def start(self) -> tuple[str, int]:
         context = server_tls_context(self.settings.cert, self.settings.key)
-        self.server = await asyncio.start_server(
-            self._on_connection,
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: MasterConnection(self),
             self.settings.host,
             self.settings.port,
             ssl=context,
             ssl_handshake_timeout=10,
         )
         host, port = self.server.sockets[0].getsockname()[:2]
-        self._spawn(self._watch_slaves())
+        self.spawn(self._watch_slaves())
         log.info("master listening on %s:%d (metadata %s)", host, port, self.store.path)
         return host, port
 
@@ -175,68 +178,37 @@ class MasterServer:
             task.cancel()
         self.store.close()
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        try:
-            first = await asyncio.wait_for(read_frame(reader), 30)
-            if first is None:
-                return
-            if first.get("op") == "register":
-                await self._serve_slave(first, reader, writer, peer[0])
-            else:
-                await self._serve_client(first, reader, writer, peer[0])
-        except (ProtocolError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
-            log.warning("dropping connection from %s: %s", peer[0], exc)
-        except (ConnectionError, ssl.SSLError, OSError) as exc:
-            log.debug("connection from %s ended: %s", peer[0], exc)
-        except asyncio.CancelledError:
-            pass  # the master is shutting down; the connection just ends
-        finally:
-            writer.close()
-
-    async def _serve_client(self, first: Message, reader, writer, address: str) -> None:
-        if first.get("op") != "login":
-            await write_frame(writer, fail(E_SECURITY, "log in first"))
-            return
+    async def login(self, request: Message, address: str) -> tuple[Message, Session | None]:
+        """Check a login; the reply to send, and the new session when it succeeded."""
         if not address_allowed(address, self.settings.master_acl):
-            await write_frame(writer, fail(E_ACL, f"{address} may not reach this master"))
-            return
-        try:
-            user = await self._login(first, address)
-        except SectorError as exc:
-            await write_frame(writer, _error_reply(exc))
-            return
-        session = Session(user, address)
-        log.info("user %s logged in from %s", user.name, address)
-        await write_frame(writer, ok(user=user.name))
-        try:
-            while (request := await read_frame(reader)) is not None:
-                if request.get("op") == "logout":
-                    await write_frame(writer, ok())
-                    break
-                await write_frame(writer, await self._dispatch(session, request))
-                if session.stop_master:
-                    self.stop()  # only now: the reply to `shutdown` has been sent
-                    break
-        finally:
-            for lease_id in list(session.leases):
-                self._release(lease_id, discard=True)
-
-    async def _login(self, request: Message, address: str) -> User:
+            return fail(E_ACL, f"{address} may not reach this master"), None
         name, password = request.get("user"), request.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
-            raise InvalidError("login needs a user name and a password")
+            return fail(E_INVALID, "login needs a user name and a password"), None
         loop = asyncio.get_running_loop()
-        # scrypt is slow on purpose; keep it off the event loop.
-        return await loop.run_in_executor(None, self.users.authenticate, name, password, address)
+        try:
+            # scrypt is slow on purpose; keep it off the event loop.
+            user = await loop.run_in_executor(
+                None, self.users.authenticate, name, password, address
+            )
+        except SectorError as exc:
+            return _error_reply(exc), None
+        log.info("user %s logged in from %s", user.name, address)
+        return ok(user=user.name), Session(user, address)
 
-    async def _dispatch(self, session: Session, request: Message) -> Message:
+    def end_session(self, session: Session) -> None:
+        """The client left: writes it never closed keep their previous version."""
+        for lease_id in list(session.leases):
+            self._release(lease_id, discard=True)
+
+    def dispatch(self, session: Session, request: Message) -> Message | Awaitable[Message]:
+        """Answer a client request; the few that must wait return an awaitable reply."""
         op = request.get("op")
         handler = self._client_ops.get(op) if isinstance(op, str) else None
         if handler is None:
@@ -244,16 +216,11 @@ class MasterServer:
         try:
             log.debug("%s %s %s", session.user.name, op, request.get("path", ""))
             reply = handler(self, session, request)
-            if asyncio.iscoroutine(reply):
-                reply = await reply
-            return reply
-        except SectorError as exc:
-            return _error_reply(exc)
-        except InvalidPath as exc:
-            return fail(E_INVALID, str(exc))
-        except Exception:
-            log.exception("unexpected failure handling %s", op)
-            return fail(E_UNKNOWN, "internal error in the master (see its log)")
+        except Exception as exc:
+            return _failure(op, exc)
+        if inspect.isawaitable(reply):
+            return _guarded(op, reply)
+        return reply
 
     def _op_ping(self, session: Session, request: Message) -> Message:
         return ok(time=time.time())
@@ -282,11 +249,11 @@ class MasterServer:
         row = self.namespace.stat(path)
         if row.id in self.writing_oids:
             raise SectorBusyError(path=path)
-        # where the bytes are must be read before the rows (replicas included) go
-        doomed = [row] if not row.is_dir else [row, *self.store.descendants(row.id)]
-        placed = self._placements([r for r in doomed if not r.is_dir])
-        self.namespace.remove(path, bool(request.get("recursive", True)))
-        for slave_id, objects in placed.items():
+        removal = self.namespace.remove(path, bool(request.get("recursive", True)), row)
+        by_slave: dict[str, list[list[int]]] = {}
+        for slave_id, oid, version in removal.copies:
+            by_slave.setdefault(slave_id, []).append([oid, version])
+        for slave_id, objects in by_slave.items():
             self._delete_on(slave_id, objects)
         return ok()
 
@@ -331,7 +298,7 @@ class MasterServer:
                 )
                 self.store.set_replica(oid, slave.id, 1)
         except SectorError:
-            self._spawn(self._link(slave).call({"op": "delete", "objects": [[oid, 1]]}))
+            self.spawn(self._link(slave).call({"op": "delete", "objects": [[oid, 1]]}))
             raise
         finally:
             self.creating_paths.pop(dst, None)
@@ -631,14 +598,6 @@ class MasterServer:
             link = self.links[slave.id] = SlaveLink(self, slave)
         return link
 
-    def _placements(self, rows: list[Row]) -> dict[str, list[list[int]]]:
-        """{slave id: [[oid, version], ...]} of every recorded copy of ``rows``."""
-        by_slave: dict[str, list[list[int]]] = {}
-        for row in rows:
-            for slave_id, version in self.store.replicas(row.id):
-                by_slave.setdefault(slave_id, []).append([row.id, version])
-        return by_slave
-
     def _delete_on(self, slave_id: str, objects: list[list[int]]) -> None:
         """Best effort: a slave that misses this cleans up when it re-registers.
 
@@ -652,25 +611,22 @@ class MasterServer:
             return
         batch = self._doomed.setdefault(slave_id, [])
         if not batch:
-            asyncio.get_running_loop().call_later(
-                DELETE_BATCH_DELAY, self._flush_deletes, slave_id
-            )
+            asyncio.get_running_loop().call_later(DELETE_BATCH_DELAY, self._flush_deletes, slave_id)
         batch.extend(objects)
 
     def _flush_deletes(self, slave_id: str) -> None:
         objects = self._doomed.pop(slave_id, [])
         slave = self.registry.slaves.get(slave_id)
         if objects and slave is not None and slave.alive:
-            self._spawn(self._link(slave).call({"op": "delete", "objects": objects}))
+            self.spawn(self._link(slave).call({"op": "delete", "objects": objects}))
 
-    async def _serve_slave(self, first: Message, reader, writer, address: str) -> None:
+    def register_slave(self, first: Message, address: str) -> tuple[Message, Slave | None]:
+        """A slave (re)joins: the reply to send, and the slave when it is accepted."""
         if not address_allowed(address, self.settings.slave_acl):
-            await write_frame(writer, fail(E_SECURITY, f"slave address {address} not allowed"))
-            return
+            return fail(E_SECURITY, f"slave address {address} not allowed"), None
         slave_id, port = first.get("slave_id"), first.get("port")
         if not isinstance(slave_id, str) or not isinstance(port, int):
-            await write_frame(writer, fail(E_INVALID, "register needs slave_id and port"))
-            return
+            return fail(E_INVALID, "register needs slave_id and port"), None
         host = first.get("host") or address
         slave = self.registry.register(slave_id, host, port, first)
         self._link(slave)
@@ -685,27 +641,27 @@ class MasterServer:
         )
         # Stale objects travel in the reply: the slave deletes them before serving,
         # with no window in which a separate command could race its registration.
-        await write_frame(
-            writer,
-            ok(
-                key=self.key,
-                heartbeat=self.settings.heartbeat_interval,
-                slave_id=slave_id,
-                delete=stale,
-            ),
+        reply = ok(
+            key=self.key,
+            heartbeat=self.settings.heartbeat_interval,
+            slave_id=slave_id,
+            delete=stale,
         )
-        try:
-            while (message := await read_frame(reader)) is not None:
-                if self.registry.slaves.get(slave_id) is not slave:
-                    break  # a newer registration of the same slave replaced this one
-                self.registry.update(slave, message)
-                await write_frame(writer, ok())
-        finally:
-            # A live slave keeps this connection open (and re-registers after any
-            # break), so a closed one means it is gone: stop sending clients there.
-            if self.registry.slaves.get(slave_id) is slave and slave.alive:
-                slave.alive = False
-                log.warning("slave %s at %s:%d disconnected", slave_id, *slave.address)
+        return reply, slave
+
+    def slave_heartbeat(self, slave: Slave, message: Message) -> Message | None:
+        """Record a heartbeat; None when a newer registration replaced this slave."""
+        if self.registry.slaves.get(slave.id) is not slave:
+            return None
+        self.registry.update(slave, message)
+        return ok()
+
+    def slave_disconnected(self, slave: Slave) -> None:
+        """A live slave keeps its connection open (and re-registers after any break),
+        so a closed one means it is gone: stop sending clients there."""
+        if self.registry.slaves.get(slave.id) is slave and slave.alive:
+            slave.alive = False
+            log.warning("slave %s at %s:%d disconnected", slave.id, *slave.address)
 
     def _reconcile(self, slave: Slave, objects: list) -> list[list[int]]:
         """Adopt the replicas we expect; return the ones the slave must delete."""
@@ -747,6 +703,23 @@ class MasterServer:
 
 def _path(request: Message, key: str = "path") -> str:
     return normalize(request.get(key))
+
+
+def _failure(op: object, exc: Exception) -> Message:
+    """The error reply for an exception raised while handling ``op``."""
+    if isinstance(exc, SectorError):
+        return _error_reply(exc)
+    if isinstance(exc, InvalidPath):
+        return fail(E_INVALID, str(exc))
+    log.error("unexpected failure handling %s", op, exc_info=exc)
+    return fail(E_UNKNOWN, "internal error in the master (see its log)")
+
+
+async def _guarded(op: object, pending: Awaitable[Message]) -> Message:
+    try:
+        return await pending
+    except Exception as exc:
+        return _failure(op, exc)
 
 
 def _error_reply(exc: SectorError) -> Message:

@@ -195,10 +195,17 @@ class Store:
             (time.time() if mtime is None else mtime, entry_id),
         )
 
-    def delete(self, entry_ids: Iterable[int]) -> None:
+    def delete(self, entry_ids: Iterable[int]) -> list[tuple[str, int, int]]:
+        """Delete entries and their replica records; (slave, oid, version) of each copy,
+        whose bytes the slaves must now drop."""
         ids = [(i,) for i in entry_ids]
         self.db.executemany("DELETE FROM entries WHERE id = ?", ids)
-        self.db.executemany("DELETE FROM replicas WHERE oid = ?", ids)
+        copies: list[tuple[str, int, int]] = []
+        for oid in ids:
+            copies += self.db.execute(
+                "DELETE FROM replicas WHERE oid = ? RETURNING slave, oid, version", oid
+            ).fetchall()
+        return copies
 
     def replicas(self, oid: int) -> list[tuple[str, int]]:
         """(slave id, version) for every recorded copy of object ``oid``."""
