@@ -19,38 +19,14 @@ Exit status: 0 on success, 1 on any error.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 
+from example_session import Failed, add_connection_options, check, connect
+
 import sector
-from sector.client.connect import resolve
-from sector.errors import code_name, describe
 
 PROG = "read.py"
-
-
-class Failed(Exception):
-    """A step failed; the message says which and why."""
-
-
-def check(status: object, what: str) -> None:
-    """Raise :class:`Failed` when a PySector call returned a negative status code."""
-    if isinstance(status, int) and not isinstance(status, bool) and status < 0:
-        raise Failed(f"{what}: {code_name(status)} ({status}) - {describe(status)}")
-
-
-def connect(args: argparse.Namespace) -> None:
-    """``sector.init`` + ``sector.login`` with the settings :func:`resolve` finds."""
-    target = resolve(master=args.master, user=args.user, password=args.password, cert=args.cert)
-    password = target.password
-    if password is None and sys.stdin.isatty():
-        password = getpass.getpass(f"Sector password for {target.user}: ")
-    check(sector.init(target.host, target.port), f"init {target.host}:{target.port}")
-    check(
-        sector.login(target.user, password or "", str(target.cert)),
-        f"login to {target.host}:{target.port} as {target.user}",
-    )
 
 
 def copy_to_local(source: str, destination: str, chunk_size: int) -> int:
@@ -93,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("source", metavar="SRC", help="Sector file, e.g. /demo/sample.txt")
     parser.add_argument("destination", metavar="DEST", help="local file to write")
-    parser.add_argument("--master", help="master address host:port (default: local cluster)")
-    parser.add_argument("--user", help="Sector user (default: client.conf, else 'test')")
-    parser.add_argument("--password", help="password (default: client.conf, else asked)")
-    parser.add_argument("--cert", help="master certificate (default: $SECTOR_HOME/conf/...)")
+    add_connection_options(parser)
     parser.add_argument(
         "--chunk-size", type=int, default=1024 * 1024, help="bytes per read (default: 1 MiB)"
     )

@@ -20,40 +20,16 @@ Exit status, as grep's: 0 when a line matched, 1 when none did, 2 on an error.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 
+from example_session import Failed, add_connection_options, check, connect
+
 import sector
-from sector.client.connect import resolve
-from sector.errors import code_name, describe
 
 PROG = "sectorgrep.py"
-
-
-class Failed(Exception):
-    """A step failed; the message says which and why."""
-
-
-def check(status: object, what: str) -> None:
-    """Raise :class:`Failed` when a PySector call returned a negative status code."""
-    if isinstance(status, int) and not isinstance(status, bool) and status < 0:
-        raise Failed(f"{what}: {code_name(status)} ({status}) - {describe(status)}")
-
-
-def connect(args: argparse.Namespace) -> None:
-    """``sector.init`` + ``sector.login`` with the settings :func:`resolve` finds."""
-    target = resolve(master=args.master, user=args.user, password=args.password, cert=args.cert)
-    password = target.password
-    if password is None and sys.stdin.isatty():
-        password = getpass.getpass(f"Sector password for {target.user}: ")
-    check(sector.init(target.host, target.port), f"init {target.host}:{target.port}")
-    check(
-        sector.login(target.user, password or "", str(target.cert)),
-        f"login to {target.host}:{target.port} as {target.user}",
-    )
 
 
 def lines(read_chunk: Callable[[], bytes]) -> Iterator[bytes]:
@@ -115,10 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-i", "--ignore-case", action="store_true", help="ignore case")
     parser.add_argument("-n", "--line-number", action="store_true", help="prefix line numbers")
     parser.add_argument("-c", "--count", action="store_true", help="print only the count")
-    parser.add_argument("--master", help="master address host:port (default: local cluster)")
-    parser.add_argument("--user", help="Sector user (default: client.conf, else 'test')")
-    parser.add_argument("--password", help="password (default: client.conf, else asked)")
-    parser.add_argument("--cert", help="master certificate (default: $SECTOR_HOME/conf/...)")
+    add_connection_options(parser)
     parser.add_argument(
         "--chunk-size", type=int, default=64 * 1024, help="bytes per read (default: 64 KiB)"
     )

@@ -24,6 +24,7 @@ from .protocol.framing import (
 
 __all__ = [
     "FrameReader",
+    "close_quietly",
     "ProtocolError",
     "client_tls_context",
     "read_frame",
@@ -91,6 +92,14 @@ class FrameReader:
             if not received:
                 raise ConnectionError("connection closed by peer")
             self.decoder.feed(self._scratch[:received])
+
+
+def close_quietly(sock: socket.socket) -> None:
+    """Close a socket that may already be broken; there is nothing to report."""
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 def send_frame(sock: socket.socket, message: Message) -> None:

@@ -282,3 +282,16 @@ class TestDataStaysPut:
         assert copy.slaves == source.slaves
         assert (copy.size, copy.checksum) == (source.size, source.checksum)
         assert read_file(client, f"{workdir}/dst") == b"copy on the slave" * 1000
+
+
+def test_a_local_write_failure_is_reported_as_such_not_as_a_dead_replica(
+    client: Client, workdir: str
+) -> None:
+    write_file(client, f"{workdir}/f", b"z" * 3_000_000)
+    with (
+        open("/dev/full", "wb") as full_disk,
+        client.open(f"{workdir}/f", READ) as handle,
+        pytest.raises(errors.SectorError) as caught,
+    ):
+        handle.read_to_file(full_disk)
+    assert caught.value.code == errors.E_LOCALFILE

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import (
+    E_CONNECTION,
     E_EXPIRED,
     E_NOEXIST,
     E_SECURITY,
@@ -35,7 +36,7 @@ from ..errors import (
 from ..protocol import checksum
 from ..protocol.framing import Message, ProtocolError, encode
 from ..protocol.messages import APPEND, READ, SECURE, TRUNC, WRITE
-from ..transport import recv_exact_into, recv_frame, send_frame
+from ..transport import close_quietly, recv_exact_into, recv_frame, send_frame
 
 if TYPE_CHECKING:
     from .session import Client, Stat
@@ -181,17 +182,8 @@ class SectorFile:
                 length = min(STREAM_REQUEST, self.size - self.position)
                 try:
                     self._stream_once(length, writer, hasher, progress)
-                except (OSError, ProtocolError) as exc:
-                    self._drop_connection()
-                    self._next_replica(exc)
-                except SectorError as exc:
-                    self._drop_connection()
-                    if exc.code == E_EXPIRED:
-                        self._refresh_grant()
-                    elif exc.code == E_NOEXIST:
-                        self._next_replica(exc)
-                    else:
-                        raise
+                except (OSError, ProtocolError, SectorError) as exc:
+                    self._recover(exc)
         total = self.position - start
         if hasher is not None and hasher.hexdigest() != self.grant["checksum"]:
             raise error_for(
@@ -205,18 +197,8 @@ class SectorFile:
             length = min(len(view), READ_REQUEST)
             try:
                 self._fetch_once(offset, view[:length])
-            except (OSError, ProtocolError) as exc:
-                self._drop_connection()
-                self._next_replica(exc)
-                continue
-            except SectorError as exc:
-                self._drop_connection()
-                if exc.code == E_EXPIRED:
-                    self._refresh_grant()
-                elif exc.code == E_NOEXIST:
-                    self._next_replica(exc)
-                else:
-                    raise
+            except (OSError, ProtocolError, SectorError) as exc:
+                self._recover(exc)
                 continue
             view = view[length:]
             offset += length
@@ -274,6 +256,22 @@ class SectorFile:
             self.position += count
             if progress is not None:
                 progress(count)
+
+    def _recover(self, exc: Exception) -> None:
+        """After a failed read request: retry elsewhere, or re-raise what a retry cannot fix.
+
+        A broken connection or a replica the slave no longer has moves on to the
+        next replica (resuming at the same offset); an expired token is renewed;
+        anything else - a local disk error, a refused token - is the caller's.
+        """
+        self._drop_connection()
+        code = exc.code if isinstance(exc, SectorError) else None
+        if code == E_EXPIRED:
+            self._refresh_grant()
+        elif code in (None, E_NOEXIST, E_CONNECTION):
+            self._next_replica(exc)
+        else:
+            raise exc
 
     def _next_replica(self, cause: Exception) -> None:
         self._replica += 1
@@ -475,10 +473,7 @@ class SectorFile:
 
     def _drop_connection(self) -> None:
         if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
+            close_quietly(self._sock)
             self._sock = None
 
 
@@ -585,7 +580,6 @@ class _FileWriter:
             except OSError:
                 self.offset = -1
             self.advised = self.offset
-
 
     def _write_direct(self, view: memoryview) -> None:
         try:

@@ -33,7 +33,7 @@ from ..protocol import checksum
 from ..protocol.framing import Message, ProtocolError
 from ..protocol.messages import READ, TRUNC, WRITE
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
-from ..transport import FrameReader, client_tls_context, send_frame
+from ..transport import FrameReader, client_tls_context, close_quietly, send_frame
 from .file import SectorFile
 
 CONNECT_TIMEOUT = 5.0
@@ -167,10 +167,7 @@ class Client:
 
     def _disconnect(self) -> None:
         if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
+            close_quietly(self._sock)
             self._sock = None
 
     def _exchange(self, message: Message) -> Message:
