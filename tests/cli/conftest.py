@@ -20,7 +20,10 @@ import pytest
 
 from sector.cluster import LocalCluster
 
-_EXECUTABLE = shutil.which("sector")
+# The console script installed beside this interpreter, so the tests run the
+# same installation they import; PATH is only a fallback.
+_BESIDE = Path(sys.executable).parent / "sector"
+_EXECUTABLE = str(_BESIDE) if _BESIDE.exists() else shutil.which("sector")
 COMMAND = [_EXECUTABLE] if _EXECUTABLE else [sys.executable, "-m", "sector.cli.main"]
 
 
