@@ -26,7 +26,8 @@ from ..protocol.framing import FrameDecoder, Message, ProtocolError, encode
 from ..protocol.messages import fail, ok
 
 if TYPE_CHECKING:
-    from .server import MasterServer, Session
+    from .leases import Session
+    from .server import MasterServer
     from .slaves import Slave
 
 log = logging.getLogger("sector.master")

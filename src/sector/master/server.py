@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import logging
 import os
 import secrets
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import MasterSettings, address_allowed
@@ -28,7 +26,6 @@ from ..errors import (
     E_UNKNOWN,
     InvalidError,
     ResourceError,
-    SectorBusyError,
     SectorError,
     SectorIsADirectoryError,
     SectorNotFoundError,
@@ -36,81 +33,22 @@ from ..errors import (
     SecurityError,
 )
 from ..protocol import messages, tokens
-from ..protocol.framing import Message, ProtocolError
+from ..protocol.framing import Message
 from ..protocol.messages import APPEND, READ, TRUNC, WRITE, fail, ok
 from ..protocol.paths import InvalidPath, normalize
-from ..transport import read_frame, server_tls_context, write_frame
+from ..transport import server_tls_context
 from .connection import MasterConnection
+from .leases import Lease, Leases, Session
+from .links import SlaveLink
 from .namespace import Namespace
 from .slaves import Registry, Slave
 from .store import Row, Store
-from .users import User, Users
+from .users import Users
 
 log = logging.getLogger("sector.master")
 
 #: How long a data token stays valid; clients re-open transparently after that.
 TOKEN_TTL = 3600.0
-ADMIN_TOKEN_TTL = 120.0
-#: Seconds delete orders wait to be sent to a slave together (see _delete_on).
-DELETE_BATCH_DELAY = 0.02
-
-
-@dataclass
-class Lease:
-    """An exclusive right to write a new version of one file."""
-
-    id: int
-    oid: int
-    version: int
-    path: str
-    created: bool
-    slave_id: str
-    session: Session
-
-
-@dataclass
-class Session:
-    user: User
-    address: str
-    leases: set[int] = field(default_factory=set)
-    stop_master: bool = False
-
-
-class SlaveLink:
-    """The master's command connection to one slave (delete, copy, verify)."""
-
-    def __init__(self, master: MasterServer, slave: Slave):
-        self.master, self.slave = master, slave
-        self._lock = asyncio.Lock()
-        self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def call(self, message: Message, timeout: float = 600.0) -> Message:
-        token = tokens.sign(
-            self.master.key, {"kind": "admin", "slave": self.slave.id}, ttl=ADMIN_TOKEN_TTL
-        )
-        async with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._stream is None:
-                        self._stream = await asyncio.wait_for(
-                            asyncio.open_connection(*self.slave.address), 10
-                        )
-                    reader, writer = self._stream
-                    await write_frame(writer, {**message, "token": token})
-                    reply = await asyncio.wait_for(read_frame(reader), timeout)
-                    if reply is None:
-                        raise ConnectionError("slave closed the command connection")
-                    return reply
-                except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
-                    self.close()
-                    if attempt == 2:
-                        return fail(-3000, f"slave {self.slave.id} unreachable: {exc}")
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream[1].close()
-            self._stream = None
 
 
 class MasterServer:
@@ -123,11 +61,7 @@ class MasterServer:
         self.registry = Registry(settings.slave_timeout, settings.slave_min_disk_space)
         self.links: dict[str, SlaveLink] = {}
         self.key = self._load_key()
-        self.leases: dict[int, Lease] = {}
-        self._doomed: dict[str, list[list[int]]] = {}  # slave id -> objects to delete
-        self.writing_oids: dict[int, int] = {}
-        self.creating_paths: dict[str, int] = {}
-        self._lease_ids = itertools.count(1)
+        self.leases = Leases()
         self.started = time.time()
         self.server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -239,7 +173,7 @@ class MasterServer:
     def _op_mkdir(self, session: Session, request: Message) -> Message:
         path = _path(request)
         session.user.check_write(path)
-        self._check_not_being_created(path)
+        self.leases.check_not_creating(path)
         self.namespace.mkdir(path)
         return ok()
 
@@ -247,8 +181,7 @@ class MasterServer:
         path = _path(request)
         session.user.check_write(path)
         row = self.namespace.stat(path)
-        if row.id in self.writing_oids:
-            raise SectorBusyError(path=path)
+        self.leases.check_not_writing(row.id, path)
         removal = self.namespace.remove(path, bool(request.get("recursive", True)), row)
         by_slave: dict[str, list[list[int]]] = {}
         for slave_id, oid, version in removal.copies:
@@ -261,7 +194,7 @@ class MasterServer:
         src, dst = _path(request, "src"), _path(request, "dst")
         session.user.check_write(src)
         session.user.check_write(dst)
-        self._check_not_being_created(dst)
+        self.leases.check_not_creating(dst)
         self.namespace.move(src, dst)
         return ok()
 
@@ -271,13 +204,13 @@ class MasterServer:
         session.user.check_write(dst)
         row = self.namespace.file(src)
         self.namespace.check_new(dst)
-        self._check_not_being_created(dst)
+        self.leases.check_not_creating(dst)
         holders = self.registry.order_for_read(self._holders(row))
         if not holders:
             raise ResourceError("no live slave holds the source file", src)
         slave = holders[0]
         oid = self.store.allocate_id()
-        self.creating_paths[dst] = oid
+        self.leases.reserve_path(dst)
         try:
             reply = await self._link(slave).call(
                 {"op": "copy", "src": [row.id, row.version], "dst": [oid, 1]}
@@ -301,7 +234,7 @@ class MasterServer:
             self.spawn(self._link(slave).call({"op": "delete", "objects": [[oid, 1]]}))
             raise
         finally:
-            self.creating_paths.pop(dst, None)
+            self.leases.free_path(dst)
         return ok()
 
     def _op_open(self, session: Session, request: Message) -> Message:
@@ -335,12 +268,11 @@ class MasterServer:
             raise SectorIsADirectoryError("is a directory", path)
         if row is None:
             self.namespace.check_new(path)
-            self._check_not_being_created(path)
+            self.leases.check_not_creating(path)
             oid, version, base, size = self.store.allocate_id(), 1, 0, 0
             slave = self.registry.choose_for_write()
         else:
-            if row.id in self.writing_oids:
-                raise SectorBusyError("file is open for writing elsewhere", path)
+            self.leases.check_not_writing(row.id, path)
             oid, version = row.id, row.version + 1
             if mode & TRUNC or row.size == 0:
                 base, size = 0, 0
@@ -351,13 +283,7 @@ class MasterServer:
                 if not holders:
                     raise ResourceError("no live slave holds this file", path)
                 slave = holders[0]
-        lease = Lease(next(self._lease_ids), oid, version, path, row is None, slave.id, session)
-        self.leases[lease.id] = lease
-        session.leases.add(lease.id)
-        if row is None:
-            self.creating_paths[path] = lease.id
-        else:
-            self.writing_oids[oid] = lease.id
+        lease = self.leases.grant(session, oid, version, path, row is None, slave.id)
         slave.active += 1
         claims = {
             "kind": "w",
@@ -377,7 +303,7 @@ class MasterServer:
         )
 
     def _op_close(self, session: Session, request: Message) -> Message:
-        lease = self._own_lease(session, request)
+        lease = self.leases.owned(session, request.get("lease"))
         try:
             claims = tokens.verify(self.key, request.get("receipt"))
         except tokens.TokenError as exc:
@@ -428,7 +354,7 @@ class MasterServer:
         return row
 
     def _op_abort(self, session: Session, request: Message) -> Message:
-        lease = self._own_lease(session, request)
+        lease = self.leases.owned(session, request.get("lease"))
         self._release(lease.id, discard=True)
         return ok()
 
@@ -545,30 +471,16 @@ class MasterServer:
         "shutdown": _op_shutdown,
     }
 
-    def _own_lease(self, session: Session, request: Message) -> Lease:
-        lease = self.leases.get(request.get("lease"))  # type: ignore[arg-type]
-        if lease is None or lease.session is not session:
-            raise InvalidError("no such open file (was the master restarted?)")
-        return lease
-
     def _release(self, lease_id: int, discard: bool) -> None:
-        lease = self.leases.pop(lease_id, None)
+        lease = self.leases.release(lease_id)
         if lease is None:
             return
-        lease.session.leases.discard(lease_id)
-        self.writing_oids.pop(lease.oid, None)
-        if self.creating_paths.get(lease.path) == lease_id:
-            del self.creating_paths[lease.path]
         slave = self.registry.slaves.get(lease.slave_id)
         if slave is not None:
             slave.active = max(0, slave.active - 1)
         if discard:
             # The slave may already have committed the bytes; nobody will point at them.
             self._delete_on(lease.slave_id, [[lease.oid, lease.version]])
-
-    def _check_not_being_created(self, path: str) -> None:
-        if path in self.creating_paths:
-            raise SectorBusyError("a file is being created at this path", path)
 
     def _holders(self, row: Row) -> list[str]:
         return [slave for slave, version in self.store.replicas(row.id) if version == row.version]
@@ -595,30 +507,14 @@ class MasterServer:
         if link is None or link.slave is not slave:
             if link is not None:
                 link.close()
-            link = self.links[slave.id] = SlaveLink(self, slave)
+            link = self.links[slave.id] = SlaveLink(slave, self.key)
         return link
 
     def _delete_on(self, slave_id: str, objects: list[list[int]]) -> None:
-        """Best effort: a slave that misses this cleans up when it re-registers.
-
-        Orders are batched per slave for :data:`DELETE_BATCH_DELAY`: with one
-        order per file, ``rm`` of 2,000 small files cost the master 250-260 µs
-        and the slave 140 µs of CPU per file (a token signature and a round
-        trip each); batched, 170 µs and 30 µs.
-        """
+        """Have a slave drop objects, soon and in a batch (see :mod:`.links`)."""
         slave = self.registry.slaves.get(slave_id)
-        if slave is None or not slave.alive or not objects:
-            return
-        batch = self._doomed.setdefault(slave_id, [])
-        if not batch:
-            asyncio.get_running_loop().call_later(DELETE_BATCH_DELAY, self._flush_deletes, slave_id)
-        batch.extend(objects)
-
-    def _flush_deletes(self, slave_id: str) -> None:
-        objects = self._doomed.pop(slave_id, [])
-        slave = self.registry.slaves.get(slave_id)
-        if objects and slave is not None and slave.alive:
-            self.spawn(self._link(slave).call({"op": "delete", "objects": objects}))
+        if slave is not None:
+            self._link(slave).delete_later(objects)
 
     def register_slave(self, first: Message, address: str) -> tuple[Message, Slave | None]:
         """A slave (re)joins: the reply to send, and the slave when it is accepted."""
@@ -679,15 +575,12 @@ class MasterServer:
                 row_version = current.get(oid)
                 if row_version == version and checksum == self._checksum(oid):
                     self.store.set_replica(oid, slave.id, version)
-                elif oid in self.writing_oids or self._is_leased(oid, version):
+                elif self.leases.is_writing(oid) or self.leases.holds(oid, version):
                     continue
                 else:
                     self.store.drop_replica(oid, slave.id)
                     stale.append([oid, version])
         return stale
-
-    def _is_leased(self, oid: int, version: int) -> bool:
-        return any(lease.oid == oid and lease.version == version for lease in self.leases.values())
 
     def _checksum(self, oid: int) -> str:
         row = self.store.get(oid)
