@@ -34,8 +34,7 @@ def ns(store: Store) -> Namespace:
 def add_file(ns: Namespace, path: str, size: int = 0) -> int:
     """Create a file the way the master commits a new one: parents made as needed."""
     with ns.store.transaction():
-        parent = ns.parent_for_new(path)
-        return ns.store.insert(parent.id, path.rsplit("/", 1)[1], False, size=size).id
+        return ns.create_file(path, ns.store.allocate_id(), size, 1, "").id
 
 
 def code_of(excinfo: pytest.ExceptionInfo[SectorError]) -> int:
@@ -257,3 +256,16 @@ def test_remove_reports_every_copy_the_slaves_must_drop(ns: Namespace) -> None:
         ("slave-b", first, 1),
     ]
     assert ns.store.replicas(first) == [] and ns.store.replicas(second) == []
+
+
+def test_a_new_file_moves_its_directorys_mtime(ns: Namespace) -> None:
+    ns.mkdir("/d")
+    ns.store.touch(ns.stat("/d").id, mtime=1.0)
+    add_file(ns, "/d/f")
+    assert ns.stat("/d").mtime > 1.0
+
+
+def test_create_file_refuses_a_taken_path(ns: Namespace) -> None:
+    add_file(ns, "/d/f")
+    with pytest.raises(FileExistsError):
+        add_file(ns, "/d/f")

@@ -109,6 +109,25 @@ class Namespace:
         parent_path, _ = split(path)
         return self._make_dirs(parent_path)
 
+    def create_file(self, path: str, entry_id: int, size: int, version: int, checksum: str) -> Row:
+        """Add a committed file at ``path`` (parents made as needed); inside a transaction.
+
+        E_EXIST if something took the path meanwhile; the parent's mtime moves,
+        as a directory's does when a file appears in it.
+        """
+        self.check_new(path)
+        parent = self.parent_for_new(path)
+        self.store.touch(parent.id)
+        return self.store.insert(
+            parent.id,
+            split(path)[1],
+            False,
+            entry_id=entry_id,
+            size=size,
+            version=version,
+            checksum=checksum,
+        )
+
     def _make_dirs(self, path: str) -> Row:
         known = self._dir_id(path)
         if known is not None:

@@ -217,21 +217,11 @@ class MasterServer:
             )
             if not reply.get("ok"):
                 raise _reply_error(reply, src)
-            self.namespace.check_new(dst)
             with self.store.transaction():
-                parent = self.namespace.parent_for_new(dst)
-                self.store.insert(
-                    parent.id,
-                    dst.rsplit("/", 1)[1],
-                    False,
-                    entry_id=oid,
-                    size=row.size,
-                    version=1,
-                    checksum=reply["checksum"],
-                )
+                self.namespace.create_file(dst, oid, row.size, 1, reply["checksum"])
                 self.store.set_replica(oid, slave.id, 1)
         except SectorError:
-            self.spawn(self._link(slave).call({"op": "delete", "objects": [[oid, 1]]}))
+            self._link(slave).delete_later([[oid, 1]])
             raise
         finally:
             self.leases.free_path(dst)
@@ -328,17 +318,7 @@ class MasterServer:
         stale: list[tuple[str, int]] = []
         with self.store.transaction():
             if lease.created:
-                self.namespace.check_new(lease.path)
-                parent = self.namespace.parent_for_new(lease.path)
-                self.store.insert(
-                    parent.id,
-                    lease.path.rsplit("/", 1)[1],
-                    False,
-                    entry_id=lease.oid,
-                    size=size,
-                    version=lease.version,
-                    checksum=checksum,
-                )
+                self.namespace.create_file(lease.path, lease.oid, size, lease.version, checksum)
             else:
                 if self.store.get(lease.oid) is None:
                     raise SectorNotFoundError("file was removed while being written", lease.path)
