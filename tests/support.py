@@ -21,7 +21,7 @@ def wait_until(condition: Callable[[], T], timeout: float = 15.0, what: str = "c
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll interval; the deadline above bounds the wait
 
 
 def random_file(path: Path, size: int) -> str:
