@@ -59,15 +59,26 @@ def iperf3_stream(seconds: float) -> dict | None:
                 timeout=seconds + 30,
                 check=False,
             )
-            if done.returncode == 0:
-                report = json.loads(done.stdout)
-                bits = report["end"]["sum_received"]["bits_per_second"]
+            bits = _received_bits_per_second(done.stdout) if done.returncode == 0 else None
+            if bits is not None:
                 return {"tool": "iperf3", "gbit_s": bits / 1e9, "mb_s": bits / 8 / MB}
-            time.sleep(0.1)
+            time.sleep(0.1)  # a bounded retry: the server may not be listening yet
         return None
     finally:
         server.kill()
         server.wait()
+
+
+def _received_bits_per_second(output: str) -> float | None:
+    """The receiver's rate from iperf3's JSON; None for a report without one.
+
+    iperf3 can exit 0 with an error report (seen here when a test starts while
+    the server still winds down the previous one), which has no ``sum_received``.
+    """
+    try:
+        return float(json.loads(output)["end"]["sum_received"]["bits_per_second"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def python_stream(total: int) -> dict:
