@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import mmap
 import os
@@ -302,15 +303,13 @@ class DataConnection:
             oid, version = int(claims["oid"]), int(claims["v"])
             if self.storage.find(oid, version) is not None:
                 raise _StickyError(E_BUSY, "that version is already committed")
-            self.write = await self.loop.run_in_executor(
-                None,
-                WriteSession.begin,
-                self.storage,
-                oid,
-                version,
-                int(claims["lease"]),
-                int(claims.get("base", 0)),
+            base = int(claims.get("base", 0))
+            begin = functools.partial(
+                WriteSession.begin, self.storage, oid, version, int(claims["lease"]), base
             )
+            # Starting empty is one open(): cheaper than a hop to a thread and back;
+            # copying a base version is not.
+            self.write = await self.loop.run_in_executor(None, begin) if base else begin()
         except _StickyError as exc:
             self.write_error = exc
         except FileNotFoundError as exc:
