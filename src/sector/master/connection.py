@@ -15,7 +15,6 @@ The first frame decides what the peer is: ``login`` makes it a client session,
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable
@@ -87,12 +86,12 @@ class MasterConnection(asyncio.Protocol):
         """Answer queued requests in order until one has to wait."""
         while self.queue and not self.waiting and not self.closing:
             reply = self._handle(self.queue.popleft())
-            if inspect.isawaitable(reply):
+            if isinstance(reply, dict):
+                self._send(reply)
+            elif reply is not None:
                 self.waiting = True
                 self.master.spawn(self._finish(reply))
                 return
-            if reply is not None:
-                self._send(reply)
 
     async def _finish(self, pending: Awaitable[Message | None]) -> None:
         try:

@@ -10,7 +10,6 @@ without disturbing anyone else.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import secrets
@@ -152,9 +151,9 @@ class MasterServer:
             reply = handler(self, session, request)
         except Exception as exc:
             return _failure(op, exc)
-        if inspect.isawaitable(reply):
-            return _guarded(op, reply)
-        return reply
+        if isinstance(reply, dict):
+            return reply
+        return _guarded(op, reply)
 
     def _op_ping(self, session: Session, request: Message) -> Message:
         return ok(time=time.time())

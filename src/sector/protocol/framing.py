@@ -72,13 +72,16 @@ class FrameDecoder:
         self._buffer += data
 
     def __iter__(self) -> Iterator[Message]:
-        while len(self._buffer) >= HEADER_SIZE:
-            length = body_length(bytes(self._buffer[:HEADER_SIZE]))
+        buffer = self._buffer
+        while len(buffer) >= HEADER_SIZE:
+            (length,) = HEADER.unpack_from(buffer)
+            if length > MAX_FRAME:
+                raise ProtocolError(f"peer announced a {length}-byte frame (limit {MAX_FRAME})")
             end = HEADER_SIZE + length
-            if len(self._buffer) < end:
+            if len(buffer) < end:
                 return
-            body = bytes(self._buffer[HEADER_SIZE:end])
-            del self._buffer[:end]
+            body = buffer[HEADER_SIZE:end]
+            del buffer[:end]
             yield decode_body(body)
 
     @property

@@ -29,6 +29,8 @@ def normalize(path: object) -> str:
             raise InvalidPath("path is not valid UTF-8") from None
     if not isinstance(path, str):
         raise InvalidPath(f"path must be a string, not {type(path).__name__}")
+    if _plainly_canonical(path):
+        return path
     if path == "":
         raise InvalidPath("empty path")
     if "\x00" in path:
@@ -51,6 +53,27 @@ def normalize(path: object) -> str:
     if len(result.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise InvalidPath("path is too long")  # rooting a relative path adds a byte
     return result
+
+
+def _plainly_canonical(path: str) -> bool:
+    """A cheap test that ``path`` is already normal; every request pays for normalize.
+
+    Conservative: no component may start with ``.`` and the whole path must be
+    short enough that no name can exceed the byte limit; anything else takes
+    the full route, which gives the same answer for these paths.
+    """
+    return (
+        len(path) <= _SHORT
+        and path[:1] == "/"
+        and "//" not in path
+        and "/." not in path
+        and "\x00" not in path
+        and (path == "/" or path[-1] != "/")
+    )
+
+
+#: Characters in which no name can exceed MAX_NAME_BYTES (4 UTF-8 bytes each at most).
+_SHORT = MAX_NAME_BYTES // 4
 
 
 def components(path: str) -> list[str]:
