@@ -114,6 +114,11 @@ SLAVE_TIMEOUT
 SLAVE_MIN_DISK_SPACE
 \t16
 
+# seconds a data token (a client's pass to one file on one slave) stays valid;
+# clients renew expired read tokens by themselves
+DATA_TOKEN_TTL
+\t600
+
 # 0 = no log ... 9 = every request
 LOG_LEVEL
 \t{log_level}

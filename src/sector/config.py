@@ -183,6 +183,7 @@ class MasterSettings:
     replica_num: int = 1
     slave_timeout: float = 30.0
     heartbeat_interval: float = 5.0
+    token_ttl: float = 600.0
     lost_slave_retry_time: float = 600.0
     client_timeout: float = 0.0
     slave_min_disk_space: int = 64 * 1024 * 1024
@@ -207,6 +208,7 @@ class MasterSettings:
             replica_num=conf.integer("REPLICA_NUM", 1, minimum=1),
             slave_timeout=conf.number("SLAVE_TIMEOUT", 30.0, minimum=0.1),
             heartbeat_interval=conf.number("HEARTBEAT_INTERVAL", 5.0, minimum=0.05),
+            token_ttl=conf.number("DATA_TOKEN_TTL", 600.0, minimum=0.1),
             lost_slave_retry_time=conf.number("LOST_SLAVE_RETRY_TIME", 600.0, minimum=0),
             client_timeout=conf.number("CLIENT_TIMEOUT", 0.0, minimum=0),
             slave_min_disk_space=conf.integer("SLAVE_MIN_DISK_SPACE", 64, minimum=0) * 1024**2,

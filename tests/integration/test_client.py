@@ -6,12 +6,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from sector import errors
 from sector.client import POS_END, Client
+from sector.cluster import Layout, LocalCluster, write_conf
 from sector.protocol import checksum
 from sector.protocol.messages import APPEND, READ, RW, TRUNC, WRITE
 from tests.conftest import connect
@@ -295,3 +297,25 @@ def test_a_local_write_failure_is_reported_as_such_not_as_a_dead_replica(
     ):
         handle.read_to_file(full_disk)
     assert caught.value.code == errors.E_LOCALFILE
+
+
+def test_an_expired_read_token_is_renewed_without_the_reader_noticing(
+    tmp_path: Path,
+) -> None:
+    layout = Layout(tmp_path / "home")
+    write_conf(layout, port=0)
+    conf = layout.conf / "master.conf"
+    conf.write_text(conf.read_text().replace("DATA_TOKEN_TTL\n\t600", "DATA_TOKEN_TTL\n\t0.5"))
+    content = bytes(range(256)) * 12_288  # 3 MiB: more than one read-ahead
+    with LocalCluster(home=layout.home, slaves=1, port=0) as cluster:
+        reader = connect(cluster)
+        write_file(reader, "/f", content)
+        opened = time.time()
+        with reader.open("/f", READ) as handle:
+            assert handle.read(10) == content[:10]
+            first_token = handle.grant["token"]
+            wait_until(lambda: time.time() > opened + 1.0, what="the token to expire")
+            handle.seek(2 * 1024 * 1024)  # past the read-ahead: the slave is asked again
+            assert handle.read() == content[2 * 1024 * 1024 :]
+            assert handle.grant["token"] != first_token
+        reader.close()

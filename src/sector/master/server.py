@@ -46,9 +46,6 @@ from .users import Users
 
 log = logging.getLogger("sector.master")
 
-#: How long a data token stays valid; clients re-open transparently after that.
-TOKEN_TTL = 3600.0
-
 
 class MasterServer:
     def __init__(self, settings: MasterSettings):
@@ -238,7 +235,9 @@ class MasterServer:
         holders = self.registry.order_for_read(self._holders(row))
         if not holders and row.size:  # an empty file needs no slave to be read
             raise ResourceError("no live slave holds this file", path)
-        token = tokens.sign(self.key, {"kind": "r", "oid": row.id, "v": row.version}, TOKEN_TTL)
+        token = tokens.sign(
+            self.key, {"kind": "r", "oid": row.id, "v": row.version}, self.settings.token_ttl
+        )
         return ok(
             oid=row.id,
             version=row.version,
@@ -287,7 +286,7 @@ class MasterServer:
             oid=oid,
             version=version,
             size=size,
-            token=tokens.sign(self.key, claims, TOKEN_TTL),
+            token=tokens.sign(self.key, claims, self.settings.token_ttl),
             slave=list(slave.address),
         )
 
