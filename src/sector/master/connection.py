@@ -33,6 +33,8 @@ log = logging.getLogger("sector.master")
 
 #: A peer must identify itself (login or register) this soon after connecting.
 GREETING_TIMEOUT = 30.0
+#: Requests one connection may have waiting before the master stops reading it.
+MAX_QUEUED = 256
 
 
 class MasterConnection(asyncio.Protocol):
@@ -47,6 +49,7 @@ class MasterConnection(asyncio.Protocol):
         self.address = "?"
         self.transport: asyncio.Transport | None = None
         self._greeting_timer: asyncio.TimerHandle | None = None
+        self._paused_by: set[str] = set()  # why reading is paused: "queue", "replies"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment] - uvloop's is not a subclass
@@ -62,6 +65,10 @@ class MasterConnection(asyncio.Protocol):
         except ProtocolError as exc:
             self._drop(str(exc))
             return
+        if len(self.queue) > MAX_QUEUED:
+            # a peer piling up requests behind a slow one waits, instead of
+            # growing this queue without bound
+            self._pause("queue")
         self._work()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -75,12 +82,20 @@ class MasterConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # A peer that does not read its replies stops being read from.
-        assert self.transport is not None
-        self.transport.pause_reading()
+        self._pause("replies")
 
     def resume_writing(self) -> None:
-        assert self.transport is not None
-        self.transport.resume_reading()
+        self._resume("replies")
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused_by and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused_by.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        self._paused_by.discard(reason)
+        if not self._paused_by and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
 
     def _work(self) -> None:
         """Answer queued requests in order until one has to wait."""
@@ -91,7 +106,9 @@ class MasterConnection(asyncio.Protocol):
             elif reply is not None:
                 self.waiting = True
                 self.master.spawn(self._finish(reply))
-                return
+                break
+        if "queue" in self._paused_by and len(self.queue) <= MAX_QUEUED:
+            self._resume("queue")
 
     async def _finish(self, pending: Awaitable[Message | None]) -> None:
         try:
