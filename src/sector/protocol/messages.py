@@ -17,16 +17,22 @@ Client -> master (TLS, one persistent connection per client)
     close{lease, receipt}            commit a write; -> {entry}
     abort{lease}                     drop a write, keeping the old version
     sysinfo                          -> {master, slaves}
+    fsck{path}                       slaves re-hash their copies -> {files, replicas, problems}
+    shutdown{slave?}                 admin only: one slave, or every slave and the master
 
   read grant : {oid, version, size, checksum, token, replicas: [[host, port], ...]}
   write grant: {lease, oid, version, size, token, slave: [host, port]}
 
 Client -> slave (plain TCP; every request proves itself with a token)
     read{token, offset, length}      -> {length} followed by that many raw bytes
+                                     (without a token, inside a write session: the
+                                     bytes written so far, for RW mode)
     write{token}                     start a write session (no reply: errors are
                                      sticky and reported by ``commit``)
     put{offset, length} + raw bytes  no reply
-    commit                           -> {receipt, sig}
+    commit                           -> {receipt, size, checksum}; the receipt is
+                                     signed by the slave and handed to the master
+                                     with ``close``
     abort                            no reply
 
 Master -> slave (same port, admin token)
