@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .common import MiB, log, make_file
 from .metadata import PAYLOAD
-from .sector_runs import cluster, connect
+from .sector_runs import cluster
 
 PHASES = ("create", "stat", "rename", "read", "delete", "ls", "upload", "download")
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="sector-profile-", dir="/var/tmp"))
     try:
         with cluster(work / "cluster") as running:
-            client = connect(running)
+            client = running.connect()
             try:
                 return _profile(args, running, client, work)
             finally:

@@ -20,8 +20,6 @@ from sector.master.store import ROOT_ID, Store
 
 from .common import MB, CpuMeter, MiB, drop_caches, fsync_path, log, percentile, rss_bytes
 
-USER, PASSWORD = "test", "xxx"
-
 
 @contextmanager
 def cluster(home: Path, slaves: int = 1) -> Iterator[LocalCluster]:
@@ -33,13 +31,6 @@ def cluster(home: Path, slaves: int = 1) -> Iterator[LocalCluster]:
         yield running
     finally:
         running.stop()
-
-
-def connect(running: LocalCluster) -> Client:
-    assert running.master_address is not None
-    client = Client(*running.master_address)
-    client.login(USER, PASSWORD, running.layout.cert)
-    return client
 
 
 def server_pids(running: LocalCluster) -> dict[str, int]:
@@ -130,7 +121,7 @@ def large_files(work: Path, source: Path, size: int, runs: int, drop: bool,
     out: dict = {"upload_s": [], "download_s": [], "cp_s": [], "cp_cpu": [],
                  "cold_read_s": [], "cpu": {"upload": [], "download": []}}
     with cluster(work / "sector-large") as running:
-        client = connect(running)
+        client = running.connect()
         try:
             for run in range(1, runs + 1):
                 log(f"large file run {run}/{runs}: cp, cold read, upload, download")
@@ -186,7 +177,7 @@ def probe_namespace(running: LocalCluster, dirs: int, per_dir: int, stats: int,
                     listings: int) -> dict:
     """stat and ls latencies through the API, master RSS, and restart time."""
     rng = random.Random(4)
-    client = connect(running)
+    client = running.connect()
     try:
         stat_ms = []
         for _ in range(stats):

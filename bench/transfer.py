@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 from bench.baselines import cp_with_fsync
 from bench.common import MB, can_drop_caches, log, make_file, median
-from bench.sector_runs import cluster, connect, download, upload
+from bench.sector_runs import cluster, download, upload
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         make_file(source, size)
         cp_s, up_s, down_s = [], [], []
         with cluster(work / "cluster") as running:
-            client = connect(running)
+            client = running.connect()
             try:
                 for run in range(1, args.runs + 1):
                     log(f"run {run}/{args.runs}")

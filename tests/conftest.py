@@ -16,9 +16,9 @@ import pytest
 
 import sector
 from sector.client import Client
-from sector.cluster import LocalCluster
+from sector.cluster import DEFAULT_PASSWORD, DEFAULT_USER, LocalCluster
 
-USER, PASSWORD = "test", "xxx"
+USER, PASSWORD = DEFAULT_USER, DEFAULT_PASSWORD
 _names = itertools.count()
 
 
@@ -52,10 +52,7 @@ def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
 
 
 def connect(cluster: LocalCluster) -> Client:
-    assert cluster.master_address is not None
-    client = Client(*cluster.master_address)
-    client.login(USER, PASSWORD, cluster.layout.cert)
-    return client
+    return cluster.connect()
 
 
 @pytest.fixture

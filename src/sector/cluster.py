@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 
 from . import certs
+from .client import Client
 from .config import RUN_FILE, read_run_file, sector_home
 from .master.users import hash_password
 
@@ -315,6 +316,13 @@ class LocalCluster:
         finally:
             self.port = saved_port
         self._write_run_file()
+
+    def connect(self) -> Client:
+        """A client logged in to this cluster as its default user (``test``)."""
+        assert self.master_address is not None, "start the cluster first"
+        client = Client(*self.master_address)
+        client.login(DEFAULT_USER, DEFAULT_PASSWORD, self.layout.cert)
+        return client
 
     def process(self, name: str) -> Process:
         for process in self.processes:
