@@ -160,24 +160,32 @@ class Suite:
             self.work, self.source, self.size, self.args.runs, self.drop, self.args.streams
         )
 
+    def phases_on_directory(self, parent: Path, prefix: str, label: str) -> dict:
+        """The metadata phases on a mounted file system: {clients: [rates per run]}."""
+        args = self.args
+        rates: dict[str, list] = {}
+        for run in range(args.runs):
+            for clients in sorted({1, args.clients}):
+                log(f"metadata run {run + 1}/{args.runs}: {label}, {clients} client(s)")
+                directory = parent / f"{prefix}-{run}-{clients}"
+                directory.mkdir()
+                rates.setdefault(str(clients), []).append(
+                    metadata.run_phases(
+                        metadata.Target("local", str(directory)), clients, args.files
+                    )
+                )
+                directory.rmdir()
+        return rates
+
     def metadata(self) -> None:
         args = self.args
         out: dict = {"local": {}, "sector": {}}
         counts = sorted({1, args.clients})
-        for run in range(args.runs):
-            for clients in counts:
-                log(f"metadata run {run + 1}/{args.runs}: local disk, {clients} client(s)")
-                directory = self.work / f"meta-local-{run}-{clients}"
-                directory.mkdir()
-                rates = metadata.run_phases(
-                    metadata.Target("local", str(directory)), clients, args.files
-                )
-                out["local"].setdefault(str(clients), []).append(rates)
-                directory.rmdir()
+        out["local"] = self.phases_on_directory(self.work, "meta-local", "local disk")
         with sector_runs.cluster(self.work / "sector-meta") as running:
             assert running.master_address is not None
             host, port = running.master_address
-            setup = sector_runs.connect(running)
+            setup = running.connect()
             try:
                 for run in range(args.runs):
                     for clients in counts:
@@ -227,15 +235,7 @@ class Suite:
                     out["cpu_read"].append(used)
                     out["dd_read_s"].append(baselines.cold_read(target, self.drop))
                     target.unlink()
-            for run in range(args.runs):
-                for clients in sorted({1, args.clients}):
-                    log(f"MooseFS metadata run {run + 1}/{args.runs}, {clients} client(s)")
-                    directory = peer.mount / f"meta-{run}-{clients}"
-                    directory.mkdir()
-                    rates = metadata.run_phases(
-                        metadata.Target("local", str(directory)), clients, args.files
-                    )
-                    out["meta"].setdefault(str(clients), []).append(rates)
+            out["meta"] = self.phases_on_directory(peer.mount, "meta", "MooseFS")
             out["non_loopback_sockets"] = peer.check_loopback()
             self.m["moosefs"] = out
         finally:
