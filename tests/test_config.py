@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,18 @@ import pytest
 from sector.config import (
     ClientSettings,
     ConfigError,
+    LogSettings,
     MasterSettings,
+    ReplicaRules,
     SlaveSettings,
+    TopologyRule,
     load,
     parse,
     parse_address,
+    parse_size,
     read_acl,
     read_run_file,
+    read_topology,
     read_users,
     sector_home,
 )
@@ -187,7 +193,8 @@ def test_master_settings_read_every_known_key(tmp_path: Path) -> None:
         "SECTOR_PORT\n\t6100\nBIND_ADDRESS\n\t0.0.0.0\nDATA_DIRECTORY\n\t"
         f"{tmp_path / 'meta'}\nREPLICA_NUM\n\t3\nSLAVE_TIMEOUT\n\t12.5\n"
         "HEARTBEAT_INTERVAL\n\t0.5\nLOST_SLAVE_RETRY_TIME\n\t60\nCLIENT_TIMEOUT\n\t300\n"
-        "SLAVE_MIN_DISK_SPACE\n\t10\nLOG_LEVEL\n\t5\nALLOW_USER_WITHOUT_CERT\n\tFALSE\n",
+        "SLAVE_MIN_DISK_SPACE\n\t10\nLOG_LEVEL\n\t5\nALLOW_USER_WITHOUT_CERT\n\tFALSE\n"
+        "LOG_MAX_SIZE\n\t500K\nLOG_BACKUPS\n\t2\n",
     )
     write(conf / "slave_acl.conf", "# slaves\n10.0.0.0/8\n192.168.1.7\n")
     settings = MasterSettings.load(conf)
@@ -200,7 +207,7 @@ def test_master_settings_read_every_known_key(tmp_path: Path) -> None:
     assert settings.lost_slave_retry_time == 60
     assert settings.client_timeout == 300
     assert settings.slave_min_disk_space == 10 * 1024 * 1024
-    assert settings.log_level == 5
+    assert settings.log == LogSettings(level=5, max_size=500 * 1024, backups=2)
     assert settings.allow_user_without_cert is False
     assert settings.cert == conf / "master_node.cert"
     assert settings.key == conf / "master_node.key"
@@ -241,7 +248,7 @@ def test_slave_settings_read_every_known_key(tmp_path: Path) -> None:
     assert (settings.host, settings.port) == ("10.0.0.2", 7000)
     assert settings.data_dir == Path("/data/sector")
     assert settings.max_data_size == 100 * 1024 * 1024
-    assert settings.log_level == 2
+    assert settings.log == LogSettings(level=2, max_size=64 * 1024 * 1024, backups=5)
     assert settings.cert == tmp_path / "master_node.cert"
 
 
@@ -332,20 +339,20 @@ def test_a_user_without_password_is_a_config_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "fragment"),
+    ("text", "line", "fragment"),
     [
-        ("PASSWORD\n\tx\nREAD_PERMISSION\n\t/..\n", "READ_PERMISSION"),
-        ("PASSWORD\n\tx\nACL\n\tnot-an-ip\n", "not an IP address"),
-        ("PASSWORD\n\tx\nQUOTA\n\tlots\n", "must be a number"),
+        ("PASSWORD\n\tx\nREAD_PERMISSION\n\t/a\n\t/..\n", 5, "READ_PERMISSION"),
+        ("PASSWORD\n\tx\nACL\n\tnot-an-ip\n", 4, "not an IP address"),
+        ("PASSWORD\n\tx\nQUOTA\n\tlots\n", 3, "must be a number"),
     ],
 )
-def test_bad_user_entries_are_reported_with_file_and_line(
-    tmp_path: Path, text: str, fragment: str
+def test_bad_user_entries_are_reported_at_the_line_of_the_bad_value(
+    tmp_path: Path, text: str, line: int, fragment: str
 ) -> None:
     path = write(tmp_path / "users" / "bob", text)
     with pytest.raises(ConfigError, match=fragment) as caught:
         read_users(tmp_path / "users")
-    assert str(caught.value).startswith(f"{path}:3: ")
+    assert str(caught.value).startswith(f"{path}:{line}: ")
 
 
 def test_read_acl_reads_bare_addresses_and_ranges(tmp_path: Path) -> None:
@@ -362,3 +369,102 @@ def test_read_acl_reports_a_bad_line_by_number(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         read_acl(path)
     assert caught.value.line == 3
+
+
+# --- sizes, relative paths, topology and replica rules ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("64", 64 * 1024**2),  # a bare number is in the key's unit: MB, as Sector's sizes
+        ("500K", 500 * 1024),
+        ("1.5G", int(1.5 * 1024**3)),
+        ("2TiB", 2 * 1024**4),
+        ("100B", 100),
+        ("0", 0),
+    ],
+)
+def test_sizes_take_a_unit_or_default_to_megabytes(text: str, expected: int) -> None:
+    assert parse(f"LOG_MAX_SIZE\n\t{text}\n").size("LOG_MAX_SIZE", 1) == expected
+    assert parse_size(text, 1024**2) == expected
+
+
+def test_a_bad_size_is_reported_at_its_line() -> None:
+    with pytest.raises(ConfigError, match=r"<string>:2: MAX_DATA_SIZE: 'lots' is not a size"):
+        parse("# c\nMAX_DATA_SIZE\n\tlots\n").size("MAX_DATA_SIZE", 0)
+
+
+def test_relative_certificate_paths_are_taken_from_the_conf_directory(tmp_path: Path) -> None:
+    write(tmp_path / "slave.conf", "DATA_DIRECTORY\n\t/d\nCERTIFICATE\n\tcerts/m.pem\n")
+    write(tmp_path / "client.conf", "CERTIFICATE\n\tm.pem\n")
+    assert SlaveSettings.load(tmp_path).cert == tmp_path / "certs" / "m.pem"
+    assert ClientSettings.load(tmp_path).cert == tmp_path / "m.pem"
+
+
+def test_topology_lines_map_address_ranges_to_locations(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "topology.conf", "# racks\n10.0.1.0/24\t/dc1/rack1\n10.0.2.7 /dc1/rack2\n"
+    )
+    assert read_topology(path) == [
+        TopologyRule(ipaddress.ip_network("10.0.1.0/24"), "/dc1/rack1"),
+        TopologyRule(ipaddress.ip_network("10.0.2.7/32"), "/dc1/rack2"),
+    ]
+    assert read_topology(tmp_path / "absent.conf") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("10.0.0.0/8\n", "expected an IP or CIDR, then a /L1/L2 path"),
+        ("10.0.0.0/33\t/r1\n", "is not an IP address or CIDR"),
+        ("10.0.0.0/8\t/r1/../..\n", "'/r1/../..'"),
+    ],
+)
+def test_a_bad_topology_line_is_reported_by_number(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    path = write(tmp_path / "topology.conf", "# racks\n" + text)
+    with pytest.raises(ConfigError, match=re.escape(fragment)) as caught:
+        read_topology(path)
+    assert caught.value.line == 2
+
+
+def test_replica_rules_pair_path_patterns_with_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "replica.conf",
+        "REPLICATION_NUMBER\n\t/important/*\t3\n\t/tmp/*\t1\n"
+        "REPLICATION_DISTANCE\n\t/\t1\nREPLICATION_LOCATION\n\t/eu/*\t/dc2\n",
+    )
+    rules = ReplicaRules.load(path)
+    assert rules.number == [("/important/*", 3), ("/tmp/*", 1)]
+    assert rules.distance == [("/", 1)]
+    assert rules.location == [("/eu/*", "/dc2")]
+    assert ReplicaRules.load(tmp_path / "absent.conf") == ReplicaRules()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("REPLICATION_NUMBER\n\t/a\t2\n\t/b\tmany\n", 3, "'many' is not a whole number >= 1"),
+        ("REPLICATION_NUMBER\n\t/a\t0\n", 2, "'0' is not a whole number >= 1"),
+        ("REPLICATION_DISTANCE\n\tnot-a-path 1\n", 2, "is not 'PATH-PATTERN VALUE'"),
+        ("REPLICATION_LOCATION\n\t/a\n", 2, "is not 'PATH-PATTERN VALUE'"),
+    ],
+)
+def test_a_bad_replica_rule_is_reported_at_its_own_line(
+    tmp_path: Path, text: str, line: int, fragment: str
+) -> None:
+    path = write(tmp_path / "replica.conf", text)
+    with pytest.raises(ConfigError, match=re.escape(fragment)) as caught:
+        ReplicaRules.load(path)
+    assert (caught.value.path, caught.value.line) == (str(path), line)
+
+
+def test_master_settings_carry_topology_and_replica_rules(tmp_path: Path) -> None:
+    write(tmp_path / "master.conf", "")
+    write(tmp_path / "topology.conf", "127.0.0.0/8 /local\n")
+    write(tmp_path / "replica.conf", "REPLICATION_NUMBER\n\t/x/*\t2\n")
+    settings = MasterSettings.load(tmp_path)
+    assert [rule.location for rule in settings.topology] == ["/local"]
+    assert settings.replica_rules.number == [("/x/*", 2)]

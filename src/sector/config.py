@@ -17,8 +17,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+MB = 1024**2
+_UNITS = "KMGTPE"
 
 
 class ConfigError(Exception):
@@ -34,6 +42,11 @@ class ConfigError(Exception):
 class Entry:
     values: list[str]
     line: int
+    #: the line each value was written on, for errors that point at one value
+    value_lines: list[int] = field(default_factory=list)
+
+    def line_of(self, value_index: int) -> int:
+        return self.value_lines[value_index] if value_index < len(self.value_lines) else self.line
 
 
 @dataclass
@@ -45,6 +58,13 @@ class ConfigFile:
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
+
+    def error(self, key: str, message: str, index: int | None = None) -> ConfigError:
+        """An error at ``key``'s line, or at the line of its value number ``index``."""
+        entry = self.entries[key]
+        return ConfigError(
+            self.path, entry.line if index is None else entry.line_of(index), message
+        )
 
     def values(self, key: str) -> list[str]:
         return self.entries[key].values if key in self.entries else []
@@ -64,7 +84,7 @@ class ConfigFile:
             return default
         entry = self.entries[key]
         if len(entry.values) != 1:
-            raise ConfigError(self.path, entry.line, f"{key} takes exactly one value")
+            raise self.error(key, f"{key} takes exactly one value")
         try:
             value = kind(entry.values[0])
         except ValueError:
@@ -74,6 +94,18 @@ class ConfigFile:
         if minimum is not None and value < minimum:
             raise ConfigError(self.path, entry.line, f"{key} must be at least {minimum}")
         return value
+
+    def size(self, key: str, default: int, unit: int = MB) -> int:
+        """Bytes from ``64`` (in ``unit``: Sector's sizes are in MB) or ``500K``, ``2G``."""
+        if key not in self.entries:
+            return default
+        entry = self.entries[key]
+        if len(entry.values) != 1:
+            raise self.error(key, f"{key} takes exactly one value")
+        try:
+            return parse_size(entry.values[0], unit)
+        except ValueError as exc:
+            raise ConfigError(self.path, entry.line, f"{key}: {exc}") from None
 
     def boolean(self, key: str, default: bool) -> bool:
         if key not in self.entries:
@@ -107,6 +139,7 @@ def parse(text: str, path: Path | str = "<string>") -> ConfigFile:
             if current is None:
                 raise ConfigError(path, number, "value given before any KEY line")
             current.values.append(line.strip())
+            current.value_lines.append(number)
             continue
         key = line.strip()
         if " " in key or "\t" in key:
@@ -156,6 +189,18 @@ def parse_address(text: str, default_port: int | None = None) -> tuple[str, int]
     return host or "127.0.0.1", port
 
 
+def parse_size(text: str, unit: int = 1) -> int:
+    """``500K``, ``2M``, ``1.5G`` (powers of 1024), ``100B``, or a plain number of ``unit``s."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGTPE])i?B?|(B))?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{text!r} is not a size such as 500K, 2M or 1G")
+    number, prefix, plain_bytes = match.groups()
+    scale = 1 if plain_bytes else unit
+    if prefix:
+        scale = 1024 ** (_UNITS.index(prefix.upper()) + 1)
+    return int(float(number) * scale)
+
+
 RUN_FILE = "cluster.json"
 
 
@@ -175,6 +220,29 @@ def sector_home() -> Path:
 
 
 @dataclass
+class LogSettings:
+    """Where a server's log goes and how big it may grow (see :mod:`sector.logs`)."""
+
+    level: int = 1
+    max_size: int = 64 * MB
+    backups: int = 5
+
+    @classmethod
+    def load(cls, conf: ConfigFile) -> LogSettings:
+        return cls(
+            level=conf.integer("LOG_LEVEL", 1, minimum=0),
+            max_size=conf.size("LOG_MAX_SIZE", 64 * MB),
+            backups=conf.integer("LOG_BACKUPS", 5, minimum=1),
+        )
+
+
+def conf_path(conf_dir: Path, value: str | None, default: str) -> Path:
+    """A file a conf names: relative paths are taken from the conf directory, so a
+    directory copied to another machine (or place) still finds its certificate."""
+    return conf_dir / Path(value or default).expanduser()
+
+
+@dataclass
 class MasterSettings:
     conf_dir: Path
     home: Path
@@ -187,12 +255,14 @@ class MasterSettings:
     lost_slave_retry_time: float = 600.0
     client_timeout: float = 0.0
     slave_min_disk_space: int = 64 * 1024 * 1024
-    log_level: int = 1
+    log: LogSettings = field(default_factory=LogSettings)
     allow_user_without_cert: bool = True
     cert: Path = Path()
     key: Path = Path()
     slave_acl: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
     master_acl: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
+    topology: list[TopologyRule] = field(default_factory=list)
+    replica_rules: ReplicaRules = field(default_factory=lambda: ReplicaRules())
 
     @classmethod
     def load(cls, conf_dir: Path | str, home: Path | str | None = None) -> MasterSettings:
@@ -211,13 +281,15 @@ class MasterSettings:
             token_ttl=conf.number("DATA_TOKEN_TTL", 600.0, minimum=0.1),
             lost_slave_retry_time=conf.number("LOST_SLAVE_RETRY_TIME", 600.0, minimum=0),
             client_timeout=conf.number("CLIENT_TIMEOUT", 0.0, minimum=0),
-            slave_min_disk_space=conf.integer("SLAVE_MIN_DISK_SPACE", 64, minimum=0) * 1024**2,
-            log_level=conf.integer("LOG_LEVEL", 1, minimum=0),
+            slave_min_disk_space=conf.size("SLAVE_MIN_DISK_SPACE", 64 * MB),
+            log=LogSettings.load(conf),
             allow_user_without_cert=conf.boolean("ALLOW_USER_WITHOUT_CERT", True),
-            cert=Path(conf.first("CERTIFICATE") or conf_dir / "master_node.cert"),
-            key=Path(conf.first("PRIVATE_KEY") or conf_dir / "master_node.key"),
+            cert=conf_path(conf_dir, conf.first("CERTIFICATE"), "master_node.cert"),
+            key=conf_path(conf_dir, conf.first("PRIVATE_KEY"), "master_node.key"),
             slave_acl=read_acl(conf_dir / "slave_acl.conf"),
             master_acl=read_acl(conf_dir / "master_acl.conf"),
+            topology=read_topology(conf_dir / "topology.conf"),
+            replica_rules=ReplicaRules.load(conf_dir / "replica.conf"),
         )
 
 
@@ -229,7 +301,7 @@ class SlaveSettings:
     host: str = "127.0.0.1"
     port: int = 0
     max_data_size: int = 0
-    log_level: int = 1
+    log: LogSettings = field(default_factory=LogSettings)
     cert: Path = Path()
 
     @classmethod
@@ -245,9 +317,9 @@ class SlaveSettings:
             master=conf.address("MASTER_ADDRESS", ("127.0.0.1", 6000)) or ("127.0.0.1", 6000),
             host=conf.first("BIND_ADDRESS", "127.0.0.1") or "127.0.0.1",
             port=conf.integer("SLAVE_PORT", 0, minimum=0),
-            max_data_size=conf.integer("MAX_DATA_SIZE", 0, minimum=0) * 1024**2,
-            log_level=conf.integer("LOG_LEVEL", 1, minimum=0),
-            cert=Path(conf.first("CERTIFICATE") or conf_dir / "master_node.cert"),
+            max_data_size=conf.size("MAX_DATA_SIZE", 0),
+            log=LogSettings.load(conf),
+            cert=conf_path(conf_dir, conf.first("CERTIFICATE"), "master_node.cert"),
         )
 
 
@@ -267,7 +339,7 @@ class ClientSettings:
             master=conf.address("MASTER_ADDRESS"),
             user=conf.first("USERNAME"),
             password=conf.first("PASSWORD"),
-            cert=Path(cert).expanduser() if cert else None,
+            cert=conf_path(conf_dir, cert, "") if cert else None,
         )
 
 
@@ -291,34 +363,31 @@ def read_users(users_dir: Path) -> dict[str, UserSettings]:
     for path in sorted(users_dir.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
-        conf = load(path)
-        password = conf.first("PASSWORD")
-        if password is None:
-            raise ConfigError(path, None, "PASSWORD is required")
-        users[path.name] = UserSettings(
-            name=path.name,
-            password=password,
-            read=_paths(conf, "READ_PERMISSION"),
-            write=_paths(conf, "WRITE_PERMISSION"),
-            exec=_paths(conf, "EXEC_PERMISSION"),
-            acl=_networks(conf, "ACL"),
-            quota=conf.integer("QUOTA", 0, minimum=0),
-            admin=conf.boolean("ADMIN", False),
-        )
+        users[path.name] = user_settings(load(path), path.name)
     return users
+
+
+def user_settings(conf: ConfigFile, name: str) -> UserSettings:
+    """One user file's account (``conf`` parsed from ``users/<name>``)."""
+    password = conf.first("PASSWORD")
+    if password is None:
+        raise ConfigError(conf.path, None, "PASSWORD is required")
+    return UserSettings(
+        name=name,
+        password=password,
+        read=_paths(conf, "READ_PERMISSION"),
+        write=_paths(conf, "WRITE_PERMISSION"),
+        exec=_paths(conf, "EXEC_PERMISSION"),
+        acl=_networks(conf, "ACL"),
+        quota=conf.integer("QUOTA", 0, minimum=0),
+        admin=conf.boolean("ADMIN", False),
+    )
 
 
 def read_acl(path: Path) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """An ACL file, as Sector wrote them: one IP address or CIDR range per line."""
     networks = []
-    try:
-        conf_text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    for number, raw in enumerate(conf_text.splitlines(), start=1):
-        text = raw.split("#", 1)[0].strip()
-        if not text:
-            continue
+    for number, text in _plain_lines(path):
         try:
             networks.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
@@ -341,21 +410,119 @@ def _paths(conf: ConfigFile, key: str) -> list[str]:
     from .protocol.paths import InvalidPath, normalize
 
     result = []
-    for value in conf.values(key):
+    for index, value in enumerate(conf.values(key)):
         try:
             result.append(normalize(value))
         except InvalidPath as exc:
-            raise ConfigError(conf.path, conf.entries[key].line, f"{key}: {exc}") from None
+            raise conf.error(key, f"{key}: {exc}", index) from None
     return result
 
 
 def _networks(conf: ConfigFile, key: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     result = []
-    for value in conf.values(key):
+    for index, value in enumerate(conf.values(key)):
         try:
             result.append(ipaddress.ip_network(value, strict=False))
         except ValueError:
-            raise ConfigError(
-                conf.path, conf.entries[key].line, f"{value!r} is not an IP address or CIDR"
-            ) from None
+            raise conf.error(key, f"{value!r} is not an IP address or CIDR", index) from None
     return result
+
+
+@dataclass
+class TopologyRule:
+    """``topology.conf``: slaves in ``network`` sit at ``location`` (``/dc1/rack2``)."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    location: str
+
+
+def read_topology(path: Path) -> list[TopologyRule]:
+    """One ``IP-or-CIDR  /L1/L2`` line per address range; read (and checked) at master start."""
+    from .protocol.paths import InvalidPath, normalize
+
+    rules = []
+    for number, text in _plain_lines(path):
+        parts = text.split()
+        if len(parts) != 2:
+            raise ConfigError(path, number, f"{text!r}: expected an IP or CIDR, then a /L1/L2 path")
+        try:
+            network = ipaddress.ip_network(parts[0], strict=False)
+        except ValueError:
+            raise ConfigError(path, number, f"{parts[0]!r} is not an IP address or CIDR") from None
+        try:
+            location = normalize(parts[1])
+        except InvalidPath as exc:
+            raise ConfigError(path, number, f"{parts[1]!r}: {exc}") from None
+        rules.append(TopologyRule(network, location))
+    return rules
+
+
+@dataclass
+class ReplicaRules:
+    """``replica.conf``: per-path overrides as ``(path pattern, value)`` pairs, first match wins.
+
+    ``number``: copies wanted (REPLICATION_NUMBER); ``distance``: how far apart in the
+    topology they must be (REPLICATION_DISTANCE); ``location``: where they must live
+    (REPLICATION_LOCATION). Patterns may use ``*`` and ``?``.
+    """
+
+    number: list[tuple[str, int]] = field(default_factory=list)
+    distance: list[tuple[str, int]] = field(default_factory=list)
+    location: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> ReplicaRules:
+        conf = load(path)
+        return cls(
+            number=_rules(conf, "REPLICATION_NUMBER", _whole_number(1)),
+            distance=_rules(conf, "REPLICATION_DISTANCE", _whole_number(0)),
+            location=_rules(conf, "REPLICATION_LOCATION", _location),
+        )
+
+
+def _rules(conf: ConfigFile, key: str, convert: Callable[[str], T]) -> list[tuple[str, T]]:
+    """``PATH-PATTERN VALUE`` values of ``key``; a bad one is reported at its own line."""
+    rules = []
+    for index, text in enumerate(conf.values(key)):
+        parts = text.split()
+        try:
+            if len(parts) != 2 or not parts[0].startswith("/"):
+                raise ValueError(f"{text!r} is not 'PATH-PATTERN VALUE'")
+            rules.append((parts[0], convert(parts[1])))
+        except ValueError as exc:
+            raise conf.error(key, f"{key}: {exc}", index) from None
+    return rules
+
+
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        if not text.isdigit() or int(text) < minimum:
+            raise ValueError(f"{text!r} is not a whole number >= {minimum}")
+        return int(text)
+
+    return convert
+
+
+def _location(text: str) -> str:
+    from .protocol.paths import InvalidPath, normalize
+
+    try:
+        return normalize(text)
+    except InvalidPath as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+
+
+def _plain_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of a one-item-per-line file, comments and blanks dropped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, None, f"cannot read: {exc}") from None
+    lines = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.split("#", 1)[0].strip()
+        if stripped:
+            lines.append((number, stripped))
+    return lines

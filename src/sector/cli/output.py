@@ -7,13 +7,14 @@ whatever the width of a terminal or a pipe.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 
 import click
 from rich.console import Console
 from rich.table import Table
+
+from ..config import parse_size
 
 _UNITS = "KMGTPE"
 
@@ -32,16 +33,6 @@ def human_size(size: int | float) -> str:
 
 def size_text(size: int, human: bool) -> str:
     return human_size(size) if human else str(size)
-
-
-def parse_size(text: str) -> int:
-    """``500K``, ``2M``, ``1.5G`` (powers of 1024) or plain bytes -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTPE]?)i?B?\s*", text, re.IGNORECASE)
-    if not match:
-        raise ValueError(f"{text!r} is not a size such as 500K, 2M or 1G")
-    number, unit = match.groups()
-    power = _UNITS.index(unit.upper()) + 1 if unit else 0
-    return int(float(number) * 1024**power)
 
 
 class SizeType(click.ParamType):
