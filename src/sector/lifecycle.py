@@ -1,13 +1,15 @@
 """What every server process does around its real work, written once.
 
-Start listening or stop with one clear line; stop cleanly on SIGTERM/SIGINT;
-and publish a ready file (``host port pid ...``) atomically once listening,
-so launchers and tests wait on a file instead of guessing with sleeps.
+Claim its directory (see :mod:`sector.locks`); start listening or stop with
+one clear line and exit status 1; stop cleanly on SIGTERM/SIGINT; and publish
+a ready file (``host port pid ...``) atomically once listening, so launchers
+and tests wait on a file instead of guessing with sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -15,6 +17,37 @@ import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Protocol
+
+from .locks import DirectoryInUse, DirectoryLock, acquire
+
+#: Exit status of a server that could not start (as the CLI's: 2 is a usage error).
+EXIT_FAILURE = 1
+#: The ready files (``host port pid ...``) a master writes in its home and a slave in
+#: its data directory once listening; named here so launchers need not import servers.
+MASTER_READY, SLAVE_READY = "master.addr", "slave.addr"
+
+
+class StartupError(Exception):
+    """A server cannot start; the message is the one line it prints."""
+
+
+def claim_directory(directory: Path, lock_name: str, what: str, option: str) -> DirectoryLock:
+    """Create ``directory`` and take its lock, or raise the StartupError saying what to do."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return acquire(directory, lock_name)
+    except DirectoryInUse as exc:
+        raise StartupError(
+            f"{what} {exc}; stop that process first, or give another {option}"
+        ) from None
+    except OSError as exc:
+        where = exc.filename or directory
+        if exc.errno == errno.ENOLCK:  # e.g. NFS mounted without lock support
+            raise StartupError(
+                f"{what} {directory}: cannot lock {where}: {exc.strerror}; "
+                "a shared mount must support POSIX locks (NFSv4, or NFSv3 with lockd)"
+            ) from None
+        raise StartupError(f"{what} {where} is not writable: {exc.strerror or exc}") from None
 
 
 def run_loop(main: Coroutine[Any, Any, int], fast: bool = False) -> int:
@@ -53,7 +86,7 @@ async def serve(
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         print(f"sector {name}: cannot listen on {bind[0]}:{bind[1]}: {reason}", file=sys.stderr)
         await server.close()
-        return 2
+        return EXIT_FAILURE
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)

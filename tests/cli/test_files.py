@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -171,12 +173,22 @@ def test_every_command_has_help_with_an_example(sector: Sector) -> None:
     runner = CliRunner()
     for name in cli.commands:
         assert f"  {name} " in listing
-        if name in ("master", "slave"):  # their options are the servers' own
-            continue
-        text = runner.invoke(cli, [name, "--help"], prog_name="sector").output
-        assert text.startswith(f"Usage: sector {name}"), text
-        assert "Example:" in text and f"sector {name}" in text.split("Example:")[1], name
-    assert "usage: sector-master" in sector.ok("master", "--help")
+    for words in _leaf_commands(cli):
+        command = " ".join(words)
+        text = runner.invoke(cli, [*words, "--help"], prog_name="sector").output
+        assert text.startswith(f"Usage: sector {command}"), text
+        assert "Example:" in text and f"sector {command}" in text.split("Example:")[1], command
+        assert "``" not in text, command  # no raw reStructuredText
+    # The servers' entry points are the same commands, with the same help.
+    assert sector.ok("master", "--help").startswith("Usage: sector master [OPTIONS]")
+
+
+def _leaf_commands(group: click.Group, words: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _leaf_commands(command, (*words, name))
+        else:
+            yield (*words, name)
 
 
 def test_the_other_commands_fail_with_one_line_too(

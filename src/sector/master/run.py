@@ -1,9 +1,10 @@
 """Start-up and shutdown of the master process.
 
-Start-up either succeeds completely or stops with one line on stderr naming
-what is wrong (a config file and line, a port in use, an unwritable folder).
-Once listening, the master writes ``master.addr`` in its home: launchers and
-tests wait for that file instead of guessing with sleeps.
+Start-up either succeeds completely or stops with one line on stderr and exit
+status 1, naming what is wrong (a config file and line, a port in use, a
+metadata directory another master holds, an unwritable folder). Once
+listening, the master writes ``master.addr`` in its home: launchers and tests
+wait for that file instead of guessing with sleeps.
 """
 
 from __future__ import annotations
@@ -12,33 +13,51 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError, MasterSettings
-from ..lifecycle import run_loop, serve
+from ..lifecycle import EXIT_FAILURE, MASTER_READY, StartupError, claim_directory, run_loop, serve
+from ..locks import MASTER_LOCK
 from ..logs import setup_logging
+from ..transport import server_tls_context
 from .server import MasterServer
 
-READY_FILE = "master.addr"
 
-
-def run(conf_dir: str | Path, home: str | Path | None = None, port: int | None = None) -> int:
+def run(
+    conf_dir: str | Path,
+    home: str | Path | None = None,
+    port: int | None = None,
+    log_stderr: bool = False,
+) -> int:
     try:
         settings = MasterSettings.load(conf_dir, home)
         if port is not None:
             settings.port = port
-        settings.home.mkdir(parents=True, exist_ok=True)
-        (settings.home / READY_FILE).unlink(missing_ok=True)
-        setup_logging(settings.home / "master.log", settings.log_level)
-    except ConfigError as exc:
-        print(f"sector master: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(
-            f"sector master: cannot use {exc.filename or 'home'}: {exc.strerror}", file=sys.stderr
+        # Locked before anything in the home is touched: a second master on the
+        # same metadata would remove the first one's ready file and share its database.
+        lock = claim_directory(settings.home, MASTER_LOCK, "metadata directory", "--home")
+        (settings.home / MASTER_READY).unlink(missing_ok=True)
+        log = settings.log
+        setup_logging(
+            settings.home / "master.log", log.level, log.max_size, log.backups, log_stderr
         )
-        return 2
+        _check_tls_files(settings)
+    except (ConfigError, StartupError) as exc:
+        print(f"sector master: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         return run_loop(_serve(settings), fast=True)
     except KeyboardInterrupt:
         return 0
+    finally:
+        lock.release()
+
+
+def _check_tls_files(settings: MasterSettings) -> None:
+    try:
+        server_tls_context(settings.cert, settings.key)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise StartupError(
+            f"cannot load the certificate {settings.cert} and its key {settings.key}: {reason}"
+        ) from None
 
 
 async def _serve(settings: MasterSettings) -> int:
@@ -46,5 +65,7 @@ async def _serve(settings: MasterSettings) -> int:
         master = MasterServer(settings)
     except ConfigError as exc:
         print(f"sector master: {exc}", file=sys.stderr)
-        return 2
-    return await serve(master, "master", (settings.host, settings.port), settings.home / READY_FILE)
+        return EXIT_FAILURE
+    return await serve(
+        master, "master", (settings.host, settings.port), settings.home / MASTER_READY
+    )

@@ -1,7 +1,10 @@
 """Start-up and shutdown of a slave process.
 
 Like the master, a slave either starts completely or stops with one clear
-line, and writes ``slave.addr`` in its data directory once it is listening.
+line and exit status 1, and writes ``slave.addr`` in its data directory once
+it is listening. It holds its data directory's lock for as long as it runs:
+a second slave there would empty the first one's ``tmp/`` and serve the same
+objects under a second identity.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError, SlaveSettings, parse_address
-from ..lifecycle import serve
+from ..lifecycle import EXIT_FAILURE, SLAVE_READY, StartupError, claim_directory, serve
+from ..locks import SLAVE_LOCK
 from ..logs import setup_logging
+from ..transport import client_tls_context
 from .server import SlaveServer
-
-READY_FILE = "slave.addr"
 
 
 def run(
@@ -23,32 +26,48 @@ def run(
     data_dir: str | Path | None = None,
     master: str | None = None,
     port: int | None = None,
+    log_stderr: bool = False,
 ) -> int:
     try:
         settings = SlaveSettings.load(conf_dir, data_dir)
         if master:
-            settings.master = parse_address(master, 6000)
+            settings.master = _master_address(master)
         if port is not None:
             settings.port = port
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        probe = settings.data_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-        (settings.data_dir / READY_FILE).unlink(missing_ok=True)
-        setup_logging(settings.data_dir / "slave.log", settings.log_level)
-    except (ConfigError, ValueError) as exc:
-        print(f"sector slave: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        where = exc.filename or (data_dir or "data directory")
-        print(
-            f"sector slave: data directory {where} is not writable: {exc.strerror}", file=sys.stderr
+        lock = claim_directory(settings.data_dir, SLAVE_LOCK, "data directory", "--data")
+        (settings.data_dir / SLAVE_READY).unlink(missing_ok=True)
+        log = settings.log
+        setup_logging(
+            settings.data_dir / "slave.log", log.level, log.max_size, log.backups, log_stderr
         )
-        return 2
+        _check_certificate(settings)
+    except (ConfigError, StartupError) as exc:
+        print(f"sector slave: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         return asyncio.run(_serve(settings))
     except KeyboardInterrupt:
         return 0
+    finally:
+        lock.release()
+
+
+def _master_address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text, 6000)
+    except ValueError as exc:
+        raise StartupError(f"--master: {exc}") from None
+
+
+def _check_certificate(settings: SlaveSettings) -> None:
+    """The master's certificate is read now, so a wrong path fails at start, not in a retry loop."""
+    try:
+        client_tls_context(settings.cert)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise StartupError(
+            f"cannot load the master's certificate {settings.cert}: {reason}"
+        ) from None
 
 
 async def _serve(settings: SlaveSettings) -> int:
@@ -57,6 +76,6 @@ async def _serve(settings: SlaveSettings) -> int:
         slave,
         "slave",
         (settings.host, settings.port),
-        settings.data_dir / READY_FILE,
+        settings.data_dir / SLAVE_READY,
         extra=slave.slave_id,
     )
