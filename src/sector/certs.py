@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
@@ -20,20 +21,29 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def create(cert_path: Path, key_path: Path, days: int = 3650) -> None:
-    """Write a new EC key (mode 0600) and a self-signed certificate for it."""
+def create(cert_path: Path, key_path: Path, days: int = 3650, names: Iterable[str] = ()) -> None:
+    """Write a new EC key (mode 0600) and a self-signed certificate for it.
+
+    The certificate names localhost, this host and ``names`` (the master's
+    address as clients dial it). Clients trust the certificate itself rather
+    than a name in it (:func:`sector.transport.client_tls_context`), so the
+    names serve tools that do check them, such as ``openssl s_client``.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Sector master")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Sector master")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    alt_names: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.DNSName(socket.gethostname()),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ]
+    alt_names: list[x509.GeneralName] = []
+    for text in ["localhost", socket.gethostname(), "127.0.0.1", *names]:
+        try:
+            name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(text))
+        except ValueError:
+            name = x509.DNSName(text)
+        if name not in alt_names:
+            alt_names.append(name)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,49 @@ def test_root_and_users_marked_admin_true_are_admins(users: Users) -> None:
     assert users.authenticate("root", "r", "127.0.0.1").admin
     assert users.authenticate("ops", "o", "127.0.0.1").admin
     assert not users.authenticate("test", "xxx", "127.0.0.1").admin
+
+
+# --- conf/users changing under a running master -------------------------------------
+
+
+def test_a_user_added_while_running_can_log_in_at_once(users: Users, tmp_path: Path) -> None:
+    write_user(tmp_path / "users", "new", f"PASSWORD\n\t{hash_password('n3w')}\n")
+    assert users.authenticate("new", "n3w", "127.0.0.1").name == "new"
+
+
+def test_a_changed_password_and_a_removed_user_take_effect_at_the_next_login(
+    users: Users, tmp_path: Path
+) -> None:
+    users_dir = tmp_path / "users"
+    write_user(users_dir, "hashed", f"PASSWORD\n\t{hash_password('changed')}\n")
+    (users_dir / "lab").unlink()
+    assert users.authenticate("hashed", "changed", "127.0.0.1").name == "hashed"
+    with pytest.raises(SecurityError) as caught:
+        users.authenticate("lab", "p", "10.1.2.3")
+    assert caught.value.code == E_ACCOUNT
+
+
+def test_a_bad_file_keeps_the_accounts_in_force_and_is_logged(
+    users: Users, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_user(tmp_path / "users", "broken", "PASSWORD\n\tx\nACL\n\tnowhere\n")
+    with caplog.at_level(logging.ERROR, logger="sector.master"):
+        assert users.authenticate("test", "xxx", "127.0.0.1").name == "test"
+        users.authenticate("test", "xxx", "127.0.0.1")  # unchanged since: not reported again
+    assert [r.getMessage() for r in caplog.records] == [
+        f"users not reloaded, the accounts in force stay: {tmp_path / 'users' / 'broken'}:4: "
+        "'nowhere' is not an IP address or CIDR"
+    ]
+    assert "broken" not in users
+
+
+def test_files_being_written_by_sector_user_are_not_read_half_done(
+    users: Users, tmp_path: Path
+) -> None:
+    # `sector user` writes .<name>.<pid>.tmp, then renames it into place
+    write_user(tmp_path / "users", ".half.123.tmp", "PASSW")
+    assert users.authenticate("test", "xxx", "127.0.0.1").name == "test"
+    assert ".half.123.tmp" not in users
 
 
 # --- permissions --------------------------------------------------------------------

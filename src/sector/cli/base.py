@@ -5,8 +5,8 @@ Failures are mapped to a message and an exit status here and nowhere else:
 lets a command that works through many paths (``rm a b c``, a recursive
 upload) report each failure, carry on with the rest, and still exit non-zero.
 Either way a person sees one line on stderr naming the path and the error,
-``sector: /x/y: no such file or directory (E_NOEXIST)``, and a traceback only
-with ``--debug``.
+``sector: /x/y: no such file or directory (E_NOEXIST)`` - or, for a bad
+configuration file, its name and line - and a traceback only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import click
 
 from ..client import Client
 from ..client.connect import resolve
+from ..config import ConfigError
 from ..errors import E_LOCALFILE, E_PASSWORD, SectorError, SecurityError, code_name
 
 #: Exit status of a command that failed (usage errors are click's 2).
@@ -32,6 +33,8 @@ EXIT_INTERRUPTED = 130
 
 def error_line(exc: BaseException, path: str | None = None) -> str:
     """The one line a person reads about a failure, naming the path when known."""
+    if isinstance(exc, ConfigError):
+        return f"sector: {exc}"
     if isinstance(exc, SectorError):
         where = exc.path or path
         text = f"{where}: {exc.detail}" if where else exc.detail
@@ -41,6 +44,8 @@ def error_line(exc: BaseException, path: str | None = None) -> str:
         reason = (exc.strerror or str(exc)).lower()
         text = f"{where}: {reason}" if where else reason
         return f"sector: {text} ({code_name(E_LOCALFILE)})"
+    if isinstance(exc, click.ClickException):
+        return f"sector: {exc.format_message()}"
     return f"sector: {path + ': ' if path else ''}{exc}"
 
 
@@ -61,7 +66,10 @@ class State:
     def client(self) -> Client:
         """The logged-in session, opened on first use (so ``--help`` needs no cluster)."""
         if self._client is None:
-            target = resolve(master=self.master, user=self.user, cert=self.cert)
+            try:
+                target = resolve(master=self.master, user=self.user, cert=self.cert)
+            except ValueError as exc:  # a malformed --master or SECTOR_MASTER
+                raise click.UsageError(f"master address: {exc}") from None
             if target.password is None:
                 if not sys.stdin.isatty():
                     raise SecurityError(
@@ -107,7 +115,12 @@ class SectorGroup(click.Group):
         state = ctx.ensure_object(State)
         try:
             result = super().invoke(ctx)
-        except (SectorError, OSError) as exc:
+        except (SectorError, OSError, ConfigError) as exc:
+            state.fail(exc)
+            ctx.exit(EXIT_FAILURE)
+        except click.UsageError:
+            raise  # click prints the usage and exits 2
+        except click.ClickException as exc:  # a command's own refusal: one line, like the rest
             state.fail(exc)
             ctx.exit(EXIT_FAILURE)
         except KeyboardInterrupt:

@@ -11,7 +11,7 @@ import signal
 
 import click
 
-from . import admin, files, local, transfer
+from . import admin, conf, files, local, servers, transfer, users
 from .base import SectorGroup, State
 
 COMMANDS = [
@@ -30,11 +30,13 @@ COMMANDS = [
     admin.sysinfo,
     admin.fsck,
     admin.shutdown,
+    users.user,
+    conf.conf,
     local.up,
     local.down,
     local.status,
-    local.master,
-    local.slave,
+    servers.master,
+    servers.slave,
 ]
 
 

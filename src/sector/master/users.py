@@ -3,6 +3,11 @@
 Sector let a user file hold the password in clear. We still accept that, but
 the master hashes every password as it loads it and keeps only the hash, and
 :func:`hash_password` writes entries that never held the clear text at all.
+
+``conf/users/`` is read again at the first login after any file in it
+changed, so ``sector user add``/``passwd``/``rm`` take effect without a
+restart; a file with a bad line is logged (file and line) and the accounts
+as they were stay in force. Sessions already logged in are not affected.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import UserSettings, address_allowed, read_users
+from ..config import ConfigError, UserSettings, address_allowed, read_users
 from ..errors import (
     E_ACCOUNT,
     E_ACL,
@@ -75,21 +82,48 @@ class User:
             raise SectorPermissionError(f"user {self.name} may not write here", path)
 
 
-class Users:
-    """Every account the master knows, loaded from ``conf/users``."""
+log = logging.getLogger("sector.master")
 
-    def __init__(self, users: dict[str, User]):
+
+class Users:
+    """Every account the master knows, loaded from ``conf/users`` and kept in step with it."""
+
+    def __init__(self, users: dict[str, User], directory: Path | None = None):
         self._users = users
+        self._directory = directory
+        self._seen = _signature(directory)
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, users_dir: Path) -> Users:
-        return cls({name: _from_settings(s) for name, s in read_users(users_dir).items()})
+        """Read every user file; a bad one raises ConfigError (the master does not start)."""
+        seen = _signature(users_dir)
+        users = cls(_read(users_dir), users_dir)
+        users._seen = seen
+        return users
 
     def __contains__(self, name: str) -> bool:
         return name in self._users
 
+    def refresh(self) -> None:
+        """Reread ``conf/users`` if anything in it changed since it was last read."""
+        if self._directory is None or _signature(self._directory) == self._seen:
+            return
+        with self._lock:  # logins run on several threads: one rereads, the others wait
+            seen = _signature(self._directory)
+            if seen == self._seen:
+                return
+            try:
+                self._users = _read(self._directory)
+            except ConfigError as exc:
+                log.error("users not reloaded, the accounts in force stay: %s", exc)
+            else:
+                log.info("users reloaded from %s: %d accounts", self._directory, len(self._users))
+            self._seen = seen
+
     def authenticate(self, name: str, password: str, address: str) -> User:
         """The user, if the password matches and the address is allowed."""
+        self.refresh()
         user = self._users.get(name)
         if user is None:
             raise SecurityError(f"no user named {name!r}", code=E_ACCOUNT)
@@ -98,6 +132,27 @@ class Users:
         if not address_allowed(address, user.acl):
             raise SecurityError(f"user {name} may not log in from {address}", code=E_ACL)
         return user
+
+
+def _read(users_dir: Path) -> dict[str, User]:
+    return {name: _from_settings(s) for name, s in read_users(users_dir).items()}
+
+
+def _signature(directory: Path | None) -> tuple:
+    """What changes when a user file is added, removed, replaced or edited."""
+    if directory is None:
+        return ()
+    try:
+        with os.scandir(directory) as entries:
+            return tuple(
+                sorted(
+                    (e.name, e.inode(), s.st_mtime_ns, s.st_size)
+                    for e in entries
+                    if not e.name.startswith(".") and (s := e.stat())
+                )
+            )
+    except OSError:
+        return ("unreadable",)
 
 
 def _from_settings(settings: UserSettings) -> User:
