@@ -43,3 +43,17 @@ def sha256_of(path: Path) -> str:
         while chunk := source.read(4 * 1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def processes_of(home: Path) -> list[int]:
+    """Pids of the live processes whose command line names ``home`` (or a path in it)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        info = process.info
+        if info["status"] == psutil.STATUS_ZOMBIE or not info["cmdline"]:
+            continue
+        if any(str(home) in arg for arg in info["cmdline"]):
+            found.append(info["pid"])
+    return found

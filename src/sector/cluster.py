@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,14 +24,17 @@ from pathlib import Path
 
 import psutil
 
-from . import certs
+from . import certs, provision
 from .client import Client
-from .config import RUN_FILE, read_run_file, sector_home
+from .config import RUN_FILE, parse_address, read_run_file, sector_home
+from .lifecycle import MASTER_READY
+from .locks import MASTER_LOCK, SLAVE_LOCK, recorded_holder
 from .master.users import hash_password
+from .slave.server import REGISTERED_FILE
 
 DEFAULT_PORT = 6000
 DEFAULT_USER, DEFAULT_PASSWORD = "test", "xxx"
-ADMIN_USER, ADMIN_PASSWORD_FILE = "root", "root.password"
+ADMIN_USER, ADMIN_PASSWORD_FILE = provision.ADMIN_USER, provision.ADMIN_PASSWORD_FILE
 START_TIMEOUT = 30.0
 
 
@@ -72,152 +75,198 @@ def write_conf(
     heartbeat: float = 2.0,
     slave_timeout: float = 10.0,
 ) -> bool:
-    """Write a complete, commented conf directory unless one exists; True if written."""
+    """Write a complete, commented conf directory unless one exists; True if written.
+
+    This is the one-machine convenience: everything binds to 127.0.0.1, and
+    PySector's example user ``test``/``xxx`` exists with that password in
+    ``client.conf`` (mode 0600). ``sector conf init`` writes the directories
+    of a real cluster, which carry neither.
+    """
     conf = layout.conf
     if (conf / "master.conf").exists():
         return False
-    (conf / "users").mkdir(parents=True, exist_ok=True)
-    client_master = (
-        f"MASTER_ADDRESS\n\t127.0.0.1:{port}"
-        if port
-        else "# MASTER_ADDRESS is not fixed (the master takes any free port): clients\n"
-        "# find it in the cluster's run file, cluster.json"
-    )
-    certs.create(layout.cert, conf / "master_node.key")
-    files = {
-        "master.conf": f"""\
-# Sector master configuration, written by `sector up`. Edit freely: it is reused.
-# Format: a KEY line, then its value(s) on the following TAB-indented lines.
-
-# port the master listens on for clients and slaves
-SECTOR_PORT
-\t{port}
-
-# address to bind; 127.0.0.1 keeps this cluster private to this machine
-BIND_ADDRESS
-\t127.0.0.1
-
-# where the master keeps its metadata database and log
-DATA_DIRECTORY
-\t{layout.master_home}
-
-# copies of each file the master aims for
-REPLICA_NUM
-\t1
-
-# seconds between slave heartbeats, and of silence before a slave is declared dead
-HEARTBEAT_INTERVAL
-\t{heartbeat}
-SLAVE_TIMEOUT
-\t{slave_timeout}
-
-# slaves need at least this much free disk (MB) to be given new files
-SLAVE_MIN_DISK_SPACE
-\t16
-
-# seconds a data token (a client's pass to one file on one slave) stays valid;
-# clients renew expired read tokens by themselves
-DATA_TOKEN_TTL
-\t600
-
-# 0 = no log ... 9 = every request
-LOG_LEVEL
-\t{log_level}
-""",
-        "slave.conf": f"""\
-# Sector slave configuration, shared by the slaves `sector up` starts
-# (each gets its own data directory on the command line).
-
-# the master to register with
-MASTER_ADDRESS
-\t127.0.0.1:{port}
-
-# address to bind; 0 below for the port means any free port
-BIND_ADDRESS
-\t127.0.0.1
-SLAVE_PORT
-\t0
-
-# default data directory (overridden per slave by `sector up`)
-DATA_DIRECTORY
-\t{layout.home / "slaves" / "default"}
-
-# most data (MB) this slave may store; 0 = no limit but the disk
-MAX_DATA_SIZE
-\t0
-
-LOG_LEVEL
-\t{log_level}
-""",
-        "client.conf": f"""\
-# Sector client configuration: the defaults for `sector` commands and examples.
-{client_master}
-USERNAME
-\t{DEFAULT_USER}
-PASSWORD
-\t{DEFAULT_PASSWORD}
-CERTIFICATE
-\t{layout.cert}
-""",
-        "replica.conf": """\
-# Per-path replication rules (used once replication lands), e.g.
-# REPLICATION_NUMBER
-#\t/important/*\t3
-""",
-        "topology.conf": """\
-# Network topology: one line per address range, IP-or-CIDR then a /L1/L2 path, e.g.
-# 10.0.1.0/24\t/rack1
-""",
-        "master_acl.conf": """\
-# IP addresses or CIDR ranges allowed to reach the master (empty: any)
-127.0.0.1
-""",
-        "slave_acl.conf": """\
-# IP addresses or CIDR ranges slaves may register from (empty: any)
-127.0.0.0/8
-""",
-        f"users/{DEFAULT_USER}": f"""\
-# Sector user account `{DEFAULT_USER}` (PySector's example user; password `{DEFAULT_PASSWORD}`).
-# PASSWORD may be clear text or a hash written by `sector` tools; the master keeps only hashes.
-PASSWORD
-\t{hash_password(DEFAULT_PASSWORD)}
-READ_PERMISSION
-\t/
-WRITE_PERMISSION
-\t/
-""",
+    certs.create(layout.cert, conf / provision.KEY_NAME)
+    public = {
+        "master.conf": provision.MasterConf(
+            port=port,
+            bind="127.0.0.1",
+            data_dir=layout.master_home,
+            heartbeat=heartbeat,
+            slave_timeout=slave_timeout,
+            min_disk_mb=16,
+            log_level=log_level,
+            title="Sector master configuration, written by `sector up`. Edit freely: it is reused.",
+        ).text(),
+        "slave.conf": provision.slave_conf(
+            f"127.0.0.1:{port}",
+            bind="127.0.0.1",
+            data_dir=layout.home / "slaves" / "default",
+            log_level=log_level,
+            title="Sector slave configuration, shared by the slaves `sector up` starts\n"
+            "# (each gets its own data directory, slaves/<n>, on the command line).",
+        ),
+        "replica.conf": provision.REPLICA_TEMPLATE,
+        "topology.conf": provision.TOPOLOGY_TEMPLATE,
+        "master_acl.conf": provision.acl_file("clients may log in from", ["127.0.0.1"]),
+        "slave_acl.conf": provision.acl_file("slaves may register from", ["127.0.0.0/8"]),
     }
-    root_password = secrets.token_urlsafe(18)
-    files[f"users/{ADMIN_USER}"] = f"""\
-# Sector administrator `{ADMIN_USER}`: may read and write everywhere and shut slaves down.
-# Its password was generated at random; the clear text is only in {ADMIN_PASSWORD_FILE}.
-PASSWORD
-\t{hash_password(root_password)}
-READ_PERMISSION
-\t/
-WRITE_PERMISSION
-\t/
-"""
-    for name, text in files.items():
-        (conf / name).write_text(text)
-    # Readable by the cluster's owner only: it is the one clear-text password we keep.
-    fd = os.open(conf / ADMIN_PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(root_password + "\n")
+    for name, text in public.items():
+        provision.write_file(conf / name, text)
+    client = provision.client_conf(
+        f"127.0.0.1:{port}" if port else None,
+        DEFAULT_USER,
+        DEFAULT_PASSWORD,
+        layout.cert,
+        title="Sector client configuration for the cluster `sector up` runs.",
+    )
+    provision.write_file(conf / "client.conf", client, secret=True)
+    test_user = provision.UserFile(
+        DEFAULT_USER,
+        hash_password(DEFAULT_PASSWORD),
+        read=["/"],
+        write=["/"],
+        note=f"PySector's example user, password `{DEFAULT_PASSWORD}` (local clusters only)",
+    )
+    provision.write_file(conf / "users" / DEFAULT_USER, test_user.text(), secret=True)
+    provision.write_admin(conf)
     return True
+
+
+class Adopted:
+    """A server an earlier ``sector up`` started, now looked after by this one.
+
+    It is not our child, so it is watched through psutil; it offers the few
+    ``subprocess.Popen`` methods :class:`LocalCluster` uses, so an adopted
+    server and a started one are handled alike.
+    """
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        try:
+            self._process: psutil.Process | None = psutil.Process(pid)
+        except psutil.NoSuchProcess:  # exited since it was found: reported as a failed start
+            self._process = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and (self._process is None or not pid_alive(self.pid)):
+            self.returncode = -1  # not our child: its exit status is not ours to read
+        return self.returncode
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        try:
+            if self._process is not None:
+                self._process.wait(timeout)
+        except psutil.TimeoutExpired:
+            raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0) from None
+        except psutil.NoSuchProcess:
+            pass
+        self.returncode = -1 if self.returncode is None else self.returncode
+        return self.returncode
+
+    def _signal(self, number: int) -> None:
+        try:
+            if self._process is not None:
+                self._process.send_signal(number)
+        except psutil.NoSuchProcess:
+            pass
 
 
 @dataclass
 class Process:
     name: str
-    popen: subprocess.Popen
+    popen: subprocess.Popen | Adopted
     ready_file: Path
     stderr: Path
+
+    @property
+    def adopted(self) -> bool:
+        return isinstance(self.popen, Adopted)
+
+
+@dataclass(frozen=True)
+class Running:
+    """A server of a home found running: it holds the lock of one of the home's directories."""
+
+    name: str
+    pid: int
+    directory: Path
+
+    def cmdline_option(self, option: str) -> str | None:
+        """The value the server was started with for ``option`` (``--master``), if any."""
+        try:
+            args = psutil.Process(self.pid).cmdline()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        for index, arg in enumerate(args):
+            if arg == option and index + 1 < len(args):
+                return args[index + 1]
+            if arg.startswith(option + "="):
+                return arg.split("=", 1)[1]
+        return None
+
+
+def running_servers(layout: Layout) -> dict[str, Running]:
+    """Every server now serving a directory of this home on this machine, by name.
+
+    The locks decide (see :mod:`sector.locks`): a process counts when the pid a
+    lock file records is alive *and* has that lock file open, so neither a
+    stale record nor a reused pid is mistaken for a server. Processes a run
+    file forgot (an earlier ``sector up`` whose master was killed, a slave
+    started by hand on ``slaves/<n>``) are found all the same.
+    """
+    candidates = [("master", layout.master_home, MASTER_LOCK)]
+    slaves = layout.home / "slaves"
+    if slaves.is_dir():
+        for directory in sorted(slaves.iterdir(), key=_slave_order):
+            if directory.is_dir():
+                candidates.append((_slave_name(directory.name), directory, SLAVE_LOCK))
+    found: dict[str, Running] = {}
+    for name, directory, lock_name in candidates:
+        holder = recorded_holder(directory / lock_name)
+        if holder is None or holder.host != socket.gethostname():
+            continue  # on another machine (a shared mount): its own lock guards it
+        if _holds_open(holder.pid, directory / lock_name):
+            found[name] = Running(name, holder.pid, directory)
+    return found
+
+
+def _slave_name(directory_name: str) -> str:
+    return f"slave{directory_name}" if directory_name.isdigit() else f"slave:{directory_name}"
+
+
+def _slave_order(directory: Path) -> tuple[int, str]:
+    return (int(directory.name), "") if directory.name.isdigit() else (1 << 30, directory.name)
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        target = str(path.resolve())
+        return any(f.path == target for f in process.open_files())
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # another user's live process: assume the worst, its lock will tell
 
 
 @dataclass
 class LocalCluster:
-    """Start, watch and stop a master and ``slaves`` slaves under ``home``."""
+    """Start, watch and stop a master and ``slaves`` slaves under ``home``.
+
+    Servers of this home that are already running (after a launcher or a
+    master was killed) are adopted rather than duplicated: a dead master is
+    started again on the port the running slaves expect, and missing slaves
+    are started beside the running ones.
+    """
 
     home: Path = field(default_factory=sector_home)
     slaves: int = 3
@@ -226,13 +275,23 @@ class LocalCluster:
     log_level: int = 3
     heartbeat: float = 2.0
     slave_timeout: float = 10.0
-    detach: bool = False
+    #: the pid of a ``sector up`` supervising this cluster in the foreground, recorded
+    #: in the run file so that another ``sector up`` or ``sector down`` can find it
+    launcher: int | None = None
     processes: list[Process] = field(default_factory=list)
     master_address: tuple[str, int] | None = None
 
     @property
     def layout(self) -> Layout:
         return Layout(Path(self.home).expanduser().resolve())
+
+    @property
+    def adopted(self) -> list[str]:
+        return [p.name for p in self.processes if p.adopted]
+
+    @property
+    def started(self) -> list[str]:
+        return [p.name for p in self.processes if not p.adopted]
 
     def start(self) -> None:
         layout = self.layout
@@ -244,19 +303,59 @@ class LocalCluster:
             self.heartbeat,
             self.slave_timeout,
         )
+        running = running_servers(layout)
+        master = running.pop("master", None)
         try:
-            self.master_address = self._start_master()
+            if master is not None:
+                host, port = self._adopt(master, MASTER_READY).split()[:2]
+                self.master_address = (host, int(port))
+            else:
+                # The running slaves still count themselves registered with the dead
+                # master until a heartbeat fails; the file each writes once registered
+                # with the new one is what we wait for below.
+                for slave in running.values():
+                    (slave.directory / REGISTERED_FILE).unlink(missing_ok=True)
+                self.master_address = self._start_master(self._port_for(running))
+            for slave in running.values():
+                self._adopt(slave, REGISTERED_FILE)
             for number in range(1, self.slaves + 1):
-                self.start_slave(number)
+                if f"slave{number}" not in running:
+                    self.start_slave(number)
             self._write_run_file()
         except BaseException:
-            self.stop()
+            self._stop_started()
             raise
 
-    def _start_master(self) -> tuple[str, int]:
+    def _port_for(self, running: dict[str, Running]) -> int | None:
+        """The port a new master takes: the one running slaves expect, if any."""
+        expected = {
+            address
+            for slave in running.values()
+            if (address := slave.cmdline_option("--master")) is not None
+        }
+        if not expected:
+            return self.port
+        if len(expected) > 1:
+            raise ClusterError(
+                f"the running slaves of {self.layout.home} expect masters at "
+                f"{', '.join(sorted(expected))}; `sector down` stops them all"
+            )
+        address = expected.pop()
+        try:
+            port = parse_address(address)[1]
+        except ValueError as exc:
+            raise ClusterError(f"running slaves expect the master at {address}: {exc}") from None
+        if self.port not in (None, 0, port):
+            raise ClusterError(
+                f"slaves of {self.layout.home} are running and expect the master on port {port}: "
+                f"run `sector up --port {port}`, or `sector down` first"
+            )
+        return port
+
+    def _start_master(self, port: int | None) -> tuple[str, int]:
         layout = self.layout
         home = layout.master_home
-        ready = home / "master.addr"
+        ready = home / MASTER_READY
         process = self._spawn(
             "master",
             [
@@ -266,14 +365,23 @@ class LocalCluster:
                 str(layout.conf),
                 "--home",
                 str(home),
-                *([] if self.port is None else ["--port", str(self.port)]),
+                "--no-log-stderr",
+                *([] if port is None else ["--port", str(port)]),
             ],
             home,
             ready,
         )
         text = self._wait_ready(process)
-        host, port = text.split()[:2]
-        return host, int(port)
+        host, bound = text.split()[:2]
+        return host, int(bound)
+
+    def _adopt(self, server: Running, ready_name: str) -> str:
+        """Take a running server into this cluster once it is ready; its ready file's text."""
+        directory = server.directory
+        stderr = directory / f"{server.name}.stderr"
+        process = Process(server.name, Adopted(server.pid), directory / ready_name, stderr)
+        self.processes.append(process)
+        return self._wait_ready(process)
 
     def start_slave(self, number: int) -> Process:
         """Start slave ``number`` (again, after a stop: same data directory)."""
@@ -281,7 +389,6 @@ class LocalCluster:
         assert self.master_address is not None
         data = layout.slave_dir(number)
         data.mkdir(parents=True, exist_ok=True)
-        (data / "slave.registered").unlink(missing_ok=True)
         process = self._spawn(
             f"slave{number}",
             [
@@ -293,9 +400,10 @@ class LocalCluster:
                 str(data),
                 "--master",
                 "{}:{}".format(*self.master_address),
+                "--no-log-stderr",
             ],
             data,
-            data / "slave.registered",
+            data / REGISTERED_FILE,
         )
         self._wait_ready(process)
         return process
@@ -310,11 +418,7 @@ class LocalCluster:
         master.popen.wait(timeout=START_TIMEOUT)
         self.processes.remove(master)
         assert self.master_address is not None
-        saved_port, self.port = self.port, self.master_address[1]
-        try:
-            self._start_master()
-        finally:
-            self.port = saved_port
+        self._start_master(self.master_address[1])
         self._write_run_file()
 
     def connect(self) -> Client:
@@ -356,9 +460,7 @@ class LocalCluster:
                 if text:
                     return text
             if process.popen.poll() is not None:
-                message = (
-                    process.stderr.read_text().strip() or f"exit code {process.popen.returncode}"
-                )
+                message = _last_line(process.stderr) or f"exit code {process.popen.returncode}"
                 raise ClusterError(f"{process.name} failed to start: {message}")
             wait_for_change(process.ready_file, 0.05)
         raise ClusterError(
@@ -371,8 +473,9 @@ class LocalCluster:
             "master": "{}:{}".format(*self.master_address),
             "pids": {p.name: p.popen.pid for p in self.processes},
             "cert": str(self.layout.cert),
-            "detached": self.detach,
         }
+        if self.launcher is not None:
+            state["launcher"] = self.launcher
         self.layout.run_file.write_text(json.dumps(state, indent=2))
 
     def stop_process(self, name: str, kill: bool = False) -> None:
@@ -387,8 +490,15 @@ class LocalCluster:
         self.processes.clear()
         self.layout.run_file.unlink(missing_ok=True)
 
+    def _stop_started(self) -> None:
+        """After a failed start: stop what this call started, leave what it adopted running."""
+        for process in sorted(self.processes, key=lambda p: p.name == "master"):
+            if not process.adopted:
+                _terminate(process.popen, kill=False)
+        self.processes.clear()
+
     def wait(self, should_stop: Callable[[], bool]) -> str | None:
-        """Block until ``should_stop()`` or a child exits; returns the dead child's name."""
+        """Block until ``should_stop()`` or a server exits; returns the dead server's name."""
         while not should_stop():
             for process in self.processes:
                 if process.popen.poll() is not None:
@@ -404,7 +514,15 @@ class LocalCluster:
         self.stop()
 
 
-def _terminate(popen: subprocess.Popen, kill: bool) -> None:
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def _terminate(popen: subprocess.Popen | Adopted, kill: bool) -> None:
     if popen.poll() is not None:
         return
     if kill:
@@ -433,30 +551,66 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def stop_detached(home: Path | None = None) -> list[str]:
-    """Stop a cluster started with ``sector up --detach``; returns what was stopped.
+def launcher_pid(home: Path) -> int | None:
+    """The pid of a ``sector up`` running this home's cluster in the foreground, if one is.
 
-    Slaves are all asked to stop at once, then the master, each group given
-    10 seconds before SIGKILL. Only processes that still run a Sector server
-    are signalled, so a PID reused since then is left alone.
+    A pid reused since by another program is not taken for it: the process
+    must still be a ``sector ... up`` command.
     """
-    state = read_run_file(home)
-    if state is None:
-        return []
-    pids: dict[str, int] = state.get("pids", {})
-    ours = {name: pid for name, pid in pids.items() if _is_sector_server(pid)}
-    slaves = [name for name in ours if name != "master"]
-    for group in (slaves, [name for name in ours if name == "master"]):
-        for name in group:
-            _signal(ours[name], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while any(pid_alive(ours[n]) for n in group) and time.monotonic() < deadline:
-            time.sleep(0.02)  # polling the processes' exit, with a deadline
-        for name in group:
-            if pid_alive(ours[name]):
-                _signal(ours[name], signal.SIGKILL)
-    Layout(Path(home or sector_home()).expanduser().resolve()).run_file.unlink(missing_ok=True)
-    return sorted(ours, key=lambda name: (name == "master", name))
+    state = read_run_file(home) or {}
+    pid = state.get("launcher")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return None
+    try:
+        args = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return pid if "up" in args and any("sector" in arg for arg in args) else None
+
+
+def stop_home(home: Path | None = None) -> list[str]:
+    """Stop every server of a home - those ``sector up`` started and any orphans; their names.
+
+    A foreground ``sector up`` is asked to stop first (it stops its servers in
+    order); then every server still holding a lock in the home, and any the
+    run file names, gets SIGTERM: slaves all at once, then the master, each
+    group given 10 seconds before SIGKILL. Only processes proven to be this
+    home's servers are signalled, so a pid reused since is left alone.
+    """
+    layout = Layout(Path(home or sector_home()).expanduser().resolve())
+    stopped: list[str] = []
+    launcher = launcher_pid(layout.home)
+    if launcher is not None:
+        _stop_pids({"launcher": launcher}, grace=START_TIMEOUT)
+    servers = {name: server.pid for name, server in running_servers(layout).items()}
+    state = read_run_file(layout.home) or {}
+    for name, pid in (state.get("pids") or {}).items():
+        if name not in servers and _is_sector_server(pid):
+            servers[name] = pid
+    slaves = {name: pid for name, pid in servers.items() if name != "master"}
+    stopped += _stop_pids(slaves)
+    stopped += _stop_pids({n: p for n, p in servers.items() if n == "master"})
+    layout.run_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _stop_pids(pids: dict[str, int], grace: float = 10.0) -> list[str]:
+    """SIGTERM each, wait up to ``grace`` seconds for all, SIGKILL the rest; their names."""
+    for pid in pids.values():
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(pid_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the processes' exit, with a deadline
+    for pid in pids.values():
+        if pid_alive(pid):
+            _signal(pid, signal.SIGKILL)
+    return sorted(pids, key=lambda name: (name == "master", server_order(name)))
+
+
+def server_order(name: str) -> tuple[bool, int, str]:
+    """Sort key for server names: master, slave1, slave2, ..., slave10, other slaves."""
+    number = name.removeprefix("slave")
+    return (name != "master", int(number) if number.isdigit() else 1 << 30, name)
 
 
 def _is_sector_server(pid: int) -> bool:

@@ -6,6 +6,7 @@ Sector session, so they work with no cluster running.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -15,10 +16,13 @@ import click
 from ..cluster import (
     ADMIN_PASSWORD_FILE,
     ClusterError,
+    Layout,
     LocalCluster,
-    pid_alive,
+    launcher_pid,
     read_run_file,
-    stop_detached,
+    running_servers,
+    server_order,
+    stop_home,
 )
 from ..config import sector_home
 
@@ -31,6 +35,24 @@ def _home_option(function):
         default=None,
         help="State directory (default: $SECTOR_HOME or ~/.sector).",
     )(function)
+
+
+def _refuse_if_running(layout: Layout, slaves: int) -> None:
+    """Stop `sector up` when it has nothing to do, or must not do it; say what to do instead."""
+    launcher = launcher_pid(layout.home)
+    if launcher is not None:
+        raise click.ClickException(
+            f"`sector up` (pid {launcher}) runs the cluster of {layout.home} in the foreground; "
+            "press Ctrl-C there, or run `sector down`"
+        )
+    running = running_servers(layout)
+    wanted = {"master", *(f"slave{n}" for n in range(1, slaves + 1))}
+    if wanted <= running.keys():
+        state = read_run_file(layout.home) or {}
+        where = f" (master {state['master']})" if state.get("master") else ""
+        raise click.ClickException(
+            f"a cluster is already running from {layout.home}{where}; `sector down` stops it"
+        )
 
 
 @click.command()
@@ -47,29 +69,33 @@ def _home_option(function):
 def up(home: Path | None, slaves: int, port: int | None, detach: bool) -> None:
     """Start a master and slaves on this machine (bound to 127.0.0.1 only).
 
+    Servers of this home still running (say the master was killed) are
+    adopted, not duplicated: what is missing is started beside them.
+
     \b
     Example:
       sector up                 # foreground; Ctrl-C stops everything
       sector up --detach        # background; `sector down` stops it
     """
-    home = (home or sector_home()).expanduser().resolve()
-    state = read_run_file(home)
-    if state and pid_alive(state["pids"].get("master", -1)):
-        raise click.ClickException(
-            f"a cluster is already running from {home} (master {state['master']}); "
-            "`sector down` stops it"
-        )
-    cluster = LocalCluster(home=home, slaves=slaves, port=port, detach=detach)
+    layout = Layout((home or sector_home()).expanduser().resolve())
+    _refuse_if_running(layout, slaves)
+    cluster = LocalCluster(
+        home=layout.home, slaves=slaves, port=port, launcher=None if detach else os.getpid()
+    )
     try:
         cluster.start()
     except ClusterError as exc:
         raise click.ClickException(str(exc)) from None
-    layout = cluster.layout
     assert cluster.master_address is not None
     host, bound_port = cluster.master_address
     click.echo(
         f"Sector cluster up: master {host}:{bound_port}, {slaves} slaves (bound to 127.0.0.1 only)"
     )
+    if cluster.adopted:
+        click.echo(
+            f"  adopted         : {', '.join(cluster.adopted)} (already running); "
+            f"started: {', '.join(cluster.started) or 'nothing'}"
+        )
     click.echo(f"  state directory : {layout.home}")
     click.echo(f"  configuration   : {layout.conf}")
     click.echo(f"  certificate     : {layout.cert}")
@@ -98,14 +124,14 @@ def up(home: Path | None, slaves: int, port: int | None, detach: bool) -> None:
 @click.command()
 @_home_option
 def down(home: Path | None) -> None:
-    """Stop the local cluster started with `sector up --detach`.
+    """Stop every server of the local cluster, including any a lost launcher left behind.
 
     \b
     Example:
       sector down
       sector down --home /tmp/cluster2
     """
-    stopped = stop_detached(home)
+    stopped = stop_home(home)
     if not stopped:
         click.echo("No local cluster is running.")
         return
@@ -115,38 +141,29 @@ def down(home: Path | None) -> None:
 @click.command()
 @_home_option
 def status(home: Path | None) -> None:
-    """Show whether the local cluster is running, and its processes (exit 1 if not).
+    """Show the local cluster's servers and whether each runs (exit 1 if any does not).
 
     \b
     Example:
       sector status
     """
-    state = read_run_file(home)
-    if not state:
+    layout = Layout((home or sector_home()).expanduser().resolve())
+    state = read_run_file(layout.home) or {}
+    running = running_servers(layout)
+    known: dict[str, int] = dict(state.get("pids") or {})
+    if not known and not running:
         click.echo("No local cluster is running.")
         sys.exit(1)
-    click.echo(f"master {state['master']}  certificate {state['cert']}")
+    if state.get("master"):
+        click.echo(f"master {state['master']}  certificate {state.get('cert', layout.cert)}")
     down_count = 0
-    for name, pid in state["pids"].items():
-        alive = pid_alive(pid)
-        down_count += not alive
-        click.echo(f"  {name:<8} pid {pid:<8} {'running' if alive else 'NOT RUNNING'}")
+    for name in sorted(known.keys() | running.keys(), key=server_order):
+        if name in running:
+            pid, note = running[name].pid, "running"
+            if name not in known:
+                note += " (not started by the last `sector up`: `sector up` adopts it)"
+        else:
+            pid, note = known[name], "NOT RUNNING"
+            down_count += 1
+        click.echo(f"  {name:<8} pid {pid:<8} {note}")
     sys.exit(1 if down_count else 0)
-
-
-@click.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def master(args: tuple[str, ...]) -> None:
-    """Run a master server; its own options follow (`sector master --help`)."""
-    from ..master.__main__ import main as master_main
-
-    sys.exit(master_main(list(args)))
-
-
-@click.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def slave(args: tuple[str, ...]) -> None:
-    """Run a slave server; its own options follow (`sector slave --help`)."""
-    from ..slave.__main__ import main as slave_main
-
-    sys.exit(slave_main(list(args)))
