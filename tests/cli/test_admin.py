@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from sector.cli.admin import file_systems
 from sector.client import Client
 from sector.cluster import LocalCluster
+from sector.slave.storage import filesystem_id
 from tests.conftest import connect
 from tests.support import wait_until
 
@@ -24,13 +31,54 @@ def _slave_ids(cluster: LocalCluster) -> dict[str, str]:
     }
 
 
-def test_df_sums_the_live_slaves(sector: Sector) -> None:
+def test_df_counts_the_disk_three_local_slaves_share_once(
+    cluster: LocalCluster, sector: Sector
+) -> None:
     header, row = sector.ok("df").splitlines()
-    assert header.split() == ["Slaves", "Size", "Used", "Avail", "Use%", "Stored", "Files"]
-    assert row.split()[0] == "3/3"
+    assert header.split() == [
+        "Slaves", "Disks", "Size", "Used", "Avail", "Use%", "Stored", "Files"
+    ]  # fmt: skip
+    assert row.split()[:2] == ["3/3", "1"]
     figures = json.loads(sector.ok("df", "--json"))
-    assert figures["slaves"] == 3
+    assert (figures["slaves"], figures["disks"]) == (3, 1)
+    assert figures["size"] == shutil.disk_usage(cluster.layout.home).total
     assert figures["size"] == figures["used"] + figures["available"] > 0
+
+
+def test_df_adds_up_slaves_on_different_file_systems(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    shm = Path("/dev/shm")
+    work = tmp_path_factory.getbasetemp()
+    if not shm.is_dir() or shm.stat().st_dev == work.stat().st_dev:
+        pytest.skip("needs /dev/shm as a file system apart from the test's temporary one")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm, prefix="sector-df-"))
+    try:
+        # slave 2 of the next private cluster keeps its data on /dev/shm
+        home = work / f"df-home-{os.getpid()}"
+        (home / "slaves").mkdir(parents=True)
+        (home / "slaves" / "2").symlink_to(elsewhere)
+        cluster = LocalCluster(home=home, slaves=2, port=0, heartbeat=0.2, slave_timeout=2.0)
+        with cluster:
+            figures = json.loads(sector_for(cluster).ok("df", "--json"))
+        assert (figures["slaves"], figures["disks"]) == (2, 2)
+        assert figures["size"] == (
+            shutil.disk_usage(home).total + shutil.disk_usage(elsewhere).total
+        )
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_file_systems_keeps_one_report_per_disk_and_trusts_no_missing_id() -> None:
+    slaves = [
+        {"id": "b", "fs": "host/801/aa", "total": 100, "free": 40},
+        {"id": "a", "fs": "host/801/aa", "total": 100, "free": 41},
+        {"id": "c", "fs": "host/802/bb", "total": 50, "free": 10},
+        {"id": "d", "total": 70, "free": 7},  # an older slave that does not say: its own
+    ]
+    disks = file_systems(slaves)
+    assert sorted(disks) == ["d", "host/801/aa", "host/802/bb"]
+    assert disks["host/801/aa"]["id"] == "a"  # the same slave's figures every time
 
 
 def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
@@ -43,17 +91,22 @@ def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
         r"\d+ files?, \d+ directories, \S+ stored; 3 of 3 slaves alive; replicas wanted: 1",
         lines[1],
     )
-    assert lines[2] == ""
-    header, rows = lines[3], lines[4:]
-    assert header.split() == ["ID", "ADDRESS", "STATUS", "FREE", "STORED", "FILES"]
+    assert re.fullmatch(
+        r"capacity \S+, \S+ free, on 1 disk \(each counted once, however many slaves share it\)",
+        lines[2],
+    )
+    assert lines[3] == ""
+    header, rows = lines[4], lines[5:]
+    assert header.split() == ["ID", "ADDRESS", "STATUS", "DISK", "FREE", "STORED", "FILES"]
     assert sorted(row.split()[0] for row in rows) == sorted(_slave_ids(cluster).values())
-    assert all(row.split()[2] == "alive" for row in rows)
+    assert all(row.split()[2:4] == ["alive", "disk1"] for row in rows)
     # aligned: each column starts at the same offset in every row
     assert len({row.index(" 127.0.0.1:") for row in rows}) == 1
 
     info = json.loads(sector.ok("sysinfo", "--json"))
     assert set(info) == {"master", "slaves"}
     assert {s["id"] for s in info["slaves"]} == set(_slave_ids(cluster).values())
+    assert {s["fs"] for s in info["slaves"]} == {filesystem_id(cluster.layout.home)}
 
 
 def test_fsck_of_healthy_files_exits_zero(

@@ -16,13 +16,23 @@ from .base import EXIT_FAILURE, State, pass_state
 from .output import duration, human_size, local_time, plural, print_table
 
 
+def file_systems(slaves: list[dict]) -> dict[str, dict]:
+    """One slave's report per file system, keyed by its id (``fs``; a slave that does
+    not say counts as its own): slaves sharing a disk must not multiply its size."""
+    chosen: dict[str, dict] = {}
+    for slave in sorted(slaves, key=lambda s: s["id"]):
+        chosen.setdefault(_fs(slave), slave)
+    return chosen
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Raw figures (bytes) as JSON.")
 @pass_state
 def df(state: State, as_json: bool) -> None:
-    """Cluster capacity and use, summed over the live slaves.
+    """Cluster capacity and use: the file systems under the live slaves, each counted once.
 
-    Slaves sharing one disk (a local cluster) each count it in full.
+    Slaves sharing a disk (those of a local cluster) count it once; DISKS
+    says how many distinct file systems there are.
 
     \b
     Example:
@@ -30,10 +40,12 @@ def df(state: State, as_json: bool) -> None:
     """
     info = state.client().sysinfo()
     live = [s for s in info["slaves"] if s["status"] == "alive"]
-    total = sum(s["total"] for s in live)
-    free = sum(s["free"] for s in live)
+    disks = file_systems(live)
+    total = sum(s["total"] for s in disks.values())
+    free = sum(s["free"] for s in disks.values())
     figures = {
         "slaves": len(live),
+        "disks": len(disks),
         "size": total,
         "used": total - free,
         "available": free,
@@ -45,10 +57,11 @@ def df(state: State, as_json: bool) -> None:
         return
     use = f"{100 * figures['used'] / total:.0f}%" if total else "-"
     print_table(
-        ["Slaves", "Size", "Used", "Avail", "Use%", "Stored", "Files"],
+        ["Slaves", "Disks", "Size", "Used", "Avail", "Use%", "Stored", "Files"],
         [
             [
                 f"{len(live)}/{len(info['slaves'])}",
+                str(len(disks)),
                 human_size(total),
                 human_size(figures["used"]),
                 human_size(free),
@@ -57,7 +70,7 @@ def df(state: State, as_json: bool) -> None:
                 str(figures["files"]),
             ]
         ],
-        right=range(7),
+        right=range(8),
     )
 
 
@@ -88,22 +101,35 @@ def sysinfo(state: State, as_json: bool) -> None:
         f"{human_size(master['size'])} stored; {live} of {plural(len(slaves), 'slave')} alive; "
         f"replicas wanted: {master['replica_num']}"
     )
+    disks = file_systems([s for s in slaves if s["status"] == "alive"])
+    click.echo(
+        f"capacity {human_size(sum(s['total'] for s in disks.values()))}, "
+        f"{human_size(sum(s['free'] for s in disks.values()))} free, "
+        f"on {plural(len(disks), 'disk')} (each counted once, however many slaves share it)"
+    )
+    # Short names for the file systems, so the table shows which slaves share one.
+    labels = {fs: f"disk{n}" for n, fs in enumerate(sorted({_fs(s) for s in slaves}), 1)}
     click.echo()
     print_table(
-        ["ID", "ADDRESS", "STATUS", "FREE", "STORED", "FILES"],
+        ["ID", "ADDRESS", "STATUS", "DISK", "FREE", "STORED", "FILES"],
         [
             [
                 s["id"],
                 s["address"],
                 s["status"],
+                labels[_fs(s)],
                 human_size(s["free"]),
                 human_size(s["stored"]),
                 str(s["files"]),
             ]
             for s in sorted(slaves, key=lambda s: s["address"])
         ],
-        right=(3, 4, 5),
+        right=(4, 5, 6),
     )
+
+
+def _fs(slave: dict) -> str:
+    return slave.get("fs") or slave["id"]
 
 
 @click.command()

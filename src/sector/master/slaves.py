@@ -22,6 +22,9 @@ class Slave:
     free: int = 0
     stored: int = 0
     files: int = 0
+    #: the file system the slave stores on (slave/storage.py ``filesystem_id``): slaves
+    #: sharing one disk report the same, and their capacity is counted once
+    fs: str = ""
     started: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
     alive: bool = True
@@ -40,6 +43,7 @@ class Slave:
             "free": self.free,
             "stored": self.stored,
             "files": self.files,
+            "fs": self.fs or self.id,
             "started": self.started,
             "active": self.active,
         }
@@ -64,6 +68,9 @@ class Registry:
             value = stats.get(key)
             if isinstance(value, int):
                 setattr(slave, key, value)
+        fs = stats.get("fs")
+        if isinstance(fs, str):
+            slave.fs = fs
 
     def expire(self) -> list[Slave]:
         """Mark slaves silent for longer than the timeout as dead; return them."""

@@ -17,6 +17,7 @@ import errno
 import fcntl
 import os
 import shutil
+import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,20 @@ from pathlib import Path
 from ..protocol.checksum import CHUNK as COPY_CHUNK
 from ..protocol.checksum import new_hasher
 from ..protocol.checksum import of_file as hash_file
+
+
+def filesystem_id(path: Path) -> str:
+    """``host/st_dev/f_fsid`` of the file system holding ``path``.
+
+    ``st_dev`` tells file systems apart on one machine, ``f_fsid`` (derived from
+    the file system's UUID on ext4, XFS, btrfs) tells them apart across
+    re-mounts; neither is unique across machines (two hosts' ``/dev/sda1``
+    share an ``st_dev``, and some file systems report an ``f_fsid`` of 0), so
+    the host name comes first. A disk shared over the network by slaves on
+    different machines is therefore still counted once per machine: an
+    overcount, never an undercount.
+    """
+    return f"{socket.gethostname()}/{os.stat(path).st_dev:x}/{os.statvfs(path).f_fsid:x}"
 
 
 @dataclass
@@ -44,6 +59,7 @@ class Storage:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         self.tmp_dir.mkdir()
         self.slave_id = self._load_id()
+        self.filesystem = filesystem_id(data_dir)
         self.index: dict[tuple[int, int], StoredObject] = {}
         self.stored_bytes = 0
         self._scan()
@@ -96,13 +112,16 @@ class Storage:
     def find(self, oid: int, version: int) -> StoredObject | None:
         return self.index.get((oid, version))
 
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> dict[str, int | str]:
+        """Disk and store figures for the master; ``fs`` names the file system under them,
+        so slaves sharing a disk have their capacity counted once."""
         disk = shutil.disk_usage(self.root)
         return {
             "total": disk.total,
             "free": disk.free,
             "stored": self.stored_bytes,
             "files": len(self.index),
+            "fs": self.filesystem,
         }
 
     def new_temp(self, oid: int, version: int) -> Path:
