@@ -80,32 +80,35 @@ class ConfigFile:
         return float(self._number(key, default, float, minimum))
 
     def _number(self, key, default, kind, minimum):
-        if key not in self.entries:
+        text = self._only_value(key)
+        if text is None:
             return default
-        entry = self.entries[key]
-        if len(entry.values) != 1:
-            raise self.error(key, f"{key} takes exactly one value")
         try:
-            value = kind(entry.values[0])
+            value = kind(text)
         except ValueError:
-            raise ConfigError(
-                self.path, entry.line, f"{key} must be a number, not {entry.values[0]!r}"
-            ) from None
+            raise self.error(key, f"{key} must be a number, not {text!r}") from None
         if minimum is not None and value < minimum:
-            raise ConfigError(self.path, entry.line, f"{key} must be at least {minimum}")
+            raise self.error(key, f"{key} must be at least {minimum}")
         return value
 
     def size(self, key: str, default: int, unit: int = MB) -> int:
         """Bytes from ``64`` (in ``unit``: Sector's sizes are in MB) or ``500K``, ``2G``."""
-        if key not in self.entries:
+        text = self._only_value(key)
+        if text is None:
             return default
-        entry = self.entries[key]
-        if len(entry.values) != 1:
-            raise self.error(key, f"{key} takes exactly one value")
         try:
-            return parse_size(entry.values[0], unit)
+            return parse_size(text, unit)
         except ValueError as exc:
-            raise ConfigError(self.path, entry.line, f"{key}: {exc}") from None
+            raise self.error(key, f"{key}: {exc}") from None
+
+    def _only_value(self, key: str) -> str | None:
+        """The single value of ``key`` (None when absent); more or fewer is an error."""
+        if key not in self.entries:
+            return None
+        values = self.entries[key].values
+        if len(values) != 1:
+            raise self.error(key, f"{key} takes exactly one value")
+        return values[0]
 
     def boolean(self, key: str, default: bool) -> bool:
         if key not in self.entries:
@@ -115,7 +118,7 @@ class ConfigFile:
             return True
         if text in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(self.path, self.entries[key].line, f"{key} must be TRUE or FALSE")
+        raise self.error(key, f"{key} must be TRUE or FALSE")
 
     def address(self, key: str, default: tuple[str, int] | None = None) -> tuple[str, int] | None:
         text = self.first(key)
@@ -124,7 +127,7 @@ class ConfigFile:
         try:
             return parse_address(text)
         except ValueError as exc:
-            raise ConfigError(self.path, self.entries[key].line, f"{key}: {exc}") from None
+            raise self.error(key, f"{key}: {exc}") from None
 
 
 def parse(text: str, path: Path | str = "<string>") -> ConfigFile:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import certs
 from .config import ConfigError, parse
+from .master.users import hash_password
 
 SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
@@ -328,8 +329,6 @@ def init_master(
 
 def write_admin(conf: Path) -> list[Path]:
     """The administrator ``root`` with a random password, kept in clear only in a 0600 file."""
-    from .master.users import hash_password
-
     password = secrets.token_urlsafe(18)
     user = UserFile(
         ADMIN_USER,
