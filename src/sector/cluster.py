@@ -84,6 +84,11 @@ def write_conf(
     """
     conf = layout.conf
     if (conf / "master.conf").exists():
+        # Written by an older `sector up` (0644)? A clear-text password is for us alone.
+        for name in ("client.conf", provision.ADMIN_PASSWORD_FILE):
+            path = conf / name
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(provision.SECRET_MODE)
         return False
     certs.create(layout.cert, conf / provision.KEY_NAME)
     public = {

@@ -127,16 +127,3 @@ def test_conf_init_needs_a_usable_master_address(tmp_path: Path) -> None:
         "conf", "init", "--role", "client", "--master", "host:port", "--conf", str(tmp_path)
     )
     assert result.returncode == 2 and "Invalid value for --master" in result.stderr
-
-
-def test_sector_up_keeps_its_local_conveniences_private(tmp_path: Path) -> None:
-    from sector.cluster import Layout, write_conf
-
-    layout = Layout(tmp_path / "home")
-    write_conf(layout, port=0)
-    conf = layout.conf
-    assert "PASSWORD\n\txxx\n" in (conf / "client.conf").read_text()  # PySector's sessions
-    for name in ("client.conf", "users/test", "users/root", "root.password", "master_node.key"):
-        assert mode(conf / name) == 0o600, name
-    assert "xxx" not in (conf / "users" / "test").read_text().split("PASSWORD\n", 1)[1]
-    assert mode(conf / "master.conf") == 0o644

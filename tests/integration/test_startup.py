@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,28 @@ def test_detach_status_down(tmp_path: Path) -> None:
     assert again.wait(timeout=60) == 0
     assert (home / "conf" / "master.conf").read_text() == conf_before
     _sector("down", home=home).wait(timeout=60)
+
+
+# --- the conf `sector up` writes ------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_sector_up_keeps_its_local_conveniences_private(layout: Layout) -> None:
+    conf = layout.conf
+    assert "PASSWORD\n\txxx\n" in (conf / "client.conf").read_text()  # PySector's sessions
+    for name in ("client.conf", "users/test", "users/root", "root.password", "master_node.key"):
+        assert mode(conf / name) == 0o600, name
+    assert "xxx" not in (conf / "users" / "test").read_text().split("PASSWORD\n", 1)[1]
+    assert mode(conf / "master.conf") == 0o644
+
+
+def test_sector_up_makes_an_older_readable_client_conf_private(layout: Layout) -> None:
+    (layout.conf / "client.conf").chmod(0o644)  # as `sector up` wrote it before
+    assert write_conf(layout, port=0) is False  # reused, not rewritten ...
+    assert mode(layout.conf / "client.conf") == 0o600  # ... but no longer readable by others
 
 
 # --- every configuration file: one line naming the file and line, exit status 1 ------
