@@ -23,6 +23,8 @@ import builtins
 import functools
 import os
 import threading
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -53,6 +55,15 @@ from .errors import (
     SectorError,
 )
 from .protocol.messages import APPEND, HIRELIABLE, READ, RW, SECURE, TRUNC, WRITE
+
+
+#: The distribution is ``pysector`` (the name ``sector`` on the package index is
+#: someone else's); the import name stays ``sector``.
+DISTRIBUTION = "pysector"
+try:
+    __version__: str = _distribution_version(DISTRIBUTION)
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 class SF_MODE:  # noqa: N801 - Sector's own name
@@ -273,6 +284,7 @@ copy = cp
 list = ls  # noqa: A001 - PySector's name
 
 __all__ = [
+    "__version__",
     "APPEND",
     "HIRELIABLE",
     "READ",

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import sector_home
+from ..config import parse_address, sector_home
 from ..errors import (
     E_INITCTX,
     E_NOCERT,
     E_SECURITY,
     SectorConnectionError,
     SectorError,
+    SectorIsADirectoryError,
     SectorLocalFileError,
     SecurityError,
     error_for,
@@ -207,6 +208,17 @@ class Client:
 
     def ls(self, path: str = "/") -> list[Stat]:
         return [Stat.from_wire(e) for e in self.call("ls", path=_normal(path))["entries"]]
+
+    def locate(self, path: str) -> list[tuple[str, int]]:
+        """The slaves (host, port) holding the current version of a file.
+
+        Empty when no live slave holds it. Raises FileNotFoundError when the
+        path does not exist and IsADirectoryError for a directory.
+        """
+        entry = self.stat(path)
+        if entry.isdir:
+            raise SectorIsADirectoryError("is a directory: only files have locations", path)
+        return [parse_address(address) for address in entry.slaves]
 
     def exists(self, path: str) -> bool:
         try:
