@@ -23,9 +23,9 @@ import builtins
 import functools
 import os
 import threading
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import errors
@@ -55,7 +55,6 @@ from .errors import (
     SectorError,
 )
 from .protocol.messages import APPEND, HIRELIABLE, READ, RW, SECURE, TRUNC, WRITE
-
 
 #: The distribution is ``pysector`` (the name ``sector`` on the package index is
 #: someone else's); the import name stays ``sector``.

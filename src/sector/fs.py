@@ -39,9 +39,9 @@ from .client import Client, SectorFile, Stat
 from .client.connect import SCHEME, Target, parse_location, resolve
 from .errors import (
     E_PASSWORD,
-    SecurityError,
     SectorIsADirectoryError,
     SectorNotADirectoryError,
+    SecurityError,
 )
 from .protocol.messages import APPEND, READ, TRUNC, WRITE
 from .protocol.paths import join, split
