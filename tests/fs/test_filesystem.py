@@ -244,7 +244,9 @@ def test_cat_ranges_keeps_the_order_asked_and_returns_errors_in_place(
     starts = [n * 9973 for n in range(40)]
     ends = [s + 5000 for s in starts]
     paths = [f"{workdir}/blob"] * 40
-    assert fs.cat_ranges(paths, starts, ends) == [blob[s:e] for s, e in zip(starts, ends)]
+    assert fs.cat_ranges(paths, starts, ends) == [
+        blob[s:e] for s, e in zip(starts, ends, strict=True)
+    ]
     result = fs.cat_ranges([f"{workdir}/blob", f"{workdir}/none"], 0, 3)
     assert result[0] == blob[:3] and isinstance(result[1], FileNotFoundError)
     with pytest.raises(FileNotFoundError):
