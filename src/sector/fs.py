@@ -533,8 +533,9 @@ class SectorBufferedFile(AbstractBufferedFile):
     rewritten meanwhile is still read consistently; blocks come through one
     :class:`SectorFile` and its pooled data connection, with fsspec's
     read-ahead cache in front. Writing streams each block to the slave as it
-    fills; the new version becomes visible when the file closes, all at once,
-    and leaving a ``with`` block by an exception (or :meth:`discard`) drops it.
+    fills; the new version becomes visible when the file closes, all at once.
+    Leaving a ``with`` block by an exception, :meth:`discard`, or dropping the
+    file without closing it leaves the previous version in place.
     """
 
     def __init__(self, fs: SectorFileSystem, path: str, mode: str = "rb", **kwargs: Any):
@@ -587,6 +588,16 @@ class SectorBufferedFile(AbstractBufferedFile):
             if self.mode == "rb" and self._handle is not None:
                 handle, self._handle = self._handle, None
                 handle.close()
+
+    def __del__(self) -> None:
+        # io.IOBase would close(), committing a file nobody closed: a writer that
+        # vanished without closing leaves the previous version, as one that died does.
+        if not self.closed and self._handle is not None:
+            self.closed = True
+            try:
+                self._handle.abort()
+            except Exception:
+                pass
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if exc_type is not None and self.writable():

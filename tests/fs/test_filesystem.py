@@ -333,3 +333,22 @@ def test_a_pickled_file_system_logs_in_again_where_it_lands(
     clone = pickle.loads(pickle.dumps(fs))
     assert clone.cat_file(f"{workdir}/p") == b"pickled"
     assert clone.target.user == USER
+
+
+def test_files_dropped_without_closing_leave_the_old_version_and_a_working_pool(
+    fs: SectorFileSystem, workdir: str
+) -> None:
+    import gc
+
+    path = f"{workdir}/dropped"
+    fs.pipe_file(path, b"old")
+    for _ in range(3):
+        reader = fs.open(path, "rb", block_size=2)
+        assert reader.read(1) == b"o"  # holds a data connection now
+        writer = fs.open(path, "wb", block_size=2)
+        writer.write(b"never committed")  # sent to the slave, not committed
+        del reader, writer  # fsspec's cache refers back to its file: only gc frees them
+        gc.collect()
+    assert fs.cat_file(path) == b"old"
+    fs.pipe_file(path, b"new")  # the abandoned writes hold no lease on the path
+    assert fs.cat_ranges([path] * 8, 0, 3) == [b"new"] * 8

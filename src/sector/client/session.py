@@ -434,8 +434,10 @@ class Client:
         address = (address[0], int(address[1]))
         with self._pool_lock:
             idle = self._pool.get(address)
-            if idle:
-                return idle.pop()
+            while idle:
+                sock = idle.pop()
+                if sock.fileno() >= 0:  # see release_connection
+                    return sock
         try:
             sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
@@ -447,6 +449,12 @@ class Client:
         return sock
 
     def release_connection(self, address: tuple[str, int], sock: socket.socket) -> None:
+        """Give a data connection back to the pool (a closed one is dropped)."""
+        if sock.fileno() < 0:
+            # A file object garbage-collected in a reference cycle can hand back its
+            # socket while the collector finalizes (closes) that socket too, before
+            # or after (PEP 442: any order): closed sockets are never handed out.
+            return
         address = (address[0], int(address[1]))
         with self._pool_lock:
             idle = self._pool.setdefault(address, [])
