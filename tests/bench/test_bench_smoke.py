@@ -21,18 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--skip-peer",
-            "--no-drop-caches",
-            "--clients",
-            "4",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, "-m", "bench", "--quick", "--skip-peer", "--no-drop-caches",
+         "--clients", "4", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
