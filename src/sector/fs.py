@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
@@ -39,7 +38,6 @@ from .client import Client, SectorFile, Stat
 from .client.connect import SCHEME, Target, parse_location, resolve
 from .errors import (
     E_PASSWORD,
-    SectorIsADirectoryError,
     SectorNotADirectoryError,
     SecurityError,
 )
@@ -308,9 +306,8 @@ class SectorFileSystem(AbstractFileSystem):
 
         As on POSIX, a destination that is a directory (or ends in ``/``)
         receives the source inside it, and an existing destination *file* is
-        replaced. That replacement is a remove then a move: for a moment no
-        file is at the destination, since Sector has no atomic replacing rename
-        yet. Several sources (a list or a glob) go into ``path2``.
+        replaced (``Client.move(overwrite=True)``: not atomic, see there).
+        Several sources (a list or a glob) go into ``path2``.
         """
         if isinstance(path1, str) and isinstance(path2, str) and not _is_glob(path1):
             self._move_one(self._strip_protocol(path1), path2)
@@ -332,45 +329,20 @@ class SectorFileSystem(AbstractFileSystem):
         existing = self._info_or_none(dst)
         if dst_text.endswith("/") or (existing is not None and existing["type"] == "directory"):
             dst = join(dst, split(src)[1])
-            existing = self._info_or_none(dst)
-        if existing is not None:
-            if existing["type"] == "directory":
-                raise SectorIsADirectoryError("cannot replace a directory", dst)
-            if self.info(src)["type"] == "directory":
-                raise SectorNotADirectoryError("cannot replace a file with a directory", dst)
-            self.client.rm(dst, recursive=False)
-        self.client.move(src, dst)
+        self.client.move(src, dst, overwrite=True)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy one file inside Sector: the slave copies the bytes, none pass through here.
 
-        An existing destination file is replaced: the copy is made under a
-        temporary name beside it and then renamed over it, so the destination
-        is missing only between two metadata requests, never while bytes are
-        copied. A directory source makes the directory (fsspec's ``copy`` of a
-        tree calls this for every entry).
+        An existing destination file is replaced (see ``Client.copy``: it is
+        missing only between two metadata requests). A directory source makes
+        the directory (fsspec's ``copy`` of a tree calls this for every entry).
         """
         src, dst = self._strip_protocol(path1), self._strip_protocol(path2)
         if self.info(src)["type"] == "directory":
             self.makedirs(dst, exist_ok=True)
             return
-        try:
-            self.client.copy(src, dst)
-        except FileExistsError:
-            temporary = _temporary_name(dst)
-            self.client.copy(src, temporary)
-            self._replace(temporary, dst)
-
-    def _replace(self, temporary: str, dst: str) -> None:
-        """Rename ``temporary`` over the file ``dst`` (remove, then move: two requests)."""
-        try:
-            if self.info(dst)["type"] == "directory":
-                raise SectorIsADirectoryError("cannot replace a directory", dst)
-            self.client.rm(dst, recursive=False)
-            self.client.move(temporary, dst)
-        except BaseException:
-            self.client.rm(temporary, recursive=False)
-            raise
+        self.client.copy(src, dst, overwrite=True)
 
     # -- bytes --------------------------------------------------------------------------
 
@@ -616,11 +588,6 @@ def _clamp(start: int | None, end: int | None, size: int) -> tuple[int, int]:
 
 def _is_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
-
-
-def _temporary_name(path: str) -> str:
-    parent, name = split(path)
-    return join(parent, f".{name}.sector-{uuid.uuid4().hex[:12]}")
 
 
 __all__ = ["SectorBufferedFile", "SectorFileSystem"]

@@ -10,6 +10,7 @@ logged in again before the call is retried once.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import ssl
 import threading
@@ -27,13 +28,14 @@ from ..errors import (
     SectorError,
     SectorIsADirectoryError,
     SectorLocalFileError,
+    SectorNotADirectoryError,
     SecurityError,
     error_for,
 )
 from ..protocol import checksum
 from ..protocol.framing import Message, ProtocolError
 from ..protocol.messages import READ, TRUNC, WRITE
-from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
+from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize, split
 from ..transport import FrameReader, client_tls_context, close_quietly, send_frame
 from .file import SectorFile
 
@@ -235,12 +237,60 @@ class Client:
         """Remove a file or directory; without ``recursive`` a full directory is refused."""
         self.call("rm", path=_normal(path), recursive=recursive)
 
-    def move(self, src: str, dst: str) -> None:
-        self.call("move", src=_normal(src), dst=_normal(dst))
+    def move(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        """Rename a file or directory: one metadata change, however big the tree.
 
-    def copy(self, src: str, dst: str) -> None:
-        """Copy a file inside Sector; the bytes are copied by the slave, not through us."""
-        self.call("copy", src=_normal(src), dst=_normal(dst))
+        Raises FileExistsError (E_EXIST) when ``dst`` exists, unless
+        ``overwrite`` and ``dst`` is a file: then it is replaced. That
+        replacement is two requests (remove ``dst``, then move), so for a moment
+        nothing is at ``dst``: the master has no atomic replacing rename yet.
+        IsADirectoryError if ``dst`` is a directory, NotADirectoryError if a
+        directory would replace a file.
+        """
+        src, dst = _normal(src), _normal(dst)
+        try:
+            self.call("move", src=src, dst=dst)
+        except FileExistsError:
+            if not overwrite:
+                raise
+            self._replace(src, dst, kept_on_failure=True)
+
+    def copy(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        """Copy a file inside Sector; the bytes are copied by the slave, not through us.
+
+        Raises FileExistsError (E_EXIST) when ``dst`` exists, unless
+        ``overwrite`` and ``dst`` is a file: then the copy is made under a
+        temporary name beside ``dst`` and renamed over it, so ``dst`` is
+        missing only between two metadata requests, never while bytes are
+        copied.
+        """
+        src, dst = _normal(src), _normal(dst)
+        try:
+            self.call("copy", src=src, dst=dst)
+        except FileExistsError:
+            if not overwrite:
+                raise
+            parent, name = split(dst)
+            temporary = join(parent, f".{name}.sector-{secrets.token_hex(6)}")
+            self.call("copy", src=src, dst=temporary)
+            self._replace(temporary, dst, kept_on_failure=False)
+
+    def _replace(self, src: str, dst: str, kept_on_failure: bool) -> None:
+        """Put ``src`` where the file ``dst`` is: remove ``dst``, then move (not atomic)."""
+        try:
+            if self.stat(dst).isdir:
+                raise SectorIsADirectoryError("a directory is not replaced", dst)
+            if self.stat(src).isdir:
+                raise SectorNotADirectoryError("a directory cannot replace a file", dst)
+            self.call("rm", path=dst, recursive=False)
+            self.call("move", src=src, dst=dst)
+        except BaseException:
+            if not kept_on_failure:
+                try:
+                    self.call("rm", path=src, recursive=False)
+                except SectorError:
+                    pass
+            raise
 
     def sysinfo(self) -> Message:
         reply = self.call("sysinfo")
