@@ -26,8 +26,11 @@ def count_lines(fs: fsspec.AbstractFileSystem, paths: list[str]) -> int:
 
 def main(base: str) -> None:
     fs, root = fsspec.core.url_to_fs(base)
-    for n in range(12):
-        fs.pipe_file(f"{root}/log-{n:02d}.txt", b"event\n" * (n + 1))
+    # written three at a time, as an ingest job would: the master spreads
+    # concurrent writes over the slaves
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for n in range(12):
+            pool.submit(fs.pipe_file, f"{root}/log-{n:02d}.txt", b"event\n" * (n + 1))
 
     by_host: dict[tuple[str, int], list[str]] = defaultdict(list)
     for path in sorted(fs.glob(f"{root}/log-*.txt")):

@@ -22,11 +22,11 @@ def main(base: str) -> None:
     grid = zarr.open_array(store, mode="w", shape=(365, 180), chunks=(73, 90), dtype="f4")
     days = np.arange(365, dtype="f4")[:, None]
     grid[:] = 15 + 10 * np.sin(days / 58.0) + np.zeros((1, 180), dtype="f4")
-    print(f"{len(fs.ls(f'{root}/temperature.zarr'))} entries in {root}/temperature.zarr")
+    print(f"{len(fs.find(f'{root}/temperature.zarr'))} files in {root}/temperature.zarr")
 
     again = zarr.open_array(fs.get_mapper(f"{root}/temperature.zarr"), mode="r")
     print(f"shape {again.shape}, chunks {again.chunks}")
-    print(f"day 100, first 3 cells: {np.round(again[100, :3], 2).tolist()}")
+    print(f"day 100, first 3 cells: {[round(float(x), 2) for x in again[100, :3]]}")
 
 
 if __name__ == "__main__":

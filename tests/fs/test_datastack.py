@@ -7,6 +7,8 @@ certificate come from the environment, as they would for a person who set
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from sector.fs import SectorFileSystem
@@ -93,7 +95,10 @@ def test_zarr_array_on_the_mapper(fs: SectorFileSystem, workdir: str) -> None:
 def test_upath_reads_and_writes(url: str) -> None:
     upath = pytest.importorskip("upath")
 
-    folder = upath.UPath(f"{url}/notes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # universal-pathlib warns about protocols it lacks
+        folder = upath.UPath(f"{url}/notes")
+    assert type(folder).__name__ == "SectorPath"
     note = folder / "hello.txt"
     note.write_text("hello from UPath\n")
     assert note.read_text() == "hello from UPath\n"
