@@ -142,7 +142,7 @@ class SectorFileSystem(AbstractFileSystem):
         return options
 
     def unstrip_protocol(self, name: str) -> str:
-        """``/a/b`` -> ``sector://host:port/a/b``, naming this file system's master."""
+        """``/a/b`` -> ``sector://host:port/a/b``, naming this file system's master; never fails."""
         if name.startswith(SCHEME):
             return name
         return f"{SCHEME}{self.target.host}:{self.target.port}{self._strip_protocol(name)}"
@@ -256,7 +256,10 @@ class SectorFileSystem(AbstractFileSystem):
         self.client.mkdir(path)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        """Create a directory and its parents; an existing directory is fine with ``exist_ok``."""
+        """Create a directory and its parents; FileExistsError if it exists, unless ``exist_ok``.
+
+        An existing *file* at ``path`` is FileExistsError even with ``exist_ok``.
+        """
         path = self._strip_protocol(path)
         try:
             self.client.mkdir(path)
@@ -279,6 +282,9 @@ class SectorFileSystem(AbstractFileSystem):
 
     def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
         """Remove paths (globs expanded); with ``recursive`` each tree goes in one request.
+
+        FileNotFoundError when nothing matches; a full directory without
+        ``recursive`` is refused (E_NOEMPTY).
 
         The master removes a whole tree in one transaction, so nothing is
         listed or deleted file by file here. ``maxdepth`` needs the listing and
@@ -307,7 +313,9 @@ class SectorFileSystem(AbstractFileSystem):
         As on POSIX, a destination that is a directory (or ends in ``/``)
         receives the source inside it, and an existing destination *file* is
         replaced (``Client.move(overwrite=True)``: not atomic, see there).
-        Several sources (a list or a glob) go into ``path2``.
+        Several sources (a list or a glob) go into ``path2``. Raises
+        FileNotFoundError for a missing source and IsADirectoryError rather than
+        replace a directory.
         """
         if isinstance(path1, str) and isinstance(path2, str) and not _is_glob(path1):
             self._move_one(self._strip_protocol(path1), path2)
@@ -423,7 +431,8 @@ class SectorFileSystem(AbstractFileSystem):
         """Upload one local file with ``Client.upload``: ``sendfile``, atomic, verified.
 
         ``callback`` sees the size and then each chunk sent. A local directory
-        makes the remote directory. ``mode="create"`` refuses an existing file.
+        makes the remote directory. ``mode="create"`` refuses an existing file
+        (FileExistsError); a local read error is E_LOCALFILE.
         """
         rpath = self._strip_protocol(rpath)
         if mode == "create" and self.exists(rpath):
@@ -446,6 +455,8 @@ class SectorFileSystem(AbstractFileSystem):
 
         The local file appears only once complete and verified. ``lpath`` may
         also be an open binary file; a remote directory makes a local one.
+        Raises FileNotFoundError for a missing file, SecurityError (E_SECURITY)
+        when the bytes do not match the stored checksum.
         """
         rpath = self._strip_protocol(rpath)
         info = self.info(rpath)
@@ -541,19 +552,26 @@ class SectorBufferedFile(AbstractBufferedFile):
         return True
 
     def commit(self) -> None:
-        """Make what was written the file's content (the master's one transaction)."""
+        """Make what was written the file's content (the master's one transaction).
+
+        Raises SectorConnectionError if the slave connection broke (nothing is
+        committed then) and E_SECURITY if the slave's receipt is refused.
+        """
         if self._handle is not None:
             handle, self._handle = self._handle, None
             handle.close()
 
     def discard(self) -> None:
-        """Drop what was written; the previous version stays."""
+        """Drop what was written; the previous version stays. Never fails."""
         if self._handle is not None:
             handle, self._handle = self._handle, None
             handle.abort()
 
     def close(self) -> None:
-        """Commit a written file (unless autocommit is off); release a read connection."""
+        """Commit a written file (unless autocommit is off); release a read connection.
+
+        Raises as :meth:`commit` does; the file is closed either way.
+        """
         try:
             super().close()
         finally:
