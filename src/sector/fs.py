@@ -48,6 +48,10 @@ from .protocol.paths import join, split
 MAX_CONCURRENCY = 8
 #: Read-ahead and write block of files from :meth:`SectorFileSystem.open`.
 BLOCK_SIZE = 16 * 1024 * 1024
+#: Reads at least this large skip the read-ahead cache: it would only copy the bytes
+#: twice more (measured, 512 MiB read in 8 MiB reads: ~1.2 GB/s direct, 0.8-0.9 GB/s
+#: through fsspec's readahead cache, on a shared 2-core VM).
+DIRECT_READ = 4 * 1024 * 1024
 
 
 class SectorFileSystem(AbstractFileSystem):
@@ -528,6 +532,21 @@ class SectorBufferedFile(AbstractBufferedFile):
             self._handle = fs.client.open(path, READ)
             size = self._handle.size
         super().__init__(fs, path, mode, size=size, **kwargs)
+
+    def read(self, length: int = -1) -> bytes:
+        """Up to ``length`` bytes (all the rest if negative); b"" at the end.
+
+        Large reads go straight to the slave; small ones through the
+        read-ahead cache. ValueError if the file is closed or not readable.
+        """
+        length = -1 if length is None else int(length)
+        if self.mode == "rb" and not self.closed:
+            end = self.size if length < 0 else min(self.size, self.loc + length)
+            if end - self.loc >= DIRECT_READ:
+                data = self._fetch_range(self.loc, end)
+                self.loc += len(data)
+                return data
+        return super().read(length)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         """Bytes ``start:end`` of the version opened; fewer only at the end of the file."""

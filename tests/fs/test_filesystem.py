@@ -352,3 +352,17 @@ def test_files_dropped_without_closing_leave_the_old_version_and_a_working_pool(
     assert fs.cat_file(path) == b"old"
     fs.pipe_file(path, b"new")  # the abandoned writes hold no lease on the path
     assert fs.cat_ranges([path] * 8, 0, 3) == [b"new"] * 8
+
+
+def test_large_reads_bypass_the_cache_and_small_ones_use_it_at_the_right_place(
+    fs: SectorFileSystem, workdir: str
+) -> None:
+    data = bytes(range(256)) * (6 * 4096)  # 6 MiB: above the direct-read threshold
+    fs.pipe_file(f"{workdir}/big", data)
+    with fs.open(f"{workdir}/big", "rb") as f:
+        assert f.read(10) == data[:10]  # through the cache
+        assert f.read(5 * 1024 * 1024) == data[10 : 10 + 5 * 1024 * 1024]  # direct
+        assert f.read(7) == data[10 + 5 * 1024 * 1024 :][:7]
+        f.seek(3)
+        assert f.read() == data[3:]  # direct, to the end
+        assert f.read() == b""
