@@ -16,6 +16,10 @@ PEER_FACTOR = 1.5
 RSS_LIMIT_MB = 1500
 STAT_P99_MS = 2.0
 RESTART_S = 20.0
+#: fsspec reads of a large file against ``sector download`` of it (issue 10).
+FSSPEC_READ_FACTOR = 0.8
+#: pd.read_parquet through sector:// against the same file on the local disk.
+PARQUET_TIME_FACTOR = 1.5
 
 
 def _rates(size: int, seconds: list[float]) -> tuple[float, list[float]]:
@@ -85,6 +89,9 @@ def build(results: Results, m: dict, size: int) -> None:
             if raw:
                 add(Figure(group_p, "1 stream MB/s", single, "MB/s",
                            f"raw TCP 1 stream ({raw['tool']})", raw["mb_s"]))
+    data = m.get("data")
+    if data:
+        _data_figures(results, data)
     meta = m.get("meta")
     if meta:
         counts = sorted(meta["sector"], key=int)
@@ -139,3 +146,37 @@ def build(results: Results, m: dict, size: int) -> None:
             size / s / MB for s in peer["dd_read_s"])
     if raw:
         results.context["raw_tcp"] = raw
+
+
+def _data_figures(results: Results, data: dict) -> None:
+    """fsspec reads beside ``sector download``; ranges in parallel beside one by one; Parquet."""
+    add = results.add
+    size = data["size"]
+    cold = "cold" if results.context.get("page_cache_dropped") else "page cache not dropped"
+    group = f"fsspec, {size // (1024 * 1024)} MiB file ({cold})"
+    download, _ = _rates(size, data["download_s"])
+    for metric, key in (("fs.cat_file MB/s", "cat_file_s"),
+                        ("fs.open().read(8 MiB) MB/s", "open_read_s")):
+        value, samples = _rates(size, data[key])
+        add(Figure(group, metric, value, "MB/s", "sector download (Client.download)", download,
+                   target=f">= {FSSPEC_READ_FACTOR}x download",
+                   target_ok=value >= FSSPEC_READ_FACTOR * download, samples=samples))
+    ranges = data.get("ranges")
+    if ranges and ranges.get("parallel_s"):
+        moved = ranges["count"] * ranges["size"]
+        parallel, samples = _rates(moved, ranges["parallel_s"])
+        sequential, _ = _rates(moved, ranges["sequential_s"])
+        label = f"cat_ranges, {ranges['count']} x {ranges['size'] // 1024} KiB (warm) MB/s"
+        add(Figure("fsspec ranges", label, parallel, "MB/s", "same ranges one by one",
+                   sequential, target="beat one by one", target_ok=parallel > sequential,
+                   samples=samples))
+    parquet = data.get("parquet")
+    if parquet and parquet.get("sector_s"):
+        megabytes = parquet["bytes"] / MB
+        sector_s = median(parquet["sector_s"])
+        local_s = median(parquet["local_s"])
+        add(Figure(f"pandas, {megabytes:.0f} MB Parquet ({cold})", "pd.read_parquet(sector://) s",
+                   sector_s, "s", "same file on local disk", local_s, higher_is_better=False,
+                   target=f"<= {PARQUET_TIME_FACTOR}x local",
+                   target_ok=sector_s <= PARQUET_TIME_FACTOR * local_s,
+                   samples=list(parquet["sector_s"])))

@@ -3,7 +3,8 @@
 Order of a run: the raw limits (loopback TCP, ``cp`` with fsync, cold disk
 read), Sector's large-file upload and download interleaved with the ``cp``
 baseline run by run (so both see the same moment of a noisy machine),
-parallel range reads, the metadata phases on the local disk and on Sector with
+parallel range reads, Sector through fsspec (pandas, ranges) beside its
+baselines, the metadata phases on the local disk and on Sector with
 one and with C clients, the namespace at scale, then the MooseFS peer. Each
 part that cannot run says why in the output and in the JSON; a part that
 fails makes the exit status non-zero.
@@ -27,6 +28,7 @@ from .figures import build
 from .report import print_report, write_markdown
 
 HERE = Path(__file__).resolve().parent
+ALL_PARTS = ("raw", "large", "data", "meta", "ns", "peer")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,7 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=4, help="parallel ranges (default 4)")
     parser.add_argument("--ns-entries", type=int, help="namespace size (default 1,000,000)")
     parser.add_argument("--skip-peer", action="store_true", help="do not install/run MooseFS")
-    parser.add_argument("--only", default="", help="comma list of parts: raw,large,meta,ns,peer")
+    parser.add_argument("--only", default="",
+                        help="comma list of parts: raw,large,data,meta,ns,peer")
     parser.add_argument("--json", type=Path, help="write the JSON here (default bench/results/)")
     parser.add_argument("--work-parent", type=Path, default=Path("/var/tmp"),
                         help="where the work directory goes: a real disk, not tmpfs")
@@ -58,8 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.listings = 20 if quick else 200
     args.tcp_bytes = (64 if quick else 4096) * MiB
     args.tcp_seconds = 1 if quick else 5
-    args.parts = {p.strip() for p in args.only.split(",") if p.strip()} or {
-        "raw", "large", "meta", "ns", "peer"}
+    args.parts = {p.strip() for p in args.only.split(",") if p.strip()} or set(ALL_PARTS)
     if args.skip_peer:
         args.parts.discard("peer")
     return args
@@ -113,11 +115,13 @@ class Suite:
                 self.part("peer install", self.install_peer)
             if "raw" in args.parts or "large" in args.parts:
                 self.part("raw TCP", self.raw_tcp)
-            if "large" in args.parts or "peer" in args.parts:
+            if args.parts & {"large", "data", "peer"}:
                 log(f"making a {args.size_mb} MiB random source file in {self.work}")
                 make_file(self.source, self.size)
             if "large" in args.parts:
                 self.part("large files", self.large)
+            if "data" in args.parts:
+                self.part("fsspec and pandas", self.data)
             if "meta" in args.parts:
                 self.part("TLS round-trip floor", self.tls_floor)
                 self.part("metadata", self.metadata)
@@ -158,6 +162,13 @@ class Suite:
     def large(self) -> None:
         self.m["large"] = sector_runs.large_files(
             self.work, self.source, self.size, self.args.runs, self.drop, self.args.streams
+        )
+
+    def data(self) -> None:
+        from .datastack import run
+
+        self.m["data"] = run(
+            self.work, self.source, self.size, self.args.runs, self.drop, self.args.quick
         )
 
     def phases_on_directory(self, parent: Path, prefix: str, label: str) -> dict:
@@ -276,7 +287,7 @@ class Suite:
         path.write_text(json.dumps(payload, indent=1, default=str))
         log(f"figures written to {path}")
         if not self.args.quick and not self.args.json and not self.failed and \
-                self.args.parts == {"raw", "large", "meta", "ns", "peer"} - (
+                self.args.parts == set(ALL_PARTS) - (
                     {"peer"} if self.args.skip_peer else set()):
             (HERE / "latest.json").write_text(json.dumps(payload, indent=1, default=str))
             write_markdown(self.results, HERE / "latest.md")

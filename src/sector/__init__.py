@@ -24,7 +24,9 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+from typing import ParamSpec, TypeVar
 
 from . import errors
 from .client import POS_BEG, POS_CUR, POS_END, Client, SectorFile, Stat
@@ -54,6 +56,14 @@ from .errors import (
 )
 from .protocol.messages import APPEND, HIRELIABLE, READ, RW, SECURE, TRUNC, WRITE
 
+#: The distribution is ``pysector`` (the name ``sector`` on the package index is
+#: someone else's); the import name stays ``sector``.
+DISTRIBUTION = "pysector"
+try:
+    __version__: str = _distribution_version(DISTRIBUTION)
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
 
 class SF_MODE:  # noqa: N801 - Sector's own name
     """Open modes, as Sector named them."""
@@ -82,13 +92,14 @@ _files: dict[int, SectorFile] = {}
 _next_handle = 0
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
-def _status(function: Callable[..., T]) -> Callable[..., T | int]:
+def _status(function: Callable[P, T]) -> Callable[P, T | int]:
     """Turn SectorError (and local OSError) into the negative code PySector returned."""
 
     @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> T | int:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T | int:
         try:
             return function(*args, **kwargs)
         except SectorError as exc:
@@ -106,7 +117,7 @@ def _session() -> Client:
 
 
 def init(host: str = "localhost", port: int = 6000) -> int:
-    """Remember the master's address; ``login`` connects."""
+    """Remember the master's address for ``login``: 0, or E_INVALID for a bad host or port."""
     global _address
     if not isinstance(host, str) or not isinstance(port, int) or not 0 < port < 65536:
         return E_INVALID
@@ -117,7 +128,10 @@ def init(host: str = "localhost", port: int = 6000) -> int:
 
 @_status
 def login(user: str, password: str, cert_path: str | None = None) -> int:
-    """Log in over TLS; ``cert_path`` defaults to ``$SECTOR_HOME/conf/master_node.cert``."""
+    """Log in over TLS: 0, or E_NOCERT, E_SECURITY, E_ACCOUNT, E_PASSWORD, E_CONNECTION.
+
+    ``cert_path`` defaults to ``$SECTOR_HOME/conf/master_node.cert``.
+    """
     global _client
     with _state_lock:
         client = Client(*_address)
@@ -130,6 +144,7 @@ def login(user: str, password: str, cert_path: str | None = None) -> int:
 
 @_status
 def logout() -> int:
+    """End the session (open files stay open until closeclient): 0, never an error code."""
     global _client
     with _state_lock:
         if _client is not None:
@@ -139,7 +154,7 @@ def logout() -> int:
 
 @_status
 def closeclient() -> int:
-    """Close every open file and connection of the default session."""
+    """Drop every open file (uncommitted writes are discarded) and connection: 0, never fails."""
     global _client
     with _state_lock:
         for handle in builtins.list(_files):
@@ -152,25 +167,28 @@ def closeclient() -> int:
 
 @_status
 def mkdir(path: str) -> int:
+    """Create a directory and its missing parents: 0, or E_EXIST, E_PERMISSION, E_INVALID."""
     _session().mkdir(path)
     return 0
 
 
 @_status
 def rm(path: str) -> int:
-    """Remove a file or a directory with everything in it."""
+    """Remove a file or a directory with everything in it: 0, or E_NOEXIST, E_PERMISSION."""
     _session().rm(path, recursive=True)
     return 0
 
 
 @_status
 def move(old: str, new: str) -> int:
+    """Rename (a directory as one metadata change): 0, or E_NOEXIST, E_EXIST if ``new`` exists."""
     _session().move(old, new)
     return 0
 
 
 @_status
 def cp(src: str, dst: str) -> int:
+    """Copy a file, slave-side: 0, or E_NOEXIST, E_EXIST if ``dst`` exists, E_INVALID (a dir)."""
     _session().copy(src, dst)
     return 0
 
@@ -193,7 +211,7 @@ def ls(path: str = "/") -> builtins.list[Stat] | None:
 
 @_status
 def open(path: str, mode: int = READ) -> int:  # noqa: A001 - PySector's name
-    """A handle (>= 0) for read/write/close, or a negative error code."""
+    """A handle (>= 0) for read/write/close, or E_NOEXIST, E_BUSY, E_PERMISSION, E_SUPPORT."""
     global _next_handle
     handle_file = _session().open(path, mode)
     with _state_lock:
@@ -213,6 +231,7 @@ def _file(handle: int) -> SectorFile:
 
 @_status
 def close(handle: int) -> int:
+    """Close a handle, committing what was written: 0, or E_INVALID, E_CONNECTION, E_SECURITY."""
     with _state_lock:
         found = _files.pop(handle, None)
     if found is None:
@@ -223,13 +242,13 @@ def close(handle: int) -> int:
 
 @_status
 def read(handle: int, size: int) -> bytes:
-    """Up to ``size`` bytes (binary-safe); b'' at the end of the file."""
+    """Up to ``size`` bytes (binary-safe), b'' at the end; E_INVALID or E_CONNECTION on failure."""
     return _file(handle).read(size)
 
 
 @_status
 def write(handle: int, data: bytes | str, length: int | None = None) -> int:
-    """Write ``data`` (or its first ``length`` bytes); returns the bytes written."""
+    """Write ``data`` (or its first ``length`` bytes): the count, or E_INVALID, E_CONNECTION."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     return _file(handle).write(data, length)
@@ -237,33 +256,39 @@ def write(handle: int, data: bytes | str, length: int | None = None) -> int:
 
 @_status
 def seek(handle: int, offset: int, whence: int = POS_BEG) -> int:
+    """Move to ``offset`` from SF_POS.BEG/CUR/END (1/2/3): the new position, or E_INVALID."""
     return _file(handle).seek(offset, whence)
 
 
 @_status
 def tell(handle: int) -> int:
+    """The position in the file, or E_INVALID for an unknown handle."""
     return _file(handle).tell()
 
 
 @_status
 def eof(handle: int) -> bool:
+    """True at (or past) the end of the file; E_INVALID for an unknown handle."""
     return _file(handle).eof()
 
 
 @_status
 def flush(handle: int) -> int:
+    """Send buffered bytes to the slave (visible only at close): 0, or E_INVALID, E_CONNECTION."""
     _file(handle).flush()
     return 0
 
 
 @_status
 def upload(local: str | os.PathLike, remote: str) -> int:
+    """Copy a local file into Sector, atomically: 0, or E_LOCALFILE, E_PERMISSION, E_RESOURCE."""
     _session().upload(local, remote)
     return 0
 
 
 @_status
 def download(remote: str, local: str | os.PathLike) -> int:
+    """Copy a Sector file to local disk, verified: 0, or E_NOEXIST, E_LOCALFILE, E_SECURITY."""
     _session().download(remote, local)
     return 0
 
@@ -273,6 +298,7 @@ copy = cp
 list = ls  # noqa: A001 - PySector's name
 
 __all__ = [
+    "__version__",
     "APPEND",
     "HIRELIABLE",
     "READ",

@@ -49,7 +49,11 @@ def test_every_figure_has_a_baseline_and_ratio(report: dict) -> None:
 @pytest.mark.timeout(240)
 def test_all_parts_are_reported(report: dict) -> None:
     groups = {f["group"].split(" ")[0] for f in report["figures"]}
-    assert {"Large", "CPU", "Parallel", "Small", "Namespace"} <= groups
+    expected = {"Large", "CPU", "Parallel", "fsspec,", "fsspec", "pandas,", "Small", "Namespace"}
+    assert expected <= groups
+    baselines_by_metric = {f["metric"]: f["baseline"] for f in report["figures"]}
+    assert baselines_by_metric["fs.cat_file MB/s"].startswith("sector download")
+    assert baselines_by_metric["pd.read_parquet(sector://) s"] == "same file on local disk"
     metrics = {(f["group"], f["metric"]) for f in report["figures"]}
     for clients in ("1 client", "4 clients"):
         for phase in ("create", "stat", "list", "rename", "read", "delete"):

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from .base import EXIT_FAILURE, State, pass_state
+from .base import EXIT_FAILURE, SECTOR_PATH, State, pass_state
 from .output import duration, human_size, local_time, plural, print_table
 
 
@@ -133,7 +133,7 @@ def _fs(slave: dict) -> str:
 
 
 @click.command()
-@click.argument("path", default="/")
+@click.argument("path", default="/", type=SECTOR_PATH)
 @pass_state
 def fsck(state: State, path: str) -> None:
     """Have the slaves re-read every file under PATH (default /) and check its checksum.

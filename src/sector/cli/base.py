@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from ..client import Client
-from ..client.connect import resolve
+from ..client.connect import SCHEME, Location, parse_location, resolve
 from ..config import ConfigError
 from ..errors import E_LOCALFILE, E_PASSWORD, SectorError, SecurityError, code_name
 
@@ -56,6 +56,9 @@ class State:
     master: str | None = None
     user: str | None = None
     cert: str | None = None
+    #: What ``sector://user@host:port/...`` arguments named; they win over the flags.
+    url_master: str | None = None
+    url_user: str | None = None
     debug: bool = False
     failures: int = 0
     #: Where lines for stderr go while something (a progress bar) owns the terminal.
@@ -67,7 +70,11 @@ class State:
         """The logged-in session, opened on first use (so ``--help`` needs no cluster)."""
         if self._client is None:
             try:
-                target = resolve(master=self.master, user=self.user, cert=self.cert)
+                target = resolve(
+                    master=self.url_master or self.master,
+                    user=self.url_user or self.user,
+                    cert=self.cert,
+                )
             except ValueError as exc:  # a malformed --master or SECTOR_MASTER
                 raise click.UsageError(f"master address: {exc}") from None
             if target.password is None:
@@ -82,6 +89,19 @@ class State:
                 )
             self._client = target.connect()
         return self._client
+
+    def use_location(self, location: Location) -> None:
+        """Take the master and user a ``sector://`` argument names (all must agree)."""
+        for field_name, value in (("url_master", location.master), ("url_user", location.user)):
+            if value is None:
+                continue
+            known = getattr(self, field_name)
+            if known not in (None, value):
+                raise click.UsageError(
+                    f"sector:// URLs of one command name different clusters or users "
+                    f"({known} and {value})"
+                )
+            setattr(self, field_name, value)
 
     def close(self) -> None:
         if self._client is not None:
@@ -134,3 +154,27 @@ class SectorGroup(click.Group):
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)
+
+
+class SectorPath(click.ParamType):
+    """A Sector path, or a ``sector://[user@]host:port/path`` URL naming the cluster too.
+
+    A URL's master and user replace ``--master``/``--user`` for the command
+    (before it logs in); the command itself only ever sees the path.
+    """
+
+    name = "PATH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not str(value).startswith(SCHEME):
+            return value
+        try:
+            location = parse_location(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if ctx is not None:
+            ctx.ensure_object(State).use_location(location)
+        return location.path
+
+
+SECTOR_PATH = SectorPath()

@@ -9,9 +9,12 @@ failed.
 
 from __future__ import annotations
 
+import functools
+import json
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 
 import click
 
@@ -19,7 +22,7 @@ from ..client import Client, Stat
 from ..errors import InvalidError, SectorIsADirectoryError, SectorNotFoundError
 from ..protocol.messages import READ, TRUNC, WRITE
 from ..protocol.paths import InvalidPath, has_wildcard, is_within, join, normalize, split
-from .base import State, pass_state
+from .base import SECTOR_PATH, State, pass_state
 from .output import human_size, local_time, size_text
 
 #: For commands where ``-h`` means human-readable sizes, as in ls and du.
@@ -90,20 +93,37 @@ def _entry_lines(entries: list[tuple[str, Stat]], long: bool, human: bool) -> li
     ]
 
 
+def as_json(entries: Iterable[tuple[str, Stat]]) -> str:
+    """One JSON array: each entry's full ``path``, then the API's :class:`Stat` fields."""
+    return json.dumps([{"path": path, **asdict(entry)} for path, entry in entries], indent=2)
+
+
 @click.command(context_settings=LONG_HELP_ONLY)
 @click.option("-l", "long", is_flag=True, help="Long format: type, size, modification time.")
 @click.option("-R", "recursive", is_flag=True, help="List subdirectories recursively.")
 @click.option("-h", "human", is_flag=True, help="Sizes as 1.5K, 23M, 4.0G.")
-@click.argument("paths", nargs=-1)
+@click.option(
+    "--json", "json_out", is_flag=True, help="One JSON array of entries, with full paths."
+)
+@click.argument("paths", nargs=-1, type=SECTOR_PATH)
 @pass_state
-def ls(state: State, long: bool, recursive: bool, human: bool, paths: tuple[str, ...]) -> None:
+def ls(
+    state: State, long: bool, recursive: bool, human: bool, json_out: bool, paths: tuple[str, ...]
+) -> None:
     """List directories (default /) and files; wildcards are expanded in Sector.
+
+    With --json: one array of entries (path, name, isdir, timestamp, size,
+    version, checksum, slaves), those of -R included.
 
     \b
     Example:
       sector ls -lh /data
       sector ls '/logs/2024-*.gz'
+      sector ls --json -R /data | jq -r '.[] | select(.size > 1e9) | .path'
     """
+    if json_out:
+        _ls_json(state, paths, recursive)
+        return
     client = state.client()
     targets = expand(state, client, paths or ("/",))
     files: list[tuple[str, Stat]] = []
@@ -135,17 +155,46 @@ def ls(state: State, long: bool, recursive: bool, human: bool, paths: tuple[str,
             click.echo(line)
 
 
+def _ls_json(state: State, paths: tuple[str, ...], recursive: bool) -> None:
+    client = state.client()
+    found: list[tuple[str, Stat]] = []
+    for path in expand(state, client, paths or ("/",)):
+        with state.attempt(path):
+            st = client.stat(path)
+            if not st.isdir:
+                found.append((sector_path(path), st))
+            elif recursive:
+                for directory, dirs, files in client.walk(sector_path(path)):
+                    entries = sorted(dirs + files, key=lambda e: e.name)
+                    found.extend((join(directory, e.name), e) for e in entries)
+            else:
+                found.extend((join(sector_path(path), e.name), e) for e in client.ls(path))
+    click.echo(as_json(found))
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "json_out", is_flag=True, help="One JSON array, an object per path.")
+@click.argument("paths", nargs=-1, required=True, type=SECTOR_PATH)
 @pass_state
-def stat(state: State, paths: tuple[str, ...]) -> None:
+def stat(state: State, json_out: bool, paths: tuple[str, ...]) -> None:
     """Show a file's or directory's metadata and the slaves holding it.
+
+    With --json: one array with an object per path (path, name, isdir,
+    timestamp, size, version, checksum, slaves), the fields of the API's stat.
 
     \b
     Example:
       sector stat /data/a.bin
+      sector stat --json /data/a.bin | jq -r '.[0].slaves[]'
     """
     client = state.client()
+    if json_out:
+        found: list[tuple[str, Stat]] = []
+        for path in expand(state, client, paths):
+            with state.attempt(path):
+                found.append((sector_path(path), client.stat(path)))
+        click.echo(as_json(found))
+        return
     for number, path in enumerate(expand(state, client, paths)):
         with state.attempt(path):
             st = client.stat(path)
@@ -169,7 +218,7 @@ def stat(state: State, paths: tuple[str, ...]) -> None:
 
 @click.command()
 @click.option("-p", "parents", is_flag=True, help="Create parents; no error if it exists.")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, type=SECTOR_PATH)
 @pass_state
 def mkdir(state: State, parents: bool, paths: tuple[str, ...]) -> None:
     """Create directories.
@@ -197,7 +246,7 @@ def mkdir(state: State, parents: bool, paths: tuple[str, ...]) -> None:
 @click.command()
 @click.option("-r", "-R", "recursive", is_flag=True, help="Remove directories and their contents.")
 @click.option("-f", "force", is_flag=True, help="Ignore paths that do not exist.")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, type=SECTOR_PATH)
 @pass_state
 def rm(state: State, recursive: bool, force: bool, paths: tuple[str, ...]) -> None:
     """Remove files, and empty directories (full ones with -r).
@@ -217,12 +266,35 @@ def rm(state: State, recursive: bool, force: bool, paths: tuple[str, ...]) -> No
                     raise
 
 
+#: The one overwrite rule of mv, cp, upload and download (see the README, "Overwriting").
+NO_CLOBBER = click.option(
+    "-n",
+    "--no-clobber",
+    is_flag=True,
+    help="Leave an existing destination file alone (default: replace it, as cp and mv do).",
+)
+
+
+def put_unless_there(no_clobber: bool, action: Callable[..., None]) -> None:
+    """Run ``action(overwrite=...)``; with ``no_clobber`` an existing destination is skipped."""
+    try:
+        action(overwrite=not no_clobber)
+    except FileExistsError:
+        if not no_clobber:
+            raise
+
+
 @click.command()
-@click.argument("sources", nargs=-1, required=True)
-@click.argument("dst")
+@NO_CLOBBER
+@click.argument("sources", nargs=-1, required=True, type=SECTOR_PATH)
+@click.argument("dst", type=SECTOR_PATH)
 @pass_state
-def mv(state: State, sources: tuple[str, ...], dst: str) -> None:
+def mv(state: State, no_clobber: bool, sources: tuple[str, ...], dst: str) -> None:
     """Move or rename files and directories (one metadata change, no data copied).
+
+    An existing destination file is replaced (removed, then the source
+    renamed: for a moment neither is there), unless -n; a directory is never
+    replaced.
 
     \b
     Example:
@@ -235,17 +307,22 @@ def mv(state: State, sources: tuple[str, ...], dst: str) -> None:
         return
     target, into = destination(client, dst, matched)
     for src in matched:
+        dst_path = join(target, split(sector_path(src))[1]) if into else target
         with state.attempt(src):
-            client.move(src, join(target, split(sector_path(src))[1]) if into else target)
+            put_unless_there(no_clobber, functools.partial(client.move, src, dst_path))
 
 
 @click.command()
 @click.option("-r", "-R", "recursive", is_flag=True, help="Copy directories recursively.")
-@click.argument("sources", nargs=-1, required=True)
-@click.argument("dst")
+@NO_CLOBBER
+@click.argument("sources", nargs=-1, required=True, type=SECTOR_PATH)
+@click.argument("dst", type=SECTOR_PATH)
 @pass_state
-def cp(state: State, recursive: bool, sources: tuple[str, ...], dst: str) -> None:
+def cp(state: State, recursive: bool, no_clobber: bool, sources: tuple[str, ...], dst: str) -> None:
     """Copy files (and with -r directories) inside Sector; slaves copy the bytes.
+
+    An existing destination file is replaced unless -n (the copy is made
+    beside it and renamed over it, so it is never missing while bytes move).
 
     \b
     Example:
@@ -262,16 +339,20 @@ def cp(state: State, recursive: bool, sources: tuple[str, ...], dst: str) -> Non
             src = sector_path(src)
             dst_path = join(target, split(src)[1]) if into else target
             if not client.stat(src).isdir:
-                client.copy(src, dst_path)
+                _copy(client, src, dst_path, no_clobber)
                 continue
             if not recursive:
                 raise SectorIsADirectoryError("is a directory (-r copies it)", src)
             if is_within(dst_path, src):
                 raise InvalidError("cannot copy a directory into itself", dst_path)
-            _copy_tree(state, client, src, dst_path)
+            _copy_tree(state, client, src, dst_path, no_clobber)
 
 
-def _copy_tree(state: State, client: Client, src: str, dst: str) -> None:
+def _copy(client: Client, src: str, dst: str, no_clobber: bool) -> None:
+    put_unless_there(no_clobber, functools.partial(client.copy, src, dst))
+
+
+def _copy_tree(state: State, client: Client, src: str, dst: str, no_clobber: bool) -> None:
     for directory, _, files in client.walk(src):
         here = dst + directory[len(src) :]
         with state.attempt(here):
@@ -281,11 +362,11 @@ def _copy_tree(state: State, client: Client, src: str, dst: str) -> None:
                 pass
         for entry in files:
             with state.attempt(join(directory, entry.name)):
-                client.copy(join(directory, entry.name), join(here, entry.name))
+                _copy(client, join(directory, entry.name), join(here, entry.name), no_clobber)
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, type=SECTOR_PATH)
 @pass_state
 def cat(state: State, paths: tuple[str, ...]) -> None:
     """Write files to stdout, each verified against its stored checksum.
@@ -304,7 +385,7 @@ def cat(state: State, paths: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("path")
+@click.argument("path", type=SECTOR_PATH)
 @pass_state
 def pipe(state: State, path: str) -> None:
     """Stream stdin into a Sector file, which appears only once stdin ends.
@@ -324,7 +405,7 @@ def pipe(state: State, path: str) -> None:
 @click.command(context_settings=LONG_HELP_ONLY)
 @click.option("-s", "summary", is_flag=True, help="Only a total for each argument.")
 @click.option("-h", "human", is_flag=True, help="Sizes as 1.5K, 23M, 4.0G.")
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, type=SECTOR_PATH)
 @pass_state
 def du(state: State, summary: bool, human: bool, paths: tuple[str, ...]) -> None:
     """Bytes stored under each directory (default /), deepest first, as du does.

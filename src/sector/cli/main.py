@@ -11,6 +11,7 @@ import signal
 
 import click
 
+from .. import DISTRIBUTION
 from . import admin, conf, files, local, servers, transfer, users
 from .base import SectorGroup, State
 
@@ -58,7 +59,7 @@ COMMANDS = [
     help="Master certificate [env SECTOR_CERT; client.conf; $SECTOR_HOME/conf].",
 )
 @click.option("--debug", is_flag=True, envvar="SECTOR_DEBUG", help="Show tracebacks.")
-@click.version_option(package_name="sector")
+@click.version_option(package_name=DISTRIBUTION)
 @click.pass_context
 def cli(
     ctx: click.Context, master: str | None, user: str | None, cert: str | None, debug: bool

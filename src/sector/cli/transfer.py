@@ -30,8 +30,8 @@ from rich.progress import (
 
 from ..client import Client
 from ..protocol.paths import has_wildcard, join, split
-from .base import State, pass_state
-from .files import destination, expand, sector_path
+from .base import SECTOR_PATH, State, pass_state
+from .files import NO_CLOBBER, destination, expand, sector_path
 from .output import SizeType
 
 
@@ -162,6 +162,18 @@ def run(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def skip_existing(jobs: list[Job], exists: Callable[[str], bool], verbose: bool) -> list[Job]:
+    """The jobs whose target is not there yet (``-n``); with ``verbose``, say what is skipped."""
+    kept = []
+    for job in jobs:
+        if exists(job.target):
+            if verbose:
+                click.echo(f"{job.source} -> {job.target}: skipped, {job.target} exists")
+        else:
+            kept.append(job)
+    return kept
+
+
 def _transfer_options(function):
     for option in reversed(
         [
@@ -229,14 +241,16 @@ def plan_upload(
 
 @click.command()
 @_transfer_options
+@NO_CLOBBER
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
-@click.argument("dst")
+@click.argument("dst", type=SECTOR_PATH)
 @pass_state
 def upload(
     state: State,
     parallel: int,
     limit_rate: int | None,
     verbose: bool,
+    no_clobber: bool,
     sources: tuple[str, ...],
     dst: str,
 ) -> None:
@@ -244,7 +258,8 @@ def upload(
 
     Each file is checked against the checksum the slave computed over what
     it received. Several sources, or a DST that is a directory or ends in
-    /, put each source inside DST.
+    /, put each source inside DST. An existing file is replaced (readers
+    see the old or the new version, never a mix), unless -n.
 
     \b
     Example:
@@ -256,6 +271,8 @@ def upload(
     if not local:
         return
     jobs, empty_dirs = plan_upload(state, client, local, dst)
+    if no_clobber:
+        jobs = skip_existing(jobs, client.exists, verbose)
     for directory in empty_dirs:
         with state.attempt(directory):
             try:
@@ -297,8 +314,9 @@ def plan_download(
 
 @click.command()
 @_transfer_options
+@NO_CLOBBER
 @click.option("--resume", is_flag=True, help="Continue partial local files instead of restarting.")
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1, required=True, type=SECTOR_PATH)
 @click.argument("dst", type=click.Path())
 @pass_state
 def download(
@@ -306,6 +324,7 @@ def download(
     parallel: int,
     limit_rate: int | None,
     verbose: bool,
+    no_clobber: bool,
     resume: bool,
     sources: tuple[str, ...],
     dst: str,
@@ -313,8 +332,9 @@ def download(
     """Copy Sector files and directories (recursively) to local disk.
 
     Each file is verified against its stored checksum and appears under its
-    name only once complete. With --resume, files a killed download left
-    half done are continued, and complete ones are checked and kept.
+    name only once complete, replacing any file there unless -n. With
+    --resume, files a killed download left half done are continued, and
+    complete ones are checked and kept.
 
     \b
     Example:
@@ -326,6 +346,8 @@ def download(
     if not remote:
         return
     jobs, dirs = plan_download(state, client, remote, dst)
+    if no_clobber:
+        jobs = skip_existing(jobs, os.path.lexists, verbose)
     for directory in dirs:
         with state.attempt(directory):
             os.makedirs(directory, exist_ok=True)

@@ -19,6 +19,44 @@ from ..config import ClientSettings, parse_address, read_run_file, sector_home
 from .session import Client
 
 DEFAULT_MASTER = ("127.0.0.1", 6000)
+#: How a Sector path names its cluster: ``sector://[user@]host[:port]/path``.
+SCHEME = "sector://"
+
+
+@dataclass(frozen=True)
+class Location:
+    """A path as a person wrote it, split into the cluster it names and the path.
+
+    ``master`` (``host:port`` as written) and ``user`` are None when the text
+    is a plain Sector path or a URL without them (``sector:///data``).
+    """
+
+    path: str
+    master: str | None = None
+    user: str | None = None
+
+
+def parse_location(text: str) -> Location:
+    """Split ``sector://[user@]host[:port]/path`` (or a plain path) into a :class:`Location`.
+
+    A plain path comes back unchanged. A password in the URL is refused with
+    ``ValueError`` rather than used: URLs end up in logs, shell history and
+    task graphs, so the password belongs in ``SECTOR_PASSWORD``, ``client.conf``
+    or the caller's options.
+    """
+    if not text.startswith(SCHEME):
+        return Location(text)
+    netloc, slash, rest = text[len(SCHEME) :].partition("/")
+    path = "/" + rest if slash else "/"
+    user, at, address = netloc.rpartition("@")
+    if not at:
+        user, address = "", netloc
+    if ":" in user:
+        raise ValueError(
+            f"{text!r}: a password does not belong in a URL; "
+            "set SECTOR_PASSWORD or pass password= instead"
+        )
+    return Location(path, master=address or None, user=user or None)
 
 
 @dataclass
@@ -46,6 +84,14 @@ def resolve(
     home: str | os.PathLike | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Target:
+    """Where to connect and as whom, each field from the first place that sets it.
+
+    The order is the arguments, the environment (``environ``, default
+    ``os.environ``), ``client.conf`` under ``home`` (default ``$SECTOR_HOME``
+    or ``~/.sector``), then the local cluster ``sector up`` runs from there;
+    127.0.0.1:6000 and user ``test`` when nothing says otherwise. Never fails:
+    ``password`` is None when no source gives one (ask, or fail at login).
+    """
     env = os.environ if environ is None else environ
     home_path = Path(home or env.get("SECTOR_HOME") or sector_home()).expanduser()
     conf = ClientSettings.load(home_path / "conf")

@@ -10,6 +10,7 @@ logged in again before the call is retried once.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import ssl
 import threading
@@ -18,21 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import sector_home
+from ..config import parse_address, sector_home
 from ..errors import (
     E_INITCTX,
     E_NOCERT,
     E_SECURITY,
     SectorConnectionError,
     SectorError,
+    SectorIsADirectoryError,
     SectorLocalFileError,
+    SectorNotADirectoryError,
     SecurityError,
     error_for,
 )
 from ..protocol import checksum
 from ..protocol.framing import Message, ProtocolError
 from ..protocol.messages import READ, TRUNC, WRITE
-from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
+from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize, split
 from ..transport import FrameReader, client_tls_context, close_quietly, send_frame
 from .file import SectorFile
 
@@ -55,6 +58,7 @@ class Stat:
 
     @classmethod
     def from_wire(cls, entry: dict[str, Any]) -> Stat:
+        """A Stat from the master's entry map; KeyError if a required field is missing."""
         return cls(
             name=entry["name"],
             isdir=bool(entry["isdir"]),
@@ -95,7 +99,11 @@ class Client:
         self.close()
 
     def login(self, user: str, password: str, cert: str | os.PathLike | None = None) -> None:
-        """Connect over TLS, check the master against ``cert``, and authenticate."""
+        """Connect over TLS, check the master against ``cert``, and authenticate.
+
+        Raises SecurityError (E_NOCERT, E_SECURITY, E_ACCOUNT, E_PASSWORD,
+        E_ACL) or SectorConnectionError when the master cannot be reached.
+        """
         cert_path = Path(cert).expanduser() if cert else default_cert()
         if not cert_path.is_file():
             raise SecurityError(f"certificate {cert_path} not found", code=E_NOCERT)
@@ -146,6 +154,7 @@ class Client:
         self.user = user
 
     def logout(self) -> None:
+        """End the session and its master connection; never raises."""
         with self._lock:
             if self._sock is not None:
                 try:
@@ -157,7 +166,7 @@ class Client:
             self.user = None
 
     def close(self) -> None:
-        """Log out and drop every connection."""
+        """Log out and drop every connection; never raises."""
         self.logout()
         with self._pool_lock:
             for sockets in self._pool.values():
@@ -184,7 +193,10 @@ class Client:
             raise SectorConnectionError(f"connection to the master broke: {exc}") from None
 
     def call(self, op: str, **fields: Any) -> Message:
-        """One request to the master; raises the matching exception on failure."""
+        """One request to the master: its reply; raises the matching SectorError on failure.
+
+        A broken connection is re-dialled and the request retried once.
+        """
         message = {"op": op, **fields}
         with self._lock:
             if self._credentials is None:
@@ -203,12 +215,32 @@ class Client:
         return reply
 
     def stat(self, path: str) -> Stat:
+        """A file's or directory's :class:`Stat`, with the slaves holding a file.
+
+        Raises FileNotFoundError (E_NOEXIST), PermissionError (E_PERMISSION).
+        """
         return Stat.from_wire(self.call("stat", path=_normal(path))["entry"])
 
     def ls(self, path: str = "/") -> list[Stat]:
+        """A directory's entries, sorted by name (a file lists as itself).
+
+        Raises FileNotFoundError (E_NOEXIST), PermissionError (E_PERMISSION).
+        """
         return [Stat.from_wire(e) for e in self.call("ls", path=_normal(path))["entries"]]
 
+    def locate(self, path: str) -> list[tuple[str, int]]:
+        """The slaves (host, port) holding the current version of a file.
+
+        Empty when no live slave holds it. Raises FileNotFoundError when the
+        path does not exist and IsADirectoryError for a directory.
+        """
+        entry = self.stat(path)
+        if entry.isdir:
+            raise SectorIsADirectoryError("is a directory: only files have locations", path)
+        return [parse_address(address) for address in entry.slaves]
+
     def exists(self, path: str) -> bool:
+        """True if something is at ``path``; raises only for other errors (E_CONNECTION ...)."""
         try:
             self.stat(path)
         except FileNotFoundError:
@@ -216,26 +248,87 @@ class Client:
         return True
 
     def mkdir(self, path: str) -> None:
-        """Create a directory and any missing parents (E_EXIST if it is there)."""
+        """Create a directory and any missing parents; FileExistsError (E_EXIST) if it is there."""
         self.call("mkdir", path=_normal(path))
 
     def rm(self, path: str, recursive: bool = True) -> None:
-        """Remove a file or directory; without ``recursive`` a full directory is refused."""
+        """Remove a file or directory (a tree in one request).
+
+        Raises FileNotFoundError (E_NOEXIST); without ``recursive`` a full
+        directory is refused with E_NOEMPTY.
+        """
         self.call("rm", path=_normal(path), recursive=recursive)
 
-    def move(self, src: str, dst: str) -> None:
-        self.call("move", src=_normal(src), dst=_normal(dst))
+    def move(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        """Rename a file or directory: one metadata change, however big the tree.
 
-    def copy(self, src: str, dst: str) -> None:
-        """Copy a file inside Sector; the bytes are copied by the slave, not through us."""
-        self.call("copy", src=_normal(src), dst=_normal(dst))
+        Raises FileExistsError (E_EXIST) when ``dst`` exists, unless
+        ``overwrite`` and ``dst`` is a file: then it is replaced. That
+        replacement is two requests (remove ``dst``, then move), so for a moment
+        nothing is at ``dst``: the master has no atomic replacing rename yet.
+        IsADirectoryError if ``dst`` is a directory, NotADirectoryError if a
+        directory would replace a file.
+        """
+        src, dst = _normal(src), _normal(dst)
+        try:
+            self.call("move", src=src, dst=dst)
+        except FileExistsError:
+            if not overwrite:
+                raise
+            self._replace(src, dst, kept_on_failure=True)
+
+    def copy(self, src: str, dst: str, *, overwrite: bool = False) -> None:
+        """Copy a file inside Sector; the bytes are copied by the slave, not through us.
+
+        Raises FileExistsError (E_EXIST) when ``dst`` exists, unless
+        ``overwrite`` and ``dst`` is a file: then the copy is made under a
+        temporary name beside ``dst`` and renamed over it, so ``dst`` is
+        missing only between two metadata requests, never while bytes are
+        copied.
+        """
+        src, dst = _normal(src), _normal(dst)
+        try:
+            self.call("copy", src=src, dst=dst)
+        except FileExistsError:
+            if not overwrite:
+                raise
+            parent, name = split(dst)
+            temporary = join(parent, f".{name}.sector-{secrets.token_hex(6)}")
+            self.call("copy", src=src, dst=temporary)
+            self._replace(temporary, dst, kept_on_failure=False)
+
+    def _replace(self, src: str, dst: str, kept_on_failure: bool) -> None:
+        """Put ``src`` where the file ``dst`` is: remove ``dst``, then move (not atomic)."""
+        try:
+            if self.stat(dst).isdir:
+                raise SectorIsADirectoryError("a directory is not replaced", dst)
+            if self.stat(src).isdir:
+                raise SectorNotADirectoryError("a directory cannot replace a file", dst)
+            self.call("rm", path=dst, recursive=False)
+            self.call("move", src=src, dst=dst)
+        except BaseException:
+            if not kept_on_failure:
+                try:
+                    self.call("rm", path=src, recursive=False)
+                except SectorError:
+                    pass
+            raise
 
     def sysinfo(self) -> Message:
+        """The master's view: ``{"master": totals, "slaves": [one dict per slave]}``.
+
+        Raises SectorConnectionError when the master cannot be reached.
+        """
         reply = self.call("sysinfo")
         return {"master": reply["master"], "slaves": reply["slaves"]}
 
     def open(self, path: str, mode: int = READ) -> SectorFile:
-        """Open a Sector file; see :class:`SectorFile` for the modes."""
+        """Open a Sector file; see :class:`SectorFile` for the modes.
+
+        Raises FileNotFoundError (reading a missing file), BlockingIOError
+        (E_BUSY: someone is writing it), PermissionError, IsADirectoryError,
+        NotImplementedError (SECURE), ResourceError (no live slave).
+        """
         path = _normal(path)
         return SectorFile(self, path, mode, self.call("open", path=path, mode=mode))
 
@@ -356,7 +449,8 @@ class Client:
 
         A pattern without wildcards yields itself when it exists. Directories
         are listed only where a name holds a wildcard, so ``/logs/2024*/x``
-        costs one ``ls`` of ``/logs`` and one ``stat`` per match.
+        costs one ``ls`` of ``/logs`` and one ``stat`` per match. A missing
+        directory matches nothing; other errors (E_PERMISSION, E_CONNECTION) raise.
         """
         # (path, known to be a directory?) for every candidate so far
         found: list[tuple[str, bool | None]] = [("/", True)]
@@ -385,7 +479,8 @@ class Client:
         """``os.walk`` for Sector: (directory, its subdirectories, its files), top down.
 
         Like ``os.walk``, removing names from the subdirectory list prunes the
-        walk. A directory that disappears meanwhile is skipped.
+        walk. A directory that disappears meanwhile is skipped; other errors
+        (E_PERMISSION, E_CONNECTION) raise.
         """
         pending = [_normal(top)]
         while pending:
@@ -404,7 +499,8 @@ class Client:
 
         Returns ``{"files", "replicas", "problems"}``; each problem names a
         ``path``, a ``slave`` (None when no live slave holds the file) and a
-        ``problem``: ``missing``, ``damaged`` or ``unreachable``.
+        ``problem``: ``missing``, ``damaged`` or ``unreachable``. Raises
+        FileNotFoundError or PermissionError for ``path`` itself.
         """
         reply = self.call("fsck", path=_normal(path))
         return {key: reply[key] for key in ("files", "replicas", "problems")}
@@ -413,17 +509,24 @@ class Client:
         """Stop one slave (by id or ``host:port``), or the whole cluster; admin only.
 
         Returns the ids of the slaves stopped (and ``master`` for the whole
-        cluster): the master answers before it stops itself.
+        cluster): the master answers before it stops itself. Raises
+        PermissionError (E_PERMISSION) for other users, FileNotFoundError for an
+        unknown slave.
         """
         return list(self.call("shutdown", slave=slave)["stopped"])
 
     def data_connection(self, address: tuple[str, int]) -> socket.socket:
-        """A connection to a slave, reused from the pool when one is idle."""
+        """A connection to a slave, reused from the pool when one is idle.
+
+        Raises SectorConnectionError (E_CONNECTION) when the slave cannot be reached.
+        """
         address = (address[0], int(address[1]))
         with self._pool_lock:
             idle = self._pool.get(address)
-            if idle:
-                return idle.pop()
+            while idle:
+                sock = idle.pop()
+                if sock.fileno() >= 0:  # see release_connection
+                    return sock
         try:
             sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
@@ -435,6 +538,12 @@ class Client:
         return sock
 
     def release_connection(self, address: tuple[str, int], sock: socket.socket) -> None:
+        """Give a data connection back to the pool (a closed one is dropped); never raises."""
+        if sock.fileno() < 0:
+            # A file object garbage-collected in a reference cycle can hand back its
+            # socket while the collector finalizes (closes) that socket too, before
+            # or after (PEP 442: any order): closed sockets are never handed out.
+            return
         address = (address[0], int(address[1]))
         with self._pool_lock:
             idle = self._pool.setdefault(address, [])

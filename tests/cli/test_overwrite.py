@@ -1,0 +1,78 @@
+"""One overwrite rule for mv, cp, upload and download: replace, as cp and mv do; -n keeps.
+
+A directory is never replaced by a file (nor a file by a directory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sector.client import Client
+
+from .conftest import Sector
+
+
+@pytest.fixture
+def two_files(client: Client, remote: str, tmp_path: Path) -> str:
+    for name, text in {"old": b"old bytes\n", "new": b"new bytes\n"}.items():
+        (tmp_path / name).write_bytes(text)
+        client.upload(tmp_path / name, f"{remote}/{name}")
+    client.mkdir(f"{remote}/dir/new")
+    return remote
+
+
+def content(client: Client, path: str) -> bytes:
+    with client.open(path) as handle:
+        return handle.read()
+
+
+def test_mv_replaces_a_file_and_keeps_it_with_no_clobber(
+    sector: Sector, two_files: str, client: Client
+) -> None:
+    sector.ok("mv", "-n", f"{two_files}/new", f"{two_files}/old")
+    assert content(client, f"{two_files}/old") == b"old bytes\n"
+    assert client.exists(f"{two_files}/new")
+    sector.ok("mv", f"{two_files}/new", f"{two_files}/old")
+    assert content(client, f"{two_files}/old") == b"new bytes\n"
+    assert not client.exists(f"{two_files}/new")
+
+
+def test_cp_replaces_a_file_and_keeps_it_with_no_clobber(
+    sector: Sector, two_files: str, client: Client
+) -> None:
+    sector.ok("cp", "--no-clobber", f"{two_files}/new", f"{two_files}/old")
+    assert content(client, f"{two_files}/old") == b"old bytes\n"
+    sector.ok("cp", f"{two_files}/new", f"{two_files}/old")
+    assert content(client, f"{two_files}/old") == b"new bytes\n"
+    assert [e.name for e in client.ls(two_files)] == ["dir", "new", "old"]  # no temporary left
+
+
+def test_a_directory_is_never_replaced(sector: Sector, two_files: str, client: Client) -> None:
+    line = sector.fails("mv", f"{two_files}/new", f"{two_files}/dir/")
+    assert line == f"sector: {two_files}/dir/new: a directory is not replaced (E_INVALID)"
+    assert sector.fails("cp", f"{two_files}/new", f"{two_files}/dir/") == line
+    assert client.stat(f"{two_files}/dir/new").isdir
+
+
+def test_upload_replaces_and_no_clobber_skips(
+    sector: Sector, two_files: str, client: Client, tmp_path: Path
+) -> None:
+    (tmp_path / "old").write_bytes(b"local version\n")
+    out = sector.ok("upload", "-n", "-v", str(tmp_path / "old"), f"{two_files}/old")
+    assert out == f"{tmp_path / 'old'} -> {two_files}/old: skipped, {two_files}/old exists\n"
+    assert content(client, f"{two_files}/old") == b"old bytes\n"
+    sector.ok("upload", str(tmp_path / "old"), f"{two_files}/old")
+    assert content(client, f"{two_files}/old") == b"local version\n"
+
+
+def test_download_replaces_and_no_clobber_skips(
+    sector: Sector, two_files: str, tmp_path: Path
+) -> None:
+    local = tmp_path / "here"
+    local.write_bytes(b"mine\n")
+    sector.ok("download", "-n", f"{two_files}/old", str(local))
+    assert local.read_bytes() == b"mine\n"
+    sector.ok("download", f"{two_files}/old", str(local))
+    assert local.read_bytes() == b"old bytes\n"
