@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from ..client import Client
-from ..client.connect import resolve
+from ..client.connect import Target, resolve
 from ..errors import E_LOCALFILE, E_PASSWORD, SectorError, SecurityError, code_name
 
 #: Exit status of a command that failed (usage errors are click's 2).
@@ -58,21 +58,23 @@ class State:
     _client: Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def target(self) -> Target:
+        """Where to connect and as whom, with the password (asked for on a terminal)."""
+        target = resolve(master=self.master, user=self.user, cert=self.cert)
+        if target.password is None:
+            if not sys.stdin.isatty():
+                raise SecurityError(
+                    f"no password for user {target.user}: set SECTOR_PASSWORD "
+                    "or PASSWORD in client.conf",
+                    code=E_PASSWORD,
+                )
+            target.password = click.prompt(f"Password for {target.user}", hide_input=True, err=True)
+        return target
+
     def client(self) -> Client:
         """The logged-in session, opened on first use (so ``--help`` needs no cluster)."""
         if self._client is None:
-            target = resolve(master=self.master, user=self.user, cert=self.cert)
-            if target.password is None:
-                if not sys.stdin.isatty():
-                    raise SecurityError(
-                        f"no password for user {target.user}: set SECTOR_PASSWORD "
-                        "or PASSWORD in client.conf",
-                        code=E_PASSWORD,
-                    )
-                target.password = click.prompt(
-                    f"Password for {target.user}", hide_input=True, err=True
-                )
-            self._client = target.connect()
+            self._client = self.target().connect()
         return self._client
 
     def close(self) -> None:

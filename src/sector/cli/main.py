@@ -11,7 +11,7 @@ import signal
 
 import click
 
-from . import admin, files, local, transfer
+from . import admin, files, local, mount, transfer
 from .base import SectorGroup, State
 
 COMMANDS = [
@@ -30,6 +30,8 @@ COMMANDS = [
     admin.sysinfo,
     admin.fsck,
     admin.shutdown,
+    mount.mount,
+    mount.umount,
     local.up,
     local.down,
     local.status,
