@@ -99,18 +99,30 @@ def errno_boundary(operation: F) -> F:
     binding guess.
     """
 
+    name = operation.__name__
+
     @functools.wraps(operation)
     def run(*args: Any, **kwargs: Any) -> Any:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s", name, ", ".join(_shown(a) for a in args[1:]))
         try:
             return operation(*args, **kwargs)
         except MountError:
             raise
         except (SectorError, OSError) as exc:
             number = errno_for(exc)
-            log.debug("%s%s: %s -> %s", operation.__name__, args[1:2], exc, errno.errorcode[number])
+            log.debug("%s%s: %s -> %s", name, args[1:2], exc, errno.errorcode.get(number))
             raise MountError(number, str(exc)) from None
         except Exception:
-            log.exception("%s%s failed unexpectedly", operation.__name__, args[1:2])
+            log.exception("%s%s failed unexpectedly", name, args[1:2])
             raise MountError(errno.EIO) from None
 
     return run  # type: ignore[return-value]
+
+
+def _shown(argument: Any) -> str:
+    if isinstance(argument, bytes):
+        return f"<{len(argument)} bytes>"
+    if isinstance(argument, (str, int)) or argument is None:
+        return repr(argument)
+    return f"fh={getattr(argument, 'fh', '?')} flags={getattr(argument, 'flags', 0):#o}"

@@ -26,6 +26,7 @@ truncate to 0 is just a new empty version.
 from __future__ import annotations
 
 import errno
+import logging
 import tempfile
 import threading
 import time
@@ -34,6 +35,8 @@ from collections.abc import Callable, Iterator
 from ..client import Client, SectorFile, Stat
 from ..protocol.messages import READ, RW, TRUNC, WRITE
 from .errors import MountError
+
+log = logging.getLogger("sector.mount")
 
 #: A staged shrink keeps up to this much of the kept prefix in memory, the rest on disk.
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
@@ -173,7 +176,8 @@ class OpenFile:
             self.dirty = False
             try:
                 writer.close()
-            except BaseException:
+            except BaseException as exc:
+                log.warning("%s: commit failed, the previous version stays: %s", self.path, exc)
                 if self.created:  # the file never came to be
                     self.size, self.detached = 0, True
                 raise
