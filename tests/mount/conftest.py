@@ -105,8 +105,8 @@ def make_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
     """Private mounts (of private clusters) for tests that stop servers."""
     started: list[Mount] = []
 
-    def make(cluster: LocalCluster, *options: str) -> Mount:
-        running = start_mount(cluster, tmp_path_factory.mktemp("private-mount"), *options)
+    def make(cluster: LocalCluster, *options: str, **env: str) -> Mount:
+        running = start_mount(cluster, tmp_path_factory.mktemp("private-mount"), *options, **env)
         started.append(running)
         return running
 

@@ -85,6 +85,8 @@ class SectorOperations(mfusepy.Operations):
         #: The version whose pages the kernel may still cache, by path (see ``open``).
         self._cached_versions: dict[str, int] = {}
         self.uid, self.gid = os.getuid(), os.getgid()
+        #: The kernel has sent ``init``: the mount exists.
+        self.started = False
 
     # -- attributes -----------------------------------------------------------
 
@@ -353,6 +355,7 @@ class SectorOperations(mfusepy.Operations):
     # -- lifecycle ------------------------------------------------------------------
 
     def init_with_config(self, conn: Any, config: Any) -> None:
+        self.started = True
         if conn is not None:
             log.info(
                 "kernel connection: protocol %d.%d, max_write %d, max_read %d, "

@@ -78,8 +78,11 @@ def serve(client: Client, mountpoint: str, options: dict[str, str | bool]) -> No
     log.info("mounting %s on %s with %s", options.get("fsname"), mountpoint, options)
     try:
         SectorFUSE(operations, mountpoint, foreground=True, raw_fi=True, **options)
-    except RuntimeError as exc:  # libfuse said why on stderr (the log)
-        raise OSError(0, f"libfuse could not mount it (status {exc})", mountpoint) from None
+    except RuntimeError as exc:
+        # libfuse's loop also ends with a status after SIGINT/SIGTERM: only a
+        # mount that never came up is a failure (libfuse said why on stderr)
+        if not operations.started:
+            raise OSError(0, f"libfuse could not mount it (status {exc})", mountpoint) from None
     finally:
         client.close()
     log.info("unmounted %s", mountpoint)
