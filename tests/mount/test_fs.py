@@ -17,6 +17,7 @@ import pytest
 
 from sector.client import Client
 from sector.protocol.messages import READ, TRUNC, WRITE
+from tests.support import random_file, sha256_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -194,3 +195,22 @@ def test_a_file_another_client_is_writing_is_busy(here: Path, workdir: str, clie
             os.close(fd)
     assert sector_bytes(client, f"{workdir}/busy") == b"being written elsewhere"
     assert errno_of(os.unlink, here / "missing") == errno.ENOENT
+
+
+def test_a_large_file_reads_right_sequentially_and_after_jumps(
+    here: Path, workdir: str, client: Client, tmp_path: Path
+):
+    """Sequential reads stream ahead (mount/files.py ReadAhead); jumps fall back cleanly."""
+    source = tmp_path / "large.bin"
+    digest = random_file(source, 21_000_001)
+    client.upload(source, f"{workdir}/large.bin")
+    assert sha256_of(here / "large.bin") == digest
+    expected = source.read_bytes()
+    with open(here / "large.bin", "rb", buffering=0) as f:
+        assert f.read(5_000_000) == expected[:5_000_000]  # streaming by now
+        f.seek(15_000_000)  # jump forward past the stream
+        assert f.read(1_000_000) == expected[15_000_000:16_000_000]
+        f.seek(1_000)  # and back
+        assert f.read(4_000_000) == expected[1_000:4_001_000]
+        f.seek(20_999_990)
+        assert f.read(100) == expected[20_999_990:]

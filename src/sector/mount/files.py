@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import queue
 import tempfile
 import threading
 import time
@@ -40,6 +41,8 @@ log = logging.getLogger("sector.mount")
 
 #: A staged shrink keeps up to this much of the kept prefix in memory, the rest on disk.
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
+#: Sequential reads of a committed file at least this large stream ahead (ReadAhead).
+READ_AHEAD_FROM = 8 * 1024 * 1024
 #: Bytes moved per step when a staged truncate copies or zero-fills.
 COPY_STEP = 4 * 1024 * 1024
 NEW_VERSION = READ | WRITE | TRUNC
@@ -68,6 +71,9 @@ class OpenFile:
         self.dirty = False
         #: Unlinked while open: nothing staged will be committed.
         self.detached = False
+        self.read_ahead: ReadAhead | None = None
+        #: Where the last read ended: a read starting there is sequential.
+        self._next_read = 0
 
     def __repr__(self) -> str:
         return f"<OpenFile {self.path} size={self.size} v{self.version} handles={self.handles}>"
@@ -103,9 +109,28 @@ class OpenFile:
             size = min(size, self.size - offset)
             if size <= 0:
                 return b""
+            sequential, self._next_read = offset == self._next_read, offset + size
+            if self.writer is None:
+                data = self._read_ahead(offset, size, sequential)
+                if data is not None:
+                    return data
             source = self.writer or self._reader()
             source.seek(offset)
             return source.read(size)
+
+    def _read_ahead(self, offset: int, size: int, sequential: bool) -> bytes | None:
+        """Serve a sequential read of a large committed file from the read-ahead stream."""
+        if self.read_ahead is None:
+            if not sequential or self.size - offset < READ_AHEAD_FROM:
+                return None
+            reader = self._reader()
+            self.read_ahead = ReadAhead(
+                SectorFile(self.client, self.path, READ, reader.grant), offset, self.size
+            )
+        data = self.read_ahead.read(offset, size)
+        if data is None:  # the program jumped: read directly from here on
+            self._stop_read_ahead()
+        return data
 
     def write(self, offset: int, data: bytes) -> int:
         with self.lock:
@@ -229,10 +254,99 @@ class OpenFile:
             writer, self.writer = self.writer, None
             writer.abort()
 
+    def _stop_read_ahead(self) -> None:
+        if self.read_ahead is not None:
+            read_ahead, self.read_ahead = self.read_ahead, None
+            read_ahead.stop()
+
     def _close_reader(self) -> None:
+        self._stop_read_ahead()
         if self.reader is not None:
             reader, self.reader = self.reader, None
             reader.close()
+
+
+class ReadAhead:
+    """Sequential reads of one committed version, fetched ahead on a thread.
+
+    Profiled ``cp`` out of the mount: the kernel asks for 128 KiB at a time,
+    and answering each from a 1 MiB buffer refilled by a blocking round trip
+    left the slave idle while Python copied and the kernel waited. Here a
+    thread keeps :data:`AHEAD` chunks of :data:`CHUNK` bytes in flight on its
+    own data connection (same grant, so the same version), and the kernel's
+    requests are served from memory. ``read`` answers None when the program
+    jumps elsewhere; the caller then reads directly.
+    """
+
+    CHUNK = 4 * 1024 * 1024
+    AHEAD = 4
+
+    def __init__(self, source: SectorFile, start: int, size: int):
+        self.source, self.size = source, size
+        self.chunks: queue.Queue[tuple[int, bytearray | BaseException]] = queue.Queue(self.AHEAD)
+        self.window: list[tuple[int, bytearray]] = []  # the last two chunks handed out
+        self.fetched_to = start
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._fetch, args=(start,), daemon=True)
+        self.thread.start()
+
+    def _fetch(self, offset: int) -> None:
+        while offset < self.size and not self.stopped.is_set():
+            block = bytearray(min(self.CHUNK, self.size - offset))
+            try:
+                self.source.seek(offset)
+                self.source.readinto(block)
+                item: tuple[int, bytearray | BaseException] = (offset, block)
+            except BaseException as exc:  # handed to the reader, raised there
+                item = (offset, exc)
+            while not self.stopped.is_set():
+                try:
+                    self.chunks.put(item, timeout=0.5)  # wakes to notice ``stop``
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item[1], BaseException):
+                return
+            offset += len(block)
+
+    def read(self, offset: int, size: int) -> bytes | None:
+        parts = []
+        while size > 0:
+            found = self._chunk_at(offset)
+            if found is None:
+                return None
+            start, block = found
+            piece = memoryview(block)[offset - start : offset - start + size]
+            parts.append(piece)
+            offset += len(piece)
+            size -= len(piece)
+        return b"".join(parts)
+
+    def _chunk_at(self, offset: int) -> tuple[int, bytearray] | None:
+        for start, block in self.window:
+            if start <= offset < start + len(block):
+                return start, block
+        if self.window and offset < self.window[0][0]:
+            return None  # behind the stream: a jump back
+        while True:
+            if offset >= self.fetched_to + self.AHEAD * self.CHUNK:
+                return None  # far ahead of the stream: a jump forward
+            start, block = self.chunks.get()
+            if isinstance(block, BaseException):
+                raise block
+            self.fetched_to = start + len(block)
+            self.window = [*self.window[-1:], (start, block)]
+            if start <= offset < start + len(block):
+                return start, block
+
+    def stop(self) -> None:
+        self.stopped.set()
+        while self.thread.is_alive():
+            try:
+                self.chunks.get(timeout=0.1)  # make room, so a blocked put returns
+            except queue.Empty:
+                pass
+        self.source.close()
 
 
 class OpenFiles:
