@@ -87,8 +87,7 @@ def _serve_foreground(state: State, mountpoint: str, options: dict[str, str | bo
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    client = state.client()
-    state._client = None  # the mount owns the session now and logs it out at the end
+    client = state.target().connect()  # the mount's own session, logged out at the end
     click.echo(f"Mounted {options['fsname']} on {mountpoint}; Ctrl-C unmounts.", err=True)
     serve(client, mountpoint, options)
     click.echo(f"Unmounted {mountpoint}.", err=True)

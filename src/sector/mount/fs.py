@@ -48,6 +48,8 @@ log = logging.getLogger("sector.mount")
 #: 1 MiB requests are the largest the kernel sends a FUSE file system.
 BLOCK_SIZE = 1024 * 1024
 STATFS_BLOCK = 4096
+#: Paths whose cached version the mount remembers (see ``open``); bounded memory.
+REMEMBERED_VERSIONS = 100_000
 #: Default kernel cache lifetimes (seconds); ``-o attr_timeout=...`` overrides.
 DEFAULT_TIMEOUTS = {"attr_timeout": 1.0, "entry_timeout": 1.0, "negative_timeout": 0.0}
 
@@ -293,7 +295,7 @@ class SectorOperations(mfusepy.Operations):
             # from that same version are still right, older ones are dropped.
             if self._cached_versions.get(entry.path) == version and not entry.staged:
                 fi.keep_cache = 1
-            self._cached_versions[entry.path] = version
+            self._remember_version(entry.path, version)
 
     @errno_boundary
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
@@ -336,7 +338,12 @@ class SectorOperations(mfusepy.Operations):
 
     def _commit(self, entry: OpenFile) -> None:
         entry.commit()
-        self._cached_versions[entry.path] = entry.version
+        self._remember_version(entry.path, entry.version)
+
+    def _remember_version(self, path: str, version: int) -> None:
+        if len(self._cached_versions) >= REMEMBERED_VERSIONS:
+            self._cached_versions.clear()  # forgetting only costs a page-cache refill
+        self._cached_versions[path] = version
 
     @errno_boundary
     def release(self, path: str, fi: Any) -> int:
