@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import MB, MiB, drop_caches, log
+from .common import MB, CpuMeter, MiB, drop_caches, log
 
 _RECEIVER = r"""
 import socket, sys
@@ -136,6 +136,26 @@ def cp_with_fsync(source: Path, target: Path, drop: bool) -> tuple[float, float]
     target.unlink()
     os.sync()
     return elapsed, cpu
+
+
+def timed_cp(source: Path, target: Path, drop: bool, pids: dict[str, int]):
+    """``cp`` + ``sync`` of the copy from a cold source: (seconds, CPU seconds by process).
+
+    For copies into and out of a mounted file system (MooseFS's, Sector's):
+    ``pids`` are the file system's processes, whose CPU is measured too.
+    """
+    target.unlink(missing_ok=True)
+    if drop:
+        drop_caches()
+    meter = CpuMeter(pids)
+    meter.start()
+    started = time.perf_counter()
+    subprocess.run(["cp", str(source), str(target)], check=True)
+    subprocess.run(["sync", str(target)], check=True)
+    elapsed = time.perf_counter() - started
+    used = meter.stop()
+    used.pop("client", None)
+    return elapsed, used
 
 
 def cold_read(source: Path, drop: bool) -> float:

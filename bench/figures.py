@@ -13,6 +13,8 @@ from .metadata import PHASES
 META_TARGETS = {"stat": 10_000, "create": 1_000, "rename": 4_000, "delete": 5_000}
 CP_TIME_FACTOR = 1.3
 PEER_FACTOR = 1.5
+#: `cp` through `sector mount` against `sector upload`/`download` (issue 11).
+MOUNT_FACTOR = 0.7
 RSS_LIMIT_MB = 1500
 STAT_P99_MS = 2.0
 RESTART_S = 20.0
@@ -65,6 +67,26 @@ def build(results: Results, m: dict, size: int) -> None:
                        "MooseFS read (cp out + fsync)", mfs_r,
                        target=f">= {PEER_FACTOR}x MooseFS",
                        target_ok=down >= PEER_FACTOR * mfs_r))
+        if large.get("mount_in_s"):
+            into, into_all = _rates(size, large["mount_in_s"])
+            out_of, out_all = _rates(size, large["mount_out_s"])
+            for name, value, samples, api, api_name in (
+                ("cp into `sector mount`", into, into_all, up, "upload"),
+                ("cp out of `sector mount` (+fsync)", out_of, out_all, down, "download (+fsync)"),
+            ):
+                add(Figure(group, f"{name} MB/s", value, "MB/s", f"sector {api_name}, same run",
+                           api, target=f">= {MOUNT_FACTOR}x sector {api_name.split()[0]}",
+                           target_ok=value >= MOUNT_FACTOR * api, samples=samples))
+            if peer.get("write_s"):
+                for name, value, key, what in (
+                    ("cp into `sector mount`", into, "write_s", "write (cp in + fsync)"),
+                    ("cp out of `sector mount` (+fsync)", out_of, "read_s",
+                     "read (cp out + fsync)"),
+                ):
+                    mfs, _ = _rates(size, peer[key])
+                    add(Figure(group, f"{name} MB/s", value, "MB/s", f"MooseFS {what}", mfs,
+                               target=f">= {PEER_FACTOR}x MooseFS",
+                               target_ok=value >= PEER_FACTOR * mfs))
         # CPU per GB, beside cp's own CPU per GB for the same bytes
         cp_cpu = median(large["cp_cpu"]) / gb
         for direction in ("upload", "download"):
@@ -116,6 +138,20 @@ def build(results: Results, m: dict, size: int) -> None:
                     add(Figure(group, phase, value, unit,
                                "floor: TLS echo round trip, server doing nothing",
                                floor["per_s"]))
+                peer_runs = (peer.get("meta") or {}).get(count)
+                if peer_runs:
+                    add(Figure(group, phase, value, unit, "MooseFS (FUSE)",
+                               _phase_median(peer_runs, phase), target="beat MooseFS",
+                               target_ok=value >= _phase_median(peer_runs, phase)))
+    if meta and meta.get("mount"):
+        for count in sorted(meta["mount"], key=int):
+            clients = f"{count} client{'s' if count != '1' else ''}"
+            group = f"Small files through `sector mount`, {clients}"
+            for phase in PHASES:
+                value = _phase_median(meta["mount"][count], phase)
+                unit = "entries/s" if phase == "list" else "ops/s"
+                add(Figure(group, phase, value, unit, "Sector API, same run",
+                           _phase_median(meta["sector"][count], phase)))
                 peer_runs = (peer.get("meta") or {}).get(count)
                 if peer_runs:
                     add(Figure(group, phase, value, unit, "MooseFS (FUSE)",

@@ -23,12 +23,12 @@ import traceback
 from pathlib import Path
 
 from . import baselines, metadata, sector_runs
-from .common import CpuMeter, MiB, Results, can_drop_caches, log, machine, make_file
+from .common import MiB, Results, can_drop_caches, log, machine, make_file
 from .figures import build
 from .report import print_report, write_markdown
 
 HERE = Path(__file__).resolve().parent
-ALL_PARTS = ("raw", "large", "data", "meta", "ns", "peer")
+ALL_PARTS = ("raw", "large", "data", "meta", "ns", "peer", "mount")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,8 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=4, help="parallel ranges (default 4)")
     parser.add_argument("--ns-entries", type=int, help="namespace size (default 1,000,000)")
     parser.add_argument("--skip-peer", action="store_true", help="do not install/run MooseFS")
+    parser.add_argument("--skip-mount", action="store_true",
+                        help="do not measure through `sector mount`")
     parser.add_argument("--only", default="",
-                        help="comma list of parts: raw,large,data,meta,ns,peer")
+                        help="comma list of parts: " + ",".join(ALL_PARTS))
     parser.add_argument("--json", type=Path, help="write the JSON here (default bench/results/)")
     parser.add_argument("--work-parent", type=Path, default=Path("/var/tmp"),
                         help="where the work directory goes: a real disk, not tmpfs")
@@ -64,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.parts = {p.strip() for p in args.only.split(",") if p.strip()} or set(ALL_PARTS)
     if args.skip_peer:
         args.parts.discard("peer")
+    if args.skip_mount:
+        args.parts.discard("mount")
     return args
 
 
@@ -111,6 +115,8 @@ class Suite:
             "from memory"
         )
         try:
+            if "mount" in args.parts:
+                self.check_mount()
             if "peer" in args.parts:
                 self.part("peer install", self.install_peer)
             if "raw" in args.parts or "large" in args.parts:
@@ -151,6 +157,17 @@ class Suite:
             self.results.skipped["peer"] = f"MooseFS skipped: {exc}"
             log(self.results.skipped["peer"])
 
+    def check_mount(self) -> None:
+        """Measure through ``sector mount`` too (with large and meta), when FUSE is here."""
+        from .mount import MountUnavailable, check
+
+        try:
+            check()
+        except MountUnavailable as exc:
+            self.args.parts.discard("mount")
+            self.results.skipped["mount"] = f"sector mount skipped: {exc}"
+            log(self.results.skipped["mount"])
+
     def raw_tcp(self) -> None:
         log("raw TCP stream over 127.0.0.1")
         self.m["raw_tcp"] = baselines.raw_tcp(self.args.tcp_bytes, self.args.tcp_seconds)
@@ -161,7 +178,8 @@ class Suite:
 
     def large(self) -> None:
         self.m["large"] = sector_runs.large_files(
-            self.work, self.source, self.size, self.args.runs, self.drop, self.args.streams
+            self.work, self.source, self.size, self.args.runs, self.drop, self.args.streams,
+            mount="mount" in self.args.parts,
         )
 
     def data(self) -> None:
@@ -207,6 +225,13 @@ class Suite:
                                                  str(running.layout.cert))
                         rates = metadata.run_phases(target, clients, args.files)
                         out["sector"].setdefault(str(clients), []).append(rates)
+                if "mount" in args.parts:
+                    from .mount import mounted
+
+                    with mounted(running, self.work / "sector-meta-mnt") as (where, _):
+                        setup.mkdir("/meta-mount")
+                        out["mount"] = self.phases_on_directory(
+                            where / "meta-mount", "meta", "Sector mount")
             finally:
                 setup.close()
         self.m["meta"] = out
@@ -236,11 +261,11 @@ class Suite:
                 for run in range(args.runs):
                     log(f"MooseFS large file run {run + 1}/{args.runs}")
                     target = peer.mount / "big.bin"
-                    seconds, used = self._timed_cp(self.source, target, peer.pids)
+                    seconds, used = baselines.timed_cp(self.source, target, self.drop, peer.pids)
                     out["write_s"].append(seconds)
                     out["cpu_write"].append(used)
                     local = self.work / "moosefs-out.bin"
-                    seconds, used = self._timed_cp(target, local, peer.pids)
+                    seconds, used = baselines.timed_cp(target, local, self.drop, peer.pids)
                     local.unlink()
                     out["read_s"].append(seconds)
                     out["cpu_read"].append(used)
@@ -251,24 +276,6 @@ class Suite:
             self.m["moosefs"] = out
         finally:
             peer.stop()
-
-    def _timed_cp(self, source: Path, target: Path, pids: dict[str, int]):
-        """``cp`` + ``sync`` of the copy from a cold source; seconds and the peer's CPU."""
-        import subprocess
-
-        from .common import drop_caches
-
-        if self.drop:
-            drop_caches()
-        meter = CpuMeter(pids)
-        meter.start()
-        started = time.perf_counter()
-        subprocess.run(["cp", str(source), str(target)], check=True)
-        subprocess.run(["sync", str(target)], check=True)
-        elapsed = time.perf_counter() - started
-        used = meter.stop()
-        used.pop("client", None)
-        return elapsed, used
 
     # ------------------------------------------------------------- output
 
@@ -288,7 +295,8 @@ class Suite:
         log(f"figures written to {path}")
         if not self.args.quick and not self.args.json and not self.failed and \
                 self.args.parts == set(ALL_PARTS) - (
-                    {"peer"} if self.args.skip_peer else set()):
+                    {"peer"} if self.args.skip_peer else set()) - (
+                    {"mount"} if self.args.skip_mount else set()):
             (HERE / "latest.json").write_text(json.dumps(payload, indent=1, default=str))
             write_markdown(self.results, HERE / "latest.md")
             log(f"latest summary written to {HERE / 'latest.json'} and latest.md")

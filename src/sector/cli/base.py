@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from ..client import Client
-from ..client.connect import SCHEME, Location, parse_location, resolve
+from ..client.connect import SCHEME, Location, Target, parse_location, resolve
 from ..config import ConfigError
 from ..errors import E_LOCALFILE, E_PASSWORD, SectorError, SecurityError, code_name
 
@@ -66,28 +66,30 @@ class State:
     _client: Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def target(self) -> Target:
+        """Where to connect and as whom, with the password (asked for on a terminal)."""
+        try:
+            target = resolve(
+                master=self.url_master or self.master,
+                user=self.url_user or self.user,
+                cert=self.cert,
+            )
+        except ValueError as exc:  # a malformed --master or SECTOR_MASTER
+            raise click.UsageError(f"master address: {exc}") from None
+        if target.password is None:
+            if not sys.stdin.isatty():
+                raise SecurityError(
+                    f"no password for user {target.user}: set SECTOR_PASSWORD "
+                    "or PASSWORD in client.conf",
+                    code=E_PASSWORD,
+                )
+            target.password = click.prompt(f"Password for {target.user}", hide_input=True, err=True)
+        return target
+
     def client(self) -> Client:
         """The logged-in session, opened on first use (so ``--help`` needs no cluster)."""
         if self._client is None:
-            try:
-                target = resolve(
-                    master=self.url_master or self.master,
-                    user=self.url_user or self.user,
-                    cert=self.cert,
-                )
-            except ValueError as exc:  # a malformed --master or SECTOR_MASTER
-                raise click.UsageError(f"master address: {exc}") from None
-            if target.password is None:
-                if not sys.stdin.isatty():
-                    raise SecurityError(
-                        f"no password for user {target.user}: set SECTOR_PASSWORD "
-                        "or PASSWORD in client.conf",
-                        code=E_PASSWORD,
-                    )
-                target.password = click.prompt(
-                    f"Password for {target.user}", hide_input=True, err=True
-                )
-            self._client = target.connect()
+            self._client = self.target().connect()
         return self._client
 
     def use_location(self, location: Location) -> None:

@@ -12,7 +12,7 @@ import signal
 import click
 
 from .. import DISTRIBUTION
-from . import admin, conf, files, local, servers, transfer, users
+from . import admin, conf, files, local, mount, servers, transfer, users
 from .base import SectorGroup, State
 
 COMMANDS = [
@@ -31,6 +31,8 @@ COMMANDS = [
     admin.sysinfo,
     admin.fsck,
     admin.shutdown,
+    mount.mount,
+    mount.umount,
     users.user,
     conf.conf,
     local.up,

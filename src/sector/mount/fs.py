@@ -1,0 +1,421 @@
+"""The FUSE file system: POSIX operations mapped onto one Sector :class:`Client`.
+
+Why mfusepy (ctypes over libfuse 3's high-level API) and not pyfuse3:
+
+- *Installs anywhere libfuse does*: a pure-Python wheel over the ``libfuse3-3``
+  shared library (``apt-get install fuse3 libfuse3-3``); pyfuse3 ships as
+  source and must be compiled against ``libfuse3-dev`` with a C toolchain.
+- *Our client is blocking and thread-safe*, and libfuse's multithreaded loop
+  calls each operation on one of its own threads, so a slow slave read never
+  stalls a ``stat`` and no operation hops between threads. pyfuse3 runs every
+  operation as a coroutine on one trio loop: a blocking client there costs a
+  thread hand-off per operation (measured elsewhere in this project at about
+  250 µs a hop - more than a master round trip).
+- *libfuse keeps the path <-> inode table in C*, so we are handed paths, which
+  is what the Sector namespace speaks. What the high-level API hides we add in
+  :class:`SectorFUSE`: ``readdirplus`` (attributes with the listing, so
+  ``ls -l`` is one ``ls`` request to the master and no per-entry ``stat``) and
+  ``rename`` flags.
+
+Caching: the kernel caches attributes and names for ``attr_timeout`` /
+``entry_timeout`` (1 s by default, ``-o`` overrides) and file pages across
+opens while the file's version is unchanged; every ``open`` asks the master
+for the current version (close-to-open, like NFS). Changes made through this
+mount update the kernel's caches as they happen.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import itertools
+import logging
+import os
+import stat
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import mfusepy
+
+from ..client import Client, Stat
+from .errors import MountError, errno_boundary
+from .files import OpenFile, OpenFiles
+
+log = logging.getLogger("sector.mount")
+
+#: Reported as st_blksize: ``cp`` and friends size their buffers from it, and
+#: 1 MiB requests are the largest the kernel sends a FUSE file system.
+BLOCK_SIZE = 1024 * 1024
+STATFS_BLOCK = 4096
+#: Paths whose cached version the mount remembers (see ``open``); bounded memory.
+REMEMBERED_VERSIONS = 100_000
+#: Default kernel cache lifetimes (seconds); ``-o attr_timeout=...`` overrides.
+DEFAULT_TIMEOUTS = {"attr_timeout": 1.0, "entry_timeout": 1.0, "negative_timeout": 0.0}
+
+FUSE_READDIR_PLUS = 1 << 0  # enum fuse_readdir_flags
+FUSE_FILL_DIR_PLUS = 1 << 1  # enum fuse_fill_dir_flags
+FUSE_UNKNOWN_INO = 0xFFFFFFFF
+RENAME_NOREPLACE = 1 << 0
+RENAME_EXCHANGE = 1 << 1
+
+
+@dataclass
+class Handle:
+    """One descriptor the kernel opened: the shared file and how it was opened."""
+
+    file: OpenFile
+    flags: int
+
+    @property
+    def writable(self) -> bool:
+        return self.flags & os.O_ACCMODE != os.O_RDONLY
+
+
+class SectorOperations(mfusepy.Operations):
+    """Each method is one kernel request; :func:`errno_boundary` maps every failure."""
+
+    use_ns = True  # times in integer nanoseconds
+
+    def __init__(self, client: Client, fsname: str = "sector"):
+        self.client = client
+        self.fsname = fsname
+        self.files = OpenFiles()
+        self.handles: dict[int, Handle] = {}
+        self._handle_ids = itertools.count(1)
+        self._handles_lock = threading.Lock()
+        #: The version whose pages the kernel may still cache, by path (see ``open``).
+        self._cached_versions: dict[str, int] = {}
+        self.uid, self.gid = os.getuid(), os.getgid()
+        #: The kernel has sent ``init``: the mount exists.
+        self.started = False
+
+    # -- attributes -----------------------------------------------------------
+
+    def _attrs(self, isdir: bool, size: int, mtime: float) -> dict[str, Any]:
+        ns = int(mtime * 1e9)
+        attrs: dict[str, Any] = {
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+            "st_mtime": ns,
+            "st_ctime": ns,
+            "st_atime": ns,
+            "st_blksize": BLOCK_SIZE,
+        }
+        if isdir:
+            attrs.update(st_mode=stat.S_IFDIR | 0o755, st_nlink=2, st_size=0)
+        else:
+            attrs.update(
+                st_mode=stat.S_IFREG | 0o644,
+                st_nlink=1,
+                st_size=size,
+                st_blocks=(size + 511) // 512,
+            )
+        return attrs
+
+    def _stat_attrs(self, entry: Stat) -> dict[str, Any]:
+        return self._attrs(entry.isdir, entry.size, entry.timestamp)
+
+    def _open_attrs(self, entry: OpenFile) -> dict[str, Any]:
+        return self._attrs(False, entry.size, entry.mtime)
+
+    @errno_boundary
+    def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
+        entry = self._handle(fh).file if fh is not None else self.files.get(path)
+        if entry is not None and entry.staged and not entry.detached:
+            return self._open_attrs(entry)
+        return self._stat_attrs(self.client.stat(path))
+
+    @errno_boundary
+    def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, Any]]]:
+        """The directory's entries with their attributes, from one ``ls`` request."""
+        listed = {entry.name: self._stat_attrs(entry) for entry in self.client.ls(path)}
+        for name, entry in self.files.in_directory(path):
+            if entry.staged and not entry.detached:  # ours, newer than the master knows
+                listed[name] = self._open_attrs(entry)
+        # libfuse gives "." and ".." no inode of its own in readdirplus; without one
+        # (0) programs skip them as deleted entries.
+        here = {**self._attrs(True, 0, 0), "st_ino": FUSE_UNKNOWN_INO}
+        return [(".", here), ("..", here), *listed.items()]
+
+    @errno_boundary
+    def statfs(self, path: str) -> dict[str, int]:
+        """Capacity summed over the live slaves, as ``sector df`` shows it."""
+        info = self.client.sysinfo()
+        live = [s for s in info["slaves"] if s["status"] == "alive"]
+        total = sum(int(s["total"]) for s in live) // STATFS_BLOCK
+        free = sum(int(s["free"]) for s in live) // STATFS_BLOCK
+        master = info["master"]
+        used_entries = int(master["files"]) + int(master["dirs"])
+        return {
+            "f_bsize": BLOCK_SIZE,
+            "f_frsize": STATFS_BLOCK,
+            "f_blocks": total,
+            "f_bfree": free,
+            "f_bavail": free,
+            # Sector sets no limit on the number of files; report plenty left.
+            "f_files": used_entries + 2**32,
+            "f_ffree": 2**32,
+            "f_favail": 2**32,
+            "f_namemax": 255,
+        }
+
+    # Sector keeps neither modes, owners nor settable times (see the NEEDS note in
+    # the README): accept the calls so cp -p, rsync -a and tar x do their work.
+    @errno_boundary
+    def chmod(self, path: str, mode: int) -> int:
+        return 0
+
+    @errno_boundary
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        return 0
+
+    @errno_boundary
+    def utimens(self, path: str, times: Any = None) -> int:
+        return 0
+
+    # -- namespace -------------------------------------------------------------
+
+    @errno_boundary
+    def mkdir(self, path: str, mode: int) -> int:
+        self.client.mkdir(path)
+        return 0
+
+    @errno_boundary
+    def rmdir(self, path: str) -> int:
+        self.client.rm(path, recursive=False)
+        return 0
+
+    @errno_boundary
+    def unlink(self, path: str) -> int:
+        entry = self.files.forget(path)
+        if entry is not None:
+            created = entry.created
+            entry.detach()
+            if created:  # only ever staged here: the master never knew it
+                return 0
+        self.client.rm(path, recursive=False)
+        self._cached_versions.pop(path, None)
+        return 0
+
+    @errno_boundary
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        """One ``move`` in the master; replacing an existing file is rm + move (not atomic).
+
+        Files created here and not yet committed are committed first: until
+        then the master does not know them by any name.
+        """
+        if flags & RENAME_EXCHANGE:
+            raise MountError(errno.EINVAL, "Sector cannot exchange two paths")
+        if old == new:
+            return 0
+        for entry in self.files.under(old):
+            if entry.created:
+                entry.commit()
+        try:
+            self.client.move(old, new)
+        except FileExistsError:
+            if flags & RENAME_NOREPLACE:
+                raise
+            self._replace(old, new)
+        self.files.moved(old, new)
+        self._cached_versions.pop(old, None)
+        self._cached_versions.pop(new, None)
+        return 0
+
+    def _replace(self, old: str, new: str) -> None:
+        """POSIX rename over an existing target, as two master requests.
+
+        NOT atomic until the master has a replacing move: between the ``rm``
+        and the ``move`` another client sees no file at ``new``.
+        """
+        source, target = self.client.stat(old), self.client.stat(new)
+        if target.isdir and not source.isdir:
+            raise MountError(errno.EISDIR, f"{new} is a directory")
+        if source.isdir and not target.isdir:
+            raise MountError(errno.ENOTDIR, f"{new} is not a directory")
+        replaced = self.files.forget(new)
+        if replaced is not None:
+            replaced.detach()
+        self.client.rm(new, recursive=False)  # a full directory: E_NOEMPTY, as POSIX says
+        self.client.move(old, new)
+
+    # -- files -------------------------------------------------------------------
+
+    def _handle(self, fi: Any) -> Handle:
+        return self.handles[fi.fh if not isinstance(fi, int) else fi]
+
+    def _new_handle(self, fi: Any, entry: OpenFile) -> None:
+        with self._handles_lock:
+            fh = next(self._handle_ids)
+            self.handles[fh] = Handle(entry, fi.flags)
+        fi.fh = fh
+
+    @errno_boundary
+    def create(self, path: str, mode: int, fi: Any) -> int:
+        created: list[OpenFile] = []
+
+        def make() -> OpenFile:
+            created.append(OpenFile(self.client, path))
+            return created[0]
+
+        entry = self.files.acquire(path, make)
+        try:
+            if created or entry.detached:
+                entry.create()
+            else:  # O_CREAT on a file we already hold open: an ordinary open
+                self._open_entry(entry, fi)
+        except BaseException:
+            self._drop(entry)
+            raise
+        self._new_handle(fi, entry)
+        return 0
+
+    @errno_boundary
+    def open(self, path: str, fi: Any) -> int:
+        entry = self.files.acquire(path, lambda: OpenFile(self.client, path))
+        try:
+            self._open_entry(entry, fi)
+        except BaseException:
+            self._drop(entry)
+            raise
+        self._new_handle(fi, entry)
+        return 0
+
+    def _open_entry(self, entry: OpenFile, fi: Any) -> None:
+        """Open for ``fi.flags``; decides whether the kernel may keep cached pages."""
+        access = fi.flags & os.O_ACCMODE
+        if fi.flags & os.O_TRUNC and access != os.O_RDONLY:
+            entry.truncate(0)
+        elif access == os.O_WRONLY:
+            pass  # the write session starts at the first write (EBUSY shows there)
+        else:
+            version = entry.open_reader()
+            # close-to-open: the master named the current version; pages cached
+            # from that same version are still right, older ones are dropped.
+            if self._cached_versions.get(entry.path) == version and not entry.staged:
+                fi.keep_cache = 1
+            self._remember_version(entry.path, version)
+
+    @errno_boundary
+    def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        return self._handle(fi).file.read(offset, size)
+
+    @errno_boundary
+    def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
+        handle = self._handle(fi)
+        if handle.flags & os.O_APPEND:
+            return handle.file.append(data)
+        return handle.file.write(offset, data)
+
+    @errno_boundary
+    def truncate(self, path: str, length: int, fi: Any = None) -> int:
+        if fi is not None:  # ftruncate: staged with the descriptor's other writes
+            self._handle(fi).file.truncate(length)
+            return 0
+        entry = self.files.acquire(
+            path, lambda: OpenFile(self.client, path, self.client.stat(path))
+        )
+        try:
+            entry.truncate(length)
+            entry.commit()  # truncate(2) by name takes effect at once
+        finally:
+            self._drop(entry)
+        return 0
+
+    @errno_boundary
+    def flush(self, path: str, fi: Any) -> int:
+        """Every ``close()``: publish the staged version so other clients see it now."""
+        handle = self._handle(fi)
+        if handle.writable:
+            self._commit(handle.file)
+        return 0
+
+    @errno_boundary
+    def fsync(self, path: str, datasync: int, fi: Any) -> int:
+        self._commit(self._handle(fi).file)
+        return 0
+
+    def _commit(self, entry: OpenFile) -> None:
+        entry.commit()
+        self._remember_version(entry.path, entry.version)
+
+    def _remember_version(self, path: str, version: int) -> None:
+        if len(self._cached_versions) >= REMEMBERED_VERSIONS:
+            self._cached_versions.clear()  # forgetting only costs a page-cache refill
+        self._cached_versions[path] = version
+
+    @errno_boundary
+    def release(self, path: str, fi: Any) -> int:
+        with self._handles_lock:
+            handle = self.handles.pop(fi.fh)
+        self._drop(handle.file)
+        return 0
+
+    def _drop(self, entry: OpenFile) -> None:
+        if self.files.release(entry):
+            try:
+                entry.close()
+            except Exception as exc:  # nobody is left to tell but the log
+                log.error("%s: staged changes lost at release: %s", entry.path, exc)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        self.started = True
+        if conn is not None:
+            log.info(
+                "kernel connection: protocol %d.%d, max_write %d, max_read %d, "
+                "max_readahead %d, capable %#x, want %#x",
+                conn.proto_major,
+                conn.proto_minor,
+                conn.max_write,
+                conn.max_read,
+                conn.max_readahead,
+                conn.capable,
+                conn.want,
+            )
+
+    def destroy(self, path: str) -> None:
+        """Unmounting: publish what is still staged, then log out."""
+        for handle in list(self.handles.values()):
+            self._drop(handle.file)
+        self.handles.clear()
+        self.client.close()
+
+
+class SectorFUSE(mfusepy.FUSE):
+    """mfusepy's binding plus what the high-level API left out.
+
+    - ``readdir`` answers ``readdirplus`` with full attributes
+      (``FUSE_FILL_DIR_PLUS``): the kernel then needs no ``getattr`` per entry
+      after a listing (mfusepy only passes the file type);
+    - ``rename`` passes the flags (``RENAME_NOREPLACE``/``RENAME_EXCHANGE``)
+      and ``truncate`` the open file (``ftruncate``) that mfusepy drops.
+    """
+
+    def readdir_fuse_3(self, path, buf, filler, offset, fip, flags):  # noqa: ANN001
+        entries = self.operations.readdir(path.decode(self.encoding, self.errors), fip.contents.fh)
+        plus = FUSE_FILL_DIR_PLUS if flags & FUSE_READDIR_PLUS else 0
+        st = mfusepy.c_stat()
+        for name, attrs in entries:
+            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+            mfusepy.set_st_attrs(st, attrs, use_ns=True)
+            if filler(buf, name.encode(self.encoding, self.errors), st, 0, plus) != 0:
+                break
+        return 0
+
+    def truncate_fuse_3(self, path, length, fip):  # noqa: ANN001
+        return self.operations.truncate(
+            None if path is None else path.decode(self.encoding, self.errors),
+            length,
+            fip.contents if fip else None,
+        )
+
+    def rename_fuse_3(self, old, new, flags):  # noqa: ANN001
+        return self.operations.rename(
+            old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
+        )
+
+
+__all__ = ["SectorFUSE", "SectorOperations"]

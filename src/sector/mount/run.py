@@ -1,0 +1,113 @@
+"""Mounting and unmounting: libfuse options, the foreground loop, ``fusermount3 -u``.
+
+The FUSE loop always runs in the foreground of *some* process: ``sector
+mount`` without ``--foreground`` starts ``sector mount --foreground`` as a
+detached child (its output going to a log file) and waits until the kernel
+shows the mount, rather than letting libfuse ``fork()`` a Python process that
+already holds threads and a TLS session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..client import Client
+from .fs import DEFAULT_TIMEOUTS
+
+log = logging.getLogger("sector.mount")
+
+#: Options every Sector mount gets unless ``-o`` says otherwise.
+#: ``default_permissions``: the kernel checks the modes we show, so with
+#: ``allow_other`` other local users get read-only access, as the modes say.
+BASE_OPTIONS: dict[str, str | bool] = {
+    "default_permissions": True,
+    "subtype": "sector",
+    **{key: str(value) for key, value in DEFAULT_TIMEOUTS.items()},
+}
+
+
+class MountUnavailable(RuntimeError):
+    """FUSE cannot be used here; the message says what to install."""
+
+
+def parse_options(groups: Iterable[str]) -> dict[str, str | bool]:
+    """``-o ro,allow_other -o attr_timeout=5`` -> ``{ro: True, allow_other: True,
+    attr_timeout: "5"}``."""
+    options: dict[str, str | bool] = {}
+    for group in groups:
+        for item in group.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, sep, value = item.partition("=")
+            options[key] = value if sep else True
+    return options
+
+
+def mount_options(fsname: str, extra: dict[str, str | bool]) -> dict[str, str | bool]:
+    return {**BASE_OPTIONS, "fsname": fsname, **extra}
+
+
+def check_available() -> None:
+    """Raise :class:`MountUnavailable` naming what is missing for a FUSE mount."""
+    if not os.path.exists("/dev/fuse"):
+        raise MountUnavailable("/dev/fuse is missing: this kernel or container offers no FUSE")
+    try:
+        import mfusepy  # noqa: F401 - loading it loads libfuse3
+    except ImportError:
+        raise MountUnavailable(
+            "the FUSE binding is not installed: pip install 'sector[mount]'"
+        ) from None
+    except OSError as exc:
+        raise MountUnavailable(
+            f"libfuse3 cannot be loaded ({exc}): apt-get install fuse3 libfuse3-3"
+        ) from None
+
+
+def serve(client: Client, mountpoint: str, options: dict[str, str | bool]) -> None:
+    """Mount and serve until unmounted (or SIGINT/SIGTERM, which unmount); then log out."""
+    check_available()
+    from .fs import SectorFUSE, SectorOperations
+
+    operations = SectorOperations(client)
+    log.info("mounting %s on %s with %s", options.get("fsname"), mountpoint, options)
+    try:
+        SectorFUSE(operations, mountpoint, foreground=True, raw_fi=True, **options)
+    except RuntimeError as exc:
+        # libfuse's loop also ends with a status after SIGINT/SIGTERM: only a
+        # mount that never came up is a failure (libfuse said why on stderr)
+        if not operations.started:
+            raise OSError(0, f"libfuse could not mount it (status {exc})", mountpoint) from None
+    finally:
+        client.close()
+    log.info("unmounted %s", mountpoint)
+
+
+def unmount(mountpoint: str, lazy: bool = False) -> None:
+    """Unmount with ``fusermount3 -u`` (plain ``umount`` when it is missing and we are root).
+
+    Raises ``OSError`` with what the tool said (not mounted, busy, ...).
+    """
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    if tool is not None:
+        command = [tool, "-u", *(["-z"] if lazy else []), mountpoint]
+    else:
+        command = ["umount", *(["-l"] if lazy else []), mountpoint]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        said = result.stderr.strip().splitlines()
+        reason = said[-1] if said else f"{command[0]} exited with {result.returncode}"
+        # "fusermount3: failed to unmount /x: Device or resource busy" -> the reason
+        reason = reason.rsplit(": ", 1)[-1] if ": " in reason else reason
+        raise OSError(0, reason.lower(), mountpoint)
+
+
+def default_log_path(home: Path, mountpoint: str) -> Path:
+    """``$SECTOR_HOME/logs/mount-<mountpoint with / as _>.log``."""
+    slug = os.path.abspath(mountpoint).strip("/").replace("/", "_") or "root"
+    return home / "logs" / f"mount-{slug}.log"

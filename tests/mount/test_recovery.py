@@ -1,0 +1,88 @@
+"""A mount whose master goes away, and a mount of a user with fewer rights.
+
+Each test has a private cluster and a private mount, because it stops or
+reconfigures the master.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+import pytest
+
+from tests.support import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+#: What "bounded" means for an answer while the master is gone (a refused
+#: connection is immediate; this leaves room for a loaded CI machine).
+ANSWER_WITHIN = 10.0
+
+
+def timed_errno(call, *args) -> tuple[int, float]:
+    started = time.monotonic()
+    with pytest.raises(OSError) as raised:
+        call(*args)
+    return raised.value.errno, time.monotonic() - started
+
+
+def test_master_gone_means_eio_in_bounded_time_then_the_mount_recovers(
+    make_cluster, make_mount
+) -> None:
+    cluster = make_cluster(slaves=1)
+    mount = make_mount(cluster)
+    (mount.path / "before").mkdir()
+    (mount.path / "before" / "kept.txt").write_bytes(b"kept")
+
+    master = cluster.process("master").popen
+    master.kill()
+    master.wait()
+    for call, args in (
+        (os.stat, (mount.path / "before" / "never-seen",)),
+        (os.listdir, (mount.path / "before",)),
+        (os.mkdir, (mount.path / "new-dir",)),
+        (open, (mount.path / "new-file", "wb")),
+    ):
+        number, took = timed_errno(call, *args)
+        assert number == errno.EIO, (call, errno.errorcode.get(number))
+        assert took < ANSWER_WITHIN, (call, took)
+
+    cluster.restart_master()
+    # no remount: the mount's session logs in again by itself (and the file is
+    # readable again once its slave has re-registered with the new master)
+    wait_until(lambda: _reads(mount.path / "before" / "kept.txt"), 30, "the mount to recover")
+    (mount.path / "after.txt").write_bytes(b"written after the restart")
+    with cluster.connect() as client, client.open("/after.txt") as remote:
+        assert remote.read() == b"written after the restart"
+
+
+def _reads(path) -> bool:
+    try:
+        return path.read_bytes() == b"kept"
+    except OSError:
+        return False
+
+
+def test_a_user_without_write_rights_gets_eacces(make_cluster, make_mount) -> None:
+    cluster = make_cluster(slaves=1)
+    with cluster.connect() as client:
+        client.mkdir("/public")
+        with client.open("/public/readme", 2) as remote:  # WRITE
+            remote.write(b"read me")
+    (cluster.layout.conf / "users" / "reader").write_text(
+        "PASSWORD\n\treader-password\nREAD_PERMISSION\n\t/\nWRITE_PERMISSION\n\t/reader-only\n"
+    )
+    cluster.restart_master(kill=False)  # users are read when the master starts
+    mount = make_mount(cluster, SECTOR_USER="reader", SECTOR_PASSWORD="reader-password")
+    assert (mount.path / "public" / "readme").read_bytes() == b"read me"
+    for call, args in (
+        (os.mkdir, (mount.path / "public" / "sub",)),
+        (open, (mount.path / "public" / "new", "wb")),
+        (os.unlink, (mount.path / "public" / "readme",)),
+        (os.rename, (mount.path / "public" / "readme", mount.path / "public" / "moved")),
+    ):
+        number, _ = timed_errno(call, *args)
+        assert number == errno.EACCES, (call, errno.errorcode.get(number))
+    assert (mount.path / "public" / "readme").read_bytes() == b"read me"
