@@ -9,8 +9,7 @@ from pathlib import Path
 
 from sector.client import Client
 from sector.cluster import LocalCluster
-from tests.conftest import connect
-from tests.support import wait_until
+from tests.support import connect, wait_until
 
 from .conftest import Sector, sector_for
 

@@ -18,22 +18,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..config import sector_home
 from ..errors import (
     E_INITCTX,
     E_NOCERT,
     E_SECURITY,
+    InvalidError,
     SectorConnectionError,
     SectorError,
     SectorLocalFileError,
     SecurityError,
-    error_for,
 )
 from ..protocol import checksum
-from ..protocol.framing import Message, ProtocolError
-from ..protocol.messages import READ, TRUNC, WRITE
+from ..protocol.framing import ProtocolError
+from ..protocol.master import (
+    Copy,
+    Entry,
+    Fsck,
+    Login,
+    Logout,
+    Ls,
+    Mkdir,
+    Move,
+    Open,
+    Rm,
+    Shutdown,
+    Sysinfo,
+)
+from ..protocol.master import (
+    Stat as StatRequest,
+)
+from ..protocol.messages import (
+    PROTOCOL_VERSION,
+    READ,
+    TRUNC,
+    WRITE,
+    Error,
+    Reply,
+    Request,
+    replies_to,
+)
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
-from ..transport import FrameReader, client_tls_context, close_quietly, send_frame
+from ..transport import FrameReader, client_tls_context, close_quietly, send_message
 from .file import SectorFile
 
 CONNECT_TIMEOUT = 5.0
@@ -54,15 +82,16 @@ class Stat:
     slaves: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_wire(cls, entry: dict[str, Any]) -> Stat:
+    def from_entry(cls, entry: Entry) -> Stat:
+        """The public view of a directory entry the master sent (already type-checked)."""
         return cls(
-            name=entry["name"],
-            isdir=bool(entry["isdir"]),
-            timestamp=float(entry["timestamp"]),
-            size=int(entry["size"]),
-            version=int(entry.get("version", 0)),
-            checksum=str(entry.get("checksum", "")),
-            slaves=list(entry.get("slaves", [])),
+            entry.name,
+            entry.isdir,
+            entry.timestamp,
+            entry.size,
+            entry.version,
+            entry.checksum,
+            entry.slaves,
         )
 
 
@@ -136,20 +165,20 @@ class Client:
         self._sock = sock
         self._reader = FrameReader(sock)
         try:
-            reply = self._exchange({"op": "login", "user": user, "password": password})
+            reply = self._exchange(Login(PROTOCOL_VERSION, user, password))
         except SectorError:
             self._disconnect()
             raise
-        if not reply.get("ok"):
+        if isinstance(reply, Error):
             self._disconnect()
-            raise _error(reply)
+            raise reply.exception()
         self.user = user
 
     def logout(self) -> None:
         with self._lock:
             if self._sock is not None:
                 try:
-                    self._exchange({"op": "logout"})
+                    self._exchange(Logout())
                 except SectorError:
                     pass
             self._disconnect()
@@ -170,12 +199,12 @@ class Client:
             close_quietly(self._sock)
             self._sock = None
 
-    def _exchange(self, message: Message) -> Message:
-        assert self._sock is not None
+    def _exchange(self, request: Request) -> Any:
+        """Send ``request``, return the master's reply: one it may send, or an Error."""
+        assert self._sock is not None and self._reader is not None
         try:
-            send_frame(self._sock, message)
-            assert self._reader is not None
-            return self._reader.read()
+            send_message(self._sock, request)
+            return replies_to(type(request)).decode(self._reader.read())
         except TimeoutError:
             self._disconnect()
             raise SectorConnectionError("the master did not answer in time") from None
@@ -183,9 +212,19 @@ class Client:
             self._disconnect()
             raise SectorConnectionError(f"connection to the master broke: {exc}") from None
 
-    def call(self, op: str, **fields: Any) -> Message:
-        """One request to the master; raises the matching exception on failure."""
-        message = {"op": op, **fields}
+    def call(self, request: Request) -> Any:
+        """Send one request (a message of :mod:`sector.protocol.master`) and return its reply.
+
+        A failure comes back as the exception the master's error reply stands
+        for. If the connection broke, it is dialled again, logged in, and the
+        request sent once more (unless it cannot survive a new session).
+        """
+        if not isinstance(request, Request):
+            raise TypeError(
+                "call() takes a request message, e.g. "
+                "call(sector.protocol.master.Stat(path='/')), not "
+                f"{type(request).__name__}"
+            )
         with self._lock:
             if self._credentials is None:
                 raise SecurityError("not logged in: call login() first")
@@ -193,20 +232,21 @@ class Client:
                 try:
                     if self._sock is None:
                         self._connect()
-                    reply = self._exchange(message)
+                    reply: Reply = self._exchange(request)
                     break
                 except SectorConnectionError:
-                    if attempt == 2 or op == "close":
+                    if attempt == 2 or not request.survives_reconnect:
                         raise
-        if not reply.get("ok"):
-            raise _error(reply)
+        if isinstance(reply, Error):
+            raise reply.exception()
         return reply
 
     def stat(self, path: str) -> Stat:
-        return Stat.from_wire(self.call("stat", path=_normal(path))["entry"])
+        return Stat.from_entry(self.call(StatRequest(_normal(path))).entry)
 
     def ls(self, path: str = "/") -> list[Stat]:
-        return [Stat.from_wire(e) for e in self.call("ls", path=_normal(path))["entries"]]
+        from_entry = Stat.from_entry
+        return [from_entry(e) for e in self.call(Ls(_normal(path))).entries]
 
     def exists(self, path: str) -> bool:
         try:
@@ -217,27 +257,31 @@ class Client:
 
     def mkdir(self, path: str) -> None:
         """Create a directory and any missing parents (E_EXIST if it is there)."""
-        self.call("mkdir", path=_normal(path))
+        self.call(Mkdir(_normal(path)))
 
     def rm(self, path: str, recursive: bool = True) -> None:
         """Remove a file or directory; without ``recursive`` a full directory is refused."""
-        self.call("rm", path=_normal(path), recursive=recursive)
+        self.call(Rm(_normal(path), recursive))
 
     def move(self, src: str, dst: str) -> None:
-        self.call("move", src=_normal(src), dst=_normal(dst))
+        self.call(Move(_normal(src), _normal(dst)))
 
     def copy(self, src: str, dst: str) -> None:
         """Copy a file inside Sector; the bytes are copied by the slave, not through us."""
-        self.call("copy", src=_normal(src), dst=_normal(dst))
+        self.call(Copy(_normal(src), _normal(dst)))
 
-    def sysinfo(self) -> Message:
-        reply = self.call("sysinfo")
-        return {"master": reply["master"], "slaves": reply["slaves"]}
+    def sysinfo(self) -> dict[str, Any]:
+        """``{"master": {...}, "slaves": [{...}, ...]}``: the cluster as the master sees it."""
+        reply = self.call(Sysinfo())
+        return {
+            "master": msgspec.structs.asdict(reply.master),
+            "slaves": [msgspec.structs.asdict(slave) for slave in reply.slaves],
+        }
 
     def open(self, path: str, mode: int = READ) -> SectorFile:
         """Open a Sector file; see :class:`SectorFile` for the modes."""
         path = _normal(path)
-        return SectorFile(self, path, mode, self.call("open", path=path, mode=mode))
+        return SectorFile(self, path, mode, self.call(Open(path, mode)))
 
     def upload(
         self,
@@ -315,7 +359,7 @@ class Client:
                     target.seek(offset)
                     remote_file.seek(offset)
                     remote_file.read_to_file(target, verify=not offset, progress=progress)
-                if offset and checksum.of_file(temp) != remote_file.grant["checksum"]:
+                if offset and checksum.of_file(temp) != remote_file.grant.checksum:
                     temp.unlink()
                     return self.download(remote, local_path, resume=False, progress=progress)
             os.replace(temp, local_path)
@@ -336,7 +380,7 @@ class Client:
     @staticmethod
     def _resume_offset(remote_file: SectorFile, local: Path, temp: Path) -> int | None:
         """Where to continue: the partial file's length, or None when ``local`` is complete."""
-        size, expected = remote_file.size, remote_file.grant["checksum"]
+        size, expected = remote_file.size, remote_file.grant.checksum
         for candidate in (temp, local):
             try:
                 have = candidate.stat().st_size
@@ -399,15 +443,19 @@ class Client:
             yield path, dirs, files
             pending.extend(join(path, d.name) for d in reversed(dirs))
 
-    def fsck(self, path: str = "/") -> Message:
+    def fsck(self, path: str = "/") -> dict[str, Any]:
         """Have every slave re-read what it holds under ``path`` and check its checksums.
 
         Returns ``{"files", "replicas", "problems"}``; each problem names a
         ``path``, a ``slave`` (None when no live slave holds the file) and a
         ``problem``: ``missing``, ``damaged`` or ``unreachable``.
         """
-        reply = self.call("fsck", path=_normal(path))
-        return {key: reply[key] for key in ("files", "replicas", "problems")}
+        reply = self.call(Fsck(_normal(path)))
+        return {
+            "files": reply.files,
+            "replicas": reply.replicas,
+            "problems": [msgspec.structs.asdict(problem) for problem in reply.problems],
+        }
 
     def shutdown(self, slave: str | None = None) -> list[str]:
         """Stop one slave (by id or ``host:port``), or the whole cluster; admin only.
@@ -415,7 +463,7 @@ class Client:
         Returns the ids of the slaves stopped (and ``master`` for the whole
         cluster): the master answers before it stops itself.
         """
-        return list(self.call("shutdown", slave=slave)["stopped"])
+        return list(self.call(Shutdown(slave)).stopped)
 
     def data_connection(self, address: tuple[str, int]) -> socket.socket:
         """A connection to a slave, reused from the pool when one is idle."""
@@ -448,13 +496,7 @@ def _normal(path: str) -> str:
     try:
         return normalize(path)
     except InvalidPath as exc:
-        raise error_for(-6000, str(exc), str(path)) from None
-
-
-def _error(reply: Message) -> SectorError:
-    return error_for(
-        int(reply.get("code", -1)), str(reply.get("msg", "")), reply.get("path"), reply.get("kind")
-    )
+        raise InvalidError(str(exc), str(path)) from None
 
 
 __all__ = ["Client", "Stat"]

@@ -23,6 +23,8 @@ class Session:
     user: User
     address: str
     leases: set[int] = field(default_factory=set)
+    #: Set by ``logout`` and ``shutdown``: what to do once the reply is on its way.
+    logged_out: bool = False
     stop_master: bool = False
 
 

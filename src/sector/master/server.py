@@ -15,14 +15,11 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable
-from typing import Any
 
 from ..config import MasterSettings, address_allowed
 from ..errors import (
     E_ACL,
-    E_INVALID,
     E_SECURITY,
-    E_UNKNOWN,
     InvalidError,
     ResourceError,
     SectorError,
@@ -31,10 +28,59 @@ from ..errors import (
     SectorPermissionError,
     SecurityError,
 )
-from ..protocol import messages, tokens
-from ..protocol.framing import Message
-from ..protocol.messages import APPEND, READ, TRUNC, WRITE, fail, ok
-from ..protocol.paths import InvalidPath, normalize
+from ..protocol import tokens
+from ..protocol.data import CopyObject, ObjectId, ObjectInfo, StopSlave, VerifyObjects
+from ..protocol.master import (
+    CLIENT_REQUESTS,
+    Abort,
+    Close,
+    CloseReply,
+    Copy,
+    Entry,
+    Fsck,
+    FsckReply,
+    Heartbeat,
+    Login,
+    LoginReply,
+    Logout,
+    Ls,
+    LsReply,
+    MasterInfo,
+    Mkdir,
+    Move,
+    Open,
+    Ping,
+    PingReply,
+    Problem,
+    ReadGrant,
+    Register,
+    RegisterReply,
+    Rm,
+    Shutdown,
+    ShutdownReply,
+    Stat,
+    StatReply,
+    Sysinfo,
+    SysinfoReply,
+    WriteGrant,
+    check_version,
+)
+from ..protocol.messages import (
+    ALL_MODE_BITS,
+    APPEND,
+    READ,
+    TRUNC,
+    WRITE,
+    Done,
+    Error,
+    Reply,
+    Request,
+    handler_table,
+    handles,
+    is_expected,
+)
+from ..protocol.paths import normalize
+from ..protocol.tokens import ReadClaims, Receipt, WriteClaims
 from ..transport import server_tls_context
 from .connection import MasterConnection
 from .leases import Lease, Leases, Session
@@ -62,6 +108,7 @@ class MasterServer:
         self.server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
+        self._client_ops = handler_table(self, vocabulary=CLIENT_REQUESTS)
 
     def _load_key(self) -> bytes:
         """The token key survives restarts, so grants in flight stay valid."""
@@ -114,88 +161,95 @@ class MasterServer:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def login(self, request: Message, address: str) -> tuple[Message, Session | None]:
+    async def login(self, request: Login, address: str) -> tuple[Reply, Session | None]:
         """Check a login; the reply to send, and the new session when it succeeded."""
         if not address_allowed(address, self.settings.master_acl):
-            return fail(E_ACL, f"{address} may not reach this master"), None
-        name, password = request.get("user"), request.get("password")
-        if not isinstance(name, str) or not isinstance(password, str):
-            return fail(E_INVALID, "login needs a user name and a password"), None
+            return Error(E_ACL, f"{address} may not reach this master"), None
         loop = asyncio.get_running_loop()
         try:
+            check_version(request.version)
             # scrypt is slow on purpose; keep it off the event loop.
             user = await loop.run_in_executor(
-                None, self.users.authenticate, name, password, address
+                None, self.users.authenticate, request.user, request.password, address
             )
         except SectorError as exc:
-            return _error_reply(exc), None
+            return Error.of(exc), None
         log.info("user %s logged in from %s", user.name, address)
-        return ok(user=user.name), Session(user, address)
+        return LoginReply(user.name), Session(user, address)
 
     def end_session(self, session: Session) -> None:
         """The client left: writes it never closed keep their previous version."""
         for lease_id in list(session.leases):
             self._release(lease_id, discard=True)
 
-    def dispatch(self, session: Session, request: Message) -> Message | Awaitable[Message]:
+    def dispatch(self, session: Session, request: Request) -> Reply | Awaitable[Reply]:
         """Answer a client request; the few that must wait return an awaitable reply."""
-        op = request.get("op")
-        handler = self._client_ops.get(op) if isinstance(op, str) else None
-        if handler is None:
-            return fail(E_INVALID, f"unknown operation {op!r}")
+        handler = self._client_ops[type(request)]
         try:
-            log.debug("%s %s %s", session.user.name, op, request.get("path", ""))
-            reply = handler(self, session, request)
+            reply = handler(session, request)
         except Exception as exc:
-            return _failure(op, exc)
-        if isinstance(reply, dict):
+            return _failure(request, exc)
+        if isinstance(reply, Reply):
             return reply
-        return _guarded(op, reply)
+        return _guarded(request, reply)
 
-    def _op_ping(self, session: Session, request: Message) -> Message:
-        return ok(time=time.time())
+    @handles(Logout)
+    def _op_logout(self, session: Session, request: Logout) -> Reply:
+        session.logged_out = True  # the connection hangs up once this reply is out
+        return Done()
 
-    def _op_stat(self, session: Session, request: Message) -> Message:
-        path = _path(request)
+    @handles(Ping)
+    def _op_ping(self, session: Session, request: Ping) -> Reply:
+        return PingReply(time.time())
+
+    @handles(Stat)
+    def _op_stat(self, session: Session, request: Stat) -> Reply:
+        path = normalize(request.path)
         session.user.check_read(path)
         row = self.namespace.stat(path)
-        return ok(entry=self._entry(row, with_slaves=True))
+        return StatReply(self._entry(row, with_slaves=True))
 
-    def _op_ls(self, session: Session, request: Message) -> Message:
-        path = _path(request)
+    @handles(Ls)
+    def _op_ls(self, session: Session, request: Ls) -> Reply:
+        path = normalize(request.path)
         session.user.check_read(path)
-        return ok(entries=[self._entry(row) for row in self.namespace.list(path)])
+        entry = self._entry
+        return LsReply([entry(row) for row in self.namespace.list(path)])
 
-    def _op_mkdir(self, session: Session, request: Message) -> Message:
-        path = _path(request)
+    @handles(Mkdir)
+    def _op_mkdir(self, session: Session, request: Mkdir) -> Reply:
+        path = normalize(request.path)
         session.user.check_write(path)
         self.leases.check_not_creating(path)
         self.namespace.mkdir(path)
-        return ok()
+        return Done()
 
-    def _op_rm(self, session: Session, request: Message) -> Message:
-        path = _path(request)
+    @handles(Rm)
+    def _op_rm(self, session: Session, request: Rm) -> Reply:
+        path = normalize(request.path)
         session.user.check_write(path)
         row = self.namespace.stat(path)
         self.leases.check_not_writing(row.id, path)
-        removal = self.namespace.remove(path, bool(request.get("recursive", True)), row)
-        by_slave: dict[str, list[list[int]]] = {}
+        removal = self.namespace.remove(path, request.recursive, row)
+        by_slave: dict[str, list[ObjectId]] = {}
         for slave_id, oid, version in removal.copies:
-            by_slave.setdefault(slave_id, []).append([oid, version])
+            by_slave.setdefault(slave_id, []).append(ObjectId(oid, version))
         for slave_id, objects in by_slave.items():
             self._delete_on(slave_id, objects)
-        return ok()
+        return Done()
 
-    def _op_move(self, session: Session, request: Message) -> Message:
-        src, dst = _path(request, "src"), _path(request, "dst")
+    @handles(Move)
+    def _op_move(self, session: Session, request: Move) -> Reply:
+        src, dst = normalize(request.src), normalize(request.dst)
         session.user.check_write(src)
         session.user.check_write(dst)
         self.leases.check_not_creating(dst)
         self.namespace.move(src, dst)
-        return ok()
+        return Done()
 
-    async def _op_copy(self, session: Session, request: Message) -> Message:
-        src, dst = _path(request, "src"), _path(request, "dst")
+    @handles(Copy)
+    async def _op_copy(self, session: Session, request: Copy) -> Reply:
+        src, dst = normalize(request.src), normalize(request.dst)
         session.user.check_read(src)
         session.user.check_write(dst)
         row = self.namespace.file(src)
@@ -209,24 +263,24 @@ class MasterServer:
         self.leases.reserve_path(dst)
         try:
             reply = await self._link(slave).call(
-                {"op": "copy", "src": [row.id, row.version], "dst": [oid, 1]}
+                CopyObject(ObjectId(row.id, row.version), ObjectId(oid, 1))
             )
-            if not reply.get("ok"):
-                raise _reply_error(reply, src)
+            if isinstance(reply, Error):
+                raise reply.exception(src)
             with self.store.transaction():
-                self.namespace.create_file(dst, oid, row.size, 1, reply["checksum"])
+                self.namespace.create_file(dst, oid, row.size, 1, reply.checksum)
                 self.store.set_replica(oid, slave.id, 1)
         except SectorError:
-            self._link(slave).delete_later([[oid, 1]])
+            self._link(slave).delete_later([ObjectId(oid, 1)])
             raise
         finally:
             self.leases.free_path(dst)
-        return ok()
+        return Done()
 
-    def _op_open(self, session: Session, request: Message) -> Message:
-        path = _path(request)
-        mode = request.get("mode", READ)
-        if not isinstance(mode, int) or mode <= 0 or mode & ~messages.ALL_MODE_BITS:
+    @handles(Open)
+    def _op_open(self, session: Session, request: Open) -> Reply:
+        path, mode = normalize(request.path), request.mode
+        if mode <= 0 or mode & ~ALL_MODE_BITS:
             raise InvalidError(f"bad open mode {mode!r}", path)
         if mode & (WRITE | TRUNC | APPEND):
             return self._open_write(session, path, mode)
@@ -236,18 +290,13 @@ class MasterServer:
         if not holders and row.size:  # an empty file needs no slave to be read
             raise ResourceError("no live slave holds this file", path)
         token = tokens.sign(
-            self.key, {"kind": "r", "oid": row.id, "v": row.version}, self.settings.token_ttl
+            self.key, ReadClaims(row.id, row.version), time.time() + self.settings.token_ttl
         )
-        return ok(
-            oid=row.id,
-            version=row.version,
-            size=row.size,
-            checksum=row.checksum,
-            token=token,
-            replicas=[list(s.address) for s in holders],
+        return ReadGrant(
+            row.id, row.version, row.size, row.checksum, token, [s.address for s in holders]
         )
 
-    def _open_write(self, session: Session, path: str, mode: int) -> Message:
+    def _open_write(self, session: Session, path: str, mode: int) -> Reply:
         session.user.check_write(path)
         if mode & READ:
             session.user.check_read(path)
@@ -273,43 +322,27 @@ class MasterServer:
                 slave = holders[0]
         lease = self.leases.grant(session, oid, version, path, row is None, slave.id)
         slave.active += 1
-        claims = {
-            "kind": "w",
-            "oid": oid,
-            "v": version,
-            "base": base,
-            "lease": lease.id,
-            "slave": slave.id,
-        }
-        return ok(
-            lease=lease.id,
-            oid=oid,
-            version=version,
-            size=size,
-            token=tokens.sign(self.key, claims, self.settings.token_ttl),
-            slave=list(slave.address),
-        )
+        claims = WriteClaims(oid, version, base, lease.id, slave.id)
+        token = tokens.sign(self.key, claims, time.time() + self.settings.token_ttl)
+        return WriteGrant(lease.id, oid, version, size, token, slave.address)
 
-    def _op_close(self, session: Session, request: Message) -> Message:
-        lease = self.leases.owned(session, request.get("lease"))
+    @handles(Close)
+    def _op_close(self, session: Session, request: Close) -> Reply:
+        lease = self.leases.owned(session, request.lease)
         try:
-            claims = tokens.verify(self.key, request.get("receipt"))
+            receipt = tokens.verify(self.key, request.receipt, Receipt, time.time())
         except tokens.TokenError as exc:
-            raise SecurityError(f"commit receipt refused: {exc}", lease.path) from None
+            raise SecurityError(
+                f"commit receipt refused: {exc.detail}", lease.path, code=exc.code
+            ) from None
         expected = (lease.oid, lease.version, lease.slave_id, lease.id)
-        if (
-            claims.get("oid"),
-            claims.get("v"),
-            claims.get("slave"),
-            claims.get("lease"),
-        ) != expected:
+        if (receipt.oid, receipt.version, receipt.slave, receipt.lease) != expected:
             raise SecurityError("commit receipt does not match the open file", lease.path)
-        size, checksum = claims["size"], claims["checksum"]
         try:
-            row = self._commit(lease, size, checksum)
+            row = self._commit(lease, receipt.size, receipt.checksum)
         finally:
             self._release(lease.id, discard=False)
-        return ok(entry=self._entry(row))
+        return CloseReply(self._entry(row))
 
     def _commit(self, lease: Lease, size: int, checksum: str) -> Row:
         """Make the written version the file's content: one transaction."""
@@ -326,46 +359,44 @@ class MasterServer:
                     self.store.drop_replica(lease.oid, slave_id)
             self.store.set_replica(lease.oid, lease.slave_id, lease.version)
         for slave_id, old_version in stale:
-            self._delete_on(slave_id, [[lease.oid, old_version]])
+            self._delete_on(slave_id, [ObjectId(lease.oid, old_version)])
         row = self.store.get(lease.oid)
         assert row is not None
         return row
 
-    def _op_abort(self, session: Session, request: Message) -> Message:
-        lease = self.leases.owned(session, request.get("lease"))
+    @handles(Abort)
+    def _op_abort(self, session: Session, request: Abort) -> Reply:
+        lease = self.leases.owned(session, request.lease)
         self._release(lease.id, discard=True)
-        return ok()
+        return Done()
 
-    def _op_sysinfo(self, session: Session, request: Message) -> Message:
+    @handles(Sysinfo)
+    def _op_sysinfo(self, session: Session, request: Sysinfo) -> Reply:
         files, dirs, size = self.store.totals()
-        slaves = [s.describe() for s in self.registry.slaves.values()]
-        return ok(
-            master={
-                "started": self.started,
-                # the bound address: the configured port may be 0 (any free port)
-                "address": "{}:{}".format(*self.server.sockets[0].getsockname()[:2])
-                if self.server is not None
-                else f"{self.settings.host}:{self.settings.port}",
-                "files": files,
-                "dirs": dirs,
-                "size": size,
-                "replica_num": self.settings.replica_num,
-            },
-            slaves=slaves,
+        # the bound address: the configured port may be 0 (any free port)
+        address = (
+            "{}:{}".format(*self.server.sockets[0].getsockname()[:2])
+            if self.server is not None
+            else f"{self.settings.host}:{self.settings.port}"
+        )
+        return SysinfoReply(
+            MasterInfo(self.started, address, files, dirs, size, self.settings.replica_num),
+            [s.describe() for s in self.registry.slaves.values()],
         )
 
-    async def _op_fsck(self, session: Session, request: Message) -> Message:
+    @handles(Fsck)
+    async def _op_fsck(self, session: Session, request: Fsck) -> Reply:
         """Have each live slave re-read its replicas under a path and check their checksums.
 
         Only the replicas the metadata says hold the current version are
         checked; a file none of whose holders is alive is reported missing
         without asking anyone.
         """
-        path = _path(request)
+        path = normalize(request.path)
         session.user.check_read(path)
         top = self.namespace.stat(path)
         files = [top] if not top.is_dir else self.store.descendants(top.id)
-        problems: list[dict[str, Any]] = []
+        found: list[tuple[int, str | None, str]] = []  # (oid, slave, problem)
         by_slave: dict[str, list[Row]] = {}
         replicas = 0
         for row in files:
@@ -374,7 +405,7 @@ class MasterServer:
             holders = self._holders(row)
             live = [h for h in holders if self.registry.is_live(h)]
             if not live:
-                problems.append({"oid": row.id, "slave": None, "problem": "missing"})
+                found.append((row.id, None, "missing"))
             for slave_id in live:
                 by_slave.setdefault(slave_id, []).append(row)
                 replicas += 1
@@ -382,33 +413,27 @@ class MasterServer:
         replies = await asyncio.gather(
             *(
                 self._link(self.registry.slaves[i]).call(
-                    {"op": "verify", "objects": [[r.id, r.version] for r in by_slave[i]]}
+                    VerifyObjects([ObjectId(r.id, r.version) for r in by_slave[i]])
                 )
                 for i in slave_ids
             )
         )
         for slave_id, reply in zip(slave_ids, replies, strict=True):
-            if not reply.get("ok"):
-                problems.extend(
-                    {"oid": r.id, "slave": slave_id, "problem": "unreachable"}
-                    for r in by_slave[slave_id]
-                )
+            if isinstance(reply, Error):
+                found.extend((r.id, slave_id, "unreachable") for r in by_slave[slave_id])
                 continue
-            for kind in ("missing", "damaged"):
-                problems.extend(
-                    {"oid": int(oid), "slave": slave_id, "problem": kind}
-                    for oid, _ in reply.get(kind, [])
-                )
-        for problem in problems:
-            problem["path"] = self.store.path_of(problem.pop("oid"))
-        problems.sort(key=lambda p: (p["path"], p["slave"] or ""))
-        return ok(files=sum(not r.is_dir for r in files), replicas=replicas, problems=problems)
+            found.extend((o.oid, slave_id, "missing") for o in reply.missing)
+            found.extend((o.oid, slave_id, "damaged") for o in reply.damaged)
+        problems = [Problem(self.store.path_of(oid), slave, what) for oid, slave, what in found]
+        problems.sort(key=lambda p: (p.path, p.slave or ""))
+        return FsckReply(sum(not r.is_dir for r in files), replicas, problems)
 
-    async def _op_shutdown(self, session: Session, request: Message) -> Message:
+    @handles(Shutdown)
+    async def _op_shutdown(self, session: Session, request: Shutdown) -> Reply:
         """Stop one slave (by id or host:port), or every slave and then this master."""
         if not session.user.admin:
             raise SectorPermissionError(f"user {session.user.name} is not an administrator")
-        target = request.get("slave")
+        target = request.slave
         if target:
             slave = next(
                 (
@@ -420,34 +445,18 @@ class MasterServer:
             )
             if slave is None:
                 raise SectorNotFoundError(f"no slave {target!r} is known")
-            reply = await self._link(slave).call({"op": "shutdown"})
-            if not reply.get("ok"):
-                raise _reply_error(reply, str(target))
+            reply = await self._link(slave).call(StopSlave())
+            if isinstance(reply, Error):
+                raise reply.exception(target)
             slave.alive = False
-            return ok(stopped=[slave.id])
+            return ShutdownReply([slave.id])
         live = self.registry.live()
-        await asyncio.gather(*(self._link(s).call({"op": "shutdown"}) for s in live))
+        await asyncio.gather(*(self._link(s).call(StopSlave()) for s in live))
         for slave in live:
             slave.alive = False
         session.stop_master = True
         log.warning("cluster shutdown requested by %s", session.user.name)
-        return ok(stopped=[s.id for s in live] + ["master"])
-
-    _client_ops = {
-        "ping": _op_ping,
-        "stat": _op_stat,
-        "ls": _op_ls,
-        "mkdir": _op_mkdir,
-        "rm": _op_rm,
-        "move": _op_move,
-        "copy": _op_copy,
-        "open": _op_open,
-        "close": _op_close,
-        "abort": _op_abort,
-        "sysinfo": _op_sysinfo,
-        "fsck": _op_fsck,
-        "shutdown": _op_shutdown,
-    }
+        return ShutdownReply([s.id for s in live] + ["master"])
 
     def _release(self, lease_id: int, discard: bool) -> None:
         lease = self.leases.release(lease_id)
@@ -458,27 +467,22 @@ class MasterServer:
             slave.active = max(0, slave.active - 1)
         if discard:
             # The slave may already have committed the bytes; nobody will point at them.
-            self._delete_on(lease.slave_id, [[lease.oid, lease.version]])
+            self._delete_on(lease.slave_id, [ObjectId(lease.oid, lease.version)])
 
     def _holders(self, row: Row) -> list[str]:
         return [slave for slave, version in self.store.replicas(row.id) if version == row.version]
 
-    def _entry(self, row: Row, with_slaves: bool = False) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": row.name or "/",
-            "isdir": row.is_dir,
-            "size": row.size,
-            "timestamp": row.mtime,
-            "version": row.version,
-            "checksum": row.checksum,
-        }
+    def _entry(self, row: Row, with_slaves: bool = False) -> Entry:
+        slaves = []
         if with_slaves and not row.is_dir:
-            entry["slaves"] = [
+            slaves = [
                 f"{s.host}:{s.port}"
                 for i in self._holders(row)
                 if (s := self.registry.slaves.get(i)) is not None
             ]
-        return entry
+        return Entry(
+            row.name or "/", row.is_dir, row.size, row.mtime, row.version, row.checksum, slaves
+        )
 
     def _link(self, slave: Slave) -> SlaveLink:
         link = self.links.get(slave.id)
@@ -488,47 +492,41 @@ class MasterServer:
             link = self.links[slave.id] = SlaveLink(slave, self.key)
         return link
 
-    def _delete_on(self, slave_id: str, objects: list[list[int]]) -> None:
+    def _delete_on(self, slave_id: str, objects: list[ObjectId]) -> None:
         """Have a slave drop objects, soon and in a batch (see :mod:`.links`)."""
         slave = self.registry.slaves.get(slave_id)
         if slave is not None:
             self._link(slave).delete_later(objects)
 
-    def register_slave(self, first: Message, address: str) -> tuple[Message, Slave | None]:
+    def register_slave(self, first: Register, address: str) -> tuple[Reply, Slave | None]:
         """A slave (re)joins: the reply to send, and the slave when it is accepted."""
         if not address_allowed(address, self.settings.slave_acl):
-            return fail(E_SECURITY, f"slave address {address} not allowed"), None
-        slave_id, port = first.get("slave_id"), first.get("port")
-        if not isinstance(slave_id, str) or not isinstance(port, int):
-            return fail(E_INVALID, "register needs slave_id and port"), None
-        host = first.get("host") or address
-        slave = self.registry.register(slave_id, host, port, first)
+            return Error(E_SECURITY, f"slave address {address} not allowed"), None
+        try:
+            check_version(first.version)
+        except SectorError as exc:
+            return Error.of(exc), None
+        host = first.host or address
+        slave = self.registry.register(first.slave_id, host, first.port, first.usage)
         self._link(slave)
-        stale = self._reconcile(slave, first.get("objects") or [])
+        stale = self._reconcile(slave, first.objects)
         log.info(
             "slave %s joined from %s:%d (%d objects, %d stale)",
-            slave_id,
+            first.slave_id,
             host,
-            port,
-            len(first.get("objects") or []),
+            first.port,
+            len(first.objects),
             len(stale),
         )
-        # Stale objects travel in the reply: the slave deletes them before serving,
-        # with no window in which a separate command could race its registration.
-        reply = ok(
-            key=self.key,
-            heartbeat=self.settings.heartbeat_interval,
-            slave_id=slave_id,
-            delete=stale,
-        )
+        reply = RegisterReply(self.key, self.settings.heartbeat_interval, first.slave_id, stale)
         return reply, slave
 
-    def slave_heartbeat(self, slave: Slave, message: Message) -> Message | None:
+    def slave_heartbeat(self, slave: Slave, report: Heartbeat) -> Reply | None:
         """Record a heartbeat; None when a newer registration replaced this slave."""
         if self.registry.slaves.get(slave.id) is not slave:
             return None
-        self.registry.update(slave, message)
-        return ok()
+        self.registry.update(slave, report.usage)
+        return Done()
 
     def slave_disconnected(self, slave: Slave) -> None:
         """A live slave keeps its connection open (and re-registers after any break),
@@ -537,12 +535,9 @@ class MasterServer:
             slave.alive = False
             log.warning("slave %s at %s:%d disconnected", slave.id, *slave.address)
 
-    def _reconcile(self, slave: Slave, objects: list) -> list[list[int]]:
+    def _reconcile(self, slave: Slave, objects: list[ObjectInfo]) -> list[ObjectId]:
         """Adopt the replicas we expect; return the ones the slave must delete."""
-        reported: dict[int, tuple[int, str]] = {}
-        for item in objects:
-            if isinstance(item, list) and len(item) >= 4:
-                reported[int(item[0])] = (int(item[1]), str(item[3]))
+        reported = {o.oid: (o.version, o.checksum) for o in objects}
         current = self.store.versions(reported)
         stale = []
         with self.store.transaction():
@@ -557,7 +552,7 @@ class MasterServer:
                     continue
                 else:
                     self.store.drop_replica(oid, slave.id)
-                    stale.append([oid, version])
+                    stale.append(ObjectId(oid, version))
         return stale
 
     def _checksum(self, oid: int) -> str:
@@ -572,40 +567,18 @@ class MasterServer:
                 log.warning("slave %s at %s:%d stopped answering", slave.id, *slave.address)
 
 
-def _path(request: Message, key: str = "path") -> str:
-    return normalize(request.get(key))
+def _failure(request: Request, exc: Exception) -> Error:
+    """The error reply for an exception raised while handling ``request``."""
+    if not is_expected(exc):
+        log.error("unexpected failure handling %s", type(request).__name__, exc_info=exc)
+    return Error.of(exc)
 
 
-def _failure(op: object, exc: Exception) -> Message:
-    """The error reply for an exception raised while handling ``op``."""
-    if isinstance(exc, SectorError):
-        return _error_reply(exc)
-    if isinstance(exc, InvalidPath):
-        return fail(E_INVALID, str(exc))
-    log.error("unexpected failure handling %s", op, exc_info=exc)
-    return fail(E_UNKNOWN, "internal error in the master (see its log)")
-
-
-async def _guarded(op: object, pending: Awaitable[Message]) -> Message:
+async def _guarded(request: Request, pending: Awaitable[Reply]) -> Reply:
     try:
         return await pending
     except Exception as exc:
-        return _failure(op, exc)
-
-
-def _error_reply(exc: SectorError) -> Message:
-    kind = None
-    if isinstance(exc, IsADirectoryError):
-        kind = "isdir"
-    elif isinstance(exc, NotADirectoryError):
-        kind = "notdir"
-    return fail(exc.code, exc.detail, exc.path, kind)
-
-
-def _reply_error(reply: Message, path: str) -> SectorError:
-    from ..errors import error_for
-
-    return error_for(int(reply.get("code", E_UNKNOWN)), str(reply.get("msg", "")), path)
+        return _failure(request, exc)
 
 
 __all__ = ["MasterServer"]

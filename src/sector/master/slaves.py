@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import NoDiskError, ResourceError
+from ..protocol.master import SlaveInfo, Usage
 
 
 @dataclass
@@ -31,18 +32,18 @@ class Slave:
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
 
-    def describe(self) -> dict:
-        return {
-            "id": self.id,
-            "address": f"{self.host}:{self.port}",
-            "status": "alive" if self.alive else "dead",
-            "total": self.total,
-            "free": self.free,
-            "stored": self.stored,
-            "files": self.files,
-            "started": self.started,
-            "active": self.active,
-        }
+    def describe(self) -> SlaveInfo:
+        return SlaveInfo(
+            id=self.id,
+            address=f"{self.host}:{self.port}",
+            status="alive" if self.alive else "dead",
+            total=self.total,
+            free=self.free,
+            stored=self.stored,
+            files=self.files,
+            started=self.started,
+            active=self.active,
+        )
 
 
 class Registry:
@@ -51,19 +52,17 @@ class Registry:
         self.min_free = min_free
         self.slaves: dict[str, Slave] = {}
 
-    def register(self, slave_id: str, host: str, port: int, stats: dict) -> Slave:
+    def register(self, slave_id: str, host: str, port: int, usage: Usage) -> Slave:
         slave = Slave(slave_id, host, port)
         self.slaves[slave_id] = slave
-        self.update(slave, stats)
+        self.update(slave, usage)
         return slave
 
-    def update(self, slave: Slave, stats: dict) -> None:
+    def update(self, slave: Slave, usage: Usage) -> None:
         slave.last_seen = time.monotonic()
         slave.alive = True
-        for key in ("total", "free", "stored", "files"):
-            value = stats.get(key)
-            if isinstance(value, int):
-                setattr(slave, key, value)
+        slave.total, slave.free = usage.total, usage.free
+        slave.stored, slave.files = usage.stored, usage.files
 
     def expire(self) -> list[Slave]:
         """Mark slaves silent for longer than the timeout as dead; return them."""
