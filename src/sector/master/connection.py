@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 
 from ..errors import E_UNKNOWN
 from ..protocol.framing import FrameDecoder, ProtocolError, encode
-from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, Login, refusal
+from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, refusal
 from ..protocol.messages import Error, InvalidMessage, Reply
+from .sessions import Session
+from .slaves import Slave
 
 if TYPE_CHECKING:
-    from .leases import Session
     from .server import MasterServer
-    from .slaves import Slave
 
 log = logging.getLogger("sector.master")
 
@@ -135,16 +135,20 @@ class MasterConnection(asyncio.Protocol):
                 request = CLIENT_REQUESTS.decode(body)
             except InvalidMessage as exc:
                 return Error.of(exc)
-            return self.master.dispatch(self.session, request)
+            return self.master.answer(self.session, request)
         if self.slave is not None:
             try:
                 report = SLAVE_REPORTS.decode(body)
             except InvalidMessage as exc:
                 return Error.of(exc)
-            reply = self.master.slave_heartbeat(self.slave, report)
+            reply = self.master.report(self.slave, report)
             if reply is None:
                 self._drop("superseded by a newer registration of the same slave")
             return reply
+        return self._greet(body)
+
+    def _greet(self, body: bytearray) -> Reply | Awaitable[Reply | None] | None:
+        """The first frame: who the peer is, or the end of the connection."""
         if self._greeting_timer is not None:
             self._greeting_timer.cancel()
             self._greeting_timer = None
@@ -153,24 +157,28 @@ class MasterConnection(asyncio.Protocol):
         except InvalidMessage as exc:
             self._send(refusal(exc), then_close=True)
             return None
-        if isinstance(greeting, Login):
-            return self._login(greeting)
-        reply, self.slave = self.master.register_slave(greeting, self.address)
-        if self.slave is None:
+        admitted = self.master.greet(self.address, greeting)
+        if isinstance(admitted, tuple):
+            return self._admit(*admitted)
+        return self._admit_later(admitted)
+
+    def _admit(self, reply: Reply, peer: Session | Slave | None) -> Reply | None:
+        if peer is None:
             self._send(reply, then_close=True)
             return None
+        if isinstance(peer, Slave):
+            self.slave = peer
+        elif self.closing:  # the client left while its password was being checked
+            self.master.end_session(peer)
+            return None
+        else:
+            self.session = peer
         return reply
 
-    async def _login(self, request: Login) -> Reply | None:
-        reply, session = await self.master.login(request, self.address)
-        if session is None:
-            self._send(reply, then_close=True)
-            return None
-        if self.closing:  # the peer left while its password was being checked
-            self.master.end_session(session)
-            return None
-        self.session = session
-        return reply
+    async def _admit_later(
+        self, admitted: Awaitable[tuple[Reply, Session | Slave | None]]
+    ) -> Reply | None:
+        return self._admit(*await admitted)
 
     def _send(self, reply: Reply, then_close: bool = False) -> None:
         if self.transport is None or self.transport.is_closing():

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import msgspec
 
+from ..clock import Clock
 from ..errors import E_CONNECTION
 from ..protocol import tokens
 from ..protocol.data import AdminRequest, DeleteObjects, ObjectId
@@ -24,7 +24,7 @@ from ..protocol.framing import ProtocolError
 from ..protocol.messages import Error, replies_to
 from ..protocol.tokens import AdminClaims
 from ..transport import read_body, write_message
-from .slaves import Slave
+from .slaves import Registry, Slave
 
 log = logging.getLogger("sector.master")
 
@@ -33,9 +33,35 @@ ADMIN_TOKEN_TTL = 120.0
 DELETE_BATCH_DELAY = 0.02
 
 
+class Links:
+    """One :class:`SlaveLink` per slave, made on first use, replaced when it re-registers."""
+
+    def __init__(self, registry: Registry, key: bytes, clock: Clock):
+        self.registry, self.key, self.clock = registry, key, clock
+        self._links: dict[str, SlaveLink] = {}
+
+    def to(self, slave: Slave) -> SlaveLink:
+        link = self._links.get(slave.id)
+        if link is None or link.slave is not slave:
+            if link is not None:
+                link.close()
+            link = self._links[slave.id] = SlaveLink(slave, self.key, self.clock)
+        return link
+
+    def delete_on(self, slave_id: str, objects: list[ObjectId]) -> None:
+        """Have a slave drop objects, soon and in a batch (see :meth:`SlaveLink.delete_later`)."""
+        slave = self.registry.get(slave_id)
+        if slave is not None:
+            self.to(slave).delete_later(objects)
+
+    def close(self) -> None:
+        for link in self._links.values():
+            link.close()
+
+
 class SlaveLink:
-    def __init__(self, slave: Slave, key: bytes):
-        self.slave, self.key = slave, key
+    def __init__(self, slave: Slave, key: bytes, clock: Clock):
+        self.slave, self.key, self.clock = slave, key, clock
         self._lock = asyncio.Lock()
         self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._doomed: list[ObjectId] = []
@@ -45,7 +71,7 @@ class SlaveLink:
         """Send one order and return the slave's reply: one ``order`` may get, or an
         :class:`Error` (E_CONNECTION when the slave cannot be reached)."""
         claims = AdminClaims(self.slave.id)
-        token = tokens.sign(self.key, claims, time.time() + ADMIN_TOKEN_TTL)
+        token = tokens.sign(self.key, claims, self.clock.time() + ADMIN_TOKEN_TTL)
         signed = msgspec.structs.replace(order, token=token)
         replies = replies_to(type(order))
         async with self._lock:

@@ -256,27 +256,28 @@ _MARKED: dict[type, list[tuple[type[Message], str]]] = {}
 
 
 def handler_table(*owners: object, vocabulary: Vocabulary) -> dict[type[Message], Any]:
-    """``{message type: bound handler}`` over the ``@handles`` methods of ``owners``.
+    """``{message type: bound handler}`` for ``vocabulary``, from the ``@handles``
+    methods of ``owners``.
 
-    This is how every server dispatches (master client ops, the master's slave
-    reports and greetings, the slave's data and admin ops): a dict look-up on
+    This is how every server dispatches (the master's client ops, greetings and
+    slave reports, the slave's data and admin ops): a dict look-up on
     ``type(message)``, the cheapest dispatch Python has. The table must cover
-    ``vocabulary`` exactly - a message the decoder admits but nobody handles, or
-    a handler for a message the decoder never admits, fails at start-up, not
-    when a peer first sends it.
+    ``vocabulary``: a message the decoder admits but nobody handles fails at
+    start-up, not when a peer first sends it. Handlers of messages outside
+    ``vocabulary`` belong to another table and are left out (one owner may
+    serve several connection states: logins and logouts).
     """
     table: dict[type[Message], Any] = {}
     for owner in owners:
         for message_type, name in _marked_methods(type(owner)):
+            if message_type not in vocabulary:
+                continue
             if message_type in table:
                 raise TypeError(f"two handlers for {message_type.__name__}")
             table[message_type] = getattr(owner, name)
     missing = [t.__name__ for t in vocabulary if t not in table]
-    extra = [t.__name__ for t in table if t not in vocabulary]
-    if missing or extra:
-        raise TypeError(
-            f"handlers do not match {vocabulary.name}: missing {missing}, not allowed {extra}"
-        )
+    if missing:
+        raise TypeError(f"nobody handles {', '.join(missing)} of {vocabulary.name}")
     return table
 
 
