@@ -26,8 +26,9 @@ def wire_names() -> set[str]:
     pending: list[type] = [msgspec.Struct]
     while pending:
         cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if cls.__module__.startswith("sector.protocol"):
+        subclasses = cls.__subclasses__()
+        pending.extend(subclasses)
+        if cls.__module__.startswith("sector.protocol") and not subclasses:  # not a base
             tag = getattr(cls, "__struct_config__", None) and cls.__struct_config__.tag
             if isinstance(tag, str):
                 names.add(tag)

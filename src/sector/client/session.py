@@ -32,24 +32,8 @@ from ..errors import (
     SecurityError,
 )
 from ..protocol import checksum
+from ..protocol import master as wire
 from ..protocol.framing import ProtocolError
-from ..protocol.master import (
-    Copy,
-    Entry,
-    Fsck,
-    Login,
-    Logout,
-    Ls,
-    Mkdir,
-    Move,
-    Open,
-    Rm,
-    Shutdown,
-    Sysinfo,
-)
-from ..protocol.master import (
-    Stat as StatRequest,
-)
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     READ,
@@ -82,7 +66,7 @@ class Stat:
     slaves: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_entry(cls, entry: Entry) -> Stat:
+    def from_entry(cls, entry: wire.Entry) -> Stat:
         """The public view of a directory entry the master sent (already type-checked)."""
         return cls(
             entry.name,
@@ -165,7 +149,7 @@ class Client:
         self._sock = sock
         self._reader = FrameReader(sock)
         try:
-            reply = self._exchange(Login(PROTOCOL_VERSION, user, password))
+            reply = self._exchange(wire.Login(PROTOCOL_VERSION, user, password))
         except SectorError:
             self._disconnect()
             raise
@@ -178,7 +162,7 @@ class Client:
         with self._lock:
             if self._sock is not None:
                 try:
-                    self._exchange(Logout())
+                    self._exchange(wire.Logout())
                 except SectorError:
                     pass
             self._disconnect()
@@ -242,11 +226,11 @@ class Client:
         return reply
 
     def stat(self, path: str) -> Stat:
-        return Stat.from_entry(self.call(StatRequest(_normal(path))).entry)
+        return Stat.from_entry(self.call(wire.Stat(_normal(path))).entry)
 
     def ls(self, path: str = "/") -> list[Stat]:
         from_entry = Stat.from_entry
-        return [from_entry(e) for e in self.call(Ls(_normal(path))).entries]
+        return [from_entry(e) for e in self.call(wire.Ls(_normal(path))).entries]
 
     def exists(self, path: str) -> bool:
         try:
@@ -257,22 +241,22 @@ class Client:
 
     def mkdir(self, path: str) -> None:
         """Create a directory and any missing parents (E_EXIST if it is there)."""
-        self.call(Mkdir(_normal(path)))
+        self.call(wire.Mkdir(_normal(path)))
 
     def rm(self, path: str, recursive: bool = True) -> None:
         """Remove a file or directory; without ``recursive`` a full directory is refused."""
-        self.call(Rm(_normal(path), recursive))
+        self.call(wire.Rm(_normal(path), recursive))
 
     def move(self, src: str, dst: str) -> None:
-        self.call(Move(_normal(src), _normal(dst)))
+        self.call(wire.Move(_normal(src), _normal(dst)))
 
     def copy(self, src: str, dst: str) -> None:
         """Copy a file inside Sector; the bytes are copied by the slave, not through us."""
-        self.call(Copy(_normal(src), _normal(dst)))
+        self.call(wire.Copy(_normal(src), _normal(dst)))
 
     def sysinfo(self) -> dict[str, Any]:
         """``{"master": {...}, "slaves": [{...}, ...]}``: the cluster as the master sees it."""
-        reply = self.call(Sysinfo())
+        reply = self.call(wire.Sysinfo())
         return {
             "master": msgspec.structs.asdict(reply.master),
             "slaves": [msgspec.structs.asdict(slave) for slave in reply.slaves],
@@ -281,7 +265,7 @@ class Client:
     def open(self, path: str, mode: int = READ) -> SectorFile:
         """Open a Sector file; see :class:`SectorFile` for the modes."""
         path = _normal(path)
-        return SectorFile(self, path, mode, self.call(Open(path, mode)))
+        return SectorFile(self, path, mode, self.call(wire.Open(path, mode)))
 
     def upload(
         self,
@@ -450,7 +434,7 @@ class Client:
         ``path``, a ``slave`` (None when no live slave holds the file) and a
         ``problem``: ``missing``, ``damaged`` or ``unreachable``.
         """
-        reply = self.call(Fsck(_normal(path)))
+        reply = self.call(wire.Fsck(_normal(path)))
         return {
             "files": reply.files,
             "replicas": reply.replicas,
@@ -463,7 +447,7 @@ class Client:
         Returns the ids of the slaves stopped (and ``master`` for the whole
         cluster): the master answers before it stops itself.
         """
-        return list(self.call(Shutdown(slave)).stopped)
+        return list(self.call(wire.Shutdown(slave)).stopped)
 
     def data_connection(self, address: tuple[str, int]) -> socket.socket:
         """A connection to a slave, reused from the pool when one is idle."""

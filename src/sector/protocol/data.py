@@ -17,7 +17,9 @@ Client -> slave::
     abort                          end the write session, keep nothing; no reply
 
 A write streams without waiting for replies, so its errors are sticky: the
-slave remembers the first and answers ``commit`` with it.
+slave remembers the first (a frame it could not read included) and answers
+``commit`` with it. A ``put`` it cannot read ends the connection, since
+where its data ends is then unknown.
 
 Master -> slave (each with an admin token)::
 
