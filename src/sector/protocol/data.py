@@ -287,7 +287,7 @@ class DataSession:
 
     def _start_body(self, header: bytes | bytearray | memoryview) -> None:
         try:
-            self._need = body_length(bytes(header))
+            self._need = body_length(header)
         except ProtocolError:
             self.broken = True
             raise

@@ -44,7 +44,7 @@ def encode(message: object) -> bytearray:
     return frame
 
 
-def body_length(header: bytes | bytearray) -> int:
+def body_length(header: bytes | bytearray | memoryview) -> int:
     """Length announced by a 4-byte header, checked against :data:`MAX_FRAME`."""
     if len(header) != HEADER_SIZE:
         raise ProtocolError(f"frame header must be {HEADER_SIZE} bytes, got {len(header)}")
