@@ -10,29 +10,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 import sector
 from sector.client import Client
-from sector.cluster import DEFAULT_PASSWORD, DEFAULT_USER, LocalCluster
+from sector.cluster import LocalCluster
+from tests.support import PASSWORD, USER, connect, start_cluster
 
-USER, PASSWORD = DEFAULT_USER, DEFAULT_PASSWORD
 _names = itertools.count()
-
-
-def _start(home: Path, slaves: int = 3) -> LocalCluster:
-    cluster = LocalCluster(
-        home=home, slaves=slaves, port=0, log_level=5, heartbeat=0.2, slave_timeout=2.0
-    )
-    cluster.start()
-    return cluster
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    running = _start(tmp_path_factory.mktemp("sector-home"))
+    running = start_cluster(tmp_path_factory.mktemp("sector-home"))
     yield running
     running.stop()
 
@@ -42,17 +33,13 @@ def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     started: list[LocalCluster] = []
 
     def make(slaves: int = 3) -> LocalCluster:
-        running = _start(tmp_path_factory.mktemp("private-home"), slaves)
+        running = start_cluster(tmp_path_factory.mktemp("private-home"), slaves)
         started.append(running)
         return running
 
     yield make
     for running in started:
         running.stop()
-
-
-def connect(cluster: LocalCluster) -> Client:
-    return cluster.connect()
 
 
 @pytest.fixture

@@ -1,15 +1,41 @@
-"""Helpers every test may use: waiting on conditions, making test data."""
+"""Helpers every test may use: the test account, waiting on conditions, making test data.
+
+A real module (``from tests.support import ...``), where ``conftest.py`` holds
+only fixtures: pytest loads conftest files itself, and importing one as a
+module as well would run it twice under two names.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from sector.client import Client
+from sector.cluster import DEFAULT_PASSWORD, DEFAULT_USER, LocalCluster
+
 T = TypeVar("T")
+
+#: The account ``sector up`` (and every test cluster) creates.
+USER, PASSWORD = DEFAULT_USER, DEFAULT_PASSWORD
+
+
+def connect(cluster: LocalCluster) -> Client:
+    """A client logged in to ``cluster`` as :data:`USER`."""
+    return cluster.connect()
+
+
+def start_cluster(home: Path, slaves: int = 3) -> LocalCluster:
+    """A running test cluster: quick heartbeats, a short slave timeout, verbose logs."""
+    cluster = LocalCluster(
+        home=home, slaves=slaves, port=0, log_level=5, heartbeat=0.2, slave_timeout=2.0
+    )
+    cluster.start()
+    return cluster
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
@@ -22,6 +48,14 @@ def wait_until(condition: Callable[[], T], timeout: float = 15.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)  # poll interval; the deadline above bounds the wait
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the other end hung up (reads nothing more, or reset the connection)."""
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
 
 
 def random_file(path: Path, size: int) -> str:

@@ -72,10 +72,21 @@ def describe(code: int) -> str:
     return DESCRIPTIONS.get(code, ("", f"error {code}"))[1]
 
 
+#: Finer kinds of E_INVALID the wire can name, so the client raises the right built-in.
+KIND_IS_A_DIRECTORY = "isdir"
+KIND_NOT_A_DIRECTORY = "notdir"
+
+
 class SectorError(Exception):
-    """Base of every error the Sector API raises; ``.code`` is the Sector code."""
+    """Base of every error the Sector API raises; ``.code`` is the Sector code.
+
+    ``kind`` refines a code shared by several exceptions (E_INVALID is also
+    "is a directory"), so that an error crossing the wire comes back as the
+    same class: see :func:`error_for`.
+    """
 
     code: int = E_UNKNOWN
+    kind: str | None = None
 
     def __init__(self, message: str = "", path: str | None = None, code: int | None = None):
         if code is not None:
@@ -128,11 +139,11 @@ class SectorNotEmptyError(_OSLike):
 
 
 class SectorIsADirectoryError(_OSLike, IsADirectoryError):
-    code, errno_value = E_INVALID, errno.EISDIR
+    code, errno_value, kind = E_INVALID, errno.EISDIR, KIND_IS_A_DIRECTORY
 
 
 class SectorNotADirectoryError(_OSLike, NotADirectoryError):
-    code, errno_value = E_INVALID, errno.ENOTDIR
+    code, errno_value, kind = E_INVALID, errno.ENOTDIR, KIND_NOT_A_DIRECTORY
 
 
 class SecurityError(SectorError):
@@ -180,9 +191,6 @@ _BY_CODE: dict[int, type[SectorError]] = {
     E_SUPPORT: NotSupportedError,
 }
 
-#: Finer kinds of E_INVALID the wire can name, so the client raises the right built-in.
-KIND_IS_A_DIRECTORY = "isdir"
-KIND_NOT_A_DIRECTORY = "notdir"
 _BY_KIND: dict[str, type[SectorError]] = {
     KIND_IS_A_DIRECTORY: SectorIsADirectoryError,
     KIND_NOT_A_DIRECTORY: SectorNotADirectoryError,

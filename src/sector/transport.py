@@ -1,8 +1,11 @@
 """Moving frames over real sockets, and the TLS contexts every party uses.
 
 The protocol package says what the bytes are; this module is the thin layer
-that reads and writes them, blocking for the client and asyncio for the
-servers, so that no component re-invents "read exactly n bytes".
+that reads and writes them, in the three flavours Sector needs: blocking
+sockets (the client), asyncio streams (the master's links, a slave's link to
+its master) and asyncio's low-level socket calls (a slave's data port, which
+needs ``sendfile`` and ``recv_into``). "Read exactly n bytes" is written here
+once per flavour, and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,45 +15,91 @@ import socket
 import ssl
 from pathlib import Path
 
-from .protocol.framing import (
-    HEADER_SIZE,
-    FrameDecoder,
-    Message,
-    ProtocolError,
-    body_length,
-    decode_body,
-    encode,
-)
+from .protocol.data import DataSession
+from .protocol.framing import HEADER_SIZE, FrameDecoder, ProtocolError, body_length, encode
+from .protocol.messages import Reply
 
 __all__ = [
     "FrameReader",
-    "close_quietly",
     "ProtocolError",
     "client_tls_context",
-    "read_frame",
+    "close_quietly",
+    "read_body",
+    "receive_reply",
+    "recv_body",
     "recv_exact_into",
-    "recv_frame",
-    "send_frame",
+    "send_message",
     "server_tls_context",
-    "write_frame",
+    "sock_read_body",
+    "sock_receive_reply",
+    "sock_recv_exact_into",
+    "write_message",
 ]
 
 
-async def read_frame(reader: asyncio.StreamReader) -> Message | None:
-    """The next frame, or None when the peer closed cleanly between frames."""
+# --- asyncio streams --------------------------------------------------------------------
+
+
+async def read_body(reader: asyncio.StreamReader) -> bytearray | None:
+    """The next frame's body, or None when the peer closed cleanly between frames."""
     try:
         header = await reader.readexactly(HEADER_SIZE)
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
             raise ProtocolError("connection closed inside a frame header") from None
         return None
-    body = await reader.readexactly(body_length(header))
-    return decode_body(body)
+    return bytearray(await reader.readexactly(body_length(header)))
 
 
-async def write_frame(writer: asyncio.StreamWriter, message: Message) -> None:
+async def write_message(writer: asyncio.StreamWriter, message: object) -> None:
     writer.write(encode(message))
     await writer.drain()
+
+
+# --- asyncio sockets (loop.sock_*) ------------------------------------------------------
+
+
+async def sock_recv_exact_into(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, view: memoryview
+) -> int:
+    """Fill ``view`` from a non-blocking socket; the count, short only if the peer closed."""
+    got = 0
+    while got < len(view):
+        received = await loop.sock_recv_into(sock, view[got:])
+        if not received:
+            break
+        got += received
+    return got
+
+
+async def sock_read_body(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytearray | None:
+    """The next frame's body, or None when the peer closed cleanly between frames."""
+    header = bytearray(HEADER_SIZE)
+    got = await sock_recv_exact_into(loop, sock, memoryview(header))
+    if got == 0:
+        return None
+    if got < HEADER_SIZE:
+        raise ConnectionError("connection closed inside a frame header")
+    body = bytearray(body_length(header))
+    if await sock_recv_exact_into(loop, sock, memoryview(body)) < len(body):
+        raise ConnectionError("connection closed inside a frame")
+    return body
+
+
+async def sock_receive_reply(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, session: DataSession
+) -> Reply:
+    """Drive ``session`` until the slave's reply is in (raw bytes after it stay unread)."""
+    while True:
+        part = bytearray(_wanted(session))
+        if await sock_recv_exact_into(loop, sock, memoryview(part)) < len(part):
+            raise ConnectionError("connection closed by peer")
+        reply = session.receive(part)
+        if reply is not None:
+            return reply
+
+
+# --- blocking sockets -------------------------------------------------------------------
 
 
 def recv_exact_into(sock: socket.socket, view: memoryview) -> None:
@@ -62,12 +111,30 @@ def recv_exact_into(sock: socket.socket, view: memoryview) -> None:
         view = view[received:]
 
 
-def recv_frame(sock: socket.socket) -> Message:
+def recv_body(sock: socket.socket) -> bytearray:
+    """One frame's body, read with two exact reads so nothing past it is consumed."""
     header = bytearray(HEADER_SIZE)
     recv_exact_into(sock, memoryview(header))
-    body = bytearray(body_length(bytes(header)))
+    body = bytearray(body_length(header))
     recv_exact_into(sock, memoryview(body))
-    return decode_body(body)
+    return body
+
+
+def receive_reply(sock: socket.socket, session: DataSession) -> Reply:
+    """Drive ``session`` until the slave's reply is in (raw bytes after it stay unread)."""
+    while True:
+        part = bytearray(_wanted(session))
+        recv_exact_into(sock, memoryview(part))
+        reply = session.receive(part)
+        if reply is not None:
+            return reply
+
+
+def _wanted(session: DataSession) -> int:
+    wanted = session.wanted
+    if not wanted:
+        raise ProtocolError("no reply is due on this connection")
+    return wanted
 
 
 class FrameReader:
@@ -75,7 +142,7 @@ class FrameReader:
 
     For connections that carry nothing but frames (the client's link to the
     master): one ``recv`` usually brings header and body together, where
-    :func:`recv_frame` needs two - on a TLS socket each is a full SSL read.
+    :func:`recv_body` needs two - on a TLS socket each is a full SSL read.
     Bytes past the frame stay buffered for the next one.
     """
 
@@ -84,14 +151,19 @@ class FrameReader:
         self.decoder = FrameDecoder()
         self._scratch = bytearray(64 * 1024)
 
-    def read(self) -> Message:
+    def read(self) -> bytearray:
+        """The next frame's body."""
         while True:
-            for message in self.decoder:
-                return message
+            for body in self.decoder:
+                return body
             received = self.sock.recv_into(self._scratch)
             if not received:
                 raise ConnectionError("connection closed by peer")
-            self.decoder.feed(self._scratch[:received])
+            self.decoder.feed(memoryview(self._scratch)[:received])
+
+
+def send_message(sock: socket.socket, message: object) -> None:
+    sock.sendall(encode(message))
 
 
 def close_quietly(sock: socket.socket) -> None:
@@ -100,10 +172,6 @@ def close_quietly(sock: socket.socket) -> None:
         sock.close()
     except OSError:
         pass
-
-
-def send_frame(sock: socket.socket, message: Message) -> None:
-    sock.sendall(encode(message))
 
 
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:

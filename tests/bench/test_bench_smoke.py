@@ -63,3 +63,22 @@ def test_all_parts_are_reported(report: dict) -> None:
     assert any(b.startswith("raw TCP") for b in baselines)
     assert report["context"]["page_cache_dropped"] is False
     assert "peer" not in report["skipped"] or "skip" in report["skipped"]["peer"].lower()
+
+
+def test_the_codec_benchmark_runs_and_compares(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import codec
+
+    assert codec.main(["--quick"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("ratio") == 5  # four messages and the gc comparison
+    assert "ls reply, 1,000 entries" in printed
+
+
+def test_the_cpu_per_operation_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import cpu
+
+    assert cpu.main(["--files", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == [
+        "create", "stat", "ls", "read", "rename", "delete"
+    ]

@@ -16,8 +16,7 @@ from sector.cli.admin import file_systems
 from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.slave.storage import filesystem_id
-from tests.conftest import connect
-from tests.support import wait_until
+from tests.support import connect, wait_until
 
 from .conftest import Sector, sector_for
 

@@ -16,8 +16,7 @@ from sector.client import POS_END, Client
 from sector.cluster import Layout, LocalCluster, write_conf
 from sector.protocol import checksum
 from sector.protocol.messages import APPEND, READ, RW, TRUNC, WRITE
-from tests.conftest import connect
-from tests.support import random_file, sha256_of, wait_until
+from tests.support import connect, random_file, sha256_of, wait_until
 
 
 def write_file(client: Client, path: str, data: bytes, mode: int = WRITE | TRUNC) -> None:
@@ -313,9 +312,9 @@ def test_an_expired_read_token_is_renewed_without_the_reader_noticing(
         opened = time.time()
         with reader.open("/f", READ) as handle:
             assert handle.read(10) == content[:10]
-            first_token = handle.grant["token"]
+            first_token = handle.grant.token
             wait_until(lambda: time.time() > opened + 1.0, what="the token to expire")
             handle.seek(2 * 1024 * 1024)  # past the read-ahead: the slave is asked again
             assert handle.read() == content[2 * 1024 * 1024 :]
-            assert handle.grant["token"] != first_token
+            assert handle.grant.token != first_token
         reader.close()

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from sector.client import Client
 from sector.protocol.messages import READ, TRUNC, WRITE
-from tests.conftest import connect
-from tests.support import wait_until
+from tests.support import connect, wait_until
 
 
 def _live_slaves(client: Client) -> int:

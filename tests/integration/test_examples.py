@@ -16,7 +16,7 @@ import pytest
 
 from sector.client import Client
 from sector.cluster import LocalCluster
-from tests.conftest import PASSWORD, USER, connect
+from tests.support import PASSWORD, USER, connect
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCRIPT_TIMEOUT = 60

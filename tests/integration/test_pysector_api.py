@@ -16,7 +16,7 @@ import pytest
 
 import sector
 from sector import certs
-from tests.conftest import PASSWORD, USER
+from tests.support import PASSWORD, USER
 
 
 def _free_port() -> int:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from sector.protocol.messages import WRITE
-from tests.conftest import connect
-from tests.support import wait_until
+from tests.support import connect, wait_until
 
 
 def _objects(cluster, number: int) -> set[str]:

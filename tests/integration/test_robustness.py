@@ -1,126 +1,288 @@
-"""A server never dies because one client misbehaved: random requests, then real work."""
+"""A server never dies because one peer misbehaved: fuzzed frames, then real work.
+
+Every frame is generated from the protocol's type definitions
+(``tests/strategies.py``): well-typed messages of every kind a connection may
+send, and the same messages broken. Each goes to a live master or slave of a
+private cluster, and the answer is checked against the contract in
+``sector.protocol``, which also says, through its own decoder, whether a frame
+was valid. After the fuzzing a normal client must still write and read.
+
+The default run takes a few seconds; ``-m slow`` runs many more examples.
+"""
 
 from __future__ import annotations
 
-import random
 import socket
 import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from sector.client import Client
-from sector.protocol.framing import encode
-from sector.protocol.messages import READ, WRITE
-from sector.transport import recv_frame
-from tests.conftest import PASSWORD, USER, connect
+from sector.cluster import LocalCluster
+from sector.errors import E_INVALID, E_SECURITY
+from sector.protocol.data import SLAVE_REQUESTS, AbortWrite, Commit, Put, ReadReply, Write
+from sector.protocol.framing import HEADER, ProtocolError, encode
+from sector.protocol.master import (
+    CLIENT_REQUESTS,
+    GREETINGS,
+    Login,
+    Logout,
+    Open,
+    Register,
+    refusal,
+)
+from sector.protocol.messages import (
+    PROTOCOL_VERSION,
+    READ,
+    TRUNC,
+    WRITE,
+    Error,
+    InvalidMessage,
+    Request,
+    Vocabulary,
+    replies_to,
+)
+from sector.transport import recv_body, recv_exact_into
+from tests.strategies import corrupted, frames, ill_typed, messages
+from tests.support import PASSWORD, USER, closed_by_peer, connect, start_cluster
 
-OPS = [
-    "login",
-    "stat",
-    "ls",
-    "mkdir",
-    "rm",
-    "move",
-    "copy",
-    "open",
-    "close",
-    "abort",
-    "sysinfo",
-    "read",
-    "write",
-    "put",
-    "commit",
-    "delete",
-    "verify",
-    "shutdown",
-    "bogus",
-    None,
-    7,
-]
+#: Examples per property in the default run (CI), and with ``-m slow``.
+QUICK, THOROUGH = 100, 2000
 
-
-def _random_value(rng: random.Random, depth: int = 0):
-    kinds = ["int", "str", "bytes", "none", "bool", "float"]
-    if depth < 2:
-        kinds += ["list", "dict"]
-    kind = rng.choice(kinds)
-    if kind == "int":
-        return rng.choice([0, -1, 1, 2**31, -(2**40), rng.randint(-10, 10**6)])
-    if kind == "str":
-        return rng.choice(["/", "/a/../..", "", "\x00", "x" * 300, "/robustness/scratch", "//"])
-    if kind == "bytes":
-        return rng.randbytes(rng.randint(0, 64))
-    if kind == "bool":
-        return rng.random() < 0.5
-    if kind == "float":
-        return rng.random() * 1e9
-    if kind == "list":
-        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    if kind == "dict":
-        return {str(i): _random_value(rng, depth + 1) for i in range(rng.randint(0, 3))}
-    return None
+ERROR_ONLY = Vocabulary("an error reply", Error)
 
 
-def _random_request(rng: random.Random) -> dict:
-    request = {"op": rng.choice(OPS)}
-    for key in rng.sample(
-        ["path", "src", "dst", "mode", "lease", "receipt", "token", "offset", "objects", "user"],
-        rng.randint(0, 4),
-    ):
-        request[key] = _random_value(rng)
-    if request["op"] == "put":
-        request["length"] = 0  # a put announces raw bytes; keep the stream in step
-    return request
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A private cluster to fuzz, with one slave."""
+    cluster = start_cluster(tmp_path_factory.mktemp("fuzzed-home"), slaves=1)
+    yield cluster
+    cluster.stop()
 
 
-def test_random_requests_to_the_master_get_replies_and_harm_no_one(cluster) -> None:
-    rng = random.Random(20261126)
-    context = ssl.create_default_context(cafile=str(cluster.layout.cert))
-    context.check_hostname = False
-    with (
-        socket.create_connection(cluster.master_address, timeout=30) as raw,
-        context.wrap_socket(raw) as sock,
-    ):
-        sock.sendall(encode({"op": "login", "user": USER, "password": PASSWORD}))
-        assert recv_frame(sock)["ok"]
-        for _ in range(300):
-            request = _random_request(rng)
-            if request["op"] in ("login", "logout"):
+# --- the master ----------------------------------------------------------------------
+
+# Paths that exist (or soon will, as the fuzzing creates them) besides random ones.
+_paths = st.one_of(
+    st.sampled_from(["/", "/play", "/play/f", "/play/g", "/play/d/e", "", "//", "/.."]),
+    st.text(max_size=12),
+)
+MASTER_FIELDS = {
+    "path": _paths,
+    "src": _paths,
+    "dst": _paths,
+    "mode": st.one_of(
+        st.sampled_from([1, 2, 3, 4, 6, 8, 16, 32, 0, -1, 64]), st.integers(-(2**63), 2**63 - 1)
+    ),
+    "lease": st.integers(-1, 8),
+}
+
+
+class MasterLine:
+    """A raw TLS connection to the master, logged in as the test user when asked."""
+
+    def __init__(self, cluster: LocalCluster, login: bool = True):
+        self.cluster, self.login = cluster, login
+        self.sock: ssl.SSLSocket | None = None
+
+    def open(self) -> ssl.SSLSocket:
+        if self.sock is None:
+            context = ssl.create_default_context(cafile=str(self.cluster.layout.cert))
+            context.check_hostname = False
+            assert self.cluster.master_address is not None
+            raw = socket.create_connection(self.cluster.master_address, timeout=30)
+            self.sock = context.wrap_socket(raw)
+            if self.login:
+                reply = self.ask(Login(PROTOCOL_VERSION, USER, PASSWORD), replies_to(Login))
+                assert not isinstance(reply, Error), reply
+        return self.sock
+
+    def ask(self, frame: object, replies: Vocabulary) -> Any:
+        self.send(frame)
+        assert self.sock is not None
+        return replies.decode(recv_body(self.sock))
+
+    def send(self, frame: object) -> None:
+        self.open().sendall(_framed(frame))
+
+    def hung_up(self) -> bool:
+        assert self.sock is not None
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionError, ssl.SSLError):
+            return True
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def _framed(frame: object) -> bytes:
+    """A frame of ``frame``: a message or plain values, or an already encoded body."""
+    if isinstance(frame, bytes):
+        return HEADER.pack(len(frame)) + frame
+    return bytes(encode(frame))
+
+
+def _decoded(vocabulary: Vocabulary, frame: object) -> Request | ProtocolError:
+    """What the protocol itself makes of ``frame``: the message, or why it is refused
+    (an :class:`InvalidMessage`, or a plain ProtocolError for what is not msgpack)."""
+    try:
+        return vocabulary.decode(_framed(frame)[HEADER.size :])
+    except ProtocolError as refused:
+        return refused
+
+
+def client_session_property(cluster: LocalCluster, examples: int) -> Callable[[], None]:
+    line = MasterLine(cluster)
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(frames(CLIENT_REQUESTS, MASTER_FIELDS), min_size=1, max_size=4))
+    def every_frame_gets_its_answer(sent: list[object]) -> None:
+        for frame in sent:
+            request = _decoded(CLIENT_REQUESTS, frame)
+            if isinstance(request, InvalidMessage):
+                reply = line.ask(frame, ERROR_ONLY)
+                assert reply.code == E_INVALID, reply
                 continue
-            sock.sendall(encode(request))
-            reply = recv_frame(sock)
-            assert isinstance(reply.get("ok"), bool)
-            if not reply["ok"]:
-                assert isinstance(reply["code"], int) and reply["code"] < 0
-    _still_serving(cluster)
+            if isinstance(request, ProtocolError):  # not msgpack: the peer is not one of us
+                line.send(frame)
+                assert line.hung_up()
+                line.close()
+                continue
+            line.ask(frame, replies_to(type(request)))
+            if isinstance(request, Logout):
+                assert line.hung_up()
+                line.close()
+
+    def run() -> None:
+        try:
+            every_frame_gets_its_answer()
+        finally:
+            line.close()
+
+    return run
 
 
-def test_random_requests_to_a_slave_leave_it_serving(cluster, client: Client) -> None:
-    rng = random.Random(42)
-    host, port = client.sysinfo()["slaves"][0]["address"].split(":")
-    for _ in range(20):
-        with socket.create_connection((host, int(port)), timeout=30) as sock:
-            for _ in range(15):
-                request = _random_request(rng)
-                try:
-                    sock.sendall(encode(request))
-                    if request["op"] in (
-                        "read",
-                        "commit",
-                        "delete",
-                        "verify",
-                        "shutdown",
-                        "bogus",
-                        None,
-                        7,
-                        "copy",
-                    ):
-                        reply = recv_frame(sock)
-                        assert isinstance(reply.get("ok"), bool)
-                except (ConnectionError, OSError):
-                    break  # the slave may drop a connection that broke the protocol
-    _still_serving(cluster)
+def unidentified_peer_property(cluster: LocalCluster, examples: int) -> Callable[[], None]:
+    # A well-typed register would enrol a fake slave that clients are then sent to:
+    # admitting slaves on their word is the membership issue's to fix, not a fuzz's.
+    greetings = [t for t in GREETINGS if t is not Register]
+    sent = st.one_of(
+        messages(greetings, {"user": st.sampled_from([USER, "nobody", ""])}),
+        ill_typed(GREETINGS),
+        corrupted(GREETINGS),
+        messages(CLIENT_REQUESTS, MASTER_FIELDS),
+    )
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(sent)
+    def anything_but_a_good_greeting_ends_the_connection(frame: object) -> None:
+        line = MasterLine(cluster, login=False)
+        try:
+            greeting = _decoded(GREETINGS, frame)
+            if isinstance(greeting, InvalidMessage):
+                assert line.ask(frame, ERROR_ONLY) == refusal(greeting)
+                assert line.hung_up()
+                return
+            if isinstance(greeting, ProtocolError):
+                line.send(frame)
+                assert line.hung_up()
+                return
+            if isinstance(greeting, Register):  # broken into a valid one by chance
+                assume(greeting.version != PROTOCOL_VERSION)
+            reply = line.ask(frame, replies_to(type(greeting)))
+            if isinstance(reply, Error):
+                assert line.hung_up()
+        finally:
+            line.close()
+
+    return anything_but_a_good_greeting_ends_the_connection
 
 
-def _still_serving(cluster) -> None:
+# --- the slave -----------------------------------------------------------------------
+
+
+TARGET = "/slave-fuzz/target"
+
+
+@dataclass
+class Tokens:
+    """Real tokens for the fuzzed file, so that some frames get past the signature check."""
+
+    read: bytes
+    write: bytes
+    address: tuple[str, int]
+
+
+def _slave_fields(tokens: Tokens) -> dict[str, st.SearchStrategy[Any]]:
+    small = st.integers(0, 4096)  # a put's length is sent for real; offsets stay sane
+    return {
+        "token": st.one_of(st.binary(max_size=48), st.sampled_from([tokens.read, tokens.write])),
+        "offset": st.one_of(small, st.integers(0, 2**20)),
+        "length": small,
+    }
+
+
+def data_connection_property(tokens: Tokens, examples: int) -> Callable[[], None]:
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(frames(SLAVE_REQUESTS, _slave_fields(tokens)), min_size=1, max_size=6))
+    def the_slave_answers_as_the_contract_says(sent: list[object]) -> None:
+        with socket.create_connection(tokens.address, timeout=30) as sock:
+            streaming = False  # inside a write session: no replies, errors wait for commit
+            for frame in sent:
+                request = _decoded(SLAVE_REQUESTS, frame)
+                sock.sendall(_framed(frame))
+                if isinstance(request, ProtocolError):
+                    if _ends_the_connection(request):
+                        assert closed_by_peer(sock)
+                        return
+                    if not streaming:
+                        reply = ERROR_ONLY.decode(recv_body(sock))
+                        assert reply.code == E_INVALID
+                    continue
+                if isinstance(request, Put):
+                    sock.sendall(b"x" * request.length)
+                streaming = _streaming_after(request, streaming)
+                if request.replies:
+                    reply = replies_to(type(request)).decode(recv_body(sock))
+                    if isinstance(reply, ReadReply) and reply.length:
+                        recv_exact_into(sock, memoryview(bytearray(reply.length)))
+
+    return the_slave_answers_as_the_contract_says
+
+
+def _ends_the_connection(refused: ProtocolError) -> bool:
+    """Not msgpack at all (not one of us), or a frame that may announce raw bytes (no
+    way to tell where its data ends): either way, the slave hangs up."""
+    return not isinstance(refused, InvalidMessage) or refused.announces_raw_bytes
+
+
+def _streaming_after(request: Request, streaming: bool) -> bool:
+    if isinstance(request, (Write, Put)):
+        return True  # a put outside a write session is an error kept for the commit
+    if isinstance(request, (Commit, AbortWrite)):
+        return False
+    return streaming
+
+
+def _tokens(client: Client) -> Tokens:
+    """Tokens granted to ``client`` for a file of its own; the write lease lasts as
+    long as its session."""
+    with client.open(TARGET, WRITE | TRUNC) as handle:
+        handle.write(b"0123456789" * 100)
+    read = client.call(Open(TARGET, READ))
+    write = client.call(Open(TARGET, WRITE))
+    return Tokens(read.token, write.token, tuple(read.replicas[0]))
+
+
+def _still_serving(cluster: LocalCluster) -> None:
     survivor = connect(cluster)
     with survivor.open("/robustness/after", WRITE) as handle:
         handle.write(b"still here")
@@ -129,3 +291,54 @@ def _still_serving(cluster) -> None:
     assert all(s["status"] == "alive" for s in survivor.sysinfo()["slaves"])
     survivor.rm("/robustness")
     survivor.close()
+
+
+# --- the properties, quick and thorough ------------------------------------------------
+
+
+def _fuzz_master(cluster: LocalCluster, examples: int) -> None:
+    client_session_property(cluster, examples)()
+    unidentified_peer_property(cluster, max(10, examples // 6))()
+    _still_serving(cluster)
+
+
+def _fuzz_slave(cluster: LocalCluster, examples: int) -> None:
+    with connect(cluster) as client:
+        data_connection_property(_tokens(client), examples)()
+    _still_serving(cluster)
+
+
+def test_fuzzed_frames_to_the_master_harm_no_one(fuzzed: LocalCluster) -> None:
+    _fuzz_master(fuzzed, QUICK)
+
+
+def test_fuzzed_frames_to_a_slave_harm_no_one(fuzzed: LocalCluster) -> None:
+    _fuzz_slave(fuzzed, QUICK)
+
+
+@pytest.mark.slow
+def test_many_fuzzed_frames_to_the_master(fuzzed: LocalCluster) -> None:
+    _fuzz_master(fuzzed, THOROUGH)
+
+
+@pytest.mark.slow
+def test_many_fuzzed_frames_to_a_slave(fuzzed: LocalCluster) -> None:
+    _fuzz_slave(fuzzed, THOROUGH)
+
+
+def test_the_refusals_name_the_rule(fuzzed: LocalCluster) -> None:
+    """Spot checks of what the properties above allow: the exact replies people read."""
+    line = MasterLine(fuzzed)
+    try:
+        reply = line.ask(["stat", 12], ERROR_ONLY)
+        assert reply == Error(
+            E_INVALID, "bad 'stat' message: Expected `str`, got `int` - at `path`"
+        )
+        assert line.ask(["bogus"], ERROR_ONLY).msg.startswith("'bogus' is not one of")
+    finally:
+        line.close()
+    anonymous = MasterLine(fuzzed, login=False)
+    try:
+        assert anonymous.ask(["stat", "/"], ERROR_ONLY).code == E_SECURITY
+    finally:
+        anonymous.close()

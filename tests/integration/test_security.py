@@ -12,10 +12,21 @@ from sector.client import Client
 from sector.cluster import Layout, LocalCluster, write_conf
 from sector.config import read_users
 from sector.protocol import tokens
+from sector.protocol.data import Commit, DeleteObjects, ObjectId, Put, Read, Write
 from sector.protocol.framing import encode
-from sector.protocol.messages import WRITE
-from sector.transport import recv_frame
-from tests.conftest import connect
+from sector.protocol.master import Login, Open, Stat
+from sector.protocol.messages import (
+    PROTOCOL_VERSION,
+    READ,
+    WRITE,
+    Done,
+    Error,
+    Request,
+    replies_to,
+)
+from sector.protocol.tokens import ReadClaims, WriteClaims
+from sector.transport import recv_body
+from tests.support import PASSWORD, USER, closed_by_peer, connect
 
 
 def _slave_address(client: Client) -> tuple[str, int]:
@@ -29,43 +40,47 @@ def slave_socket(client: Client):
         yield sock
 
 
-def _closed_by_peer(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(100) == b""
-    except ConnectionResetError:
-        return True
-
-
-def _ask(sock: socket.socket, message: dict) -> dict:
-    sock.sendall(encode(message))
-    return recv_frame(sock)
+def _ask(sock: socket.socket, request: Request) -> object:
+    """Send ``request`` on a raw connection; the reply, decoded as one it may get."""
+    sock.sendall(encode(request))
+    return replies_to(type(request)).decode(recv_body(sock))
 
 
 class TestSlaveTokens:
     def test_read_without_a_token_is_refused(self, slave_socket) -> None:
-        reply = _ask(slave_socket, {"op": "read", "offset": 0, "length": 10})
-        assert reply["ok"] is False and reply["code"] == errors.E_SECURITY
+        reply = _ask(slave_socket, Read(0, 10))
+        assert isinstance(reply, Error) and reply.code == errors.E_SECURITY
 
     def test_forged_token_is_refused_and_the_connection_stays_usable(
         self, slave_socket, client: Client, workdir: str
     ) -> None:
         with client.open(f"{workdir}/secret", WRITE) as handle:
             handle.write(b"secret")
-        forged = tokens.sign(b"k" * 32, {"kind": "r", "oid": 1, "v": 1})
+        forged = tokens.sign(b"k" * 32, ReadClaims(1, 1))
         for _ in range(2):
-            reply = _ask(slave_socket, {"op": "read", "token": forged, "offset": 0, "length": 6})
-            assert reply == {"ok": False, "code": errors.E_SECURITY, "msg": "bad token signature"}
+            reply = _ask(slave_socket, Read(0, 6, forged))
+            assert reply == Error(errors.E_SECURITY, "bad token signature")
 
     def test_admin_operations_need_an_admin_token(self, slave_socket) -> None:
-        reply = _ask(slave_socket, {"op": "delete", "token": b"x" * 40, "objects": [[1, 1]]})
-        assert reply["code"] == errors.E_SECURITY
+        reply = _ask(slave_socket, DeleteObjects([ObjectId(1, 1)], token=b"x" * 40))
+        assert isinstance(reply, Error) and reply.code == errors.E_SECURITY
+
+    def test_a_read_token_does_not_allow_a_write(self, client: Client, workdir: str) -> None:
+        with client.open(f"{workdir}/kept", WRITE) as handle:
+            handle.write(b"kept")
+        grant = client.call(Open(f"{workdir}/kept", READ))
+        with socket.create_connection(tuple(grant.replicas[0]), timeout=10) as sock:
+            sock.sendall(encode(Write(grant.token)) + encode(Put(0, 4)) + b"lost")
+            reply = _ask(sock, Commit())
+        assert reply == Error(errors.E_SECURITY, "token is not valid for this operation")
+        assert client.stat(f"{workdir}/kept").size == 4
 
     def test_write_with_a_forged_token_commits_nothing(self, slave_socket) -> None:
-        forged = tokens.sign(b"k" * 32, {"kind": "w", "oid": 99, "v": 1, "lease": 1})
-        slave_socket.sendall(encode({"op": "write", "token": forged}))
-        slave_socket.sendall(encode({"op": "put", "offset": 0, "length": 5}) + b"hello")
-        reply = _ask(slave_socket, {"op": "commit"})
-        assert reply["ok"] is False and reply["code"] == errors.E_SECURITY
+        forged = tokens.sign(b"k" * 32, WriteClaims(99, 1, 0, 1, "any-slave"))
+        slave_socket.sendall(encode(Write(forged)))
+        slave_socket.sendall(encode(Put(0, 5)) + b"hello")
+        reply = _ask(slave_socket, Commit())
+        assert isinstance(reply, Error) and reply.code == errors.E_SECURITY
 
 
 class TestMisbehavingClients:
@@ -74,20 +89,15 @@ class TestMisbehavingClients:
     ) -> None:
         with socket.create_connection(_slave_address(client), timeout=10) as bad:
             bad.sendall(b"\xff\xff\xff\xff not a frame")
-            assert _closed_by_peer(bad)
+            assert closed_by_peer(bad)
         with client.open(f"{workdir}/still", WRITE) as handle:
             handle.write(b"served")
         assert client.stat(f"{workdir}/still").size == 6
 
     def test_garbage_to_the_master_drops_only_that_connection(self, cluster) -> None:
-        context = ssl.create_default_context(cafile=str(cluster.layout.cert))
-        context.check_hostname = False
-        with (
-            socket.create_connection(cluster.master_address, timeout=10) as raw,
-            context.wrap_socket(raw) as bad,
-        ):
+        with _master_socket(cluster) as bad:
             bad.sendall(b"\x00\x00\x00\x05hello")
-            assert _closed_by_peer(bad)
+            assert closed_by_peer(bad)
         with socket.create_connection(cluster.master_address, timeout=10) as plain:
             plain.sendall(b"GET / HTTP/1.0\r\n\r\n")
             plain.recv(100)
@@ -96,23 +106,51 @@ class TestMisbehavingClients:
         survivor.close()
 
     def test_requests_before_login_are_refused(self, cluster) -> None:
-        context = ssl.create_default_context(cafile=str(cluster.layout.cert))
-        context.check_hostname = False
-        with (
-            socket.create_connection(cluster.master_address, timeout=10) as raw,
-            context.wrap_socket(raw) as sock,
-        ):
-            reply = _ask(sock, {"op": "stat", "path": "/"})
-        assert reply["ok"] is False and reply["code"] == errors.E_SECURITY
+        with _master_socket(cluster) as sock:
+            reply = _ask(sock, Stat("/"))
+            assert reply == Error(errors.E_SECURITY, "log in (or register) first")
+            assert closed_by_peer(sock)
 
-    def test_malformed_requests_get_error_codes(self, client: Client) -> None:
-        with pytest.raises(errors.InvalidError):
-            client.call("open", path="/x", mode=-5)
-        with pytest.raises(errors.InvalidError):
-            client.call("no-such-operation")
-        with pytest.raises(errors.InvalidError):
-            client.call("stat", path=12)
+    def test_malformed_requests_get_error_codes_and_the_session_goes_on(
+        self, client: Client
+    ) -> None:
+        with pytest.raises(errors.InvalidError, match="bad open mode"):
+            client.call(Open("/x", -5))
+        with pytest.raises(errors.InvalidError, match="'no-such-operation' is not one of"):
+            client.call(NoSuchOperation())
+        with pytest.raises(errors.InvalidError, match="Expected `str`, got `int` - at `path`"):
+            client.call(Stat(path=12))  # type: ignore[arg-type] - what a buggy peer sends
         assert client.stat("/").isdir
+
+
+class NoSuchOperation(Request, tag="no-such-operation"):
+    """A request no master knows, as a newer or buggy client might send."""
+
+    replies = (Done,)
+
+
+def _master_socket(cluster) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=str(cluster.layout.cert))
+    context.check_hostname = False
+    raw = socket.create_connection(cluster.master_address, timeout=10)
+    return context.wrap_socket(raw)
+
+
+class TestProtocolVersions:
+    def test_a_client_of_another_version_is_told_so(self, cluster) -> None:
+        with _master_socket(cluster) as sock:
+            reply = _ask(sock, Login(PROTOCOL_VERSION + 1, USER, PASSWORD))
+            assert isinstance(reply, Error) and reply.code == errors.E_SUPPORT
+            assert f"this master speaks version {PROTOCOL_VERSION}" in reply.msg
+            assert closed_by_peer(sock)
+
+    def test_a_greeting_whose_fields_changed_shape_still_gets_the_version_error(
+        self, cluster
+    ) -> None:
+        with _master_socket(cluster) as sock:
+            sock.sendall(encode(["login", PROTOCOL_VERSION + 1, {"user": USER}]))
+            reply = replies_to(Login).decode(recv_body(sock))
+            assert isinstance(reply, Error) and reply.code == errors.E_SUPPORT
 
 
 def test_sector_up_writes_only_password_hashes(cluster) -> None:

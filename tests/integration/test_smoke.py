@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import sector
-from tests.conftest import PASSWORD, USER
+from tests.support import PASSWORD, USER
 
 
 def _session(cluster) -> None:

@@ -6,6 +6,11 @@ resumes at the same offset on the next replica. Writing streams to one slave
 without waiting for replies; nothing becomes visible until :meth:`close`,
 which commits the new version atomically (readers see the previous version
 until then, and a writer that dies leaves it intact).
+
+The conversation with the slave is :class:`~sector.protocol.data.DataSession`'s:
+it makes every frame and checks every reply, and this module only moves the
+bytes - the file's own bytes straight between the socket and the caller's
+buffers (``recv_into``, ``sendfile``), never through the session.
 """
 
 from __future__ import annotations
@@ -25,18 +30,20 @@ from ..errors import (
     E_CONNECTION,
     E_EXPIRED,
     E_NOEXIST,
-    E_SECURITY,
     InvalidError,
     NotSupportedError,
+    SectorBusyError,
     SectorConnectionError,
     SectorError,
     SectorLocalFileError,
-    error_for,
+    SecurityError,
 )
 from ..protocol import checksum
-from ..protocol.framing import Message, ProtocolError, encode
-from ..protocol.messages import APPEND, READ, SECURE, TRUNC, WRITE
-from ..transport import close_quietly, recv_exact_into, recv_frame, send_frame
+from ..protocol.data import DataSession, OutOfTurn
+from ..protocol.framing import ProtocolError
+from ..protocol.master import Abort, Close, Open, ReadGrant, WriteGrant
+from ..protocol.messages import APPEND, READ, SECURE, TRUNC, WRITE, Error
+from ..transport import close_quietly, receive_reply, recv_exact_into
 
 if TYPE_CHECKING:
     from .session import Client, Stat
@@ -70,10 +77,10 @@ class SectorFile:
     writes happen at the current position; ``seek`` takes SF_POS bases.
     """
 
-    def __init__(self, client: Client, path: str, mode: int, grant: Message):
+    def __init__(self, client: Client, path: str, mode: int, grant: ReadGrant | WriteGrant):
         self.client, self.path, self.mode = client, path, mode
         self.grant = grant
-        self.size: int = int(grant["size"])
+        self.size: int = grant.size
         self.position = 0
         self.closed = False
         self.committed: Stat | None = None
@@ -84,13 +91,15 @@ class SectorFile:
         self._writing = bool(mode & (WRITE | TRUNC | APPEND))
         self._replica = 0
         self._sock: socket.socket | None = None
+        self._data = DataSession()
         if mode & SECURE:
             self._abort_quietly()
             raise NotSupportedError("SECURE (encrypted data) mode is not available yet", path)
         if self._writing:
-            self._address = tuple(grant["slave"])
-            self._sock = client.data_connection(self._address)  # type: ignore[arg-type]
-            self._send({"op": "write", "token": grant["token"]})
+            if not isinstance(grant, WriteGrant):
+                raise SectorConnectionError("the master answered a write open with a read grant")
+            self._connect(grant.slave)
+            self._send(self._data.begin_write(grant.token))
             if mode & APPEND:
                 self.position = self.size
 
@@ -185,10 +194,8 @@ class SectorFile:
                 except (OSError, ProtocolError, SectorError) as exc:
                     self._recover(exc)
         total = self.position - start
-        if hasher is not None and hasher.hexdigest() != self.grant["checksum"]:
-            raise error_for(
-                E_SECURITY, "downloaded bytes do not match the stored checksum", self.path
-            )
+        if hasher is not None and hasher.hexdigest() != self._read_grant().checksum:
+            raise SecurityError("downloaded bytes do not match the stored checksum", self.path)
         return total
 
     def _fetch_into(self, offset: int, view: memoryview) -> None:
@@ -204,18 +211,23 @@ class SectorFile:
             offset += length
 
     def _fetch_once(self, offset: int, view: memoryview) -> None:
+        sock = self._ask_to_read(offset, len(view))
+        recv_exact_into(sock, view)
+        self._data.received_raw(len(view))
+
+    def _ask_to_read(self, offset: int, length: int) -> socket.socket:
+        """Send a read request to the current replica; the socket the bytes then arrive on."""
+        grant = self._read_grant()
         if self._sock is None:
-            self._address = tuple(self.grant["replicas"][self._replica])
-            self._sock = self.client.data_connection(self._address)  # type: ignore[arg-type]
-        self._send(
-            {"op": "read", "token": self.grant["token"], "offset": offset, "length": len(view)}
-        )
-        reply = recv_frame(self._sock)
-        if not reply.get("ok"):
-            raise error_for(int(reply.get("code", -1)), str(reply.get("msg", "")), self.path)
-        if reply["length"] != len(view):
-            raise ProtocolError(f"slave sent {reply['length']} bytes, expected {len(view)}")
-        recv_exact_into(self._sock, view)
+            self._connect(grant.replicas[self._replica])
+        assert self._sock is not None
+        self._send(self._data.read(offset, length, grant.token))
+        reply = receive_reply(self._sock, self._data)
+        if isinstance(reply, Error):
+            raise reply.exception(self.path)
+        if reply.length != length:
+            raise ProtocolError(f"slave sent {reply.length} bytes, expected {length}")
+        return self._sock
 
     def _stream_once(
         self,
@@ -231,25 +243,17 @@ class SectorFile:
         large request keeps it streaming while we write. ``position`` advances
         per buffer, so after a failure the caller resumes where bytes stopped.
         """
-        if self._sock is None:
-            self._address = tuple(self.grant["replicas"][self._replica])
-            self._sock = self.client.data_connection(self._address)  # type: ignore[arg-type]
-        offset = self.position
-        self._send({"op": "read", "token": self.grant["token"], "offset": offset, "length": length})
-        reply = recv_frame(self._sock)
-        if not reply.get("ok"):
-            raise error_for(int(reply.get("code", -1)), str(reply.get("msg", "")), self.path)
-        if reply["length"] != length:
-            raise ProtocolError(f"slave sent {reply['length']} bytes, expected {length}")
-        end = offset + length
+        sock = self._ask_to_read(self.position, length)
+        end = self.position + length
         while self.position < end:
             view = writer.buffer()
             count = min(len(view), end - self.position)
             try:
-                recv_exact_into(self._sock, view[:count])
+                recv_exact_into(sock, view[:count])
             except BaseException:
                 writer.give_back(view)
                 raise
+            self._data.received_raw(count)
             if hasher is not None:
                 hasher.update(view[:count])
             writer.write(view, count)
@@ -275,16 +279,21 @@ class SectorFile:
 
     def _next_replica(self, cause: Exception) -> None:
         self._replica += 1
-        if self._replica >= len(self.grant["replicas"]):
+        if self._replica >= len(self._read_grant().replicas):
             raise SectorConnectionError(
                 f"no replica of the file could be read (last error: {cause})", self.path
             ) from None
 
     def _refresh_grant(self) -> None:
-        grant = self.client.call("open", path=self.path, mode=READ)
-        if grant["version"] != self.grant["version"]:
-            raise error_for(-1004, "file was rewritten while being read", self.path)
+        grant = self.client.call(Open(self.path, READ))
+        if grant.version != self.grant.version:
+            raise SectorBusyError("file was rewritten while being read", self.path)
         self.grant, self._replica = grant, 0
+
+    def _read_grant(self) -> ReadGrant:
+        if not isinstance(self.grant, ReadGrant):
+            raise InvalidError("file was not opened for reading", self.path)
+        return self.grant
 
     def write(self, data: bytes | bytearray | memoryview, length: int | None = None) -> int:
         """Write at the position; returns the count. Visible to others after close."""
@@ -327,7 +336,7 @@ class SectorFile:
             return self._write_from_stream(source, progress)
         length = info.st_size
         assert self._sock is not None
-        self._send({"op": "put", "offset": self.position, "length": length})
+        self._send(self._data.put(self.position, length))
         sent = 0
         while sent < length:
             count = min(TRANSFER_BUFFER, length - sent)
@@ -358,18 +367,18 @@ class SectorFile:
         if self._writing:
             self._flush_pending()
 
-    def _flush_pending(self, trailer: bytes = b"") -> None:
-        """Send buffered bytes, then ``trailer`` (a frame that follows them, or nothing)."""
+    def _flush_pending(self, commit: bool = False) -> None:
+        """Send buffered bytes; with ``commit``, the commit request right behind them."""
         if self._pending:
             data, self._pending = self._pending, bytearray()
-            self._put(self._pending_start, memoryview(data), trailer)
-        elif trailer:
-            assert self._sock is not None
-            self._sock.sendall(trailer)
+            self._put(self._pending_start, memoryview(data), commit)
+        elif commit:
+            self._send(self._data.commit())
 
-    def _put(self, offset: int, view: memoryview, trailer: bytes = b"") -> None:
+    def _put(self, offset: int, view: memoryview, commit: bool = False) -> None:
         assert self._sock is not None
-        header = encode({"op": "put", "offset": offset, "length": len(view)})
+        header = self._data.put(offset, len(view))
+        trailer = self._data.commit() if commit else b""
         try:
             if len(view) <= SMALL_PUT:
                 # one system call and one wake-up of the slave for a small file's
@@ -392,13 +401,14 @@ class SectorFile:
         end = self.size if size < 0 else min(self.size, self.position + size)
         if end <= self.position:
             return b""
-        self._send({"op": "read", "offset": self.position, "length": end - self.position})
         assert self._sock is not None
-        reply = recv_frame(self._sock)
-        if not reply.get("ok"):
-            raise error_for(int(reply.get("code", -1)), str(reply.get("msg", "")), self.path)
-        data = bytearray(reply["length"])
+        self._send(self._data.read(self.position, end - self.position))
+        reply = receive_reply(self._sock, self._data)
+        if isinstance(reply, Error):
+            raise reply.exception(self.path)
+        data = bytearray(reply.length)
         recv_exact_into(self._sock, memoryview(data))
+        self._data.received_raw(len(data))
         self.position += len(data)
         return bytes(data)
 
@@ -411,9 +421,9 @@ class SectorFile:
             self._release_connection()
             return
         try:
-            self._flush_pending(trailer=encode({"op": "commit"}))
+            self._flush_pending(commit=True)
             assert self._sock is not None
-            reply = recv_frame(self._sock)
+            reply = receive_reply(self._sock, self._data)
         except (OSError, ProtocolError) as exc:
             self._drop_connection()
             self._abort_quietly()
@@ -422,15 +432,15 @@ class SectorFile:
                 f"slave connection broke at commit: {exc}", self.path
             ) from None
         self.closed = True
-        if not reply.get("ok"):
-            self._release_connection()
-            self._abort_quietly()
-            raise error_for(int(reply.get("code", -1)), str(reply.get("msg", "")), self.path)
         self._release_connection()
+        if isinstance(reply, Error):
+            self._abort_quietly()
+            raise reply.exception(self.path)
         from .session import Stat
 
-        done = self.client.call("close", lease=self.grant["lease"], receipt=reply["receipt"])
-        self.committed = Stat.from_wire(done["entry"])
+        assert isinstance(self.grant, WriteGrant)
+        done = self.client.call(Close(self.grant.lease, reply.receipt))
+        self.committed = Stat.from_entry(done.entry)
 
     def abort(self) -> None:
         """Drop everything written since open; the previous version stays."""
@@ -440,9 +450,9 @@ class SectorFile:
         if self._writing:
             if self._sock is not None:
                 try:
-                    self._send({"op": "abort"})
+                    self._send(self._data.abort())
                     self._release_connection()
-                except (OSError, SectorError):
+                except (OSError, SectorError, OutOfTurn):  # OutOfTurn: a reply was in flight
                     self._drop_connection()
             self._abort_quietly()
         else:
@@ -452,9 +462,9 @@ class SectorFile:
         return self.committed or self.client.stat(self.path)
 
     def _abort_quietly(self) -> None:
-        if "lease" in self.grant:
+        if isinstance(self.grant, WriteGrant):
             try:
-                self.client.call("abort", lease=self.grant["lease"])
+                self.client.call(Abort(self.grant.lease))
             except SectorError:
                 pass
 
@@ -462,14 +472,24 @@ class SectorFile:
         if self.closed:
             raise InvalidError("file is closed", self.path)
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _connect(self, address: tuple[str, int]) -> None:
+        """Take a connection to ``address`` (pooled if one is idle) and start a conversation."""
+        self._address = (address[0], int(address[1]))
+        self._sock = self.client.data_connection(self._address)
+        self._data = DataSession()
+
+    def _send(self, frame: bytes | bytearray) -> None:
         assert self._sock is not None
-        send_frame(self._sock, message)
+        self._sock.sendall(frame)
 
     def _release_connection(self) -> None:
+        """Back to the pool - only with nothing in flight, so the next user starts clean."""
         if self._sock is not None:
-            self.client.release_connection(self._address, self._sock)  # type: ignore[arg-type]
-            self._sock = None
+            if self._data.idle:
+                self.client.release_connection(self._address, self._sock)
+                self._sock = None
+            else:
+                self._drop_connection()
 
     def _drop_connection(self) -> None:
         if self._sock is not None:

@@ -19,24 +19,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..config import parse_address, sector_home
 from ..errors import (
     E_INITCTX,
     E_NOCERT,
     E_SECURITY,
+    InvalidError,
     SectorConnectionError,
     SectorError,
     SectorIsADirectoryError,
     SectorLocalFileError,
     SectorNotADirectoryError,
     SecurityError,
-    error_for,
 )
 from ..protocol import checksum
-from ..protocol.framing import Message, ProtocolError
-from ..protocol.messages import READ, TRUNC, WRITE
+from ..protocol import master as wire
+from ..protocol.framing import ProtocolError
+from ..protocol.messages import (
+    PROTOCOL_VERSION,
+    READ,
+    TRUNC,
+    WRITE,
+    Error,
+    Reply,
+    Request,
+    replies_to,
+)
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize, split
-from ..transport import FrameReader, client_tls_context, close_quietly, send_frame
+from ..transport import FrameReader, client_tls_context, close_quietly, send_message
 from .file import SectorFile
 
 CONNECT_TIMEOUT = 5.0
@@ -57,16 +69,16 @@ class Stat:
     slaves: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_wire(cls, entry: dict[str, Any]) -> Stat:
-        """A Stat from the master's entry map; KeyError if a required field is missing."""
+    def from_entry(cls, entry: wire.Entry) -> Stat:
+        """The public view of a directory entry the master sent (already type-checked)."""
         return cls(
-            name=entry["name"],
-            isdir=bool(entry["isdir"]),
-            timestamp=float(entry["timestamp"]),
-            size=int(entry["size"]),
-            version=int(entry.get("version", 0)),
-            checksum=str(entry.get("checksum", "")),
-            slaves=list(entry.get("slaves", [])),
+            entry.name,
+            entry.isdir,
+            entry.timestamp,
+            entry.size,
+            entry.version,
+            entry.checksum,
+            entry.slaves,
         )
 
 
@@ -144,13 +156,13 @@ class Client:
         self._sock = sock
         self._reader = FrameReader(sock)
         try:
-            reply = self._exchange({"op": "login", "user": user, "password": password})
+            reply = self._exchange(wire.Login(PROTOCOL_VERSION, user, password))
         except SectorError:
             self._disconnect()
             raise
-        if not reply.get("ok"):
+        if isinstance(reply, Error):
             self._disconnect()
-            raise _error(reply)
+            raise reply.exception()
         self.user = user
 
     def logout(self) -> None:
@@ -158,7 +170,7 @@ class Client:
         with self._lock:
             if self._sock is not None:
                 try:
-                    self._exchange({"op": "logout"})
+                    self._exchange(wire.Logout())
                 except SectorError:
                     pass
             self._disconnect()
@@ -179,12 +191,12 @@ class Client:
             close_quietly(self._sock)
             self._sock = None
 
-    def _exchange(self, message: Message) -> Message:
-        assert self._sock is not None
+    def _exchange(self, request: Request) -> Any:
+        """Send ``request``, return the master's reply: one it may send, or an Error."""
+        assert self._sock is not None and self._reader is not None
         try:
-            send_frame(self._sock, message)
-            assert self._reader is not None
-            return self._reader.read()
+            send_message(self._sock, request)
+            return replies_to(type(request)).decode(self._reader.read())
         except TimeoutError:
             self._disconnect()
             raise SectorConnectionError("the master did not answer in time") from None
@@ -192,12 +204,19 @@ class Client:
             self._disconnect()
             raise SectorConnectionError(f"connection to the master broke: {exc}") from None
 
-    def call(self, op: str, **fields: Any) -> Message:
-        """One request to the master: its reply; raises the matching SectorError on failure.
+    def call(self, request: Request) -> Any:
+        """Send one request (a message of :mod:`sector.protocol.master`) and return its reply.
 
-        A broken connection is re-dialled and the request retried once.
+        A failure comes back as the exception the master's error reply stands
+        for. If the connection broke, it is dialled again, logged in, and the
+        request sent once more (unless it cannot survive a new session).
         """
-        message = {"op": op, **fields}
+        if not isinstance(request, Request):
+            raise TypeError(
+                "call() takes a request message, e.g. "
+                "call(sector.protocol.master.Stat(path='/')), not "
+                f"{type(request).__name__}"
+            )
         with self._lock:
             if self._credentials is None:
                 raise SecurityError("not logged in: call login() first")
@@ -205,13 +224,13 @@ class Client:
                 try:
                     if self._sock is None:
                         self._connect()
-                    reply = self._exchange(message)
+                    reply: Reply = self._exchange(request)
                     break
                 except SectorConnectionError:
-                    if attempt == 2 or op == "close":
+                    if attempt == 2 or not request.survives_reconnect:
                         raise
-        if not reply.get("ok"):
-            raise _error(reply)
+        if isinstance(reply, Error):
+            raise reply.exception()
         return reply
 
     def stat(self, path: str) -> Stat:
@@ -219,14 +238,15 @@ class Client:
 
         Raises FileNotFoundError (E_NOEXIST), PermissionError (E_PERMISSION).
         """
-        return Stat.from_wire(self.call("stat", path=_normal(path))["entry"])
+        return Stat.from_entry(self.call(wire.Stat(_normal(path))).entry)
 
     def ls(self, path: str = "/") -> list[Stat]:
         """A directory's entries, sorted by name (a file lists as itself).
 
         Raises FileNotFoundError (E_NOEXIST), PermissionError (E_PERMISSION).
         """
-        return [Stat.from_wire(e) for e in self.call("ls", path=_normal(path))["entries"]]
+        from_entry = Stat.from_entry
+        return [from_entry(e) for e in self.call(wire.Ls(_normal(path))).entries]
 
     def locate(self, path: str) -> list[tuple[str, int]]:
         """The slaves (host, port) holding the current version of a file.
@@ -249,7 +269,7 @@ class Client:
 
     def mkdir(self, path: str) -> None:
         """Create a directory and any missing parents; FileExistsError (E_EXIST) if it is there."""
-        self.call("mkdir", path=_normal(path))
+        self.call(wire.Mkdir(_normal(path)))
 
     def rm(self, path: str, recursive: bool = True) -> None:
         """Remove a file or directory (a tree in one request).
@@ -257,7 +277,7 @@ class Client:
         Raises FileNotFoundError (E_NOEXIST); without ``recursive`` a full
         directory is refused with E_NOEMPTY.
         """
-        self.call("rm", path=_normal(path), recursive=recursive)
+        self.call(wire.Rm(_normal(path), recursive))
 
     def move(self, src: str, dst: str, *, overwrite: bool = False) -> None:
         """Rename a file or directory: one metadata change, however big the tree.
@@ -271,7 +291,7 @@ class Client:
         """
         src, dst = _normal(src), _normal(dst)
         try:
-            self.call("move", src=src, dst=dst)
+            self.call(wire.Move(src, dst))
         except FileExistsError:
             if not overwrite:
                 raise
@@ -288,13 +308,13 @@ class Client:
         """
         src, dst = _normal(src), _normal(dst)
         try:
-            self.call("copy", src=src, dst=dst)
+            self.call(wire.Copy(src, dst))
         except FileExistsError:
             if not overwrite:
                 raise
             parent, name = split(dst)
             temporary = join(parent, f".{name}.sector-{secrets.token_hex(6)}")
-            self.call("copy", src=src, dst=temporary)
+            self.call(wire.Copy(src, temporary))
             self._replace(temporary, dst, kept_on_failure=False)
 
     def _replace(self, src: str, dst: str, kept_on_failure: bool) -> None:
@@ -304,23 +324,26 @@ class Client:
                 raise SectorIsADirectoryError("a directory is not replaced", dst)
             if self.stat(src).isdir:
                 raise SectorNotADirectoryError("a directory cannot replace a file", dst)
-            self.call("rm", path=dst, recursive=False)
-            self.call("move", src=src, dst=dst)
+            self.call(wire.Rm(dst, False))
+            self.call(wire.Move(src, dst))
         except BaseException:
             if not kept_on_failure:
                 try:
-                    self.call("rm", path=src, recursive=False)
+                    self.call(wire.Rm(src, False))
                 except SectorError:
                     pass
             raise
 
-    def sysinfo(self) -> Message:
+    def sysinfo(self) -> dict[str, Any]:
         """The master's view: ``{"master": totals, "slaves": [one dict per slave]}``.
 
         Raises SectorConnectionError when the master cannot be reached.
         """
-        reply = self.call("sysinfo")
-        return {"master": reply["master"], "slaves": reply["slaves"]}
+        reply = self.call(wire.Sysinfo())
+        return {
+            "master": msgspec.structs.asdict(reply.master),
+            "slaves": [msgspec.structs.asdict(slave) for slave in reply.slaves],
+        }
 
     def open(self, path: str, mode: int = READ) -> SectorFile:
         """Open a Sector file; see :class:`SectorFile` for the modes.
@@ -330,7 +353,7 @@ class Client:
         NotImplementedError (SECURE), ResourceError (no live slave).
         """
         path = _normal(path)
-        return SectorFile(self, path, mode, self.call("open", path=path, mode=mode))
+        return SectorFile(self, path, mode, self.call(wire.Open(path, mode)))
 
     def upload(
         self,
@@ -408,7 +431,7 @@ class Client:
                     target.seek(offset)
                     remote_file.seek(offset)
                     remote_file.read_to_file(target, verify=not offset, progress=progress)
-                if offset and checksum.of_file(temp) != remote_file.grant["checksum"]:
+                if offset and checksum.of_file(temp) != remote_file.grant.checksum:
                     temp.unlink()
                     return self.download(remote, local_path, resume=False, progress=progress)
             os.replace(temp, local_path)
@@ -429,7 +452,7 @@ class Client:
     @staticmethod
     def _resume_offset(remote_file: SectorFile, local: Path, temp: Path) -> int | None:
         """Where to continue: the partial file's length, or None when ``local`` is complete."""
-        size, expected = remote_file.size, remote_file.grant["checksum"]
+        size, expected = remote_file.size, remote_file.grant.checksum
         for candidate in (temp, local):
             try:
                 have = candidate.stat().st_size
@@ -494,7 +517,7 @@ class Client:
             yield path, dirs, files
             pending.extend(join(path, d.name) for d in reversed(dirs))
 
-    def fsck(self, path: str = "/") -> Message:
+    def fsck(self, path: str = "/") -> dict[str, Any]:
         """Have every slave re-read what it holds under ``path`` and check its checksums.
 
         Returns ``{"files", "replicas", "problems"}``; each problem names a
@@ -502,8 +525,12 @@ class Client:
         ``problem``: ``missing``, ``damaged`` or ``unreachable``. Raises
         FileNotFoundError or PermissionError for ``path`` itself.
         """
-        reply = self.call("fsck", path=_normal(path))
-        return {key: reply[key] for key in ("files", "replicas", "problems")}
+        reply = self.call(wire.Fsck(_normal(path)))
+        return {
+            "files": reply.files,
+            "replicas": reply.replicas,
+            "problems": [msgspec.structs.asdict(problem) for problem in reply.problems],
+        }
 
     def shutdown(self, slave: str | None = None) -> list[str]:
         """Stop one slave (by id or ``host:port``), or the whole cluster; admin only.
@@ -513,7 +540,7 @@ class Client:
         PermissionError (E_PERMISSION) for other users, FileNotFoundError for an
         unknown slave.
         """
-        return list(self.call("shutdown", slave=slave)["stopped"])
+        return list(self.call(wire.Shutdown(slave)).stopped)
 
     def data_connection(self, address: tuple[str, int]) -> socket.socket:
         """A connection to a slave, reused from the pool when one is idle.
@@ -557,13 +584,7 @@ def _normal(path: str) -> str:
     try:
         return normalize(path)
     except InvalidPath as exc:
-        raise error_for(-6000, str(exc), str(path)) from None
-
-
-def _error(reply: Message) -> SectorError:
-    return error_for(
-        int(reply.get("code", -1)), str(reply.get("msg", "")), reply.get("path"), reply.get("kind")
-    )
+        raise InvalidError(str(exc), str(path)) from None
 
 
 __all__ = ["Client", "Stat"]

@@ -8,8 +8,11 @@ master's time in that machinery than in the request. The few requests that
 must wait (login's password hashing, ``copy``, ``fsck``) run as a task, and
 later requests queue behind them, so replies always leave in request order.
 
-The first frame decides what the peer is: ``login`` makes it a client session,
-``register`` a slave sending heartbeats; anything else is refused.
+The first frame decides what the peer is (see :mod:`sector.protocol.master`):
+``login`` makes it a client session, ``register`` a slave sending heartbeats;
+anything else is refused and the connection closed. Frames are decoded when
+their turn comes, with the vocabulary of the state the connection is in then
+(a client may send ``login`` and ``stat`` back to back).
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from ..errors import E_SECURITY, E_UNKNOWN
-from ..protocol.framing import FrameDecoder, Message, ProtocolError, encode
-from ..protocol.messages import fail, ok
+from ..errors import E_UNKNOWN
+from ..protocol.framing import FrameDecoder, ProtocolError, encode
+from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, refusal
+from ..protocol.messages import Error, InvalidMessage, Reply
+from .sessions import Session
+from .slaves import Slave
 
 if TYPE_CHECKING:
-    from .leases import Session
     from .server import MasterServer
-    from .slaves import Slave
 
 log = logging.getLogger("sector.master")
 
@@ -41,7 +45,7 @@ class MasterConnection(asyncio.Protocol):
     def __init__(self, master: MasterServer):
         self.master = master
         self.decoder = FrameDecoder()
-        self.queue: deque[Message] = deque()
+        self.queue: deque[bytearray] = deque()  # frame bodies, decoded in turn
         self.waiting = False
         self.closing = False
         self.session: Session | None = None
@@ -100,8 +104,12 @@ class MasterConnection(asyncio.Protocol):
     def _work(self) -> None:
         """Answer queued requests in order until one has to wait."""
         while self.queue and not self.waiting and not self.closing:
-            reply = self._handle(self.queue.popleft())
-            if isinstance(reply, dict):
+            try:
+                reply = self._handle(self.queue.popleft())
+            except ProtocolError as exc:  # not even msgpack: this peer speaks something else
+                self._drop(str(exc))
+                return
+            if isinstance(reply, Reply):
                 self._send(reply)
             elif reply is not None:
                 self.waiting = True
@@ -110,61 +118,77 @@ class MasterConnection(asyncio.Protocol):
         if "queue" in self._paused_by and len(self.queue) <= MAX_QUEUED:
             self._resume("queue")
 
-    async def _finish(self, pending: Awaitable[Message | None]) -> None:
+    async def _finish(self, pending: Awaitable[Reply | None]) -> None:
         try:
             reply = await pending
         except Exception:
             log.exception("unexpected failure answering %s", self.address)
-            reply = fail(E_UNKNOWN, "internal error in the master (see its log)")
+            reply = Error(E_UNKNOWN, "internal error in the master (see its log)")
         self.waiting = False
         if reply is not None:
             self._send(reply)
         self._work()
 
-    def _handle(self, request: Message) -> Message | Awaitable[Message | None] | None:
+    def _handle(self, body: bytearray) -> Reply | Awaitable[Reply | None] | None:
         if self.session is not None:
-            if request.get("op") == "logout":
-                self._send(ok(), then_close=True)
-                return None
-            return self.master.dispatch(self.session, request)
+            try:
+                request = CLIENT_REQUESTS.decode(body)
+            except InvalidMessage as exc:
+                return Error.of(exc)
+            return self.master.answer(self.session, request)
         if self.slave is not None:
-            reply = self.master.slave_heartbeat(self.slave, request)
+            try:
+                report = SLAVE_REPORTS.decode(body)
+            except InvalidMessage as exc:
+                return Error.of(exc)
+            reply = self.master.report(self.slave, report)
             if reply is None:
                 self._drop("superseded by a newer registration of the same slave")
             return reply
+        return self._greet(body)
+
+    def _greet(self, body: bytearray) -> Reply | Awaitable[Reply | None] | None:
+        """The first frame: who the peer is, or the end of the connection."""
         if self._greeting_timer is not None:
             self._greeting_timer.cancel()
             self._greeting_timer = None
-        if request.get("op") == "login":
-            return self._login(request)
-        if request.get("op") == "register":
-            reply, self.slave = self.master.register_slave(request, self.address)
-            if self.slave is None:
-                self._send(reply, then_close=True)
-                return None
-            return reply
-        self._send(fail(E_SECURITY, "log in first"), then_close=True)
-        return None
+        try:
+            greeting = GREETINGS.decode(body)
+        except InvalidMessage as exc:
+            self._send(refusal(exc), then_close=True)
+            return None
+        admitted = self.master.greet(self.address, greeting)
+        if isinstance(admitted, tuple):
+            return self._admit(*admitted)
+        return self._admit_later(admitted)
 
-    async def _login(self, request: Message) -> Message | None:
-        reply, session = await self.master.login(request, self.address)
-        if session is None:
+    def _admit(self, reply: Reply, peer: Session | Slave | None) -> Reply | None:
+        if peer is None:
             self._send(reply, then_close=True)
             return None
-        if self.closing:  # the peer left while its password was being checked
-            self.master.end_session(session)
+        if isinstance(peer, Slave):
+            self.slave = peer
+        elif self.closing:  # the client left while its password was being checked
+            self.master.end_session(peer)
             return None
-        self.session = session
+        else:
+            self.session = peer
         return reply
 
-    def _send(self, reply: Message, then_close: bool = False) -> None:
+    async def _admit_later(
+        self, admitted: Awaitable[tuple[Reply, Session | Slave | None]]
+    ) -> Reply | None:
+        return self._admit(*await admitted)
+
+    def _send(self, reply: Reply, then_close: bool = False) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         self.transport.write(encode(reply))
-        if then_close:
+        session = self.session
+        if then_close or (session is not None and session.logged_out):
             self.closing = True
             self.transport.close()
-        elif self.session is not None and self.session.stop_master:
+        elif session is not None and session.stop_master:
             self.master.stop()  # only now: the reply to `shutdown` is on its way
 
     def _drop(self, reason: str) -> None:

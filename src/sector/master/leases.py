@@ -4,26 +4,17 @@ A file has at most one writer. Opening an existing file for writing leases
 its id; creating a new one leases its path, so a second creator - or a
 ``mkdir`` or ``move`` onto that path - gets E_BUSY until the writer closes.
 Leases belong to the client session that took them and end with it: a writer
-whose connection dies leaves the previous version in place.
+whose connection dies leaves the previous version in place. They do not
+expire by time, so they read no clock.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import InvalidError, SectorBusyError
-from .users import User
-
-
-@dataclass
-class Session:
-    """One logged-in client connection."""
-
-    user: User
-    address: str
-    leases: set[int] = field(default_factory=set)
-    stop_master: bool = False
+from .sessions import Session
 
 
 @dataclass

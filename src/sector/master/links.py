@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
+import msgspec
+
+from ..clock import Clock
 from ..errors import E_CONNECTION
 from ..protocol import tokens
-from ..protocol.framing import Message, ProtocolError
-from ..protocol.messages import fail
-from ..transport import read_frame, write_frame
-from .slaves import Slave
+from ..protocol.data import AdminRequest, DeleteObjects, ObjectId
+from ..protocol.framing import ProtocolError
+from ..protocol.messages import Error, replies_to
+from ..protocol.tokens import AdminClaims
+from ..transport import read_body, write_message
+from .slaves import Registry, Slave
 
 log = logging.getLogger("sector.master")
 
@@ -27,17 +33,47 @@ ADMIN_TOKEN_TTL = 120.0
 DELETE_BATCH_DELAY = 0.02
 
 
+class Links:
+    """One :class:`SlaveLink` per slave, made on first use, replaced when it re-registers."""
+
+    def __init__(self, registry: Registry, key: bytes, clock: Clock):
+        self.registry, self.key, self.clock = registry, key, clock
+        self._links: dict[str, SlaveLink] = {}
+
+    def to(self, slave: Slave) -> SlaveLink:
+        link = self._links.get(slave.id)
+        if link is None or link.slave is not slave:
+            if link is not None:
+                link.close()
+            link = self._links[slave.id] = SlaveLink(slave, self.key, self.clock)
+        return link
+
+    def delete_on(self, slave_id: str, objects: list[ObjectId]) -> None:
+        """Have a slave drop objects, soon and in a batch (see :meth:`SlaveLink.delete_later`)."""
+        slave = self.registry.get(slave_id)
+        if slave is not None:
+            self.to(slave).delete_later(objects)
+
+    def close(self) -> None:
+        for link in self._links.values():
+            link.close()
+
+
 class SlaveLink:
-    def __init__(self, slave: Slave, key: bytes):
-        self.slave, self.key = slave, key
+    def __init__(self, slave: Slave, key: bytes, clock: Clock):
+        self.slave, self.key, self.clock = slave, key, clock
         self._lock = asyncio.Lock()
         self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._doomed: list[list[int]] = []
+        self._doomed: list[ObjectId] = []
         self._tasks: set[asyncio.Task] = set()
 
-    async def call(self, message: Message, timeout: float = 600.0) -> Message:
-        """Send one command and return the slave's reply (an error reply if unreachable)."""
-        token = tokens.sign(self.key, {"kind": "admin", "slave": self.slave.id}, ADMIN_TOKEN_TTL)
+    async def call(self, order: AdminRequest, timeout: float = 600.0) -> Any:
+        """Send one order and return the slave's reply: one ``order`` may get, or an
+        :class:`Error` (E_CONNECTION when the slave cannot be reached)."""
+        claims = AdminClaims(self.slave.id)
+        token = tokens.sign(self.key, claims, self.clock.time() + ADMIN_TOKEN_TTL)
+        signed = msgspec.structs.replace(order, token=token)
+        replies = replies_to(type(order))
         async with self._lock:
             for attempt in (1, 2):
                 try:
@@ -46,18 +82,18 @@ class SlaveLink:
                             asyncio.open_connection(*self.slave.address), 10
                         )
                     reader, writer = self._stream
-                    await write_frame(writer, {**message, "token": token})
-                    reply = await asyncio.wait_for(read_frame(reader), timeout)
-                    if reply is None:
+                    await write_message(writer, signed)
+                    body = await asyncio.wait_for(read_body(reader), timeout)
+                    if body is None:
                         raise ConnectionError("slave closed the command connection")
-                    return reply
+                    return replies.decode(body)
                 except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
                     self._disconnect()
                     if attempt == 2:
-                        return fail(E_CONNECTION, f"slave {self.slave.id} unreachable: {exc}")
+                        return Error(E_CONNECTION, f"slave {self.slave.id} unreachable: {exc}")
         raise AssertionError("unreachable")
 
-    def delete_later(self, objects: list[list[int]]) -> None:
+    def delete_later(self, objects: list[ObjectId]) -> None:
         """Best effort: a slave that misses this cleans up when it re-registers."""
         if not objects or not self.slave.alive:
             return
@@ -68,9 +104,7 @@ class SlaveLink:
     def _flush_deletes(self) -> None:
         objects, self._doomed = self._doomed, []
         if objects and self.slave.alive:
-            task = asyncio.get_running_loop().create_task(
-                self.call({"op": "delete", "objects": objects})
-            )
+            task = asyncio.get_running_loop().create_task(self.call(DeleteObjects(objects)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

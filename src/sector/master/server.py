@@ -1,10 +1,26 @@
-"""The master process: a TLS server for clients and slaves.
+"""The master process: its parts wired together, a TLS listener, one error boundary.
+
+Each part has one job and is handed what it needs:
+
+* :class:`~.sessions.Sessions` - logins and logouts;
+* :class:`~.tree.Tree` - stat, ls, mkdir, rm, move, copy;
+* :class:`~.files.Files` - open, close, abort: grants, leases, commits;
+* :class:`~.admin.Admin` - ping, sysinfo, fsck, shutdown;
+* :class:`~.membership.Membership` - slaves registering and reporting;
+* :class:`~.slaves.Registry`, :class:`~.placement.Placement`, :class:`~.links.Links` -
+  which slaves are alive, where bytes go, and the orders sent to slaves.
+
+Every handler is found through a table built from the ``@handles`` marks
+(:func:`~sector.protocol.messages.handler_table`), one per connection state,
+and every exception a client request raises becomes its error reply in
+:meth:`MasterServer.answer` and nowhere else.
 
 One asyncio event loop owns everything (store, leases, slave registry), so no
 locks are needed: each request runs to completion between awaits. Requests on a
 connection are answered in order; a request that fails gets an error reply and
 the connection carries on, and a connection that sends garbage is closed
-without disturbing anyone else.
+without disturbing anyone else. Time is read from an injected clock
+(:mod:`sector.clock`) wherever something expires.
 """
 
 from __future__ import annotations
@@ -13,70 +29,123 @@ import asyncio
 import logging
 import os
 import secrets
-import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
+from pathlib import Path
 from typing import Any
 
-from ..config import MasterSettings, address_allowed
-from ..errors import (
-    E_ACL,
-    E_INVALID,
-    E_SECURITY,
-    E_UNKNOWN,
-    InvalidError,
-    ResourceError,
-    SectorError,
-    SectorIsADirectoryError,
-    SectorNotFoundError,
-    SectorPermissionError,
-    SecurityError,
-)
-from ..protocol import messages, tokens
-from ..protocol.framing import Message
-from ..protocol.messages import APPEND, READ, TRUNC, WRITE, fail, ok
-from ..protocol.paths import InvalidPath, normalize
+from ..clock import SYSTEM, Clock
+from ..config import MasterSettings
+from ..protocol import tokens
+from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS
+from ..protocol.messages import Error, Message, Reply, Request, handler_table, is_expected
 from ..transport import server_tls_context
+from .admin import Admin
 from .connection import MasterConnection
-from .leases import Lease, Leases, Session
-from .links import SlaveLink
+from .files import Files
+from .leases import Leases
+from .links import Links
+from .membership import Membership
 from .namespace import Namespace
+from .placement import Placement
+from .sessions import Session, Sessions
 from .slaves import Registry, Slave
-from .store import Row, Store
+from .store import Store
+from .tree import Tree
 from .users import Users
 
 log = logging.getLogger("sector.master")
 
 
 class MasterServer:
-    def __init__(self, settings: MasterSettings):
+    def __init__(self, settings: MasterSettings, clock: Clock = SYSTEM):
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.home / "metadata.db")
-        self.namespace = Namespace(self.store)
-        self.users = Users.load(settings.conf_dir / "users")
-        self.registry = Registry(settings.slave_timeout, settings.slave_min_disk_space)
-        self.links: dict[str, SlaveLink] = {}
-        self.key = self._load_key()
-        self.leases = Leases()
-        self.started = time.time()
+        self.key = _load_key(settings.home / "token.key")
+        self.store = Store(settings.home / "metadata.db", clock)
+        namespace = Namespace(self.store)
+        leases = Leases()
+        self.registry = Registry(clock, settings.slave_timeout)
+        self.links = Links(self.registry, self.key, clock)
+        placement = Placement(self.registry, self.store, settings.slave_min_disk_space)
+        self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)
+        self.files = Files(
+            self.store,
+            namespace,
+            leases,
+            placement,
+            self.links,
+            self.key,
+            settings.token_ttl,
+            clock,
+        )
+        tree = Tree(self.store, namespace, leases, placement, self.links)
+        admin = Admin(
+            self.store,
+            namespace,
+            self.registry,
+            placement,
+            self.links,
+            clock,
+            self.bound_address,
+            settings.replica_num,
+        )
+        self.membership = Membership(
+            self.registry,
+            self.links,
+            self.store,
+            leases,
+            self.key,
+            settings.slave_acl,
+            settings.heartbeat_interval,
+        )
+        parts = (self.sessions, tree, self.files, admin, self.membership)
+        self.greetings = handler_table(*parts, vocabulary=GREETINGS)
+        self.client_ops = handler_table(*parts, vocabulary=CLIENT_REQUESTS)
+        self.slave_reports = handler_table(*parts, vocabulary=SLAVE_REPORTS)
         self.server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
 
-    def _load_key(self) -> bytes:
-        """The token key survives restarts, so grants in flight stay valid."""
-        path = self.settings.home / "token.key"
+    # --- what connections ask of the master ---------------------------------------------
+
+    def answer(self, session: Session, request: Request) -> Reply | Awaitable[Reply]:
+        """A client request's reply; the few that must wait return an awaitable one.
+
+        The error boundary of client requests: whatever a handler raises
+        becomes an :class:`Error` reply here (and is logged when it is a bug).
+        """
+        if _tracing():
+            log.debug("%s %r", session.user.name, request)
         try:
-            key = path.read_bytes()
-            if len(key) == tokens.KEY_BYTES:
-                return key
-        except FileNotFoundError:
-            pass
-        key = secrets.token_bytes(tokens.KEY_BYTES)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key)
-        return key
+            reply = self.client_ops[type(request)](session, request)
+        except Exception as exc:
+            return _failure(request, exc)
+        if isinstance(reply, Reply):
+            return reply
+        return _guarded(request, reply)
+
+    def greet(self, address: str, greeting: Request) -> Any:
+        """A login or a registration: ``(reply, Session | Slave | None)``, or an awaitable
+        of it (a login hashes a password); the connection becomes what it says."""
+        try:
+            return self.greetings[type(greeting)](address, greeting)
+        except Exception as exc:
+            return _failure(greeting, exc), None
+
+    def report(self, slave: Slave, report: Request) -> Reply | None:
+        """A slave's heartbeat; None when a newer registration replaced this slave."""
+        try:
+            return self.slave_reports[type(report)](slave, report)
+        except Exception as exc:
+            return _failure(report, exc)
+
+    def end_session(self, session: Session) -> None:
+        self.files.abandon(session)
+
+    def slave_disconnected(self, slave: Slave) -> None:
+        self.membership.disconnected(slave)
+
+    # --- running ------------------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
         context = server_tls_context(self.settings.cert, self.settings.key)
@@ -89,9 +158,15 @@ class MasterServer:
             ssl_handshake_timeout=10,
         )
         host, port = self.server.sockets[0].getsockname()[:2]
-        self.spawn(self._watch_slaves())
+        self.spawn(self.membership.watch(self.settings.slave_timeout))
         log.info("master listening on %s:%d (metadata %s)", host, port, self.store.path)
         return host, port
+
+    def bound_address(self) -> str:
+        """``host:port`` as bound (the configured port may be 0: any free port)."""
+        if self.server is not None:
+            return "{}:{}".format(*self.server.sockets[0].getsockname()[:2])
+        return f"{self.settings.host}:{self.settings.port}"
 
     async def serve_forever(self) -> None:
         await self._stopping.wait()
@@ -102,510 +177,51 @@ class MasterServer:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
-        for link in self.links.values():
-            link.close()
+        self.links.close()
         for task in list(self._tasks):
             task.cancel()
         self.store.close()
 
-    def spawn(self, coro) -> asyncio.Task:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def login(self, request: Message, address: str) -> tuple[Message, Session | None]:
-        """Check a login; the reply to send, and the new session when it succeeded."""
-        if not address_allowed(address, self.settings.master_acl):
-            return fail(E_ACL, f"{address} may not reach this master"), None
-        name, password = request.get("user"), request.get("password")
-        if not isinstance(name, str) or not isinstance(password, str):
-            return fail(E_INVALID, "login needs a user name and a password"), None
-        loop = asyncio.get_running_loop()
-        try:
-            # scrypt is slow on purpose; keep it off the event loop.
-            user = await loop.run_in_executor(
-                None, self.users.authenticate, name, password, address
-            )
-        except SectorError as exc:
-            return _error_reply(exc), None
-        log.info("user %s logged in from %s", user.name, address)
-        return ok(user=user.name), Session(user, address)
 
-    def end_session(self, session: Session) -> None:
-        """The client left: writes it never closed keep their previous version."""
-        for lease_id in list(session.leases):
-            self._release(lease_id, discard=True)
-
-    def dispatch(self, session: Session, request: Message) -> Message | Awaitable[Message]:
-        """Answer a client request; the few that must wait return an awaitable reply."""
-        op = request.get("op")
-        handler = self._client_ops.get(op) if isinstance(op, str) else None
-        if handler is None:
-            return fail(E_INVALID, f"unknown operation {op!r}")
-        try:
-            log.debug("%s %s %s", session.user.name, op, request.get("path", ""))
-            reply = handler(self, session, request)
-        except Exception as exc:
-            return _failure(op, exc)
-        if isinstance(reply, dict):
-            return reply
-        return _guarded(op, reply)
-
-    def _op_ping(self, session: Session, request: Message) -> Message:
-        return ok(time=time.time())
-
-    def _op_stat(self, session: Session, request: Message) -> Message:
-        path = _path(request)
-        session.user.check_read(path)
-        row = self.namespace.stat(path)
-        return ok(entry=self._entry(row, with_slaves=True))
-
-    def _op_ls(self, session: Session, request: Message) -> Message:
-        path = _path(request)
-        session.user.check_read(path)
-        return ok(entries=[self._entry(row) for row in self.namespace.list(path)])
-
-    def _op_mkdir(self, session: Session, request: Message) -> Message:
-        path = _path(request)
-        session.user.check_write(path)
-        self.leases.check_not_creating(path)
-        self.namespace.mkdir(path)
-        return ok()
-
-    def _op_rm(self, session: Session, request: Message) -> Message:
-        path = _path(request)
-        session.user.check_write(path)
-        row = self.namespace.stat(path)
-        self.leases.check_not_writing(row.id, path)
-        removal = self.namespace.remove(path, bool(request.get("recursive", True)), row)
-        by_slave: dict[str, list[list[int]]] = {}
-        for slave_id, oid, version in removal.copies:
-            by_slave.setdefault(slave_id, []).append([oid, version])
-        for slave_id, objects in by_slave.items():
-            self._delete_on(slave_id, objects)
-        return ok()
-
-    def _op_move(self, session: Session, request: Message) -> Message:
-        src, dst = _path(request, "src"), _path(request, "dst")
-        session.user.check_write(src)
-        session.user.check_write(dst)
-        self.leases.check_not_creating(dst)
-        self.namespace.move(src, dst)
-        return ok()
-
-    async def _op_copy(self, session: Session, request: Message) -> Message:
-        src, dst = _path(request, "src"), _path(request, "dst")
-        session.user.check_read(src)
-        session.user.check_write(dst)
-        row = self.namespace.file(src)
-        self.namespace.check_new(dst)
-        self.leases.check_not_creating(dst)
-        holders = self.registry.order_for_read(self._holders(row))
-        if not holders:
-            raise ResourceError("no live slave holds the source file", src)
-        slave = holders[0]
-        oid = self.store.allocate_id()
-        self.leases.reserve_path(dst)
-        try:
-            reply = await self._link(slave).call(
-                {"op": "copy", "src": [row.id, row.version], "dst": [oid, 1]}
-            )
-            if not reply.get("ok"):
-                raise _reply_error(reply, src)
-            with self.store.transaction():
-                self.namespace.create_file(dst, oid, row.size, 1, reply["checksum"])
-                self.store.set_replica(oid, slave.id, 1)
-        except SectorError:
-            self._link(slave).delete_later([[oid, 1]])
-            raise
-        finally:
-            self.leases.free_path(dst)
-        return ok()
-
-    def _op_open(self, session: Session, request: Message) -> Message:
-        path = _path(request)
-        mode = request.get("mode", READ)
-        if not isinstance(mode, int) or mode <= 0 or mode & ~messages.ALL_MODE_BITS:
-            raise InvalidError(f"bad open mode {mode!r}", path)
-        if mode & (WRITE | TRUNC | APPEND):
-            return self._open_write(session, path, mode)
-        session.user.check_read(path)
-        row = self.namespace.file(path)
-        holders = self.registry.order_for_read(self._holders(row))
-        if not holders and row.size:  # an empty file needs no slave to be read
-            raise ResourceError("no live slave holds this file", path)
-        token = tokens.sign(
-            self.key, {"kind": "r", "oid": row.id, "v": row.version}, self.settings.token_ttl
-        )
-        return ok(
-            oid=row.id,
-            version=row.version,
-            size=row.size,
-            checksum=row.checksum,
-            token=token,
-            replicas=[list(s.address) for s in holders],
-        )
-
-    def _open_write(self, session: Session, path: str, mode: int) -> Message:
-        session.user.check_write(path)
-        if mode & READ:
-            session.user.check_read(path)
-        row = self.namespace.find(path)
-        if row is not None and row.is_dir:
-            raise SectorIsADirectoryError("is a directory", path)
-        if row is None:
-            self.namespace.check_new(path)
-            self.leases.check_not_creating(path)
-            oid, version, base, size = self.store.allocate_id(), 1, 0, 0
-            slave = self.registry.choose_for_write()
-        else:
-            self.leases.check_not_writing(row.id, path)
-            oid, version = row.id, row.version + 1
-            if mode & TRUNC or row.size == 0:
-                base, size = 0, 0
-                slave = self.registry.choose_for_write()
-            else:
-                base, size = row.version, row.size
-                holders = self.registry.order_for_read(self._holders(row))
-                if not holders:
-                    raise ResourceError("no live slave holds this file", path)
-                slave = holders[0]
-        lease = self.leases.grant(session, oid, version, path, row is None, slave.id)
-        slave.active += 1
-        claims = {
-            "kind": "w",
-            "oid": oid,
-            "v": version,
-            "base": base,
-            "lease": lease.id,
-            "slave": slave.id,
-        }
-        return ok(
-            lease=lease.id,
-            oid=oid,
-            version=version,
-            size=size,
-            token=tokens.sign(self.key, claims, self.settings.token_ttl),
-            slave=list(slave.address),
-        )
-
-    def _op_close(self, session: Session, request: Message) -> Message:
-        lease = self.leases.owned(session, request.get("lease"))
-        try:
-            claims = tokens.verify(self.key, request.get("receipt"))
-        except tokens.TokenError as exc:
-            raise SecurityError(f"commit receipt refused: {exc}", lease.path) from None
-        expected = (lease.oid, lease.version, lease.slave_id, lease.id)
-        if (
-            claims.get("oid"),
-            claims.get("v"),
-            claims.get("slave"),
-            claims.get("lease"),
-        ) != expected:
-            raise SecurityError("commit receipt does not match the open file", lease.path)
-        size, checksum = claims["size"], claims["checksum"]
-        try:
-            row = self._commit(lease, size, checksum)
-        finally:
-            self._release(lease.id, discard=False)
-        return ok(entry=self._entry(row))
-
-    def _commit(self, lease: Lease, size: int, checksum: str) -> Row:
-        """Make the written version the file's content: one transaction."""
-        stale: list[tuple[str, int]] = []
-        with self.store.transaction():
-            if lease.created:
-                self.namespace.create_file(lease.path, lease.oid, size, lease.version, checksum)
-            else:
-                if self.store.get(lease.oid) is None:
-                    raise SectorNotFoundError("file was removed while being written", lease.path)
-                stale = self.store.replicas(lease.oid)
-                self.store.update_content(lease.oid, size, lease.version, checksum)
-                for slave_id, _ in stale:
-                    self.store.drop_replica(lease.oid, slave_id)
-            self.store.set_replica(lease.oid, lease.slave_id, lease.version)
-        for slave_id, old_version in stale:
-            self._delete_on(slave_id, [[lease.oid, old_version]])
-        row = self.store.get(lease.oid)
-        assert row is not None
-        return row
-
-    def _op_abort(self, session: Session, request: Message) -> Message:
-        lease = self.leases.owned(session, request.get("lease"))
-        self._release(lease.id, discard=True)
-        return ok()
-
-    def _op_sysinfo(self, session: Session, request: Message) -> Message:
-        files, dirs, size = self.store.totals()
-        slaves = [s.describe() for s in self.registry.slaves.values()]
-        return ok(
-            master={
-                "started": self.started,
-                # the bound address: the configured port may be 0 (any free port)
-                "address": "{}:{}".format(*self.server.sockets[0].getsockname()[:2])
-                if self.server is not None
-                else f"{self.settings.host}:{self.settings.port}",
-                "files": files,
-                "dirs": dirs,
-                "size": size,
-                "replica_num": self.settings.replica_num,
-            },
-            slaves=slaves,
-        )
-
-    async def _op_fsck(self, session: Session, request: Message) -> Message:
-        """Have each live slave re-read its replicas under a path and check their checksums.
-
-        Only the replicas the metadata says hold the current version are
-        checked; a file none of whose holders is alive is reported missing
-        without asking anyone.
-        """
-        path = _path(request)
-        session.user.check_read(path)
-        top = self.namespace.stat(path)
-        files = [top] if not top.is_dir else self.store.descendants(top.id)
-        problems: list[dict[str, Any]] = []
-        by_slave: dict[str, list[Row]] = {}
-        replicas = 0
-        for row in files:
-            if row.is_dir:
-                continue
-            holders = self._holders(row)
-            live = [h for h in holders if self.registry.is_live(h)]
-            if not live:
-                problems.append({"oid": row.id, "slave": None, "problem": "missing"})
-            for slave_id in live:
-                by_slave.setdefault(slave_id, []).append(row)
-                replicas += 1
-        slave_ids = list(by_slave)
-        replies = await asyncio.gather(
-            *(
-                self._link(self.registry.slaves[i]).call(
-                    {"op": "verify", "objects": [[r.id, r.version] for r in by_slave[i]]}
-                )
-                for i in slave_ids
-            )
-        )
-        for slave_id, reply in zip(slave_ids, replies, strict=True):
-            if not reply.get("ok"):
-                problems.extend(
-                    {"oid": r.id, "slave": slave_id, "problem": "unreachable"}
-                    for r in by_slave[slave_id]
-                )
-                continue
-            for kind in ("missing", "damaged"):
-                problems.extend(
-                    {"oid": int(oid), "slave": slave_id, "problem": kind}
-                    for oid, _ in reply.get(kind, [])
-                )
-        for problem in problems:
-            problem["path"] = self.store.path_of(problem.pop("oid"))
-        problems.sort(key=lambda p: (p["path"], p["slave"] or ""))
-        return ok(files=sum(not r.is_dir for r in files), replicas=replicas, problems=problems)
-
-    async def _op_shutdown(self, session: Session, request: Message) -> Message:
-        """Stop one slave (by id or host:port), or every slave and then this master."""
-        if not session.user.admin:
-            raise SectorPermissionError(f"user {session.user.name} is not an administrator")
-        target = request.get("slave")
-        if target:
-            slave = next(
-                (
-                    s
-                    for s in self.registry.slaves.values()
-                    if target in (s.id, "{}:{}".format(*s.address))
-                ),
-                None,
-            )
-            if slave is None:
-                raise SectorNotFoundError(f"no slave {target!r} is known")
-            reply = await self._link(slave).call({"op": "shutdown"})
-            if not reply.get("ok"):
-                raise _reply_error(reply, str(target))
-            slave.alive = False
-            return ok(stopped=[slave.id])
-        live = self.registry.live()
-        await asyncio.gather(*(self._link(s).call({"op": "shutdown"}) for s in live))
-        for slave in live:
-            slave.alive = False
-        session.stop_master = True
-        log.warning("cluster shutdown requested by %s", session.user.name)
-        return ok(stopped=[s.id for s in live] + ["master"])
-
-    _client_ops = {
-        "ping": _op_ping,
-        "stat": _op_stat,
-        "ls": _op_ls,
-        "mkdir": _op_mkdir,
-        "rm": _op_rm,
-        "move": _op_move,
-        "copy": _op_copy,
-        "open": _op_open,
-        "close": _op_close,
-        "abort": _op_abort,
-        "sysinfo": _op_sysinfo,
-        "fsck": _op_fsck,
-        "shutdown": _op_shutdown,
-    }
-
-    def _release(self, lease_id: int, discard: bool) -> None:
-        lease = self.leases.release(lease_id)
-        if lease is None:
-            return
-        slave = self.registry.slaves.get(lease.slave_id)
-        if slave is not None:
-            slave.active = max(0, slave.active - 1)
-        if discard:
-            # The slave may already have committed the bytes; nobody will point at them.
-            self._delete_on(lease.slave_id, [[lease.oid, lease.version]])
-
-    def _holders(self, row: Row) -> list[str]:
-        return [slave for slave, version in self.store.replicas(row.id) if version == row.version]
-
-    def _entry(self, row: Row, with_slaves: bool = False) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": row.name or "/",
-            "isdir": row.is_dir,
-            "size": row.size,
-            "timestamp": row.mtime,
-            "version": row.version,
-            "checksum": row.checksum,
-        }
-        if with_slaves and not row.is_dir:
-            entry["slaves"] = [
-                f"{s.host}:{s.port}"
-                for i in self._holders(row)
-                if (s := self.registry.slaves.get(i)) is not None
-            ]
-        return entry
-
-    def _link(self, slave: Slave) -> SlaveLink:
-        link = self.links.get(slave.id)
-        if link is None or link.slave is not slave:
-            if link is not None:
-                link.close()
-            link = self.links[slave.id] = SlaveLink(slave, self.key)
-        return link
-
-    def _delete_on(self, slave_id: str, objects: list[list[int]]) -> None:
-        """Have a slave drop objects, soon and in a batch (see :mod:`.links`)."""
-        slave = self.registry.slaves.get(slave_id)
-        if slave is not None:
-            self._link(slave).delete_later(objects)
-
-    def register_slave(self, first: Message, address: str) -> tuple[Message, Slave | None]:
-        """A slave (re)joins: the reply to send, and the slave when it is accepted."""
-        if not address_allowed(address, self.settings.slave_acl):
-            return fail(E_SECURITY, f"slave address {address} not allowed"), None
-        slave_id, port = first.get("slave_id"), first.get("port")
-        if not isinstance(slave_id, str) or not isinstance(port, int):
-            return fail(E_INVALID, "register needs slave_id and port"), None
-        host = first.get("host") or address
-        slave = self.registry.register(slave_id, host, port, first)
-        self._link(slave)
-        stale = self._reconcile(slave, first.get("objects") or [])
-        log.info(
-            "slave %s joined from %s:%d (%d objects, %d stale)",
-            slave_id,
-            host,
-            port,
-            len(first.get("objects") or []),
-            len(stale),
-        )
-        # Stale objects travel in the reply: the slave deletes them before serving,
-        # with no window in which a separate command could race its registration.
-        reply = ok(
-            key=self.key,
-            heartbeat=self.settings.heartbeat_interval,
-            slave_id=slave_id,
-            delete=stale,
-        )
-        return reply, slave
-
-    def slave_heartbeat(self, slave: Slave, message: Message) -> Message | None:
-        """Record a heartbeat; None when a newer registration replaced this slave."""
-        if self.registry.slaves.get(slave.id) is not slave:
-            return None
-        self.registry.update(slave, message)
-        return ok()
-
-    def slave_disconnected(self, slave: Slave) -> None:
-        """A live slave keeps its connection open (and re-registers after any break),
-        so a closed one means it is gone: stop sending clients there."""
-        if self.registry.slaves.get(slave.id) is slave and slave.alive:
-            slave.alive = False
-            log.warning("slave %s at %s:%d disconnected", slave.id, *slave.address)
-
-    def _reconcile(self, slave: Slave, objects: list) -> list[list[int]]:
-        """Adopt the replicas we expect; return the ones the slave must delete."""
-        reported: dict[int, tuple[int, str]] = {}
-        for item in objects:
-            if isinstance(item, list) and len(item) >= 4:
-                reported[int(item[0])] = (int(item[1]), str(item[3]))
-        current = self.store.versions(reported)
-        stale = []
-        with self.store.transaction():
-            for oid, _ in list(self.store.replicas_on(slave.id)):
-                if oid not in reported:
-                    self.store.drop_replica(oid, slave.id)
-            for oid, (version, checksum) in reported.items():
-                row_version = current.get(oid)
-                if row_version == version and checksum == self._checksum(oid):
-                    self.store.set_replica(oid, slave.id, version)
-                elif self.leases.is_writing(oid) or self.leases.holds(oid, version):
-                    continue
-                else:
-                    self.store.drop_replica(oid, slave.id)
-                    stale.append([oid, version])
-        return stale
-
-    def _checksum(self, oid: int) -> str:
-        row = self.store.get(oid)
-        return row.checksum if row else ""
-
-    async def _watch_slaves(self) -> None:
-        interval = max(0.05, min(1.0, self.settings.slave_timeout / 4))
-        while True:
-            await asyncio.sleep(interval)
-            for slave in self.registry.expire():
-                log.warning("slave %s at %s:%d stopped answering", slave.id, *slave.address)
+def _load_key(path: Path) -> bytes:
+    """The token key survives restarts, so grants in flight stay valid."""
+    try:
+        key = path.read_bytes()
+        if len(key) == tokens.KEY_BYTES:
+            return key
+    except FileNotFoundError:
+        pass
+    key = secrets.token_bytes(tokens.KEY_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    return key
 
 
-def _path(request: Message, key: str = "path") -> str:
-    return normalize(request.get(key))
+def _tracing() -> bool:
+    """Whether every request is logged (LOG_LEVEL high enough for DEBUG): one cheap
+    check on the hot path instead of formatting a line nobody keeps."""
+    return log.isEnabledFor(logging.DEBUG)
 
 
-def _failure(op: object, exc: Exception) -> Message:
-    """The error reply for an exception raised while handling ``op``."""
-    if isinstance(exc, SectorError):
-        return _error_reply(exc)
-    if isinstance(exc, InvalidPath):
-        return fail(E_INVALID, str(exc))
-    log.error("unexpected failure handling %s", op, exc_info=exc)
-    return fail(E_UNKNOWN, "internal error in the master (see its log)")
+def _failure(message: Message, exc: Exception) -> Error:
+    """The error reply for an exception raised while handling ``message``."""
+    if not is_expected(exc):
+        log.error("unexpected failure handling %s", type(message).__name__, exc_info=exc)
+    return Error.of(exc)
 
 
-async def _guarded(op: object, pending: Awaitable[Message]) -> Message:
+async def _guarded(request: Request, pending: Awaitable[Reply]) -> Reply:
     try:
         return await pending
     except Exception as exc:
-        return _failure(op, exc)
-
-
-def _error_reply(exc: SectorError) -> Message:
-    kind = None
-    if isinstance(exc, IsADirectoryError):
-        kind = "isdir"
-    elif isinstance(exc, NotADirectoryError):
-        kind = "notdir"
-    return fail(exc.code, exc.detail, exc.path, kind)
-
-
-def _reply_error(reply: Message, path: str) -> SectorError:
-    from ..errors import error_for
-
-    return error_for(int(reply.get("code", E_UNKNOWN)), str(reply.get("msg", "")), path)
+        return _failure(request, exc)
 
 
 __all__ = ["MasterServer"]

@@ -1,16 +1,17 @@
-"""The slaves the master knows: their health, space and load, and placement.
+"""The slaves the master knows: who they are, where, how full, and whether alive.
 
-Placement is deliberately simple and explainable: writes go to the live slave
-with the most free space among those with the fewest transfers in flight;
-reads go to live replicas, least busy first.
+Liveness is read from an injected clock (:mod:`sector.clock`): a slave is
+alive while its heartbeats keep coming, and :meth:`Registry.expire` declares
+dead whoever has been silent longer than ``SLAVE_TIMEOUT``. Where files go is
+:mod:`.placement`'s business, and talking to a slave :mod:`.links`'.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..errors import NoDiskError, ResourceError
+from ..clock import Clock
+from ..protocol.master import SlaveInfo, Usage
 
 
 @dataclass
@@ -18,6 +19,8 @@ class Slave:
     id: str
     host: str
     port: int
+    started: float
+    last_seen: float
     total: int = 0
     free: int = 0
     stored: int = 0
@@ -25,62 +28,66 @@ class Slave:
     #: the file system the slave stores on (slave/storage.py ``filesystem_id``): slaves
     #: sharing one disk report the same, and their capacity is counted once
     fs: str = ""
-    started: float = field(default_factory=time.time)
-    last_seen: float = field(default_factory=time.monotonic)
     alive: bool = True
+    #: Transfers granted to this slave and not yet finished (placement prefers idle slaves).
     active: int = 0
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
 
-    def describe(self) -> dict:
-        return {
-            "id": self.id,
-            "address": f"{self.host}:{self.port}",
-            "status": "alive" if self.alive else "dead",
-            "total": self.total,
-            "free": self.free,
-            "stored": self.stored,
-            "files": self.files,
-            "fs": self.fs or self.id,
-            "started": self.started,
-            "active": self.active,
-        }
+    def describe(self) -> SlaveInfo:
+        return SlaveInfo(
+            id=self.id,
+            address=f"{self.host}:{self.port}",
+            status="alive" if self.alive else "dead",
+            total=self.total,
+            free=self.free,
+            stored=self.stored,
+            files=self.files,
+            started=self.started,
+            active=self.active,
+            fs=self.fs or self.id,
+        )
 
 
 class Registry:
-    def __init__(self, timeout: float, min_free: int):
+    def __init__(self, clock: Clock, timeout: float):
+        self.clock = clock
         self.timeout = timeout
-        self.min_free = min_free
         self.slaves: dict[str, Slave] = {}
 
-    def register(self, slave_id: str, host: str, port: int, stats: dict) -> Slave:
-        slave = Slave(slave_id, host, port)
+    def register(self, slave_id: str, host: str, port: int, usage: Usage) -> Slave:
+        """A slave (re)joins; it replaces any earlier registration under the same id."""
+        slave = Slave(slave_id, host, port, self.clock.time(), self.clock.monotonic())
         self.slaves[slave_id] = slave
-        self.update(slave, stats)
+        self.update(slave, usage)
         return slave
 
-    def update(self, slave: Slave, stats: dict) -> None:
-        slave.last_seen = time.monotonic()
+    def update(self, slave: Slave, usage: Usage) -> None:
+        """A heartbeat: the slave is alive now, with this much space."""
+        slave.last_seen = self.clock.monotonic()
         slave.alive = True
-        for key in ("total", "free", "stored", "files"):
-            value = stats.get(key)
-            if isinstance(value, int):
-                setattr(slave, key, value)
-        fs = stats.get("fs")
-        if isinstance(fs, str):
-            slave.fs = fs
+        slave.total, slave.free = usage.total, usage.free
+        slave.stored, slave.files = usage.stored, usage.files
+        slave.fs = usage.fs
+
+    def is_current(self, slave: Slave) -> bool:
+        """Whether ``slave`` is still the registration of record for its id."""
+        return self.slaves.get(slave.id) is slave
 
     def expire(self) -> list[Slave]:
         """Mark slaves silent for longer than the timeout as dead; return them."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         lost = []
         for slave in self.slaves.values():
             if slave.alive and now - slave.last_seen > self.timeout:
                 slave.alive = False
                 lost.append(slave)
         return lost
+
+    def get(self, slave_id: str) -> Slave | None:
+        return self.slaves.get(slave_id)
 
     def live(self) -> list[Slave]:
         return [s for s in self.slaves.values() if s.alive]
@@ -89,15 +96,9 @@ class Registry:
         slave = self.slaves.get(slave_id)
         return slave is not None and slave.alive
 
-    def choose_for_write(self, size_hint: int = 0) -> Slave:
-        candidates = self.live()
-        if not candidates:
-            raise ResourceError("no live slave to store the file")
-        roomy = [s for s in candidates if s.free - size_hint >= self.min_free]
-        if not roomy:
-            raise NoDiskError("no slave has enough free disk space")
-        return min(roomy, key=lambda s: (s.active, -s.free))
-
-    def order_for_read(self, slave_ids: list[str]) -> list[Slave]:
-        holders = [self.slaves[i] for i in slave_ids if self.is_live(i)]
-        return sorted(holders, key=lambda s: s.active)
+    def find(self, name: str) -> Slave | None:
+        """A slave by id or by ``host:port``, as ``sysinfo`` shows them."""
+        return next(
+            (s for s in self.slaves.values() if name in (s.id, "{}:{}".format(*s.address))),
+            None,
+        )

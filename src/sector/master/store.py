@@ -6,16 +6,23 @@ the name of its data on the slaves (``<id>.<version>``), which is why ids are
 never reused: they come from a persistent counter, handed out in blocks, so a
 replica left on a slave that was away can never be mistaken for a newer file.
 
-Only this module speaks SQL; a PostgreSQL store would replace this class alone.
+Only this module speaks SQL: the rest of the master calls :class:`Store`'s
+methods and nothing else, so another database would be another class with
+these methods. Not a drop-in one, though: the SQL below is SQLite's dialect
+(``INSERT OR REPLACE``, ``RETURNING``, ``WITHOUT ROWID``), and the namespace's
+directory cache (:mod:`.namespace`) trusts that this master is the only
+writer, which several masters sharing PostgreSQL would have to revisit.
+Timestamps come from an injected clock (:mod:`sector.clock`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..clock import SYSTEM, Clock
 
 ROOT_ID = 1
 _ID_BLOCK = 1024
@@ -67,8 +74,9 @@ def _row(values: tuple) -> Row:
 class Store:
     """All metadata reads and writes. Not thread-safe: the master's event loop owns it."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, clock: Clock = SYSTEM):
         self.path = Path(path)
+        self.clock = clock
         self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL keeps every commit across a process crash (kill -9); only a power
@@ -80,7 +88,7 @@ class Store:
             self.db.execute(
                 "INSERT OR IGNORE INTO entries (id, parent, name, is_dir, mtime) "
                 "VALUES (?, 0, '', 1, ?)",
-                (ROOT_ID, time.time()),
+                (ROOT_ID, clock.time()),
             )
         self._next_id = 0
         self._id_ceiling = 0
@@ -169,7 +177,7 @@ class Store:
         checksum: str = "",
     ) -> Row:
         entry_id = entry_id if entry_id is not None else self.allocate_id()
-        mtime = time.time() if mtime is None else mtime
+        mtime = self.clock.time() if mtime is None else mtime
         self.db.execute(
             f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (entry_id, parent, name, int(is_dir), size, mtime, version, checksum),
@@ -181,7 +189,7 @@ class Store:
     ) -> None:
         self.db.execute(
             "UPDATE entries SET size = ?, version = ?, checksum = ?, mtime = ? WHERE id = ?",
-            (size, version, checksum, time.time() if mtime is None else mtime, entry_id),
+            (size, version, checksum, self.clock.time() if mtime is None else mtime, entry_id),
         )
 
     def rename(self, entry_id: int, parent: int, name: str) -> None:
@@ -192,7 +200,7 @@ class Store:
     def touch(self, entry_id: int, mtime: float | None = None) -> None:
         self.db.execute(
             "UPDATE entries SET mtime = ? WHERE id = ?",
-            (time.time() if mtime is None else mtime, entry_id),
+            (self.clock.time() if mtime is None else mtime, entry_id),
         )
 
     def delete(self, entry_ids: Iterable[int]) -> list[tuple[str, int, int]]:

@@ -99,7 +99,7 @@ class OpenFile:
             self._close_reader()
             self.reader = self.client.open(self.path, READ)
             self.size = self.reader.size
-            self.version = int(self.reader.grant["version"])
+            self.version = self.reader.grant.version
             return self.version
 
     # -- data ---------------------------------------------------------------

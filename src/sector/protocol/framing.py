@@ -1,18 +1,18 @@
-"""Length-prefixed msgpack frames.
+"""Length-prefixed frames: how messages are cut out of a byte stream.
 
 Every control message, on every connection, is one frame: a 4-byte big-endian
-length followed by a msgpack map. Bulk file data never goes inside a frame: it
-follows a frame as raw bytes, so that servers can use ``sendfile`` and
-``recv_into`` without copying it through Python objects.
+length followed by a msgpack body (what the body may hold is the business of
+:mod:`.messages`). Bulk file data never goes inside a frame: it follows a
+frame as raw bytes, so that servers can use ``sendfile`` and ``recv_into``
+without copying it through Python objects.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import Any
 
-import msgpack
+import msgspec
 
 HEADER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size
@@ -20,22 +20,31 @@ HEADER_SIZE = HEADER.size
 #: A frame larger than this is a protocol violation (or an attack), not a message.
 MAX_FRAME = 64 * 1024 * 1024
 
-Message = dict[str, Any]
+# One encoder for the process: msgspec encoders keep no state between calls and
+# run under the GIL, and making one per call costs more than the encoding.
+_encoder = msgspec.msgpack.Encoder()
 
 
 class ProtocolError(Exception):
     """The peer sent bytes that are not a valid frame; the connection is unusable."""
 
 
-def encode(message: Message) -> bytes:
-    """One frame: header + msgpack body."""
-    body = msgpack.packb(message, use_bin_type=True)
-    if len(body) > MAX_FRAME:
-        raise ProtocolError(f"frame of {len(body)} bytes exceeds the {MAX_FRAME}-byte limit")
-    return HEADER.pack(len(body)) + body
+def encode(message: object) -> bytearray:
+    """One frame: header + msgpack body (of a message, or of any msgpack value).
+
+    The body is encoded straight after room left for the header, which is then
+    filled in: one buffer, no concatenation.
+    """
+    frame = bytearray(HEADER_SIZE)
+    _encoder.encode_into(message, frame, HEADER_SIZE)
+    length = len(frame) - HEADER_SIZE
+    if length > MAX_FRAME:
+        raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME}-byte limit")
+    HEADER.pack_into(frame, 0, length)
+    return frame
 
 
-def body_length(header: bytes) -> int:
+def body_length(header: bytes | bytearray | memoryview) -> int:
     """Length announced by a 4-byte header, checked against :data:`MAX_FRAME`."""
     if len(header) != HEADER_SIZE:
         raise ProtocolError(f"frame header must be {HEADER_SIZE} bytes, got {len(header)}")
@@ -45,33 +54,23 @@ def body_length(header: bytes) -> int:
     return length
 
 
-def decode_body(body: bytes | bytearray | memoryview) -> Message:
-    """The message inside a frame body; anything but a map with a string ``op``
-    or ``ok`` key is rejected, so that handlers can index it without fear."""
-    try:
-        message = msgpack.unpackb(body, raw=False, strict_map_key=True)
-    except Exception as exc:  # msgpack raises several unrelated types
-        raise ProtocolError(f"undecodable frame: {exc}") from None
-    if not isinstance(message, dict):
-        raise ProtocolError("a frame must hold a map")
-    return message
-
-
 class FrameDecoder:
-    """Incremental decoder: feed it bytes as they arrive, iterate for messages.
+    """Incremental splitter: feed it bytes as they arrive, iterate for frame bodies.
 
-    Used by servers reading a stream of control frames. Connections that mix
-    frames with raw data read exact sizes instead and call :func:`body_length`
-    and :func:`decode_body` directly.
+    Used by connections that carry nothing but frames (the master's). Bodies
+    come out undecoded because which messages are allowed depends on the
+    connection's state when the frame is handled, not when it arrives (a
+    client may pipeline ``login`` and ``stat``). Connections that mix frames
+    with raw data read exact sizes instead, with :func:`body_length`.
     """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         self._buffer += data
 
-    def __iter__(self) -> Iterator[Message]:
+    def __iter__(self) -> Iterator[bytearray]:
         buffer = self._buffer
         while len(buffer) >= HEADER_SIZE:
             (length,) = HEADER.unpack_from(buffer)
@@ -82,7 +81,7 @@ class FrameDecoder:
                 return
             body = buffer[HEADER_SIZE:end]
             del buffer[:end]
-            yield decode_body(body)
+            yield body
 
     @property
     def buffered(self) -> int:

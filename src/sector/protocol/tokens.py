@@ -1,52 +1,111 @@
-"""Short-lived signed capabilities for data connections.
+"""Short-lived signed capabilities for data connections, and the commit receipt.
 
 The master never carries file data. Instead it signs a token naming exactly
 what a client may do on one slave (read object 42 version 3, or write a new
-version of it) and for how long; the slave checks the signature with the key it
+version of it) and until when; the slave checks the signature with the key it
 received when it registered. The same key signs the commit receipt a slave
 hands back after a write, which is how the master knows the client did not
-invent the size or checksum it reports on close.
+invent the size or checksum it reports on ``close``.
+
+A token is ``msgpack([expires, claims]) + HMAC-SHA256(key, that)``; the claims
+are one of the tagged structs below, so a token for one purpose can never be
+read as another (a read token offered for a write is refused by its tag).
+Times are passed in by the caller, who reads them from its clock
+(:mod:`sector.clock`), so tests can expire a token without waiting.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from typing import Any
+from typing import TypeVar
 
-import msgpack
+import msgspec
+
+from ..errors import E_EXPIRED, E_SECURITY, SecurityError
 
 KEY_BYTES = 32
 MAC_BYTES = 32
 
 
-class TokenError(Exception):
-    """Bad signature, wrong shape or expired: refuse the request."""
+class TokenError(SecurityError):
+    """Bad signature, wrong shape, wrong purpose or expired: refuse the request.
+
+    ``code`` says which refusal it is: E_EXPIRED for a token that is merely
+    too old (a reader renews it and carries on), E_SECURITY for everything else.
+    """
+
+    def __init__(self, message: str, code: int = E_SECURITY):
+        super().__init__(message, code=code)
 
 
-def sign(key: bytes, claims: dict[str, Any], ttl: float | None = None) -> bytes:
-    """Token bytes carrying ``claims``; with ``ttl`` it stops being valid after that."""
-    if ttl is not None:
-        claims = {**claims, "exp": time.time() + ttl}
-    body = msgpack.packb(claims, use_bin_type=True)
+class Claims(msgspec.Struct, array_like=True, frozen=True, tag_field="kind"):
+    """What a token allows; the tag says for what."""
+
+
+class ReadClaims(Claims, tag="read"):
+    """Read version ``version`` of object ``oid``, on any slave holding it."""
+
+    oid: int
+    version: int
+
+
+class WriteClaims(Claims, tag="write"):
+    """Write version ``version`` of ``oid`` on slave ``slave``, under lease ``lease``,
+    starting from the bytes of version ``base`` (0: from nothing)."""
+
+    oid: int
+    version: int
+    base: int
+    lease: int
+    slave: str
+
+
+class AdminClaims(Claims, tag="admin"):
+    """The master's orders to slave ``slave``."""
+
+    slave: str
+
+
+class Receipt(Claims, tag="receipt"):
+    """Signed by a slave at commit: what it stored, for which lease."""
+
+    oid: int
+    version: int
+    size: int
+    checksum: str
+    slave: str
+    lease: int
+
+
+C = TypeVar("C", bound=Claims)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(
+    tuple[float | None, ReadClaims | WriteClaims | AdminClaims | Receipt]
+)
+
+
+def sign(key: bytes, claims: Claims, expires: float | None = None) -> bytes:
+    """Token bytes carrying ``claims``, valid until ``expires`` (epoch seconds; None: forever)."""
+    body = _encoder.encode((expires, claims))
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
 
-def verify(key: bytes, token: object, now: float | None = None) -> dict[str, Any]:
-    """The claims inside ``token`` if its signature is good and it has not expired."""
+def verify(key: bytes, token: object, kind: type[C], now: float) -> C:
+    """The claims inside ``token`` if its signature is good, it is a ``kind`` token,
+    and ``now`` (epoch seconds) is not past its expiry; else :class:`TokenError`."""
     if not isinstance(token, bytes) or len(token) <= MAC_BYTES:
         raise TokenError("malformed token")
     body, mac = token[:-MAC_BYTES], token[-MAC_BYTES:]
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
         raise TokenError("bad token signature")
     try:
-        claims = msgpack.unpackb(body, raw=False)
-    except Exception:
+        expires, claims = _decoder.decode(body)
+    except msgspec.DecodeError:
         raise TokenError("malformed token") from None
-    if not isinstance(claims, dict):
-        raise TokenError("malformed token")
-    expiry = claims.get("exp")
-    if expiry is not None and (now if now is not None else time.time()) > expiry:
-        raise TokenError("token expired")
+    if not isinstance(claims, kind):
+        raise TokenError("token is not valid for this operation")
+    if expires is not None and now > expires:
+        raise TokenError("token expired", code=E_EXPIRED)
     return claims

@@ -17,24 +17,61 @@ import logging
 import mmap
 import os
 import socket
-import time
-from typing import Any
+from typing import IO, TypeVar
 
+from ..clock import SYSTEM, Clock
 from ..config import SlaveSettings
 from ..errors import (
-    E_BUSY,
-    E_CONNECTION,
-    E_EXPIRED,
-    E_INVALID,
-    E_NODISK,
-    E_NOEXIST,
-    E_SECURITY,
     E_UNKNOWN,
+    InvalidError,
+    NoDiskError,
+    SectorBusyError,
+    SectorConnectionError,
+    SectorError,
+    SectorNotFoundError,
+    SecurityError,
 )
 from ..protocol import tokens
-from ..protocol.framing import HEADER_SIZE, Message, ProtocolError, body_length, decode_body, encode
-from ..protocol.messages import fail, ok
-from ..transport import client_tls_context, read_frame, write_frame
+from ..protocol.data import (
+    SLAVE_REQUESTS,
+    AbortWrite,
+    AdminRequest,
+    Commit,
+    CommitReply,
+    CopyObject,
+    CopyReply,
+    DeleteObjects,
+    DeleteReply,
+    ObjectId,
+    ObjectInfo,
+    Put,
+    Read,
+    ReadReply,
+    StopSlave,
+    VerifyObjects,
+    VerifyReply,
+    Write,
+)
+from ..protocol.framing import ProtocolError, encode
+from ..protocol.master import Heartbeat, Register, RegisterReply, Usage
+from ..protocol.messages import (
+    PROTOCOL_VERSION,
+    Done,
+    Error,
+    InvalidMessage,
+    Reply,
+    handler_table,
+    handles,
+    replies_to,
+)
+from ..protocol.tokens import AdminClaims, Claims, ReadClaims, Receipt, WriteClaims
+from ..transport import (
+    client_tls_context,
+    read_body,
+    sock_read_body,
+    sock_recv_exact_into,
+    write_message,
+)
 from .storage import Storage, WriteSession
 
 log = logging.getLogger("sector.slave")
@@ -46,21 +83,20 @@ RECV_BUFFER = 4 * 1024 * 1024
 THREADED_WRITE = 1024 * 1024
 RECEIPT_TTL = 3600.0
 REGISTERED_FILE = "slave.registered"
+#: Read handles a data connection keeps open for the next request on the same file.
+OPEN_FILES = 16
 
-
-class _StickyError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
+C = TypeVar("C", bound=Claims)
 
 
 class SlaveServer:
-    def __init__(self, settings: SlaveSettings):
+    def __init__(self, settings: SlaveSettings, clock: Clock = SYSTEM):
         self.settings = settings
+        self.clock = clock
         self.storage = Storage(settings.data_dir)
         self.key: bytes | None = None
         self.registered = asyncio.Event()
-        self.started = time.time()
+        self.started = clock.time()
         self._listener: socket.socket | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
@@ -122,37 +158,20 @@ class SlaveServer:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(*self.settings.master, ssl=context), 10
                 )
-                advertised = self.address[0]
-                if advertised in ("0.0.0.0", "::", ""):
-                    advertised = writer.get_extra_info("sockname")[0]
-                await write_frame(
-                    writer,
-                    {
-                        "op": "register",
-                        "slave_id": self.slave_id,
-                        "host": advertised,
-                        "port": self.address[1],
-                        "objects": self.storage.inventory(),
-                        **self.storage.usage(),
-                    },
-                )
-                reply = await asyncio.wait_for(read_frame(reader), 60)
-                if reply is None or not reply.get("ok"):
-                    log.error("master refused registration: %s", reply and reply.get("msg"))
-                    raise ConnectionError("registration refused")
-                self.key = reply["key"]
-                for oid, version in reply.get("delete") or []:
-                    self.storage.delete(int(oid), int(version))
-                interval = float(reply.get("heartbeat", 5.0))
+                interval = await self._register(reader, writer)
                 self.registered.set()
                 self._mark_registered(True)
                 log.info("registered with master %s:%d", *self.settings.master)
                 delay = 0.1
                 while True:
                     await asyncio.sleep(interval)
-                    await write_frame(writer, {"op": "heartbeat", **self.storage.usage()})
-                    if await asyncio.wait_for(read_frame(reader), 30) is None:
+                    await write_message(writer, Heartbeat(self._usage()))
+                    body = await asyncio.wait_for(read_body(reader), 30)
+                    if body is None:
                         raise ConnectionError("master closed the connection")
+                    reply = replies_to(Heartbeat).decode(body)
+                    if isinstance(reply, Error):
+                        raise ConnectionError(f"master refused a heartbeat: {reply.msg}")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure means: reconnect later
@@ -166,6 +185,32 @@ class SlaveServer:
                 if writer is not None:
                     writer.close()
 
+    async def _register(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
+        """Introduce ourselves with everything we hold; the heartbeat interval granted."""
+        advertised = self.address[0]
+        if advertised in ("0.0.0.0", "::", ""):
+            advertised = writer.get_extra_info("sockname")[0]
+        objects = [ObjectInfo(*item) for item in self.storage.inventory()]
+        greeting = Register(
+            PROTOCOL_VERSION, self.slave_id, advertised, self.address[1], self._usage(), objects
+        )
+        await write_message(writer, greeting)
+        body = await asyncio.wait_for(read_body(reader), 60)
+        if body is None:
+            raise ConnectionError("master closed the connection during registration")
+        reply = replies_to(Register).decode(body)
+        if isinstance(reply, Error):
+            log.error("master refused registration: %s", reply.msg)
+            raise ConnectionError("registration refused")
+        assert isinstance(reply, RegisterReply)
+        self.key = reply.key
+        for stale in reply.delete:
+            self.storage.delete(stale.oid, stale.version)
+        return reply.heartbeat
+
+    def _usage(self) -> Usage:
+        return Usage(**self.storage.usage())
+
     def _mark_registered(self, registered: bool) -> None:
         """``slave.registered`` exists exactly while we are registered: launchers wait on it."""
         path = self.settings.data_dir / REGISTERED_FILE
@@ -174,44 +219,53 @@ class SlaveServer:
         else:
             path.unlink(missing_ok=True)
 
-    def verify(self, token: object, kind: str) -> dict[str, Any]:
+    def claims(self, token: bytes | None, kind: type[C]) -> C:
+        """What ``token`` allows, if the master signed it for us and for this; else raise."""
         if self.key is None:
-            raise _StickyError(E_CONNECTION, "slave is not registered with a master yet")
-        try:
-            claims = tokens.verify(self.key, token)
-        except tokens.TokenError as exc:
-            code = E_EXPIRED if "expired" in str(exc) else E_SECURITY
-            raise _StickyError(code, str(exc)) from None
-        if claims.get("kind") != kind:
-            raise _StickyError(E_SECURITY, "token is not valid for this operation")
-        if kind in ("w", "admin") and claims.get("slave") != self.slave_id:
-            raise _StickyError(E_SECURITY, "token was issued for another slave")
+            raise SectorConnectionError("slave is not registered with a master yet")
+        claims = tokens.verify(self.key, token, kind, self.clock.time())
+        if isinstance(claims, (WriteClaims, AdminClaims)) and claims.slave != self.slave_id:
+            raise SecurityError("token was issued for another slave")
         return claims
 
     def check_space(self, size: int) -> None:
         limit = self.settings.max_data_size
         if limit and self.storage.stored_bytes + size > limit:
-            raise _StickyError(E_NODISK, "slave storage limit (MAX_DATA_SIZE) reached")
+            raise NoDiskError("slave storage limit (MAX_DATA_SIZE) reached")
+
+    def sign_receipt(self, receipt: Receipt) -> bytes:
+        assert self.key is not None
+        return tokens.sign(self.key, receipt, self.clock.time() + RECEIPT_TTL)
 
 
 class DataConnection:
-    """One client (or master) connection to the slave's port."""
+    """One client (or master) connection to the slave's port.
+
+    Requests are decoded with :data:`~sector.protocol.data.SLAVE_REQUESTS` and
+    answered by the ``@handles`` methods below, through the same kind of table
+    the master uses. A handler returns its reply, or None for the requests that
+    get none (the write stream).
+    """
 
     def __init__(self, server: SlaveServer, sock: socket.socket):
         self.server = server
         self.storage = server.storage
         self.sock = sock
         self.loop = asyncio.get_running_loop()
+        self.handlers = handler_table(self, vocabulary=SLAVE_REQUESTS)
+        #: Between ``write`` and ``commit``/``abort``: the client is streaming and
+        #: reads no reply, so errors wait in ``write_error`` for the commit.
+        self.in_write = False
         self.write: WriteSession | None = None
-        self.write_error: _StickyError | None = None
-        self.open_files: dict[tuple[int, int], Any] = {}
+        self.write_error: SectorError | None = None
+        self.open_files: dict[tuple[int, int], IO[bytes]] = {}
         self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
         self.spare: mmap.mmap | None = None
 
     async def serve(self) -> None:
         try:
-            while (request := await self._recv_frame()) is not None:
-                reply = await self._handle(request)
+            while (body := await sock_read_body(self.loop, self.sock)) is not None:
+                reply = await self._answer(body)
                 if reply is not None:
                     await self.loop.sock_sendall(self.sock, encode(reply))
         except (ConnectionError, ProtocolError, OSError) as exc:
@@ -226,122 +280,103 @@ class DataConnection:
                 handle.close()
             self.sock.close()
 
-    async def _recv_exact(self, size: int) -> bytearray | None:
-        data = bytearray(size)
-        view = memoryview(data)
-        got = 0
-        while got < size:
-            n = await self.loop.sock_recv_into(self.sock, view[got:])
-            if n == 0:
-                if got == 0:
-                    return None
-                raise ConnectionError("connection closed mid-frame")
-            got += n
-        return data
+    async def _answer(self, body: bytearray) -> Reply | None:
+        """The one error boundary: a refused request becomes its Error reply.
 
-    async def _recv_frame(self) -> Message | None:
-        header = await self._recv_exact(HEADER_SIZE)
-        if header is None:
-            return None
-        body = await self._recv_exact(body_length(bytes(header)))
-        if body is None:
-            raise ConnectionError("connection closed mid-frame")
-        return decode_body(body)
-
-    async def _handle(self, request: Message) -> Message | None:
-        op = request.get("op")
+        A request that gets no reply (the write stream: ``write``, ``put``,
+        ``abort``) cannot be answered with an error either, and neither can a
+        frame we cannot read while the client is streaming a write: those
+        become the write's sticky error, reported at ``commit``. A frame that
+        may announce raw bytes but cannot be read ends the connection: where
+        its data ends is unknowable.
+        """
         try:
-            if op == "read":
-                return await self._read(request)
-            if op == "write":
-                await self._begin_write(request)
-                return None
-            if op == "put":
-                await self._put(request)
-                return None
-            if op == "commit":
-                return await self._commit()
-            if op == "abort":
-                self._end_write()
-                return None
-            if op in ("delete", "copy", "verify", "shutdown"):
-                return await self._admin(op, request)
-            return fail(E_INVALID, f"unknown operation {op!r}")
-        except _StickyError as exc:
-            return fail(exc.code, str(exc))
+            request = SLAVE_REQUESTS.decode(body)
+        except InvalidMessage as exc:
+            if exc.announces_raw_bytes:
+                raise
+            return self._refuse(InvalidError(exc.detail), answer=not self.in_write)
+        try:
+            if isinstance(request, AdminRequest):
+                self.server.claims(request.token, AdminClaims)
+            return await self.handlers[type(request)](request)
+        except SectorError as exc:
+            return self._refuse(exc, answer=bool(request.replies))
 
-    async def _read(self, request: Message) -> Message | None:
-        offset, length = request.get("offset", 0), request.get("length", 0)
-        if not (isinstance(offset, int) and isinstance(length, int)) or offset < 0 or length < 0:
-            return fail(E_INVALID, "read needs a non-negative offset and length")
-        if request.get("token") is None and self.write is not None:
+    def _refuse(self, exc: SectorError, answer: bool) -> Error | None:
+        if answer:
+            return Error.of(exc)
+        self.in_write = True
+        self.write_error = self.write_error or exc
+        return None
+
+    @handles(Read)
+    async def _read(self, request: Read) -> Reply | None:
+        offset, length = request.offset, request.length
+        if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
-            await self.loop.sock_sendall(self.sock, encode(ok(length=len(data))) + data)
+            await self.loop.sock_sendall(self.sock, encode(ReadReply(len(data))) + data)
             return None
-        claims = self.server.verify(request.get("token"), "r")
-        key = (int(claims["oid"]), int(claims["v"]))
+        claims = self.server.claims(request.token, ReadClaims)
+        key = (claims.oid, claims.version)
         handle = self.open_files.get(key)
         if handle is None:
             obj = self.storage.find(*key)
             if obj is None:
-                return fail(E_NOEXIST, "this slave does not hold that file version")
+                raise SectorNotFoundError("this slave does not hold that file version")
             handle = open(obj.path, "rb")  # noqa: SIM115 - kept open for the connection
-            if len(self.open_files) >= 16:
+            if len(self.open_files) >= OPEN_FILES:
                 self.open_files.pop(next(iter(self.open_files))).close()
             self.open_files[key] = handle
         size = os.fstat(handle.fileno()).st_size
         count = max(0, min(length, size - offset))
-        await self.loop.sock_sendall(self.sock, encode(ok(length=count)))
+        await self.loop.sock_sendall(self.sock, encode(ReadReply(count)))
         if count:
             await self.loop.sock_sendfile(self.sock, handle, offset, count)
         return None
 
-    async def _begin_write(self, request: Message) -> None:
+    @handles(Write)
+    async def _begin_write(self, request: Write) -> None:
         self._end_write()
+        self.in_write = True
         try:
-            claims = self.server.verify(request.get("token"), "w")
-            oid, version = int(claims["oid"]), int(claims["v"])
+            claims = self.server.claims(request.token, WriteClaims)
+            oid, version = claims.oid, claims.version
             if self.storage.find(oid, version) is not None:
-                raise _StickyError(E_BUSY, "that version is already committed")
-            base = int(claims.get("base", 0))
+                raise SectorBusyError("that version is already committed")
             begin = functools.partial(
-                WriteSession.begin, self.storage, oid, version, int(claims["lease"]), base
+                WriteSession.begin, self.storage, oid, version, claims.lease, claims.base
             )
             # Starting empty is one open(): cheaper than a hop to a thread and back;
             # copying a base version is not.
-            self.write = await self.loop.run_in_executor(None, begin) if base else begin()
-        except _StickyError as exc:
+            self.write = await self.loop.run_in_executor(None, begin) if claims.base else begin()
+        except SectorError as exc:
             self.write_error = exc
-        except FileNotFoundError as exc:
-            self.write_error = _StickyError(E_NOEXIST, str(exc))
         except OSError as exc:
             self.write_error = _disk_error(exc)
 
-    async def _put(self, request: Message) -> None:
-        offset, length = request.get("offset"), request.get("length")
-        if not (isinstance(offset, int) and isinstance(length, int)) or offset < 0 or length < 0:
-            raise ProtocolError("put needs a non-negative offset and length")
-        if self.write is None and self.write_error is None:
-            self.write_error = _StickyError(E_INVALID, "put without a write session")
+    @handles(Put)
+    async def _put(self, request: Put) -> None:
+        """Receive ``length`` raw bytes into the write session (or drop them after an error)."""
+        offset, remaining = request.offset, request.length
+        if not self.in_write:
+            self.in_write = True  # so that commit reports this, not a reply out of turn
+            self.write_error = self.write_error or InvalidError("put without a write session")
         if self.write is not None and self.write_error is None:
             try:
-                self.server.check_space(max(0, offset + length - self.write.size))
-            except _StickyError as exc:
+                self.server.check_space(max(0, offset + remaining - self.write.size))
+            except SectorError as exc:
                 self.write_error = exc
         position = offset
-        remaining = length
         in_flight: asyncio.Future | None = None
         spare = False  # which buffer to fill: never the one a thread is writing from
         try:
             while remaining:
                 view = self._spare_buffer() if spare else memoryview(self.buffer)
-                filled = 0
                 wanted = min(remaining, len(view))
-                while filled < wanted:
-                    n = await self.loop.sock_recv_into(self.sock, view[filled:wanted])
-                    if n == 0:
-                        raise ConnectionError("connection closed during a put")
-                    filled += n
+                filled = await sock_recv_exact_into(self.loop, self.sock, view[:wanted])
+                if filled < wanted:
+                    raise ConnectionError("connection closed during a put")
                 if in_flight is not None:
                     await in_flight
                     in_flight = None
@@ -377,82 +412,85 @@ class DataConnection:
             self.spare = mmap.mmap(-1, RECV_BUFFER)
         return memoryview(self.spare)
 
-    async def _commit(self) -> Message:
-        if self.write_error is not None:
-            error, self.write_error = self.write_error, None
-            self._end_write()
-            return fail(error.code, str(error))
-        write = self.write
-        if write is None:
-            return fail(E_INVALID, "commit without a write session")
+    @handles(Commit)
+    async def _commit(self, request: Commit) -> Reply:
+        error, write = self.write_error, self.write
         self.write = None
+        self._end_write()
+        if error is None and write is None:
+            error = InvalidError("commit without a write session")
+        if error is not None:
+            if write is not None:
+                write.discard()
+            raise error
+        assert write is not None
         try:
             size, checksum = await self.loop.run_in_executor(None, write.commit)
         except OSError as exc:
             write.discard()
-            error = _disk_error(exc)
-            return fail(error.code, str(error))
-        assert self.server.key is not None
-        receipt = tokens.sign(
-            self.server.key,
-            {
-                "oid": write.oid,
-                "v": write.version,
-                "size": size,
-                "checksum": checksum,
-                "slave": self.server.slave_id,
-                "lease": write.lease,
-            },
-            ttl=RECEIPT_TTL,
+            raise _disk_error(exc) from None
+        receipt = Receipt(
+            write.oid, write.version, size, checksum, self.server.slave_id, write.lease
         )
-        return ok(receipt=receipt, size=size, checksum=checksum)
+        return CommitReply(self.server.sign_receipt(receipt), size, checksum)
+
+    @handles(AbortWrite)
+    async def _abort(self, request: AbortWrite) -> None:
+        self._end_write()
 
     def _end_write(self) -> None:
         if self.write is not None:
             self.write.discard()
             self.write = None
         self.write_error = None
+        self.in_write = False
 
-    async def _admin(self, op: str, request: Message) -> Message:
-        self.server.verify(request.get("token"), "admin")
-        objects = request.get("objects") or []
-        if op == "delete":
-            removed = sum(self.storage.delete(int(o), int(v)) for o, v in objects)
-            return ok(deleted=removed)
-        if op == "copy":
-            src, dst = request.get("src"), request.get("dst")
-            try:
-                size, checksum = await self.loop.run_in_executor(
-                    None,
-                    self.storage.copy,
-                    tuple(src),
-                    tuple(dst),  # type: ignore[arg-type]
-                )
-            except FileNotFoundError as exc:
-                return fail(E_NOEXIST, str(exc))
-            except OSError as exc:
-                error = _disk_error(exc)
-                return fail(error.code, str(error))
-            return ok(size=size, checksum=checksum)
-        if op == "verify":
-            damaged, missing = [], []
-            for oid, version in objects:
-                good = await self.loop.run_in_executor(
-                    None, self.storage.verify, int(oid), int(version)
-                )
-                if good is None:
-                    missing.append([oid, version])
-                elif not good:
-                    damaged.append([oid, version])
-            return ok(damaged=damaged, missing=missing)
-        if op == "shutdown":
-            log.info("shutdown requested by the master")
-            self.server.stop()
-            return ok()
-        return fail(E_UNKNOWN, f"unhandled admin operation {op}")
+    # --- the master's orders (the admin token was checked by _answer) ---------------------
+
+    @handles(DeleteObjects)
+    async def _delete(self, request: DeleteObjects) -> Reply:
+        removed = sum(self.storage.delete(o.oid, o.version) for o in request.objects)
+        return DeleteReply(removed)
+
+    @handles(CopyObject)
+    async def _copy(self, request: CopyObject) -> Reply:
+        src, dst = request.src, request.dst
+        try:
+            size, checksum = await self.loop.run_in_executor(
+                None, self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
+            )
+        except FileNotFoundError as exc:
+            raise SectorNotFoundError(str(exc)) from None
+        except OSError as exc:
+            raise _disk_error(exc) from None
+        return CopyReply(size, checksum)
+
+    @handles(VerifyObjects)
+    async def _verify(self, request: VerifyObjects) -> Reply:
+        damaged: list[ObjectId] = []
+        missing: list[ObjectId] = []
+        for obj in request.objects:
+            good = await self.loop.run_in_executor(None, self.storage.verify, obj.oid, obj.version)
+            if good is None:
+                missing.append(obj)
+            elif not good:
+                damaged.append(obj)
+        return VerifyReply(damaged, missing)
+
+    @handles(StopSlave)
+    async def _shutdown(self, request: StopSlave) -> Reply:
+        log.info("shutdown requested by the master")
+        self.server.stop()
+        return Done()
 
 
-def _disk_error(exc: OSError) -> _StickyError:
+def _disk_error(exc: OSError) -> SectorError:
+    """What a failed disk operation means to the peer."""
+    if isinstance(exc, FileNotFoundError):
+        return SectorNotFoundError(str(exc))
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return _StickyError(E_NODISK, "slave disk is full")
-    return _StickyError(E_UNKNOWN, f"slave storage error: {exc}")
+        return NoDiskError("slave disk is full")
+    return SectorError(f"slave storage error: {exc}", code=E_UNKNOWN)
+
+
+__all__ = ["SlaveServer"]

@@ -1,0 +1,131 @@
+"""The cluster as a whole: ping, sysinfo, fsck and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..clock import Clock
+from ..errors import SectorNotFoundError, SectorPermissionError
+from ..protocol.data import ObjectId, StopSlave, VerifyObjects
+from ..protocol.master import (
+    Fsck,
+    FsckReply,
+    MasterInfo,
+    Ping,
+    PingReply,
+    Problem,
+    Shutdown,
+    ShutdownReply,
+    Sysinfo,
+    SysinfoReply,
+)
+from ..protocol.messages import Error, Reply, handles
+from ..protocol.paths import normalize
+from .links import Links
+from .namespace import Namespace
+from .placement import Placement
+from .sessions import Session
+from .slaves import Registry
+from .store import Row, Store
+
+log = logging.getLogger("sector.master")
+
+
+class Admin:
+    def __init__(
+        self,
+        store: Store,
+        namespace: Namespace,
+        registry: Registry,
+        placement: Placement,
+        links: Links,
+        clock: Clock,
+        address: Callable[[], str],
+        replica_num: int,
+    ):
+        self.store, self.namespace = store, namespace
+        self.registry, self.placement, self.links = registry, placement, links
+        self.clock = clock
+        #: ``host:port`` the master is bound to (the configured port may be 0: any).
+        self.address = address
+        self.replica_num = replica_num
+        self.started = clock.time()
+
+    @handles(Ping)
+    def ping(self, session: Session, request: Ping) -> Reply:
+        return PingReply(self.clock.time())
+
+    @handles(Sysinfo)
+    def sysinfo(self, session: Session, request: Sysinfo) -> Reply:
+        files, dirs, size = self.store.totals()
+        return SysinfoReply(
+            MasterInfo(self.started, self.address(), files, dirs, size, self.replica_num),
+            [slave.describe() for slave in self.registry.slaves.values()],
+        )
+
+    @handles(Fsck)
+    async def fsck(self, session: Session, request: Fsck) -> Reply:
+        """Have each live slave re-read its replicas under a path and check their checksums.
+
+        Only the replicas the metadata says hold the current version are
+        checked; a file none of whose holders is alive is reported missing
+        without asking anyone.
+        """
+        path = normalize(request.path)
+        session.user.check_read(path)
+        top = self.namespace.stat(path)
+        files = [top] if not top.is_dir else self.store.descendants(top.id)
+        found: list[tuple[int, str | None, str]] = []  # (oid, slave, problem)
+        by_slave: dict[str, list[Row]] = {}
+        replicas = 0
+        for row in files:
+            if row.is_dir:
+                continue
+            live = [h for h in self.placement.holders(row) if self.registry.is_live(h)]
+            if not live:
+                found.append((row.id, None, "missing"))
+            for slave_id in live:
+                by_slave.setdefault(slave_id, []).append(row)
+                replicas += 1
+        slave_ids = list(by_slave)
+        replies = await asyncio.gather(
+            *(
+                self.links.to(self.registry.slaves[i]).call(
+                    VerifyObjects([ObjectId(r.id, r.version) for r in by_slave[i]])
+                )
+                for i in slave_ids
+            )
+        )
+        for slave_id, reply in zip(slave_ids, replies, strict=True):
+            if isinstance(reply, Error):
+                found.extend((r.id, slave_id, "unreachable") for r in by_slave[slave_id])
+                continue
+            found.extend((o.oid, slave_id, "missing") for o in reply.missing)
+            found.extend((o.oid, slave_id, "damaged") for o in reply.damaged)
+        problems = [Problem(self.store.path_of(oid), slave, what) for oid, slave, what in found]
+        problems.sort(key=lambda p: (p.path, p.slave or ""))
+        return FsckReply(sum(not r.is_dir for r in files), replicas, problems)
+
+    @handles(Shutdown)
+    async def shutdown(self, session: Session, request: Shutdown) -> Reply:
+        """Stop one slave (by id or host:port), or every slave and then this master."""
+        if not session.user.admin:
+            raise SectorPermissionError(f"user {session.user.name} is not an administrator")
+        if request.slave:
+            slave = self.registry.find(request.slave)
+            if slave is None:
+                raise SectorNotFoundError(f"no slave {request.slave!r} is known")
+            reply = await self.links.to(slave).call(StopSlave())
+            if isinstance(reply, Error):
+                raise reply.exception(request.slave)
+            slave.alive = False
+            return ShutdownReply([slave.id])
+        live = self.registry.live()
+        await asyncio.gather(*(self.links.to(s).call(StopSlave()) for s in live))
+        for slave in live:
+            slave.alive = False
+        session.stop_master = True
+        log.warning("cluster shutdown requested by %s", session.user.name)
+        return ShutdownReply([s.id for s in live] + ["master"])

@@ -1,0 +1,159 @@
+"""Open files: read grants, write leases, and the commit that ends a write.
+
+``open`` for reading hands out a token for the file's current version and the
+live slaves holding it. ``open`` for writing takes a lease (one writer per
+file) and names one slave; the new version becomes the file's content only
+when ``close`` brings back the receipt that slave signed, in one transaction.
+A lease that ends any other way (``abort``, or the session going away)
+leaves the previous version in place and has the slave drop the new bytes.
+"""
+
+from __future__ import annotations
+
+from ..clock import Clock
+from ..errors import (
+    InvalidError,
+    ResourceError,
+    SectorIsADirectoryError,
+    SectorNotFoundError,
+    SecurityError,
+)
+from ..protocol import tokens
+from ..protocol.data import ObjectId
+from ..protocol.master import Abort, Close, CloseReply, Open, ReadGrant, WriteGrant
+from ..protocol.messages import ALL_MODE_BITS, APPEND, READ, TRUNC, WRITE, Done, Reply, handles
+from ..protocol.paths import normalize
+from ..protocol.tokens import ReadClaims, Receipt, WriteClaims
+from .leases import Lease, Leases
+from .links import Links
+from .namespace import Namespace
+from .placement import Placement
+from .sessions import Session
+from .store import Row, Store
+from .tree import entry
+
+
+class Files:
+    def __init__(
+        self,
+        store: Store,
+        namespace: Namespace,
+        leases: Leases,
+        placement: Placement,
+        links: Links,
+        key: bytes,
+        token_ttl: float,
+        clock: Clock,
+    ):
+        self.store, self.namespace, self.leases = store, namespace, leases
+        self.placement, self.links = placement, links
+        self.key, self.token_ttl, self.clock = key, token_ttl, clock
+
+    @handles(Open)
+    def open(self, session: Session, request: Open) -> Reply:
+        path, mode = normalize(request.path), request.mode
+        if mode <= 0 or mode & ~ALL_MODE_BITS:
+            raise InvalidError(f"bad open mode {mode!r}", path)
+        if mode & (WRITE | TRUNC | APPEND):
+            return self._open_write(session, path, mode)
+        session.user.check_read(path)
+        row = self.namespace.file(path)
+        holders = self.placement.for_read(row)
+        if not holders and row.size:  # an empty file needs no slave to be read
+            raise ResourceError("no live slave holds this file", path)
+        token = self._sign(ReadClaims(row.id, row.version))
+        return ReadGrant(
+            row.id, row.version, row.size, row.checksum, token, [s.address for s in holders]
+        )
+
+    def _open_write(self, session: Session, path: str, mode: int) -> Reply:
+        session.user.check_write(path)
+        if mode & READ:
+            session.user.check_read(path)
+        row = self.namespace.find(path)
+        if row is not None and row.is_dir:
+            raise SectorIsADirectoryError("is a directory", path)
+        if row is None:
+            self.namespace.check_new(path)
+            self.leases.check_not_creating(path)
+            oid, version, base, size = self.store.allocate_id(), 1, 0, 0
+            slave = self.placement.for_write()
+        else:
+            self.leases.check_not_writing(row.id, path)
+            oid, version = row.id, row.version + 1
+            if mode & TRUNC or row.size == 0:
+                base, size = 0, 0
+                slave = self.placement.for_write()
+            else:  # the new version starts as a copy of the old, on a slave holding it
+                base, size = row.version, row.size
+                holders = self.placement.for_read(row)
+                if not holders:
+                    raise ResourceError("no live slave holds this file", path)
+                slave = holders[0]
+        lease = self.leases.grant(session, oid, version, path, row is None, slave.id)
+        slave.active += 1
+        token = self._sign(WriteClaims(oid, version, base, lease.id, slave.id))
+        return WriteGrant(lease.id, oid, version, size, token, slave.address)
+
+    def _sign(self, claims: tokens.Claims) -> bytes:
+        return tokens.sign(self.key, claims, self.clock.time() + self.token_ttl)
+
+    @handles(Close)
+    def close(self, session: Session, request: Close) -> Reply:
+        lease = self.leases.owned(session, request.lease)
+        try:
+            receipt = tokens.verify(self.key, request.receipt, Receipt, self.clock.time())
+        except tokens.TokenError as exc:
+            raise SecurityError(
+                f"commit receipt refused: {exc.detail}", lease.path, code=exc.code
+            ) from None
+        expected = (lease.oid, lease.version, lease.slave_id, lease.id)
+        if (receipt.oid, receipt.version, receipt.slave, receipt.lease) != expected:
+            raise SecurityError("commit receipt does not match the open file", lease.path)
+        try:
+            row = self._commit(lease, receipt.size, receipt.checksum)
+        finally:
+            self._release(lease.id, discard=False)
+        return CloseReply(entry(row))
+
+    def _commit(self, lease: Lease, size: int, checksum: str) -> Row:
+        """Make the written version the file's content: one transaction."""
+        stale: list[tuple[str, int]] = []
+        with self.store.transaction():
+            if lease.created:
+                self.namespace.create_file(lease.path, lease.oid, size, lease.version, checksum)
+            else:
+                if self.store.get(lease.oid) is None:
+                    raise SectorNotFoundError("file was removed while being written", lease.path)
+                stale = self.store.replicas(lease.oid)
+                self.store.update_content(lease.oid, size, lease.version, checksum)
+                for slave_id, _ in stale:
+                    self.store.drop_replica(lease.oid, slave_id)
+            self.store.set_replica(lease.oid, lease.slave_id, lease.version)
+        for slave_id, old_version in stale:
+            self.links.delete_on(slave_id, [ObjectId(lease.oid, old_version)])
+        row = self.store.get(lease.oid)
+        assert row is not None
+        return row
+
+    @handles(Abort)
+    def abort(self, session: Session, request: Abort) -> Reply:
+        lease = self.leases.owned(session, request.lease)
+        self._release(lease.id, discard=True)
+        return Done()
+
+    def abandon(self, session: Session) -> None:
+        """The client left: writes it never closed keep their previous version."""
+        for lease_id in list(session.leases):
+            self._release(lease_id, discard=True)
+
+    def _release(self, lease_id: int, discard: bool) -> None:
+        lease = self.leases.release(lease_id)
+        if lease is None:
+            return
+        slave = self.placement.registry.get(lease.slave_id)
+        if slave is not None:
+            slave.active = max(0, slave.active - 1)
+        if discard:
+            # The slave may already have committed the bytes; nobody will point at them.
+            self.links.delete_on(lease.slave_id, [ObjectId(lease.oid, lease.version)])

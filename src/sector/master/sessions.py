@@ -1,0 +1,61 @@
+"""Who is logged in: logins, logouts, and the session each connection holds.
+
+A login is checked three ways - protocol version, the master's address ACL
+(``master_acl.conf``), then the user's password and ACL - and the password
+hash runs off the event loop, because scrypt is slow on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+
+from ..config import address_allowed
+from ..errors import E_ACL, SectorError
+from ..protocol.master import Login, LoginReply, Logout, check_version
+from ..protocol.messages import Done, Error, Reply, handles
+from .users import User, Users
+
+log = logging.getLogger("sector.master")
+
+
+@dataclass
+class Session:
+    """One logged-in client connection."""
+
+    user: User
+    address: str
+    #: Ids of the write leases this session holds (they end with it).
+    leases: set[int] = field(default_factory=set)
+    #: Set by ``logout`` and ``shutdown``: what to do once the reply is on its way.
+    logged_out: bool = False
+    stop_master: bool = False
+
+
+class Sessions:
+    def __init__(self, users: Users, acl: list[IPv4Network | IPv6Network]):
+        self.users = users
+        self.acl = acl
+
+    @handles(Login)
+    async def login(self, address: str, request: Login) -> tuple[Reply, Session | None]:
+        """The reply to a login, and the new session when it succeeded."""
+        if not address_allowed(address, self.acl):
+            return Error(E_ACL, f"{address} may not reach this master"), None
+        loop = asyncio.get_running_loop()
+        try:
+            check_version(request.version)
+            user = await loop.run_in_executor(
+                None, self.users.authenticate, request.user, request.password, address
+            )
+        except SectorError as exc:
+            return Error.of(exc), None
+        log.info("user %s logged in from %s", user.name, address)
+        return LoginReply(user.name), Session(user, address)
+
+    @handles(Logout)
+    def logout(self, session: Session, request: Logout) -> Reply:
+        session.logged_out = True  # the connection hangs up once this reply is out
+        return Done()

@@ -1,0 +1,114 @@
+"""The namespace operations clients ask for: stat, ls, mkdir, rm, move, copy.
+
+Each checks the user's permission, then the leases (nothing moves onto a path
+a writer is creating, nothing is removed while written), then asks the
+:class:`~.namespace.Namespace`. Removing files has their slaves drop the bytes
+(batched, see :mod:`.links`); copying asks a slave holding the source to copy
+it locally, so the bytes never cross the network.
+"""
+
+from __future__ import annotations
+
+from ..errors import ResourceError, SectorError
+from ..protocol.data import CopyObject, ObjectId
+from ..protocol.master import Copy, Entry, Ls, LsReply, Mkdir, Move, Rm, Stat, StatReply
+from ..protocol.messages import Done, Error, Reply, handles
+from ..protocol.paths import normalize
+from .leases import Leases
+from .links import Links
+from .namespace import Namespace
+from .placement import Placement
+from .sessions import Session
+from .store import Row, Store
+
+
+def entry(row: Row, slaves: list[str] | None = None) -> Entry:
+    """The wire's view of a namespace row."""
+    return Entry(
+        row.name or "/", row.is_dir, row.size, row.mtime, row.version, row.checksum, slaves or []
+    )
+
+
+class Tree:
+    def __init__(
+        self,
+        store: Store,
+        namespace: Namespace,
+        leases: Leases,
+        placement: Placement,
+        links: Links,
+    ):
+        self.store, self.namespace, self.leases = store, namespace, leases
+        self.placement, self.links = placement, links
+
+    @handles(Stat)
+    def stat(self, session: Session, request: Stat) -> Reply:
+        path = normalize(request.path)
+        session.user.check_read(path)
+        row = self.namespace.stat(path)
+        return StatReply(entry(row, None if row.is_dir else self.placement.addresses(row)))
+
+    @handles(Ls)
+    def ls(self, session: Session, request: Ls) -> Reply:
+        path = normalize(request.path)
+        session.user.check_read(path)
+        return LsReply([entry(row) for row in self.namespace.list(path)])
+
+    @handles(Mkdir)
+    def mkdir(self, session: Session, request: Mkdir) -> Reply:
+        path = normalize(request.path)
+        session.user.check_write(path)
+        self.leases.check_not_creating(path)
+        self.namespace.mkdir(path)
+        return Done()
+
+    @handles(Rm)
+    def rm(self, session: Session, request: Rm) -> Reply:
+        path = normalize(request.path)
+        session.user.check_write(path)
+        row = self.namespace.stat(path)
+        self.leases.check_not_writing(row.id, path)
+        removal = self.namespace.remove(path, request.recursive, row)
+        by_slave: dict[str, list[ObjectId]] = {}
+        for slave_id, oid, version in removal.copies:
+            by_slave.setdefault(slave_id, []).append(ObjectId(oid, version))
+        for slave_id, objects in by_slave.items():
+            self.links.delete_on(slave_id, objects)
+        return Done()
+
+    @handles(Move)
+    def move(self, session: Session, request: Move) -> Reply:
+        src, dst = normalize(request.src), normalize(request.dst)
+        session.user.check_write(src)
+        session.user.check_write(dst)
+        self.leases.check_not_creating(dst)
+        self.namespace.move(src, dst)
+        return Done()
+
+    @handles(Copy)
+    async def copy(self, session: Session, request: Copy) -> Reply:
+        src, dst = normalize(request.src), normalize(request.dst)
+        session.user.check_read(src)
+        session.user.check_write(dst)
+        row = self.namespace.file(src)
+        self.namespace.check_new(dst)
+        self.leases.check_not_creating(dst)
+        holders = self.placement.for_read(row)
+        if not holders:
+            raise ResourceError("no live slave holds the source file", src)
+        link = self.links.to(holders[0])
+        oid = self.store.allocate_id()
+        self.leases.reserve_path(dst)
+        try:
+            reply = await link.call(CopyObject(ObjectId(row.id, row.version), ObjectId(oid, 1)))
+            if isinstance(reply, Error):
+                raise reply.exception(src)
+            with self.store.transaction():
+                self.namespace.create_file(dst, oid, row.size, 1, reply.checksum)
+                self.store.set_replica(oid, link.slave.id, 1)
+        except SectorError:
+            link.delete_later([ObjectId(oid, 1)])
+            raise
+        finally:
+            self.leases.free_path(dst)
+        return Done()

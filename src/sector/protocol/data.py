@@ -1,0 +1,327 @@
+"""The conversation on a slave's data port, and the client's half of it as a state machine.
+
+Plain TCP; there is no greeting, because every request that touches data
+proves itself with a token the master signed (:mod:`.tokens`). Clients read
+and write; the master sends admin orders (with an admin token) to the same
+port. All of it is :data:`SLAVE_REQUESTS`.
+
+Client -> slave::
+
+    read(offset, length, token?)   -> ReadReply(length), then that many raw bytes
+                                      (no token, inside a write session: the bytes
+                                      written so far, for RW mode)
+    write(token)                   start a write session; no reply
+    put(offset, length)            then ``length`` raw bytes; no reply
+    commit                         -> CommitReply(receipt, size, checksum); the
+                                      receipt goes to the master with ``close``
+    abort                          end the write session, keep nothing; no reply
+
+A write streams without waiting for replies, so its errors are sticky: the
+slave remembers the first (a frame it could not read included) and answers
+``commit`` with it. A ``put`` it cannot read ends the connection, since
+where its data ends is then unknown.
+
+Master -> slave (each with an admin token)::
+
+    delete(objects)                -> DeleteReply(deleted)
+    copy(src, dst)                 -> CopyReply(size, checksum)
+    verify(objects)                -> VerifyReply(damaged, missing)
+    shutdown                       -> ok
+
+:class:`DataSession` is the client's side as data: bytes in, replies out, no
+sockets. The blocking client drives it over a socket; an asyncio program (a
+slave fetching a replica from another slave) drives it the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from .framing import HEADER_SIZE, ProtocolError, body_length, encode
+from .messages import Done, Message, Reply, Request, Vocabulary, replies_to
+
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ObjectId(Message):
+    """One version of one file's bytes on a slave: ``[oid, version]`` on the wire."""
+
+    oid: int
+    version: int
+
+
+class ObjectInfo(Message):
+    """A stored object as a slave reports it when joining."""
+
+    oid: int
+    version: int
+    size: int
+    checksum: str
+
+
+# --- replies ----------------------------------------------------------------------------
+
+
+class ReadReply(Reply, tag="read"):
+    """``length`` raw bytes follow (fewer than asked only at the end of the data)."""
+
+    length: NonNegative
+
+    raw_follows = True
+
+
+class CommitReply(Reply, tag="commit"):
+    receipt: bytes
+    size: int
+    checksum: str
+
+
+class DeleteReply(Reply, tag="delete"):
+    deleted: int
+
+
+class CopyReply(Reply, tag="copy"):
+    size: int
+    checksum: str
+
+
+class VerifyReply(Reply, tag="verify"):
+    damaged: list[ObjectId]
+    missing: list[ObjectId]
+
+
+# --- a client's requests ----------------------------------------------------------------
+
+
+class Read(Request, tag="read"):
+    offset: NonNegative
+    length: NonNegative
+    token: bytes | None = None
+
+    replies = (ReadReply,)
+
+
+class Write(Request, tag="write"):
+    token: bytes
+
+
+class Put(Request, tag="put"):
+    offset: NonNegative
+    length: NonNegative
+
+    raw_follows = True
+
+
+class Commit(Request, tag="commit"):
+    replies = (CommitReply,)
+
+
+class AbortWrite(Request, tag="abort"):
+    pass
+
+
+# --- the master's orders ----------------------------------------------------------------
+
+
+class AdminRequest(Request):
+    """An order only the master may give. ``token`` is last so that the master's
+    link to the slave signs it in one place, just before sending."""
+
+
+class DeleteObjects(AdminRequest, tag="delete"):
+    objects: list[ObjectId]
+    token: bytes = b""
+
+    replies = (DeleteReply,)
+
+
+class CopyObject(AdminRequest, tag="copy"):
+    src: ObjectId
+    dst: ObjectId
+    token: bytes = b""
+
+    replies = (CopyReply,)
+
+
+class VerifyObjects(AdminRequest, tag="verify"):
+    objects: list[ObjectId]
+    token: bytes = b""
+
+    replies = (VerifyReply,)
+
+
+class StopSlave(AdminRequest, tag="shutdown"):
+    token: bytes = b""
+
+    replies = (Done,)
+
+
+SLAVE_REQUESTS = Vocabulary(
+    "a slave's requests",
+    Read,
+    Write,
+    Put,
+    Commit,
+    AbortWrite,
+    DeleteObjects,
+    CopyObject,
+    VerifyObjects,
+    StopSlave,
+)
+
+
+# --- the client's half, sans IO ---------------------------------------------------------
+
+
+class OutOfTurn(RuntimeError):
+    """Our own code broke the conversation's rules (a bug here, not the peer's fault)."""
+
+
+class DataSession:
+    """The client's side of one data connection, as a state machine without a socket.
+
+    Each method named for something to do returns the bytes to send and moves
+    the state on. What arrives goes to :meth:`receive`, which returns the
+    reply once a whole frame is in (None while it needs more). :attr:`wanted`
+    is how many bytes to read next, never past the end of a frame: the raw
+    bytes after a :class:`ReadReply` are left on the socket for the caller to
+    ``recv_into`` its own buffer (zero copies), and reported back with
+    :meth:`received_raw`. Likewise after :meth:`put` the caller sends the data
+    itself (``sendall`` or ``sendfile``).
+
+    ::
+
+        idle ──write──► writing ──commit──► (CommitReply | Error) ──► idle
+          │               │  └──abort──► idle
+          └──read──►  (ReadReply | Error) ──► raw bytes ──► back where it was
+
+    A reply that is not allowed at that point raises :class:`ProtocolError`
+    and the session is broken for good: drop the connection.
+    """
+
+    def __init__(self) -> None:
+        self.writing = False
+        self.broken = False
+        self._awaiting: Vocabulary | None = None
+        self._asked = 0  # bytes a pending read asked for
+        self._frame = bytearray()  # the part of the frame received so far
+        self._need = HEADER_SIZE  # bytes the current part (header, then body) needs
+        self._in_body = False
+        self._raw_left = 0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight: the connection may go back to a pool."""
+        return not (self.writing or self.broken or self._awaiting or self._raw_left)
+
+    @property
+    def wanted(self) -> int:
+        """Bytes to read from the slave before the next call to :meth:`receive`."""
+        if self._awaiting is None or self._raw_left:
+            return 0
+        return self._need - len(self._frame)
+
+    @property
+    def raw_pending(self) -> int:
+        """Raw bytes of the last read still to arrive (the caller's to receive)."""
+        return self._raw_left
+
+    # --- what we send -------------------------------------------------------------------
+
+    def read(self, offset: int, length: int, token: bytes | None = None) -> bytearray:
+        """Ask for ``length`` bytes from ``offset``; without a token, of our own write."""
+        self._check_quiet("read")
+        self._expect(Read, asked=length)
+        return encode(Read(offset, length, token))
+
+    def begin_write(self, token: bytes) -> bytearray:
+        self._check_quiet("start a write")
+        if self.writing:
+            raise OutOfTurn("a write session is already open")
+        self.writing = True
+        return encode(Write(token))
+
+    def put(self, offset: int, length: int) -> bytearray:
+        """The frame announcing ``length`` bytes at ``offset``; the caller sends them next."""
+        self._check_writing("put")
+        return encode(Put(offset, length))
+
+    def commit(self) -> bytearray:
+        self._check_writing("commit")
+        self.writing = False
+        self._expect(Commit)
+        return encode(Commit())
+
+    def abort(self) -> bytearray:
+        self._check_writing("abort")
+        self.writing = False
+        return encode(AbortWrite())
+
+    # --- what we receive ----------------------------------------------------------------
+
+    def receive(self, data: bytes | bytearray | memoryview) -> Reply | None:
+        """Take bytes read from the slave (at most :attr:`wanted`); the reply, once whole."""
+        if len(data) > self.wanted:
+            raise OutOfTurn(f"given {len(data)} bytes where {self.wanted} were wanted")
+        if not self._frame and len(data) == self._need:
+            part: bytes | bytearray | memoryview = data  # the common case: no copy
+        else:
+            self._frame += data
+            if len(self._frame) < self._need:
+                return None
+            part = self._frame
+        if not self._in_body:
+            self._start_body(part)
+            return None
+        return self._finish(part)
+
+    def received_raw(self, count: int) -> None:
+        """The caller took ``count`` raw bytes of the last read off the connection."""
+        if count > self._raw_left:
+            raise OutOfTurn(f"{count} raw bytes taken where {self._raw_left} were due")
+        self._raw_left -= count
+
+    # --- the rules ----------------------------------------------------------------------
+
+    def _start_body(self, header: bytes | bytearray | memoryview) -> None:
+        try:
+            self._need = body_length(header)
+        except ProtocolError:
+            self.broken = True
+            raise
+        self._frame = bytearray()
+        self._in_body = True
+
+    def _finish(self, body: bytes | bytearray | memoryview) -> Reply:
+        assert self._awaiting is not None
+        try:
+            reply = self._awaiting.decode(body)
+        except ProtocolError:
+            self.broken = True
+            raise
+        self._awaiting = None
+        self._frame = bytearray()
+        self._need, self._in_body = HEADER_SIZE, False
+        if isinstance(reply, ReadReply):
+            if reply.length > self._asked:
+                self.broken = True
+                raise ProtocolError(f"slave sent {reply.length} bytes, {self._asked} were asked")
+            self._raw_left = reply.length
+        return reply
+
+    def _expect(self, request_type: type[Request], asked: int = 0) -> None:
+        self._awaiting = replies_to(request_type)
+        self._asked = asked
+
+    def _check_quiet(self, action: str) -> None:
+        if self.broken:
+            raise OutOfTurn(f"cannot {action}: the connection broke")
+        if self._awaiting is not None or self._raw_left:
+            raise OutOfTurn(f"cannot {action} before the last reply has been received")
+
+    def _check_writing(self, action: str) -> None:
+        self._check_quiet(action)
+        if not self.writing:
+            raise OutOfTurn(f"cannot {action} outside a write session")

@@ -1,0 +1,375 @@
+"""The conversations with the master: clients' requests and slaves' reports (over TLS).
+
+A connection to the master starts unidentified and may send one of the
+:data:`GREETINGS` only. ``login`` makes it a client session, which may send
+the :data:`CLIENT_REQUESTS`; ``register`` makes it a slave's link, which sends
+:data:`SLAVE_REPORTS`. Anything else before a greeting ends the connection
+(:func:`refusal` says with which reply); afterwards it gets E_INVALID and the
+session carries on. Requests on one connection are answered in order.
+
+Client -> master::
+
+    login(version, user, password)     -> LoginReply(user)
+    logout                             -> ok, then the master hangs up
+    ping                               -> PingReply(time)
+    stat(path)                         -> StatReply(entry)      entry: Entry, with slaves
+    ls(path)                           -> LsReply(entries)      a file lists as itself
+    mkdir(path)                        creates missing parents  -> ok
+    rm(path, recursive)                -> ok
+    move(src, dst)                     -> ok
+    copy(src, dst)                     the bytes are copied slave-side -> ok
+    open(path, mode)                   -> ReadGrant | WriteGrant (mode bits: READ, WRITE...)
+    close(lease, receipt)              commit a write -> CloseReply(entry)
+    abort(lease)                       drop a write, keeping the old version -> ok
+    sysinfo                            -> SysinfoReply(master, slaves)
+    fsck(path)                         slaves re-hash their copies -> FsckReply
+    shutdown(slave?)                   admin only: one slave, or all and the master
+
+Slave -> master::
+
+    register(version, slave_id, host, port, usage, objects)
+                                       -> RegisterReply(key, heartbeat, slave_id, delete)
+    heartbeat(usage)                   -> ok
+
+A ``ReadGrant`` names the replicas to read from and carries a read token; a
+``WriteGrant`` names the one slave to write to, a write token and the lease
+that ``close`` (with the slave's signed receipt) or ``abort`` ends.
+"""
+
+from __future__ import annotations
+
+from ..errors import E_INVALID, E_SECURITY, NotSupportedError
+from .data import ObjectId, ObjectInfo
+from .messages import (
+    PROTOCOL_VERSION,
+    READ,
+    Done,
+    Error,
+    InvalidMessage,
+    Message,
+    Reply,
+    Request,
+    Vocabulary,
+)
+
+#: (host, port) of a slave's data port.
+Address = tuple[str, int]
+
+
+# --- what replies carry ---------------------------------------------------------------
+
+
+class Entry(Message):
+    """One directory entry, as ``stat`` and ``ls`` show it.
+
+    ``slaves`` (``host:port`` of the live holders of the current version) is
+    filled in by ``stat`` only: an ``ls`` of a large directory would pay one
+    replica look-up per entry for a column nobody reads there.
+    """
+
+    name: str
+    isdir: bool
+    size: int
+    timestamp: float
+    version: int
+    checksum: str
+    slaves: list[str] = []
+
+
+class Usage(Message):
+    """A slave's disk: what it reports on joining and in every heartbeat."""
+
+    total: int
+    free: int
+    stored: int
+    files: int
+    #: The file system under the data directory (``host/st_dev/f_fsid``): slaves sharing
+    #: one disk report the same id, and their capacity is counted once.
+    fs: str = ""
+
+
+class MasterInfo(Message):
+    started: float
+    address: str
+    files: int
+    dirs: int
+    size: int
+    replica_num: int
+
+
+class SlaveInfo(Message):
+    id: str
+    address: str
+    status: str
+    total: int
+    free: int
+    stored: int
+    files: int
+    started: float
+    active: int
+    #: The slave's file system (see :attr:`Usage.fs`); its own id when it said none.
+    fs: str = ""
+
+
+class Problem(Message):
+    """One thing ``fsck`` found: ``problem`` is missing, damaged or unreachable."""
+
+    path: str
+    slave: str | None
+    problem: str
+
+
+# --- replies ----------------------------------------------------------------------------
+
+
+class LoginReply(Reply, tag="login"):
+    user: str
+
+
+class RegisterReply(Reply, tag="register"):
+    """Welcome: the token key, how often to report, and what to delete before serving.
+
+    Stale objects travel here rather than as a separate order so that a slave
+    drops them before it serves anyone, with no window for a race.
+    """
+
+    key: bytes
+    heartbeat: float
+    slave_id: str
+    delete: list[ObjectId] = []
+
+
+class PingReply(Reply, tag="ping"):
+    time: float
+
+
+class StatReply(Reply, tag="stat"):
+    entry: Entry
+
+
+class LsReply(Reply, tag="ls"):
+    entries: list[Entry]
+
+
+class ReadGrant(Reply, tag="read-grant"):
+    """Read one version of a file: from any of ``replicas``, with ``token``.
+
+    An empty file may come with no replicas: there is nothing to fetch.
+    """
+
+    oid: int
+    version: int
+    size: int
+    checksum: str
+    token: bytes
+    replicas: list[Address]
+
+
+class WriteGrant(Reply, tag="write-grant"):
+    """Write the next version of a file on ``slave``; ``size`` is what it starts from."""
+
+    lease: int
+    oid: int
+    version: int
+    size: int
+    token: bytes
+    slave: Address
+
+
+class CloseReply(Reply, tag="close"):
+    entry: Entry
+
+
+class SysinfoReply(Reply, tag="sysinfo"):
+    master: MasterInfo
+    slaves: list[SlaveInfo]
+
+
+class FsckReply(Reply, tag="fsck"):
+    files: int
+    replicas: int
+    problems: list[Problem]
+
+
+class ShutdownReply(Reply, tag="shutdown"):
+    """The ids of the slaves stopped, and ``master`` when the master stops too."""
+
+    stopped: list[str]
+
+
+# --- greetings --------------------------------------------------------------------------
+
+
+class Login(Request, tag="login"):
+    """A client's greeting. ``version`` comes first so it is readable whatever follows."""
+
+    version: int
+    user: str
+    password: str
+
+    replies = (LoginReply,)
+
+
+class Register(Request, tag="register"):
+    """A slave's greeting: who it is, where it serves, and everything it holds."""
+
+    version: int
+    slave_id: str
+    host: str
+    port: int
+    usage: Usage
+    objects: list[ObjectInfo] = []
+
+    replies = (RegisterReply,)
+
+
+# --- a client's requests ----------------------------------------------------------------
+
+
+class Logout(Request, tag="logout"):
+    replies = (Done,)
+
+
+class Ping(Request, tag="ping"):
+    replies = (PingReply,)
+
+
+class Stat(Request, tag="stat"):
+    path: str
+
+    replies = (StatReply,)
+
+
+class Ls(Request, tag="ls"):
+    path: str
+
+    replies = (LsReply,)
+
+
+class Mkdir(Request, tag="mkdir"):
+    path: str
+
+    replies = (Done,)
+
+
+class Rm(Request, tag="rm"):
+    path: str
+    recursive: bool = True
+
+    replies = (Done,)
+
+
+class Move(Request, tag="move"):
+    src: str
+    dst: str
+
+    replies = (Done,)
+
+
+class Copy(Request, tag="copy"):
+    src: str
+    dst: str
+
+    replies = (Done,)
+
+
+class Open(Request, tag="open"):
+    path: str
+    mode: int = READ
+
+    replies = (ReadGrant, WriteGrant)
+
+
+class Close(Request, tag="close"):
+    """Commit a write: the lease, and the receipt the slave signed at commit."""
+
+    lease: int
+    receipt: bytes
+
+    replies = (CloseReply,)
+    # the lease belonged to the session that broke; a new session cannot close it
+    survives_reconnect = False
+
+
+class Abort(Request, tag="abort"):
+    lease: int
+
+    replies = (Done,)
+
+
+class Sysinfo(Request, tag="sysinfo"):
+    replies = (SysinfoReply,)
+
+
+class Fsck(Request, tag="fsck"):
+    path: str
+
+    replies = (FsckReply,)
+
+
+class Shutdown(Request, tag="shutdown"):
+    """Stop one slave (by id or ``host:port``), or with None every slave and the master."""
+
+    slave: str | None = None
+
+    replies = (ShutdownReply,)
+
+
+# --- a slave's reports ------------------------------------------------------------------
+
+
+class Heartbeat(Request, tag="heartbeat"):
+    usage: Usage
+
+    replies = (Done,)
+
+
+# --- connection states ------------------------------------------------------------------
+
+GREETINGS = Vocabulary("the greetings", Login, Register)
+CLIENT_REQUESTS = Vocabulary(
+    "a client's requests",
+    Logout,
+    Ping,
+    Stat,
+    Ls,
+    Mkdir,
+    Rm,
+    Move,
+    Copy,
+    Open,
+    Close,
+    Abort,
+    Sysinfo,
+    Fsck,
+    Shutdown,
+)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat)
+
+
+def check_version(version: int) -> None:
+    """Refuse a peer speaking another protocol version, saying which side to upgrade."""
+    if version != PROTOCOL_VERSION:
+        raise NotSupportedError(
+            f"protocol version {version} is not spoken here (this master speaks version "
+            f"{PROTOCOL_VERSION}): run the same Sector release on every machine"
+        )
+
+
+def refusal(exc: InvalidMessage) -> Error:
+    """The last reply to an unidentified peer whose first frame is not a valid greeting.
+
+    A greeting of another protocol version gets E_SUPPORT saying so (its fields
+    may not even decode: the version is read from the raw frame), a malformed
+    greeting E_INVALID, and anything else E_SECURITY.
+    """
+    if exc.expected is None:
+        return Error(E_SECURITY, "log in (or register) first")
+    raw = exc.raw
+    version = raw[1] if isinstance(raw, list) and len(raw) > 1 else None
+    if isinstance(version, int) and not isinstance(version, bool):
+        try:
+            check_version(version)
+        except NotSupportedError as unsupported:
+            return Error.of(unsupported)
+    return Error(E_INVALID, exc.detail)
