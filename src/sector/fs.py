@@ -41,7 +41,6 @@ from .errors import (
     SectorNotADirectoryError,
     SecurityError,
 )
-from .protocol.messages import APPEND, READ, TRUNC, WRITE
 from .protocol.paths import join, split
 
 #: Ranges fetched at once by :meth:`SectorFileSystem.cat_ranges` (one data connection each).
@@ -364,18 +363,16 @@ class SectorFileSystem(AbstractFileSystem):
     ) -> bytes:
         """The bytes of ``path`` from ``start`` to ``end`` (negative: from the end).
 
-        Only the range crosses the network, in one read request per 16 MiB
-        into a buffer of exactly that size. FileNotFoundError when missing,
-        IsADirectoryError for a directory.
+        Only the range crosses the network: one read request, received straight
+        into the bytes returned (see ``SectorFile.read``). FileNotFoundError
+        when missing, IsADirectoryError for a directory.
         """
-        with self.client.open(self._strip_protocol(path), READ) as handle:
+        with self.client.open(self._strip_protocol(path)) as handle:
             first, last = _clamp(start, end, handle.size)
             if last <= first:
                 return b""
-            buffer = bytearray(last - first)
             handle.seek(first)
-            count = handle.readinto(buffer)
-        return bytes(buffer) if count == len(buffer) else bytes(buffer[:count])
+            return handle.read(last - first)
 
     def cat_ranges(
         self,
@@ -416,13 +413,12 @@ class SectorFileSystem(AbstractFileSystem):
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         """Write ``value`` as the whole file, visible at once when complete.
 
-        ``mode="create"`` refuses an existing file with FileExistsError
-        (checked before writing: Sector has no exclusive create yet).
+        ``mode="create"`` refuses an existing file with FileExistsError,
+        atomically: the master decides at open, so of two clients creating one
+        path only one succeeds.
         """
         path = self._strip_protocol(path)
-        if mode == "create" and self.exists(path):
-            raise FileExistsError(path)
-        with self.client.open(path, WRITE | TRUNC) as handle:
+        with self.client.open(path, "xb" if mode == "create" else "wb") as handle:
             handle.write(value)
 
     def put_file(
@@ -437,16 +433,21 @@ class SectorFileSystem(AbstractFileSystem):
 
         ``callback`` sees the size and then each chunk sent. A local directory
         makes the remote directory. ``mode="create"`` refuses an existing file
-        (FileExistsError); a local read error is E_LOCALFILE.
+        (FileExistsError, atomically at the master); a local read error is
+        E_LOCALFILE.
         """
         rpath = self._strip_protocol(rpath)
-        if mode == "create" and self.exists(rpath):
-            raise FileExistsError(rpath)
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return
         callback.set_size(os.path.getsize(lpath))
-        self.client.upload(lpath, rpath, progress=callback.relative_update, verify=True)
+        self.client.upload(
+            lpath,
+            rpath,
+            progress=callback.relative_update,
+            verify=True,
+            exclusive=mode == "create",
+        )
 
     def get_file(
         self,
@@ -473,7 +474,7 @@ class SectorFileSystem(AbstractFileSystem):
             return
         callback.set_size(info["size"])
         if outfile is not None:
-            with self.client.open(rpath, READ) as handle:
+            with self.client.open(rpath) as handle:
                 while chunk := handle.read(BLOCK_SIZE):
                     outfile.write(chunk)
                     callback.relative_update(len(chunk))
@@ -492,11 +493,10 @@ class SectorFileSystem(AbstractFileSystem):
     ) -> SectorBufferedFile:
         """A buffered file (``rb``, ``wb``, ``ab``, ``xb``); writes commit when it closes.
 
-        ``xb`` raises FileExistsError for an existing file (checked at open).
+        ``xb`` raises FileExistsError for an existing file (or one another client
+        is creating), decided by the master when the file is opened.
         """
         path = self._strip_protocol(path)
-        if mode == "xb" and self.exists(path):
-            raise FileExistsError(path)
         return SectorBufferedFile(
             self,
             path,
@@ -530,8 +530,10 @@ class SectorBufferedFile(AbstractBufferedFile):
         self._handle: SectorFile | None = None
         size = None
         if mode == "rb":
-            self._handle = fs.client.open(path, READ)
+            self._handle = fs.client.open(path)
             size = self._handle.size
+        elif mode == "xb":  # at open, not at the first block: FileExistsError belongs here
+            self._handle = fs.client.open(path, "xb")
         super().__init__(fs, path, mode, size=size, **kwargs)
 
     def read(self, length: int = -1) -> bytes:
@@ -552,17 +554,12 @@ class SectorBufferedFile(AbstractBufferedFile):
     def _fetch_range(self, start: int, end: int) -> bytes:
         """Bytes ``start:end`` of the version opened; fewer only at the end of the file."""
         assert self._handle is not None
-        end = min(end, self.size)
-        if end <= start:
-            return b""
-        buffer = bytearray(end - start)
         self._handle.seek(start)
-        count = self._handle.readinto(buffer)
-        return bytes(buffer[:count]) if count < len(buffer) else bytes(buffer)
+        return self._handle.read(max(0, min(end, self.size) - start))
 
     def _initiate_upload(self) -> None:
-        base = APPEND if self.mode == "ab" else TRUNC
-        self._handle = self.fs.client.open(self.path, WRITE | base)
+        if self._handle is None:  # (``xb`` opened it already)
+            self._handle = self.fs.client.open(self.path, "ab" if self.mode == "ab" else "wb")
 
     def _upload_chunk(self, final: bool = False) -> bool:
         assert self._handle is not None

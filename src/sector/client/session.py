@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import msgspec
 
@@ -39,9 +39,6 @@ from ..protocol import master as wire
 from ..protocol.framing import ProtocolError
 from ..protocol.messages import (
     PROTOCOL_VERSION,
-    READ,
-    TRUNC,
-    WRITE,
     Error,
     Reply,
     Request,
@@ -49,7 +46,11 @@ from ..protocol.messages import (
 )
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize, split
 from ..transport import FrameReader, client_tls_context, close_quietly, send_message
-from .file import SectorFile
+from .file import SectorFile, SectorTextFile
+from .modes import parse_mode
+
+#: The mode strings that give a binary file (for the type checker; any valid one works).
+BinaryMode = Literal["rb", "wb", "ab", "xb", "rb+", "wb+", "ab+", "xb+", "r+b", "w+b", "a+b", "x+b"]
 
 CONNECT_TIMEOUT = 5.0
 #: Generous, because ``copy`` of a large file waits for the slave to finish.
@@ -348,15 +349,56 @@ class Client:
             "slaves": [msgspec.structs.asdict(slave) for slave in reply.slaves],
         }
 
-    def open(self, path: str, mode: int = READ) -> SectorFile:
-        """Open a Sector file; see :class:`SectorFile` for the modes.
+    @overload
+    def open(self, path: str, mode: BinaryMode | int = "rb") -> SectorFile: ...
 
-        Raises FileNotFoundError (reading a missing file), BlockingIOError
-        (E_BUSY: someone is writing it), PermissionError, IsADirectoryError,
-        NotImplementedError (SECURE), ResourceError (no live slave).
+    @overload
+    def open(
+        self,
+        path: str,
+        mode: str,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> SectorFile | SectorTextFile: ...
+
+    def open(
+        self,
+        path: str,
+        mode: str | int = "rb",
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> SectorFile | SectorTextFile:
+        """Open a Sector file as a Python file object, as :func:`open` would.
+
+        ``mode`` is Python's (``"rb"``, ``"wb"``, ``"ab"``, ``"rb+"``, ``"xb"``,
+        and the text modes ``"r"``, ``"w"``, ``"a"``, ``"x"`` with ``+``) or
+        Sector's mode bits (``READ | WRITE`` ...; see :mod:`sector.client.modes`).
+        A binary mode gives a :class:`SectorFile`; a text mode wraps it in a
+        :class:`SectorTextFile` (``io.TextIOWrapper``, UTF-8 unless
+        ``encoding`` says otherwise). A written file becomes visible, whole,
+        when it is closed.
+
+        Raises FileNotFoundError (reading, or ``r+``, a missing file),
+        FileExistsError (``x``: the file exists or is being created),
+        BlockingIOError (E_BUSY: someone is writing it), PermissionError,
+        IsADirectoryError, ValueError (a bad mode), NotImplementedError
+        (SECURE), ResourceError (no live slave).
         """
+        opened = parse_mode(mode)
+        if not opened.text and (encoding, errors, newline) != (None, None, None):
+            raise InvalidError("a binary mode takes no encoding, errors or newline", path)
         path = _normal(path)
-        return SectorFile(self, path, mode, self.call(wire.Open(path, mode)))
+        grant = self.call(wire.Open(path, opened.bits, opened.create))
+        binary = SectorFile(self, path, opened, grant)
+        if not opened.text:
+            return binary
+        text = SectorTextFile(binary, encoding or "utf-8", errors, newline)
+        text.mode = mode  # type: ignore[misc] # as open() names its text files
+        return text
 
     def upload(
         self,
@@ -365,9 +407,12 @@ class Client:
         *,
         progress: Callable[[int], None] | None = None,
         verify: bool = False,
+        exclusive: bool = False,
     ) -> Stat:
         """Copy a local file into Sector (replacing any file there), atomically.
 
+        With ``exclusive`` an existing file (or one another client is creating)
+        is FileExistsError instead, decided by the master when the upload starts.
         ``progress`` is called with each chunk's byte count as it is sent.
         With ``verify`` the local file is hashed again after the commit and
         compared with the checksum the slave computed over what it received;
@@ -381,7 +426,7 @@ class Client:
             raise SectorLocalFileError(
                 f"cannot read {local_path}: {exc.strerror}", str(local_path)
             ) from None
-        with source, self.open(remote, WRITE | TRUNC) as remote_file:
+        with source, self.open(remote, "xb" if exclusive else "wb") as remote_file:
             remote_file.write_from_file(source, progress)
         committed = remote_file.committed
         assert committed is not None
@@ -419,7 +464,7 @@ class Client:
             local_path = local_path / Path(remote).name
         temp = local_path.with_name(f".{local_path.name}.sector-part")
         try:
-            with self.open(remote, READ) as remote_file:
+            with self.open(remote) as remote_file:
                 offset = self._resume_offset(remote_file, local_path, temp) if resume else 0
                 if offset is None:
                     return remote_file.stat()

@@ -18,7 +18,8 @@ Client -> master::
     rm(path, recursive)                -> ok
     move(src, dst)                     -> ok
     copy(src, dst)                     the bytes are copied slave-side -> ok
-    open(path, mode)                   -> ReadGrant | WriteGrant (mode bits: READ, WRITE...)
+    open(path, mode, create)           -> ReadGrant | WriteGrant (mode bits: READ, WRITE...;
+                                          create: allow | exclusive | never)
     close(lease, receipt)              commit a write -> CloseReply(entry)
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves)
@@ -38,6 +39,8 @@ that ``close`` (with the slave's signed receipt) or ``abort`` ends.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ..errors import E_INVALID, E_SECURITY, NotSupportedError
 from .data import ObjectId, ObjectInfo
 from .messages import (
@@ -54,6 +57,10 @@ from .messages import (
 
 #: (host, port) of a slave's data port.
 Address = tuple[str, int]
+#: What opening for writing does about the file (``Open.create``): make it if missing
+#: (Sector's way), make it only if missing (``O_EXCL``: E_EXIST when it is there or
+#: being created), or never make it (E_NOEXIST when missing).
+Create = Literal["allow", "exclusive", "never"]
 
 
 # --- what replies carry ---------------------------------------------------------------
@@ -277,8 +284,15 @@ class Copy(Request, tag="copy"):
 
 
 class Open(Request, tag="open"):
+    """Open for reading or (with a write bit in ``mode``) for writing a new version.
+
+    ``create`` applies to writing only; "exclusive" is decided by the master
+    alone, so two clients racing to create one path never both succeed.
+    """
+
     path: str
     mode: int = READ
+    create: Create = "allow"
 
     replies = (ReadGrant, WriteGrant)
 
