@@ -316,7 +316,7 @@ class SectorFileSystem(AbstractFileSystem):
 
         As on POSIX, a destination that is a directory (or ends in ``/``)
         receives the source inside it, and an existing destination *file* is
-        replaced (``Client.move(overwrite=True)``: not atomic, see there).
+        replaced atomically (``Client.move(overwrite=True)``: one transaction).
         Several sources (a list or a glob) go into ``path2``. Raises
         FileNotFoundError for a missing source and IsADirectoryError rather than
         replace a directory.
@@ -346,8 +346,8 @@ class SectorFileSystem(AbstractFileSystem):
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy one file inside Sector: the slave copies the bytes, none pass through here.
 
-        An existing destination file is replaced (see ``Client.copy``: it is
-        missing only between two metadata requests). A directory source makes
+        An existing destination file is replaced, atomically (``Client.copy``:
+        it is never missing). A directory source makes
         the directory (fsspec's ``copy`` of a tree calls this for every entry).
         """
         src, dst = self._strip_protocol(path1), self._strip_protocol(path2)

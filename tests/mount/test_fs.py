@@ -114,11 +114,6 @@ def test_open_sees_what_another_client_closed_before_it(here: Path, workdir: str
     assert (here / "shared.txt").read_bytes() == b"version two, longer"
 
 
-@pytest.mark.xfail(
-    reason="rename over an existing file is rm + move until the master has a replacing move "
-    "(see the mount's NEEDS note): another client can see the target missing",
-    strict=True,
-)
 def test_rename_over_an_existing_file_is_atomic_for_other_clients(
     here: Path, workdir: str, client: Client, cluster
 ):

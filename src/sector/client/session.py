@@ -10,7 +10,6 @@ logged in again before the call is retried once.
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import ssl
 import threading
@@ -31,7 +30,6 @@ from ..errors import (
     SectorError,
     SectorIsADirectoryError,
     SectorLocalFileError,
-    SectorNotADirectoryError,
     SecurityError,
 )
 from ..protocol import checksum
@@ -44,7 +42,7 @@ from ..protocol.messages import (
     Request,
     replies_to,
 )
-from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize, split
+from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
 from ..transport import FrameReader, client_tls_context, close_quietly, send_message
 from .file import SectorFile, SectorTextFile
 from .modes import parse_mode
@@ -287,56 +285,25 @@ class Client:
         """Rename a file or directory: one metadata change, however big the tree.
 
         Raises FileExistsError (E_EXIST) when ``dst`` exists, unless
-        ``overwrite`` and ``dst`` is a file: then it is replaced. That
-        replacement is two requests (remove ``dst``, then move), so for a moment
-        nothing is at ``dst``: the master has no atomic replacing rename yet.
-        IsADirectoryError if ``dst`` is a directory, NotADirectoryError if a
-        directory would replace a file.
+        ``overwrite``: then ``dst`` is replaced as POSIX ``rename(2)`` replaces,
+        in one transaction at the master (other clients see the old ``dst`` or
+        the new one, never neither), and the replaced file's bytes are deleted.
+        A file replaces a file and a directory an empty directory; otherwise
+        IsADirectoryError, NotADirectoryError, or OSError (E_NOEMPTY) for a
+        full directory. BlockingIOError (E_BUSY) when ``dst`` is being written.
         """
-        src, dst = _normal(src), _normal(dst)
-        try:
-            self.call(wire.Move(src, dst))
-        except FileExistsError:
-            if not overwrite:
-                raise
-            self._replace(src, dst, kept_on_failure=True)
+        self.call(wire.Move(_normal(src), _normal(dst), overwrite))
 
     def copy(self, src: str, dst: str, *, overwrite: bool = False) -> None:
         """Copy a file inside Sector; the bytes are copied by the slave, not through us.
 
         Raises FileExistsError (E_EXIST) when ``dst`` exists, unless
-        ``overwrite`` and ``dst`` is a file: then the copy is made under a
-        temporary name beside ``dst`` and renamed over it, so ``dst`` is
-        missing only between two metadata requests, never while bytes are
-        copied.
+        ``overwrite`` and ``dst`` is a file: then the copy replaces it in the
+        transaction that records the copy, so ``dst`` is never missing.
+        IsADirectoryError when ``src`` or ``dst`` is a directory, BlockingIOError
+        (E_BUSY) when ``dst`` is being written.
         """
-        src, dst = _normal(src), _normal(dst)
-        try:
-            self.call(wire.Copy(src, dst))
-        except FileExistsError:
-            if not overwrite:
-                raise
-            parent, name = split(dst)
-            temporary = join(parent, f".{name}.sector-{secrets.token_hex(6)}")
-            self.call(wire.Copy(src, temporary))
-            self._replace(temporary, dst, kept_on_failure=False)
-
-    def _replace(self, src: str, dst: str, kept_on_failure: bool) -> None:
-        """Put ``src`` where the file ``dst`` is: remove ``dst``, then move (not atomic)."""
-        try:
-            if self.stat(dst).isdir:
-                raise SectorIsADirectoryError("a directory is not replaced", dst)
-            if self.stat(src).isdir:
-                raise SectorNotADirectoryError("a directory cannot replace a file", dst)
-            self.call(wire.Rm(dst, False))
-            self.call(wire.Move(src, dst))
-        except BaseException:
-            if not kept_on_failure:
-                try:
-                    self.call(wire.Rm(src, False))
-                except SectorError:
-                    pass
-            raise
+        self.call(wire.Copy(_normal(src), _normal(dst), overwrite))
 
     def sysinfo(self) -> dict[str, Any]:
         """The master's view: ``{"master": totals, "slaves": [one dict per slave]}``.

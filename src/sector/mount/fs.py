@@ -200,7 +200,8 @@ class SectorOperations(mfusepy.Operations):
 
     @errno_boundary
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        """One ``move`` in the master; replacing an existing file is rm + move (not atomic).
+        """One ``move`` in the master, replacing an existing ``new`` atomically as
+        ``rename(2)`` does (unless ``RENAME_NOREPLACE``).
 
         Files created here and not yet committed are committed first: until
         then the master does not know them by any name.
@@ -212,33 +213,24 @@ class SectorOperations(mfusepy.Operations):
         for entry in self.files.under(old):
             if entry.created:
                 entry.commit()
+        replace = not flags & RENAME_NOREPLACE
         try:
-            self.client.move(old, new)
-        except FileExistsError:
-            if flags & RENAME_NOREPLACE:
+            self.client.move(old, new, overwrite=replace)
+        except BlockingIOError:
+            # Busy: perhaps only because this mount is writing the file being
+            # replaced - its staged version is bound for the bin either way.
+            own = self.files.get(new)
+            if not replace or own is None or own.writer is None:
                 raise
-            self._replace(old, new)
+            own.detach()
+            self.client.move(old, new, overwrite=True)
+        replaced = self.files.forget(new)
+        if replaced is not None:
+            replaced.detach()
         self.files.moved(old, new)
         self._cached_versions.pop(old, None)
         self._cached_versions.pop(new, None)
         return 0
-
-    def _replace(self, old: str, new: str) -> None:
-        """POSIX rename over an existing target, as two master requests.
-
-        NOT atomic until the master has a replacing move: between the ``rm``
-        and the ``move`` another client sees no file at ``new``.
-        """
-        source, target = self.client.stat(old), self.client.stat(new)
-        if target.isdir and not source.isdir:
-            raise MountError(errno.EISDIR, f"{new} is a directory")
-        if source.isdir and not target.isdir:
-            raise MountError(errno.ENOTDIR, f"{new} is not a directory")
-        replaced = self.files.forget(new)
-        if replaced is not None:
-            replaced.detach()
-        self.client.rm(new, recursive=False)  # a full directory: E_NOEMPTY, as POSIX says
-        self.client.move(old, new)
 
     # -- files -------------------------------------------------------------------
 

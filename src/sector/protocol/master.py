@@ -16,8 +16,9 @@ Client -> master::
     ls(path)                           -> LsReply(entries)      a file lists as itself
     mkdir(path)                        creates missing parents  -> ok
     rm(path, recursive)                -> ok
-    move(src, dst)                     -> ok
-    copy(src, dst)                     the bytes are copied slave-side -> ok
+    move(src, dst, replace)            -> ok; replace: over a file or empty directory,
+                                          atomically (POSIX rename)
+    copy(src, dst, replace)            the bytes are copied slave-side -> ok
     open(path, mode, create)           -> ReadGrant | WriteGrant (mode bits: READ, WRITE...;
                                           create: allow | exclusive | never)
     close(lease, receipt)              commit a write -> CloseReply(entry)
@@ -270,15 +271,23 @@ class Rm(Request, tag="rm"):
 
 
 class Move(Request, tag="move"):
+    """Rename. With ``replace``, as POSIX ``rename(2)``: an existing file at ``dst``
+    (or an empty directory, for a directory) is replaced in the same transaction."""
+
     src: str
     dst: str
+    replace: bool = False
 
     replies = (Done,)
 
 
 class Copy(Request, tag="copy"):
+    """Copy a file, slave-side. With ``replace`` the copy replaces a file at ``dst``
+    in the transaction that records it."""
+
     src: str
     dst: str
+    replace: bool = False
 
     replies = (Done,)
 
