@@ -17,6 +17,7 @@ import pytest
 
 from sector.client import Client, SectorFile, SectorTextFile
 from sector.errors import E_INVALID, SectorError
+from sector.protocol import checksum
 
 TEXT = "naïve line one\nline two\r\nthird, no newline"
 
@@ -204,3 +205,22 @@ def test_errors_are_sector_errors_carrying_codes(client: Client, workdir: str) -
     with client.open(f"{workdir}/w", "wb") as remote, pytest.raises(SectorError) as caught:
         remote.read()
     assert caught.value.code == E_INVALID
+
+
+def test_truncate_cuts_or_extends_the_version_being_written_in_place(
+    client: Client, workdir: str
+) -> None:
+    path = f"{workdir}/cut"
+    put(client, path, b"0123456789")
+    with client.open(path, "r+b") as remote:
+        remote.seek(2)
+        assert remote.truncate() == 2 and remote.tell() == 2  # to the position, which stays
+        remote.write(b"ab")
+        assert remote.truncate(6) == 6  # longer: zeros
+        remote.seek(0)
+        assert remote.read() == b"01ab\x00\x00"
+        assert get(client, path) == b"0123456789"  # nothing visible before close
+    assert get(client, path) == b"01ab\x00\x00"
+    assert client.stat(path).checksum == checksum.of_bytes(b"01ab\x00\x00")
+    with client.open(path) as remote, pytest.raises(io.UnsupportedOperation):
+        remote.truncate(0)

@@ -526,12 +526,30 @@ class SectorFile(io.BufferedIOBase):
         return len(view)
 
     def truncate(self, size: int | None = None) -> int:
-        """Not possible yet: Sector cannot shorten a version being written.
+        """Cut the version being written to ``size`` bytes (default: the position), or
+        extend it with zeros; returns ``size``. The position does not move.
 
-        Raises UnsupportedOperation (E_INVALID).
+        One request to the slave, which cuts its copy in place: no bytes pass
+        through the client. Raises UnsupportedOperation (E_INVALID) for a file
+        opened to read, InvalidError for a negative size, SectorConnectionError
+        if the slave connection broke (other failures arrive at close).
         """
         self._check_open()
-        raise UnsupportedOperationError("truncate is not supported", self.path)
+        if not self._writing:
+            raise UnsupportedOperationError("file was not opened for writing", self.path)
+        size = self.position if size is None else size
+        if size < 0:
+            raise InvalidError(f"cannot truncate to a negative size ({size})", self.path)
+        self._flush_pending()
+        try:
+            self._send(self._data.truncate(size))
+        except OSError as exc:
+            self._drop_connection()
+            raise SectorConnectionError(
+                f"slave connection broke while writing: {exc}", self.path
+            ) from None
+        self.size = size
+        return size
 
     def write_from_file(
         self, source: IO[bytes], progress: Callable[[int], None] | None = None

@@ -18,9 +18,9 @@ writes, and that object holds at most:
 :meth:`OpenFile.commit` (the mount calls it at ``close()`` and ``fsync()``)
 publishes the staged version atomically: other clients see all of it or none.
 
-Sector has no "truncate to N" today, so a shrink is staged by copying the
-first N bytes into a fresh version (see :meth:`OpenFile.truncate`); a
-truncate to 0 is just a new empty version.
+A truncate is staged like any write: the slave cuts or extends the new
+version in place (see :meth:`OpenFile.truncate`); to 0 it is just a new,
+empty version.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import errno
 import logging
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,12 +38,8 @@ from .errors import MountError
 
 log = logging.getLogger("sector.mount")
 
-#: A staged shrink keeps up to this much of the kept prefix in memory, the rest on disk.
-SPOOL_IN_MEMORY = 16 * 1024 * 1024
 #: Sequential reads of a committed file at least this large stream ahead (ReadAhead).
 READ_AHEAD_FROM = 8 * 1024 * 1024
-#: Bytes moved per step when a staged truncate copies or zero-fills.
-COPY_STEP = 4 * 1024 * 1024
 NEW_VERSION = READ | WRITE | TRUNC
 
 
@@ -148,7 +143,12 @@ class OpenFile:
             return self.write(self.size, data)
 
     def truncate(self, length: int) -> None:
-        """Stage the file cut (or extended with zeros) to ``length`` bytes."""
+        """Stage the file cut (or extended with zeros) to ``length`` bytes.
+
+        To zero: a fresh, empty version (nothing to copy). Otherwise the
+        slave staging the new version cuts or extends its copy in place: one
+        request, no bytes through the mount.
+        """
         with self.lock:
             if length == self.size and self.staged:
                 return  # (unstaged, ``size`` may predate another client's commit)
@@ -156,35 +156,9 @@ class OpenFile:
                 self._abort_writer()
                 self._close_reader()
                 self.writer = self.client.open(self.path, NEW_VERSION)
-            elif length > self.size:
-                writer = self._writer()
-                zeros = bytes(min(COPY_STEP, length - self.size))
-                for start in range(self.size, length, COPY_STEP):
-                    writer.seek(start)
-                    writer.write(zeros[: min(COPY_STEP, length - start)])
             else:
-                self._restage_prefix(length)
+                self._writer().truncate(length)
             self.size, self.dirty, self.mtime = length, True, time.time()
-
-    def _restage_prefix(self, length: int) -> None:
-        """Shrink: a new version holding the first ``length`` bytes of this one.
-
-        The bytes pass through this process (spooled to a temporary file past
-        SPOOL_IN_MEMORY) because a Sector write session cannot be shortened;
-        the slave-side ``truncate`` listed in the mount's NEEDS note would make
-        this one request.
-        """
-        source = self.writer or self._reader()
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-            for start in range(0, length, COPY_STEP):
-                source.seek(start)
-                spool.write(source.read(min(COPY_STEP, length - start)))
-            self._abort_writer()
-            self._close_reader()
-            self.writer = self.client.open(self.path, NEW_VERSION)
-            spool.seek(0)
-            while chunk := spool.read(COPY_STEP):
-                self.writer.write(chunk)
 
     # -- publishing ---------------------------------------------------------
 
