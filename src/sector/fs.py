@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
@@ -236,6 +237,21 @@ class SectorFileSystem(AbstractFileSystem):
                 f"{path}: its creation time was not recorded (made by an older master)"
             )
         return datetime.fromtimestamp(info["created"], tz=timezone.utc)
+
+    def touch(self, path: str, truncate: bool = True, **kwargs: Any) -> None:
+        """Make ``path`` an empty file, or with ``truncate=False`` only set an existing
+        one's modification time to now (created empty if missing).
+
+        Raises PermissionError without the right to write there.
+        """
+        path = self._strip_protocol(path)
+        if not truncate:
+            try:
+                self.client.set_mtime(path, time.time())
+                return
+            except FileNotFoundError:
+                pass
+        self.pipe_file(path, b"")
 
     def hosts(self, path: str) -> list[tuple[str, int]]:
         """The slaves (host, port) holding the current version of a file.

@@ -119,3 +119,19 @@ def test_replacing_follows_renames_rules_for_directories(client: Client, workdir
         client.move(f"{workdir}/moving", f"{workdir}/empty")
     client.move(f"{workdir}/moving", f"{workdir}/empty", overwrite=True)
     assert [e.name for e in client.ls(workdir)] == ["empty", "file", "full"]
+
+
+def test_a_set_modification_time_holds_until_the_next_commit(client: Client, workdir: str) -> None:
+    put(client, f"{workdir}/f", b"x")
+    client.set_mtime(f"{workdir}/f", 1_234_567_890.5)
+    assert client.stat(f"{workdir}/f").timestamp == 1_234_567_890.5
+    client.mkdir(f"{workdir}/d")
+    client.set_mtime(f"{workdir}/d", 1000)
+    assert client.stat(f"{workdir}/d").timestamp == 1000.0
+    assert [e.timestamp for e in client.ls(workdir)] == [1000.0, 1_234_567_890.5]
+    put(client, f"{workdir}/f", b"y")
+    assert client.stat(f"{workdir}/f").timestamp > 1_234_567_890.5
+    with pytest.raises(ValueError, match="finite"):
+        client.set_mtime(f"{workdir}/f", float("nan"))
+    with pytest.raises(FileNotFoundError):
+        client.set_mtime(f"{workdir}/missing", 1.0)

@@ -317,3 +317,15 @@ def test_a_rename_onto_itself_changes_nothing(ns: Namespace) -> None:
     file_id = add_file(ns, "/same")
     moved, replaced = ns.move("/same", "/same", replace=True)
     assert moved.id == file_id and ns.stat("/same").id == file_id and replaced.copies == []
+
+
+def test_set_mtime_keeps_a_finite_time_and_refuses_others(ns: Namespace) -> None:
+    add_file(ns, "/f")
+    ns.set_mtime("/f", -86400.0)  # before 1970 is a time too
+    assert ns.stat("/f").mtime == -86400.0
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError) as caught:
+            ns.set_mtime("/f", bad)
+        assert code_of(caught) == E_INVALID
+    with pytest.raises(FileNotFoundError):
+        ns.set_mtime("/missing", 1.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,21 @@ def test_rename_replaces_an_existing_file_as_posix_says(here: Path, workdir: str
     os.rename(here / "e" / "x", here / "x")
     os.rename(here / "d", here / "e")  # onto an empty directory: replaced
     assert sorted(os.listdir(here)) == ["b", "e", "x"]
+
+
+def test_utime_sets_the_time_the_master_keeps(here: Path, workdir: str, client: Client) -> None:
+    (here / "dated").write_bytes(b"x")
+    os.utime(here / "dated", ns=(1_500_000_000_000_000_000, 1_500_000_000_250_000_000))
+    assert os.stat(here / "dated").st_mtime_ns == 1_500_000_000_250_000_000
+    assert client.stat(f"{workdir}/dated").timestamp == 1_500_000_000.25
+    with open(here / "dated", "r+b") as f:  # set while changes are staged: kept by the commit
+        f.write(b"y")
+        f.flush()  # (a write after the utime would set the time to now, as POSIX says)
+        os.utime(f.fileno(), (1_400_000_000, 1_400_000_000))
+    assert client.stat(f"{workdir}/dated").timestamp == 1_400_000_000
+    assert sector_bytes(client, f"{workdir}/dated") == b"y"
+    os.utime(here / "dated")  # now
+    assert abs(client.stat(f"{workdir}/dated").timestamp - time.time()) < 60
 
 
 def errno_of(call, *args) -> int:

@@ -305,6 +305,15 @@ class Client:
         """
         self.call(wire.Copy(_normal(src), _normal(dst), overwrite))
 
+    def set_mtime(self, path: str, mtime: float) -> None:
+        """Set a file's or directory's modification time (seconds since the epoch).
+
+        As ``os.utime`` does; a file's next commit sets it again, to the commit's
+        time. Raises FileNotFoundError, PermissionError (E_PERMISSION: no write
+        right there), ValueError (E_INVALID) for a time that is not finite.
+        """
+        self.call(wire.SetTime(_normal(path), float(mtime)))
+
     def sysinfo(self) -> dict[str, Any]:
         """The master's view: ``{"master": totals, "slaves": [one dict per slave]}``.
 

@@ -7,6 +7,7 @@ about slaves or sockets: it is the tree, and the rules for changing it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
 
@@ -217,6 +218,14 @@ class Namespace:
                 raise SectorNotEmptyError(path=path)
             self._forget_dirs()
         return Removal([] if target.is_dir else [target], self.store.delete([target.id]))
+
+    def set_mtime(self, path: str, mtime: float) -> None:
+        """Set an entry's modification time (``utime``); E_INVALID unless finite."""
+        if not math.isfinite(mtime):
+            raise InvalidError(f"a time must be a finite number of seconds, not {mtime}", path)
+        row = self.stat(path)
+        with self.store.transaction():
+            self.store.touch(row.id, mtime)
 
     def check_new(self, path: str) -> None:
         """Refuse a path that exists already, or that would need a file as parent."""

@@ -1,4 +1,4 @@
-"""The namespace operations clients ask for: stat, ls, mkdir, rm, move, copy.
+"""The namespace operations clients ask for: stat, ls, mkdir, rm, move, copy, set-time.
 
 ``move`` and ``copy`` with ``replace`` put their result over an existing file
 (or, for ``move``, an empty directory) the way POSIX ``rename(2)`` does: the
@@ -16,7 +16,18 @@ from __future__ import annotations
 
 from ..errors import ResourceError, SectorError, SectorExistsError, SectorIsADirectoryError
 from ..protocol.data import CopyObject, ObjectId
-from ..protocol.master import Copy, Entry, Ls, LsReply, Mkdir, Move, Rm, Stat, StatReply
+from ..protocol.master import (
+    Copy,
+    Entry,
+    Ls,
+    LsReply,
+    Mkdir,
+    Move,
+    Rm,
+    SetTime,
+    Stat,
+    StatReply,
+)
 from ..protocol.messages import Done, Error, Reply, handles
 from ..protocol.paths import normalize
 from .leases import Leases
@@ -109,6 +120,13 @@ class Tree:
         target = self.namespace.find(path)
         if target is not None and not target.is_dir:
             self.leases.check_not_writing(target.id, path)
+
+    @handles(SetTime)
+    def set_time(self, session: Session, request: SetTime) -> Reply:
+        path = normalize(request.path)
+        session.user.check_write(path)
+        self.namespace.set_mtime(path, request.mtime)
+        return Done()
 
     @handles(Copy)
     async def copy(self, session: Session, request: Copy) -> Reply:

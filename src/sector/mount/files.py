@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from ..client import Client, SectorFile, Stat
+from ..errors import SectorError
 from ..protocol.messages import READ, RW, TRUNC, WRITE
 from .errors import MountError
 
@@ -58,6 +59,9 @@ class OpenFile:
         self.size = committed.size if committed else 0
         self.version = committed.version if committed else 0
         self.mtime = committed.timestamp if committed else time.time()
+        #: A time ``utimens`` set while changes were staged: applied once they are
+        #: committed (a commit sets the time to its own).
+        self.pending_mtime: float | None = None
         #: Made by ``create`` and not committed yet: the master does not know the path.
         self.created = False
         self.writer: SectorFile | None = None
@@ -133,7 +137,7 @@ class OpenFile:
             writer.seek(offset)
             count = writer.write(data)
             self.size = max(self.size, offset + count)
-            self.dirty, self.mtime = True, time.time()
+            self.dirty, self.mtime, self.pending_mtime = True, time.time(), None
             return count
 
     def append(self, data: bytes) -> int:
@@ -159,6 +163,7 @@ class OpenFile:
             else:
                 self._writer().truncate(length)
             self.size, self.dirty, self.mtime = length, True, time.time()
+            self.pending_mtime = None
 
     # -- publishing ---------------------------------------------------------
 
@@ -188,6 +193,22 @@ class OpenFile:
                 committed.version,
                 committed.timestamp,
             )
+            if self.pending_mtime is not None:
+                mtime, self.pending_mtime = self.pending_mtime, None
+                try:
+                    self.client.set_mtime(self.path, mtime)
+                    self.mtime = mtime
+                except SectorError as exc:  # the bytes are committed: not worth failing close
+                    log.warning("%s: committed, but its time was not set: %s", self.path, exc)
+
+    def set_mtime_after_commit(self, mtime: float) -> bool:
+        """Remember ``mtime`` for the commit of staged changes; False when nothing is staged
+        (the caller sets it at the master now)."""
+        with self.lock:
+            if not self.staged or self.detached:
+                return False
+            self.mtime = self.pending_mtime = mtime
+            return True
 
     def close(self) -> None:
         """The last descriptor is gone: publish anything left staged, drop connections."""

@@ -30,9 +30,11 @@ import ctypes
 import errno
 import itertools
 import logging
+import math
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +58,8 @@ DEFAULT_TIMEOUTS = {"attr_timeout": 1.0, "entry_timeout": 1.0, "negative_timeout
 FUSE_READDIR_PLUS = 1 << 0  # enum fuse_readdir_flags
 FUSE_FILL_DIR_PLUS = 1 << 1  # enum fuse_fill_dir_flags
 FUSE_UNKNOWN_INO = 0xFFFFFFFF
+UTIME_NOW = (1 << 30) - 1  # <sys/stat.h>
+UTIME_OMIT = (1 << 30) - 2
 RENAME_NOREPLACE = 1 << 0
 RENAME_EXCHANGE = 1 << 1
 
@@ -93,7 +97,8 @@ class SectorOperations(mfusepy.Operations):
     # -- attributes -----------------------------------------------------------
 
     def _attrs(self, isdir: bool, size: int, mtime: float) -> dict[str, Any]:
-        ns = int(mtime * 1e9)
+        seconds = math.floor(mtime)  # exact: mtime * 1e9 would round away the nanoseconds
+        ns = seconds * 10**9 + round((mtime - seconds) * 1e9)
         attrs: dict[str, Any] = {
             "st_uid": self.uid,
             "st_gid": self.gid,
@@ -160,8 +165,8 @@ class SectorOperations(mfusepy.Operations):
             "f_namemax": 255,
         }
 
-    # Sector keeps neither modes, owners nor settable times (see the NEEDS note in
-    # the README): accept the calls so cp -p, rsync -a and tar x do their work.
+    # Sector keeps neither modes nor owners (see "What does not work" in the README):
+    # accept the calls so cp -p, rsync -a and tar x do their work.
     @errno_boundary
     def chmod(self, path: str, mode: int) -> int:
         return 0
@@ -172,6 +177,18 @@ class SectorOperations(mfusepy.Operations):
 
     @errno_boundary
     def utimens(self, path: str, times: Any = None) -> int:
+        """The modification time, kept by the master; access times are not kept.
+
+        A file with staged changes gets it when they are committed (the commit
+        would otherwise set its own time over it).
+        """
+        mtime_ns = _requested_mtime(times)
+        if mtime_ns is None:
+            return 0
+        mtime = mtime_ns // 10**9 + mtime_ns % 10**9 / 1e9  # (mtime_ns / 1e9 loses digits)
+        entry = self.files.get(path)
+        if entry is None or not entry.set_mtime_after_commit(mtime):
+            self.client.set_mtime(path, mtime)
         return 0
 
     # -- namespace -------------------------------------------------------------
@@ -374,6 +391,19 @@ class SectorOperations(mfusepy.Operations):
             self._drop(handle.file)
         self.handles.clear()
         self.client.close()
+
+
+def _requested_mtime(times: tuple[int, int] | None) -> int | None:
+    """The mtime ``utimens`` asks for, in ns: None to leave it (UTIME_OMIT), now for UTIME_NOW.
+
+    libfuse hands the special values over as a timespec of 0 s and that many ns.
+    """
+    if times is None:
+        return time.time_ns()
+    mtime = times[1]
+    if mtime == UTIME_OMIT:
+        return None
+    return time.time_ns() if mtime == UTIME_NOW else mtime
 
 
 class SectorFUSE(mfusepy.FUSE):

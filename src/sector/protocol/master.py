@@ -19,6 +19,7 @@ Client -> master::
     move(src, dst, replace)            -> ok; replace: over a file or empty directory,
                                           atomically (POSIX rename)
     copy(src, dst, replace)            the bytes are copied slave-side -> ok
+    set-time(path, mtime)              the modification time, as utime sets it -> ok
     open(path, mode, create)           -> ReadGrant | WriteGrant (mode bits: READ, WRITE...;
                                           create: allow | exclusive | never)
     close(lease, receipt)              commit a write -> CloseReply(entry)
@@ -292,6 +293,18 @@ class Copy(Request, tag="copy"):
     replies = (Done,)
 
 
+class SetTime(Request, tag="set-time"):
+    """Set an entry's modification time (seconds since the epoch), as ``utime`` does.
+
+    A file's next commit sets it again, to the commit's time.
+    """
+
+    path: str
+    mtime: float
+
+    replies = (Done,)
+
+
 class Open(Request, tag="open"):
     """Open for reading or (with a write bit in ``mode``) for writing a new version.
 
@@ -363,6 +376,7 @@ CLIENT_REQUESTS = Vocabulary(
     Rm,
     Move,
     Copy,
+    SetTime,
     Open,
     Close,
     Abort,
