@@ -135,3 +135,10 @@ def test_a_set_modification_time_holds_until_the_next_commit(client: Client, wor
         client.set_mtime(f"{workdir}/f", float("nan"))
     with pytest.raises(FileNotFoundError):
         client.set_mtime(f"{workdir}/missing", 1.0)
+
+
+def test_the_login_tells_the_client_what_its_user_may_do(cluster: LocalCluster) -> None:
+    session = cluster.connect()
+    assert session.rights.can_read("/any/path") and session.rights.can_write("/tests")
+    session.logout()
+    assert not session.rights.can_read("/")

@@ -105,6 +105,9 @@ class Client:
         self._pool: dict[tuple[str, int], list[socket.socket]] = {}
         self._pool_lock = threading.Lock()
         self.user: str | None = None
+        #: What the logged-in user may read and write (``rights.can_write(path)``), as the
+        #: master told us at login; it checks every request with the same rules.
+        self.rights = wire.Rights()
 
     def __enter__(self) -> Client:
         return self
@@ -165,7 +168,7 @@ class Client:
         if isinstance(reply, Error):
             self._disconnect()
             raise reply.exception()
-        self.user = user
+        self.user, self.rights = user, reply.rights
 
     def logout(self) -> None:
         """End the session and its master connection; never raises."""
@@ -177,7 +180,7 @@ class Client:
                     pass
             self._disconnect()
             self._credentials = None
-            self.user = None
+            self.user, self.rights = None, wire.Rights()
 
     def close(self) -> None:
         """Log out and drop every connection; never raises."""

@@ -53,7 +53,7 @@ class Sessions:
         except SectorError as exc:
             return Error.of(exc), None
         log.info("user %s logged in from %s", user.name, address)
-        return LoginReply(user.name), Session(user, address)
+        return LoginReply(user.name, user.rights), Session(user, address)
 
     @handles(Logout)
     def logout(self, session: Session, request: Logout) -> Reply:

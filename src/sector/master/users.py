@@ -29,7 +29,7 @@ from ..errors import (
     SectorPermissionError,
     SecurityError,
 )
-from ..protocol.paths import is_within
+from ..protocol.master import Rights
 
 _SCHEME = "scrypt"
 # n=2**14 costs ~30 ms per check: cheap for a login, slow for a guesser.
@@ -67,11 +67,14 @@ class User:
     acl: list = field(default_factory=list)
     admin: bool = False
 
+    def __post_init__(self) -> None:
+        self.rights = Rights(list(self.read), list(self.write), self.admin)
+
     def can_read(self, path: str) -> bool:
-        return self.admin or any(is_within(path, p) for p in self.read + self.write)
+        return self.rights.can_read(path)
 
     def can_write(self, path: str) -> bool:
-        return self.admin or any(is_within(path, p) for p in self.write)
+        return self.rights.can_write(path)
 
     def check_read(self, path: str) -> None:
         if not self.can_read(path):

@@ -41,6 +41,7 @@ from typing import Any
 import mfusepy
 
 from ..client import Client, Stat
+from ..protocol.paths import join
 from .errors import MountError, errno_boundary
 from .files import OpenFile, OpenFiles
 
@@ -96,7 +97,8 @@ class SectorOperations(mfusepy.Operations):
 
     # -- attributes -----------------------------------------------------------
 
-    def _attrs(self, isdir: bool, size: int, mtime: float) -> dict[str, Any]:
+    def _attrs(self, path: str, isdir: bool, size: int, mtime: float) -> dict[str, Any]:
+        """``stat`` of one entry; its mode shows what the Sector user may do there."""
         seconds = math.floor(mtime)  # exact: mtime * 1e9 would round away the nanoseconds
         ns = seconds * 10**9 + round((mtime - seconds) * 1e9)
         attrs: dict[str, Any] = {
@@ -108,39 +110,55 @@ class SectorOperations(mfusepy.Operations):
             "st_blksize": BLOCK_SIZE,
         }
         if isdir:
-            attrs.update(st_mode=stat.S_IFDIR | 0o755, st_nlink=2, st_size=0)
+            attrs.update(st_mode=stat.S_IFDIR | self._permissions(path, 0o755), st_nlink=2)
+            attrs["st_size"] = 0
         else:
             attrs.update(
-                st_mode=stat.S_IFREG | 0o644,
+                st_mode=stat.S_IFREG | self._permissions(path, 0o644),
                 st_nlink=1,
                 st_size=size,
                 st_blocks=(size + 511) // 512,
             )
         return attrs
 
-    def _stat_attrs(self, entry: Stat) -> dict[str, Any]:
-        return self._attrs(entry.isdir, entry.size, entry.timestamp)
+    def _permissions(self, path: str, writable: int) -> int:
+        """Mode bits from the user's Sector rights (the login told us them): ``writable``
+        where it may write, without the write bits where it may only read, none elsewhere.
+
+        With ``default_permissions`` the kernel then refuses a write the master
+        would refuse, before asking us (``root`` excepted, as everywhere).
+        """
+        rights = self.client.rights
+        if rights.can_write(path):
+            return writable
+        return writable & ~0o222 if rights.can_read(path) else 0
+
+    def _stat_attrs(self, path: str, entry: Stat) -> dict[str, Any]:
+        return self._attrs(path, entry.isdir, entry.size, entry.timestamp)
 
     def _open_attrs(self, entry: OpenFile) -> dict[str, Any]:
-        return self._attrs(False, entry.size, entry.mtime)
+        return self._attrs(entry.path, False, entry.size, entry.mtime)
 
     @errno_boundary
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
         entry = self._handle(fh).file if fh is not None else self.files.get(path)
         if entry is not None and entry.staged and not entry.detached:
             return self._open_attrs(entry)
-        return self._stat_attrs(self.client.stat(path))
+        return self._stat_attrs(path, self.client.stat(path))
 
     @errno_boundary
     def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, Any]]]:
         """The directory's entries with their attributes, from one ``ls`` request."""
-        listed = {entry.name: self._stat_attrs(entry) for entry in self.client.ls(path)}
+        listed = {
+            entry.name: self._stat_attrs(join(path, entry.name), entry)
+            for entry in self.client.ls(path)
+        }
         for name, entry in self.files.in_directory(path):
             if entry.staged and not entry.detached:  # ours, newer than the master knows
                 listed[name] = self._open_attrs(entry)
         # libfuse gives "." and ".." no inode of its own in readdirplus; without one
         # (0) programs skip them as deleted entries.
-        here = {**self._attrs(True, 0, 0), "st_ino": FUSE_UNKNOWN_INO}
+        here = {**self._attrs(path, True, 0, 0), "st_ino": FUSE_UNKNOWN_INO}
         return [(".", here), ("..", here), *listed.items()]
 
     @errno_boundary

@@ -9,7 +9,7 @@ session carries on. Requests on one connection are answered in order.
 
 Client -> master::
 
-    login(version, user, password)     -> LoginReply(user)
+    login(version, user, password)     -> LoginReply(user, rights)
     logout                             -> ok, then the master hangs up
     ping                               -> PingReply(time)
     stat(path)                         -> StatReply(entry)      entry: Entry, with slaves
@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import msgspec
+
 from ..errors import E_INVALID, E_SECURITY, NotSupportedError
 from .data import ObjectId, ObjectInfo
 from .messages import (
@@ -56,6 +58,7 @@ from .messages import (
     Request,
     Vocabulary,
 )
+from .paths import is_within
 
 #: (host, port) of a slave's data port.
 Address = tuple[str, int]
@@ -123,6 +126,26 @@ class SlaveInfo(Message):
     fs: str = ""
 
 
+class Rights(Message):
+    """Where a user may read and write: the roots of its permissions.
+
+    A path is readable at or below a ``read`` or ``write`` root, writable at or
+    below a ``write`` root; ``admin`` may do anything. The master checks every
+    request with these; a client may ask them ahead (the mount shows them as
+    permission bits).
+    """
+
+    read: list[str] = []
+    write: list[str] = []
+    admin: bool = False
+
+    def can_read(self, path: str) -> bool:
+        return self.admin or any(is_within(path, root) for root in (*self.read, *self.write))
+
+    def can_write(self, path: str) -> bool:
+        return self.admin or any(is_within(path, root) for root in self.write)
+
+
 class Problem(Message):
     """One thing ``fsck`` found: ``problem`` is missing, damaged or unreachable."""
 
@@ -135,7 +158,10 @@ class Problem(Message):
 
 
 class LoginReply(Reply, tag="login"):
+    """Welcome: the user's name and what it may read and write."""
+
     user: str
+    rights: Rights = msgspec.field(default_factory=Rights)
 
 
 class RegisterReply(Reply, tag="register"):
