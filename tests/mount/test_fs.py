@@ -194,6 +194,18 @@ def test_errors_carry_the_posix_errno(here: Path, workdir: str, client: Client):
     assert errno_of(os.unlink, here / "dir") == errno.EISDIR
 
 
+def test_o_excl_is_decided_by_the_master(here: Path, workdir: str, client: Client) -> None:
+    with client.open(f"{workdir}/lock", "wb") as remote:  # another client is creating it
+        remote.write(b"theirs")
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+        assert errno_of(os.open, here / "lock", flags) == errno.EEXIST
+    fd = os.open(here / "mine", flags)
+    os.write(fd, b"mine")
+    os.close(fd)
+    assert sector_bytes(client, f"{workdir}/mine") == b"mine"
+    assert sector_bytes(client, f"{workdir}/lock") == b"theirs"
+
+
 def test_a_file_another_client_is_writing_is_busy(here: Path, workdir: str, client: Client):
     (here / "busy").write_bytes(b"committed")
     with client.open(f"{workdir}/busy", WRITE | TRUNC) as remote:

@@ -84,10 +84,14 @@ class OpenFile:
 
     # -- opening ----------------------------------------------------------
 
-    def create(self) -> None:
-        """Start a new, empty file (its first version is committed at close)."""
+    def create(self, exclusive: bool = False) -> None:
+        """Start a new, empty file (its first version is committed at close).
+
+        ``exclusive`` (``O_EXCL``): the master refuses, atomically, a path that
+        exists or that another client is creating (EEXIST).
+        """
         with self.lock:
-            self.writer = self.client.open(self.path, NEW_VERSION)
+            self.writer = self.client.open(self.path, "xb+" if exclusive else NEW_VERSION)
             self.size, self.created, self.dirty = 0, True, True
 
     def open_reader(self) -> int:

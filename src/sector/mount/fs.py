@@ -289,7 +289,7 @@ class SectorOperations(mfusepy.Operations):
         entry = self.files.acquire(path, make)
         try:
             if created or entry.detached:
-                entry.create()
+                entry.create(exclusive=bool(fi.flags & os.O_EXCL))
             else:  # O_CREAT on a file we already hold open: an ordinary open
                 self._open_entry(entry, fi)
         except BaseException:
