@@ -64,6 +64,8 @@ class SectorFileSystem(AbstractFileSystem):
     rather than sharing its parent's connection. Errors are Sector's
     exceptions, which subclass the built-ins fsspec expects
     (``FileNotFoundError``, ``FileExistsError``, ``PermissionError`` ...).
+    ``timeout``: seconds the master may stay silent before a call fails
+    (``MASTER_TIMEOUT``; the client's default otherwise).
     """
 
     protocol = "sector"
@@ -79,11 +81,14 @@ class SectorFileSystem(AbstractFileSystem):
         password: str | None = None,
         cert: str | os.PathLike[str] | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
+        timeout: float | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         master = f"{host}:{port}" if host and port else host
-        self.target: Target = resolve(master=master, user=user, password=password, cert=cert)
+        self.target: Target = resolve(
+            master=master, user=user, password=password, cert=cert, timeout=timeout
+        )
         if port and not host:
             self.target.port = int(port)
         self.max_concurrency = max(1, max_concurrency)

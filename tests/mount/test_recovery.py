@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
 import time
 
@@ -104,3 +105,28 @@ def test_a_user_without_write_rights_gets_eacces_and_sees_it_in_the_modes(
         number, _ = timed_errno(call, *args)
         assert number == errno.EACCES, (call, errno.errorcode.get(number))
     assert (mount.path / "public" / "readme").read_bytes() == b"read me"
+
+
+def test_a_master_that_hangs_gives_eio_within_master_timeout_then_the_mount_recovers(
+    make_cluster, make_mount
+) -> None:
+    """A master that stops answering without closing (SIGSTOP, as behind a network cut)."""
+    cluster = make_cluster(slaves=1)
+    with open(cluster.layout.conf / "client.conf", "a") as conf:
+        conf.write("\nMASTER_TIMEOUT\n\t2\n")
+    mount = make_mount(cluster)
+    (mount.path / "kept.txt").write_bytes(b"kept")
+    master = cluster.process("master").popen.pid
+    os.kill(master, signal.SIGSTOP)
+    try:
+        for call, args in (
+            (os.stat, (mount.path / "never-seen",)),
+            (os.mkdir, (mount.path / "new-dir",)),
+        ):
+            number, took = timed_errno(call, *args)
+            assert number == errno.EIO, (call, errno.errorcode.get(number))
+            assert took < ANSWER_WITHIN, (call, took)
+    finally:
+        os.kill(master, signal.SIGCONT)
+    wait_until(lambda: _reads(mount.path / "kept.txt"), 30, "the mount to recover")
+    (mount.path / "new-dir").mkdir()

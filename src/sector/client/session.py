@@ -40,6 +40,7 @@ from ..protocol.messages import (
     Error,
     Reply,
     Request,
+    Working,
     replies_to,
 )
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
@@ -51,7 +52,11 @@ from .modes import parse_mode
 BinaryMode = Literal["rb", "wb", "ab", "xb", "rb+", "wb+", "ab+", "xb+", "r+b", "w+b", "a+b", "x+b"]
 
 CONNECT_TIMEOUT = 5.0
-#: Generous, because ``copy`` of a large file waits for the slave to finish.
+#: Seconds the master may stay silent before a call fails (``MASTER_TIMEOUT`` in
+#: client.conf). Silent only: while it works on a long request (a copy waiting for
+#: its slave) it says so every second, so no request of any length is cut off.
+MASTER_TIMEOUT = 30.0
+#: Data connections wait this long for a slave.
 CALL_TIMEOUT = 600.0
 
 
@@ -96,8 +101,13 @@ class Client:
     ...     c.upload("notes.txt", "/docs/notes.txt")
     """
 
-    def __init__(self, host: str = "localhost", port: int = 6000):
+    def __init__(self, host: str = "localhost", port: int = 6000, timeout: float = MASTER_TIMEOUT):
+        if not timeout > 0:
+            raise InvalidError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.host, self.port = host, port
+        #: Seconds of silence from the master after which a call fails with
+        #: SectorConnectionError (and the connection is dialled afresh next time).
+        self.timeout = float(timeout)
         self._lock = threading.RLock()
         self._sock: ssl.SSLSocket | None = None
         self._reader: FrameReader | None = None
@@ -139,7 +149,9 @@ class Client:
                 f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX
             ) from None
         try:
-            raw = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
+            raw = socket.create_connection(
+                (self.host, self.port), timeout=min(CONNECT_TIMEOUT, self.timeout)
+            )
         except OSError as exc:
             raise SectorConnectionError(
                 f"cannot reach the master at {self.host}:{self.port}: {exc}"
@@ -157,7 +169,7 @@ class Client:
         except (ssl.SSLError, OSError) as exc:
             raw.close()
             raise SectorConnectionError(f"TLS handshake with the master failed: {exc}") from None
-        sock.settimeout(CALL_TIMEOUT)
+        sock.settimeout(self.timeout)
         self._sock = sock
         self._reader = FrameReader(sock)
         try:
@@ -197,14 +209,24 @@ class Client:
             self._sock = None
 
     def _exchange(self, request: Request) -> Any:
-        """Send ``request``, return the master's reply: one it may send, or an Error."""
+        """Send ``request``, return the master's reply: one it may send, or an Error.
+
+        ``Working`` frames (a long request still being worked on) are skipped:
+        the timeout counts silence, each frame starts it again.
+        """
         assert self._sock is not None and self._reader is not None
+        vocabulary = replies_to(type(request))
         try:
             send_message(self._sock, request)
-            return replies_to(type(request)).decode(self._reader.read())
+            while isinstance(reply := vocabulary.decode(self._reader.read()), Working):
+                pass
+            return reply
         except TimeoutError:
             self._disconnect()
-            raise SectorConnectionError("the master did not answer in time") from None
+            raise _Silent(
+                f"the master at {self.host}:{self.port} said nothing for {self.timeout:g} s "
+                "(MASTER_TIMEOUT in client.conf)"
+            ) from None
         except (OSError, ProtocolError) as exc:
             self._disconnect()
             raise SectorConnectionError(f"connection to the master broke: {exc}") from None
@@ -231,8 +253,9 @@ class Client:
                         self._connect()
                     reply: Reply = self._exchange(request)
                     break
-                except SectorConnectionError:
-                    if attempt == 2 or not request.survives_reconnect:
+                except SectorConnectionError as exc:
+                    # a silent master would most likely stay silent: fail now, in bounded time
+                    if attempt == 2 or not request.survives_reconnect or isinstance(exc, _Silent):
                         raise
         if isinstance(reply, Error):
             raise reply.exception()
@@ -605,6 +628,10 @@ class Client:
                 idle.append(sock)
                 return
         sock.close()
+
+
+class _Silent(SectorConnectionError):
+    """The master said nothing for the client's timeout (not worth an immediate retry)."""
 
 
 def _normal(path: str) -> str:

@@ -34,6 +34,10 @@ Slave -> master::
                                        -> RegisterReply(key, heartbeat, slave_id, delete)
     heartbeat(usage)                   -> ok
 
+Requests that wait on slaves or threads (``long_running``: login, copy,
+fsck, shutdown) get ``Working`` frames every second until their reply, so a
+client can time out a silent master quickly without cutting off a long copy.
+
 A ``ReadGrant`` names the replicas to read from and carries a read token; a
 ``WriteGrant`` names the one slave to write to, a write token and the lease
 that ``close`` (with the slave's signed receipt) or ``abort`` ends.
@@ -246,6 +250,7 @@ class Login(Request, tag="login"):
     password: str
 
     replies = (LoginReply,)
+    long_running = True  # the password hash runs on a thread
 
 
 class Register(Request, tag="register"):
@@ -317,6 +322,7 @@ class Copy(Request, tag="copy"):
     replace: bool = False
 
     replies = (Done,)
+    long_running = True  # the slave copies the bytes meanwhile
 
 
 class SetTime(Request, tag="set-time"):
@@ -370,6 +376,7 @@ class Fsck(Request, tag="fsck"):
     path: str
 
     replies = (FsckReply,)
+    long_running = True  # slaves re-read what they hold
 
 
 class Shutdown(Request, tag="shutdown"):
@@ -378,6 +385,7 @@ class Shutdown(Request, tag="shutdown"):
     slave: str | None = None
 
     replies = (ShutdownReply,)
+    long_running = True  # the slaves are told first
 
 
 # --- a slave's reports ------------------------------------------------------------------
