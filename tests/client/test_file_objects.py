@@ -224,3 +224,16 @@ def test_truncate_cuts_or_extends_the_version_being_written_in_place(
     assert client.stat(path).checksum == checksum.of_bytes(b"01ab\x00\x00")
     with client.open(path) as remote, pytest.raises(io.UnsupportedOperation):
         remote.truncate(0)
+
+
+def test_a_closed_file_refuses_io_and_closing_twice_is_harmless(
+    client: Client, workdir: str
+) -> None:
+    remote = client.open(f"{workdir}/twice", "wb")
+    remote.write(b"x")
+    remote.close()
+    remote.close()
+    for call in (remote.flush, remote.tell, lambda: remote.write(b"y")):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+    assert get(client, f"{workdir}/twice") == b"x"

@@ -598,10 +598,8 @@ class SectorFile(io.BufferedIOBase):
         Raises SectorConnectionError if the slave connection broke; nothing to
         do (and no error) for a file opened to read or already finished.
         """
-        if self._finished:
-            return
         self._check_open()
-        if self._writing:
+        if self._writing and not self._finished:  # (finished: io's close flushing after us)
             self._flush_pending()
 
     def _flush_pending(self, commit: bool = False) -> None:
@@ -667,6 +665,11 @@ class SectorFile(io.BufferedIOBase):
             self._finish()
 
     def _commit(self) -> None:
+        if self._sock is None:  # a write failed and dropped the connection
+            self._abort_quietly()
+            raise SectorConnectionError(
+                "the slave connection broke while writing: nothing was committed", self.path
+            )
         try:
             self._flush_pending(commit=True)
             assert self._sock is not None
