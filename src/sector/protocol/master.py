@@ -23,6 +23,8 @@ Client -> master::
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves)
     fsck(path)                         slaves re-hash their copies -> FsckReply
+    bad-replica(oid, version, slave)   a reader got bytes failing their block sums
+                                       there: the master has the slave check -> ok
     shutdown(slave?)                   admin only: one slave, or all and the master
 
 Slave -> master::
@@ -30,6 +32,7 @@ Slave -> master::
     register(version, slave_id, host, port, usage, objects)
                                        -> RegisterReply(key, heartbeat, slave_id, delete)
     heartbeat(usage)                   -> ok
+    quarantined(objects)               replicas found damaged and moved aside -> ok
 
 A ``ReadGrant`` names the replicas to read from and carries a read token; a
 ``WriteGrant`` names the one slave to write to, a write token and the lease
@@ -307,6 +310,18 @@ class Fsck(Request, tag="fsck"):
     replies = (FsckReply,)
 
 
+class ReportBadReplica(Request, tag="bad-replica"):
+    """Bytes of ``oid`` version ``version`` from slave ``slave`` (``host:port``, as the
+    grant named it) failed their block sums. The master has that slave check the
+    replica, which is quarantined and re-copied if damaged; the reply does not wait."""
+
+    oid: int
+    version: int
+    slave: str
+
+    replies = (Done,)
+
+
 class Shutdown(Request, tag="shutdown"):
     """Stop one slave (by id or ``host:port``), or with None every slave and the master."""
 
@@ -320,6 +335,15 @@ class Shutdown(Request, tag="shutdown"):
 
 class Heartbeat(Request, tag="heartbeat"):
     usage: Usage
+
+    replies = (Done,)
+
+
+class Quarantined(Request, tag="quarantined"):
+    """Replicas this slave found damaged (its scrub, a first read) and moved aside:
+    they are gone, and never reported again."""
+
+    objects: list[ObjectId]
 
     replies = (Done,)
 
@@ -343,8 +367,9 @@ CLIENT_REQUESTS = Vocabulary(
     Sysinfo,
     Fsck,
     Shutdown,
+    ReportBadReplica,
 )
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Quarantined)
 
 
 def check_version(version: int) -> None:
