@@ -2,12 +2,14 @@
 
 It is an :class:`io.BufferedIOBase` (see :class:`SectorFile` for what that
 allows); :mod:`.modes` turns Python's mode strings into Sector's mode bits.
-Reading streams from the replica the master named, with read-ahead so that
-many small ``read`` calls cost few round trips; if that slave fails, reading
-resumes at the same offset on the next replica. Writing streams to one slave
-without waiting for replies; nothing becomes visible until :meth:`close`,
-which commits the new version atomically (readers see the previous version
-until then, and a writer that dies leaves it intact).
+Reading goes through :class:`~.reading.ReplicaReader`, the client's one read
+path: every byte checked against its block sums before it is returned, and a
+slave that fails, stalls or sends bad bytes left behind for the next replica
+at the same offset. Read-ahead (whole blocks) makes many small ``read`` calls
+cost few round trips. Writing streams to one slave without waiting for
+replies; nothing becomes visible until :meth:`close`, which commits the new
+version atomically (readers see the previous version until then, and a writer
+that dies leaves it intact).
 
 The conversation with the slave is :class:`~sector.protocol.data.DataSession`'s:
 it makes every frame and checks every reply, and this module only moves the
@@ -24,7 +26,6 @@ import mmap
 import os
 import queue
 import socket
-import ssl
 import stat
 import sys
 import threading
@@ -32,33 +33,28 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import (
-    E_CONNECTION,
-    E_EXPIRED,
-    E_NOEXIST,
     InvalidError,
     NotSupportedError,
-    SectorBusyError,
     SectorConnectionError,
     SectorError,
     SectorLocalFileError,
     SecurityError,
     UnsupportedOperationError,
 )
-from ..protocol import checksum
+from ..protocol.checksum import align_down
 from ..protocol.data import DataSession, OutOfTurn
 from ..protocol.framing import ProtocolError
-from ..protocol.master import Abort, Close, Open, ReadGrant, WriteGrant
-from ..protocol.messages import APPEND, READ, SECURE, Error
-from ..transport import MAX_RECV, close_quietly, receive_reply, recv_exact_into, recv_whole
+from ..protocol.master import Abort, Close, ReadGrant, WriteGrant
+from ..protocol.messages import APPEND, SECURE, Error
+from ..transport import close_quietly, receive_reply, recv_exact_into
 from .modes import OpenMode, parse_mode
+from .reading import ReplicaReader
 
 if TYPE_CHECKING:
     from .session import Client, Stat
 
+#: Bytes fetched ahead of a small read (a whole number of checksum blocks).
 READ_AHEAD = 1024 * 1024
-READ_REQUEST = 16 * 1024 * 1024
-#: Bytes asked for by one read request while downloading to a file (see _stream_once).
-STREAM_REQUEST = 256 * 1024 * 1024
 WRITE_BUFFER = 1024 * 1024
 #: A put up to this size goes out in one ``sendall`` with its header (copying is cheaper).
 SMALL_PUT = 64 * 1024
@@ -109,7 +105,7 @@ class SectorFile(io.BufferedIOBase):
         self.client, self.path = client, path
         self.sector_mode: int = opened.bits
         self.mode: str = opened.name
-        self.grant = grant
+        self._grant = grant
         self.size: int = grant.size
         self.position = 0
         self.committed: Stat | None = None
@@ -120,9 +116,13 @@ class SectorFile(io.BufferedIOBase):
         self._writing = opened.writing
         self._readable = opened.readable
         self._append = opened.append
-        self._replica = 0
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | None = None  # the write session's connection
         self._data = DataSession()
+        #: The one read path (checked blocks, fail-over): for files opened to read only;
+        #: a file being written reads its own writes from its slave.
+        self._reader: ReplicaReader | None = None
+        if isinstance(grant, ReadGrant) and not self._writing:
+            self._reader = ReplicaReader(client, path, grant, client.data_timeout)
         #: Committed, aborted or released: nothing is left to send (see flush).
         self._finished = False
         try:
@@ -140,8 +140,14 @@ class SectorFile(io.BufferedIOBase):
         except BaseException:
             self._abort_quietly()
             self._drop_connection()
+            self._close_reader()
             self._finish()
             raise
+
+    @property
+    def grant(self) -> ReadGrant | WriteGrant:
+        """What the master granted: for reading, renewed as tokens expire or replicas fail."""
+        return self._reader.grant if self._reader is not None else self._grant
 
     def __enter__(self) -> SectorFile:
         self._check_open()
@@ -161,11 +167,7 @@ class SectorFile(io.BufferedIOBase):
         """
         try:
             if not self.closed:
-                if self._writing:
-                    self.abort()
-                else:
-                    self._drop_connection()
-                    self._finish()
+                self.abort()  # for a file opened to read: its connection back to the pool
         except Exception:
             pass
 
@@ -326,46 +328,19 @@ class SectorFile(io.BufferedIOBase):
     def _buffered(self, offset: int, length: int) -> memoryview:
         """Bytes ``offset:offset+length`` from the read-ahead block, refilled if needed."""
         if not self._in_buffer(offset, length):
-            block = bytearray(max(length, min(READ_AHEAD, self.size - offset)))
-            self._fetch_into(offset, memoryview(block))
-            self._buffer, self._buffer_start = block, offset
+            # from the start of the checksum block the offset is in: whole blocks are
+            # received straight into the buffer (see ReplicaReader.read_into)
+            start = align_down(offset)
+            block = bytearray(max(offset + length - start, min(READ_AHEAD, self.size - start)))
+            self._fetch_into(start, memoryview(block))
+            self._buffer, self._buffer_start = block, start
         start = offset - self._buffer_start
         return memoryview(self._buffer)[start : start + length]
 
     def _fetch_bytes(self, offset: int, length: int) -> bytes:
-        """``length`` bytes from ``offset`` as one new object, received in place.
-
-        One read request for the whole range, and ``recv(MSG_WAITALL)`` into the
-        object returned (:func:`~sector.transport.recv_whole`). Measured with
-        ``fs.cat_file`` of 1 GiB: a zeroed bytearray, filled by ``recv_into`` in
-        16 MiB requests and copied into ``bytes``, ran at 0.41x ``sector
-        download``. If the slave stops short, the rest comes through
-        :meth:`_fetch_into` (with its fail-over) at the cost of one copy, as does
-        everything on a TLS connection (which takes no MSG_WAITALL).
-        """
-        if length > MAX_RECV:
-            return bytes(self._fetch_new(offset, length))
-        try:
-            sock = self._ask_to_read(offset, length)
-            if isinstance(sock, ssl.SSLSocket):
-                whole = bytearray(length)
-                recv_exact_into(sock, memoryview(whole))
-                self._data.received_raw(length)
-                return bytes(whole)
-            data = recv_whole(sock, length)
-            self._data.received_raw(len(data))
-        except (OSError, ProtocolError, SectorError) as exc:
-            self._recover(exc)
-            data = b""
-        if len(data) == length:
-            return data
-        self._drop_connection()  # what the slave still sends of that reply goes unread
-        return data + self._fetch_new(offset + len(data), length - len(data))
-
-    def _fetch_new(self, offset: int, length: int) -> bytearray:
-        block = bytearray(length)
-        self._fetch_into(offset, memoryview(block))
-        return block
+        """``length`` checked bytes from ``offset`` as one new object, received in place where
+        the range allows (see :meth:`ReplicaReader.read_bytes`)."""
+        return self._read_path().read_bytes(offset, length)
 
     def read_to_file(
         self,
@@ -373,120 +348,34 @@ class SectorFile(io.BufferedIOBase):
         verify: bool = True,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Stream the rest of the file into ``target``; with ``verify``, check the checksum.
+        """Stream the rest of the file into ``target``, each block checked before it is written.
 
-        ``progress`` is called with the byte count of each chunk as it lands,
-        so a caller can draw a progress bar without wrapping the stream.
-        Raises SecurityError (E_SECURITY) when the bytes do not match the stored
-        checksum, SectorConnectionError when no replica can be read,
-        SectorLocalFileError when ``target`` cannot be written.
+        With ``verify`` (and from the start of the file) the sums of what
+        arrived must also add up to the file's stored checksum, which ties
+        them to what the master recorded. ``progress`` is called with the byte
+        count of each chunk as it lands, so a caller can draw a progress bar
+        without wrapping the stream. Raises SecurityError (E_SECURITY) on a
+        checksum mismatch, SectorConnectionError or ResourceError when no
+        replica can be read, SectorLocalFileError when ``target`` cannot be
+        written.
         """
         self._check_open()
-        hasher = checksum.new_hasher() if verify and self.position == 0 else None
         start = self.position
         with _FileWriter(target.fileno(), self.size - self.position) as writer:
-            while self.position < self.size:
-                length = min(STREAM_REQUEST, self.size - self.position)
-                try:
-                    self._stream_once(length, writer, hasher, progress)
-                except (OSError, ProtocolError, SectorError) as exc:
-                    self._recover(exc)
-        total = self.position - start
-        if hasher is not None and hasher.hexdigest() != self._read_grant().checksum:
+            digest = self._read_path().stream(start, writer, progress)
+        self.position = self.size
+        if verify and digest is not None and digest != self._read_grant().checksum:
             raise SecurityError("downloaded bytes do not match the stored checksum", self.path)
-        return total
+        return self.size - start
 
     def _fetch_into(self, offset: int, view: memoryview) -> None:
-        """Fill ``view`` with bytes from ``offset``, failing over between replicas."""
-        while view:
-            length = min(len(view), READ_REQUEST)
-            try:
-                self._fetch_once(offset, view[:length])
-            except (OSError, ProtocolError, SectorError) as exc:
-                self._recover(exc)
-                continue
-            view = view[length:]
-            offset += length
+        """Fill ``view`` with checked bytes from ``offset``, from any replica."""
+        self._read_path().read_into(offset, view)
 
-    def _fetch_once(self, offset: int, view: memoryview) -> None:
-        sock = self._ask_to_read(offset, len(view))
-        recv_exact_into(sock, view)
-        self._data.received_raw(len(view))
-
-    def _ask_to_read(self, offset: int, length: int) -> socket.socket:
-        """Send a read request to the current replica; the socket the bytes then arrive on."""
-        grant = self._read_grant()
-        if self._sock is None:
-            self._connect(grant.replicas[self._replica])
-        assert self._sock is not None
-        self._send(self._data.read(offset, length, grant.token))
-        reply = receive_reply(self._sock, self._data)
-        if isinstance(reply, Error):
-            raise reply.exception(self.path)
-        if reply.length != length:
-            raise ProtocolError(f"slave sent {reply.length} bytes, expected {length}")
-        return self._sock
-
-    def _stream_once(
-        self,
-        length: int,
-        writer: _FileWriter,
-        hasher: Any,
-        progress: Callable[[int], None] | None,
-    ) -> None:
-        """One read request for ``length`` bytes, received buffer by buffer into ``writer``.
-
-        Profiled downloads asked for one buffer (4 MiB) at a time, so the slave's
-        ``sendfile`` stopped at every buffer until the next request came; one
-        large request keeps it streaming while we write. ``position`` advances
-        per buffer, so after a failure the caller resumes where bytes stopped.
-        """
-        sock = self._ask_to_read(self.position, length)
-        end = self.position + length
-        while self.position < end:
-            view = writer.buffer()
-            count = min(len(view), end - self.position)
-            try:
-                recv_exact_into(sock, view[:count])
-            except BaseException:
-                writer.give_back(view)
-                raise
-            self._data.received_raw(count)
-            if hasher is not None:
-                hasher.update(view[:count])
-            writer.write(view, count)
-            self.position += count
-            if progress is not None:
-                progress(count)
-
-    def _recover(self, exc: Exception) -> None:
-        """After a failed read request: retry elsewhere, or re-raise what a retry cannot fix.
-
-        A broken connection or a replica the slave no longer has moves on to the
-        next replica (resuming at the same offset); an expired token is renewed;
-        anything else - a local disk error, a refused token - is the caller's.
-        """
-        self._drop_connection()
-        code = exc.code if isinstance(exc, SectorError) else None
-        if code == E_EXPIRED:
-            self._refresh_grant()
-        elif code in (None, E_NOEXIST, E_CONNECTION):
-            self._next_replica(exc)
-        else:
-            raise exc
-
-    def _next_replica(self, cause: Exception) -> None:
-        self._replica += 1
-        if self._replica >= len(self._read_grant().replicas):
-            raise SectorConnectionError(
-                f"no replica of the file could be read (last error: {cause})", self.path
-            ) from None
-
-    def _refresh_grant(self) -> None:
-        grant = self.client.call(Open(self.path, READ))
-        if grant.version != self.grant.version:
-            raise SectorBusyError("file was rewritten while being read", self.path)
-        self.grant, self._replica = grant, 0
+    def _read_path(self) -> ReplicaReader:
+        if self._reader is None:
+            raise UnsupportedOperationError("file was not opened for reading", self.path)
+        return self._reader
 
     def _read_grant(self) -> ReadGrant:
         if not isinstance(self.grant, ReadGrant):
@@ -660,7 +549,7 @@ class SectorFile(io.BufferedIOBase):
             if self._writing:
                 self._commit()
             else:
-                self._release_connection()
+                self._close_reader()
         finally:
             self._finish()
 
@@ -706,7 +595,7 @@ class SectorFile(io.BufferedIOBase):
                         self._drop_connection()
                 self._abort_quietly()
             else:
-                self._release_connection()
+                self._close_reader()
         finally:
             self._finish()
 
@@ -761,6 +650,10 @@ class SectorFile(io.BufferedIOBase):
         if self._sock is not None:
             close_quietly(self._sock)
             self._sock = None
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
 
 
 class SectorTextFile(io.TextIOWrapper):

@@ -56,8 +56,13 @@ CONNECT_TIMEOUT = 5.0
 #: client.conf). Silent only: while it works on a long request (a copy waiting for
 #: its slave) it says so every second, so no request of any length is cut off.
 MASTER_TIMEOUT = 30.0
-#: Data connections wait this long for a slave.
+#: A data connection waits this long for a slave while writing (reads: DATA_TIMEOUT).
 CALL_TIMEOUT = 600.0
+#: Seconds a slave may send nothing while we read before the read moves to another
+#: replica (``DATA_TIMEOUT`` in client.conf, ``SECTOR_DATA_TIMEOUT`` in the environment).
+#: A slave that is merely busy answers well within it; one that is stopped or cut off
+#: never does, and a read should not wait for it the way it waits for ``copy``.
+DATA_TIMEOUT = 30.0
 
 
 @dataclass
@@ -101,13 +106,25 @@ class Client:
     ...     c.upload("notes.txt", "/docs/notes.txt")
     """
 
-    def __init__(self, host: str = "localhost", port: int = 6000, timeout: float = MASTER_TIMEOUT):
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 6000,
+        timeout: float = MASTER_TIMEOUT,
+        *,
+        data_timeout: float | None = None,
+    ):
+        """``timeout``: seconds the master may stay silent before a call fails
+        (:data:`MASTER_TIMEOUT`, 30). ``data_timeout``: seconds a read waits for a
+        silent slave before trying another replica; by default
+        ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30)."""
         if not timeout > 0:
             raise InvalidError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.host, self.port = host, port
         #: Seconds of silence from the master after which a call fails with
         #: SectorConnectionError (and the connection is dialled afresh next time).
         self.timeout = float(timeout)
+        self.data_timeout = data_timeout if data_timeout is not None else _data_timeout()
         self._lock = threading.RLock()
         self._sock: ssl.SSLSocket | None = None
         self._reader: FrameReader | None = None
@@ -632,6 +649,19 @@ class Client:
 
 class _Silent(SectorConnectionError):
     """The master said nothing for the client's timeout (not worth an immediate retry)."""
+
+
+def _data_timeout() -> float:
+    text = os.environ.get("SECTOR_DATA_TIMEOUT")
+    if not text:
+        return DATA_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise InvalidError(f"SECTOR_DATA_TIMEOUT must be a positive number of seconds: {text!r}")
+    return value
 
 
 def _normal(path: str) -> str:

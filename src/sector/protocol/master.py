@@ -26,6 +26,8 @@ Client -> master::
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves)
     fsck(path)                         slaves re-hash their copies -> FsckReply
+    bad-replica(oid, version, slave)   a reader got bytes failing their block sums
+                                       there: the master has the slave check -> ok
     shutdown(slave?)                   admin only: one slave, or all and the master
 
 Slave -> master::
@@ -33,6 +35,7 @@ Slave -> master::
     register(version, slave_id, host, port, usage, objects)
                                        -> RegisterReply(key, heartbeat, slave_id, delete)
     heartbeat(usage)                   -> ok
+    quarantined(objects)               replicas found damaged and moved aside -> ok
 
 Requests that wait on slaves or threads (``long_running``: login, copy,
 fsck, shutdown) get ``Working`` frames every second until their reply, so a
@@ -379,6 +382,18 @@ class Fsck(Request, tag="fsck"):
     long_running = True  # slaves re-read what they hold
 
 
+class ReportBadReplica(Request, tag="bad-replica"):
+    """Bytes of ``oid`` version ``version`` from slave ``slave`` (``host:port``, as the
+    grant named it) failed their block sums. The master has that slave check the
+    replica, which is quarantined and re-copied if damaged; the reply does not wait."""
+
+    oid: int
+    version: int
+    slave: str
+
+    replies = (Done,)
+
+
 class Shutdown(Request, tag="shutdown"):
     """Stop one slave (by id or ``host:port``), or with None every slave and the master."""
 
@@ -393,6 +408,15 @@ class Shutdown(Request, tag="shutdown"):
 
 class Heartbeat(Request, tag="heartbeat"):
     usage: Usage
+
+    replies = (Done,)
+
+
+class Quarantined(Request, tag="quarantined"):
+    """Replicas this slave found damaged (its scrub, a first read) and moved aside:
+    they are gone, and never reported again."""
+
+    objects: list[ObjectId]
 
     replies = (Done,)
 
@@ -417,8 +441,9 @@ CLIENT_REQUESTS = Vocabulary(
     Sysinfo,
     Fsck,
     Shutdown,
+    ReportBadReplica,
 )
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Quarantined)
 
 
 def check_version(version: int) -> None:
