@@ -18,7 +18,9 @@ import pytest
 from sector.client import Client, SectorFile, SectorTextFile
 from sector.errors import E_INVALID, SectorError
 from sector.protocol import checksum
+from sector.protocol.checksum import BLOCK
 
+MiB = 1024 * 1024
 TEXT = "naïve line one\nline two\r\nthird, no newline"
 
 
@@ -177,14 +179,26 @@ def test_pandas_and_arrow_read_and_write_through_an_open_file(client: Client, wo
         assert pq.read_table(remote).to_pandas().equals(frame)
 
 
-def test_a_large_read_arrives_whole_and_equal(client: Client, workdir: str) -> None:
-    data = os.urandom(3 * 1024 * 1024 + 17)  # past the read-ahead: one request, read in place
+@pytest.mark.parametrize(
+    ("start", "length"),
+    [
+        (0, None),  # the whole file: whole blocks to the end, received in place
+        (BLOCK, 2 * MiB),  # whole blocks inside the file: in place too
+        (5, None),  # a partial first block: read the usual way
+        (1000, 2 * MiB),  # partial blocks at both ends
+    ],
+)
+def test_a_large_read_arrives_whole_and_equal(
+    client: Client, workdir: str, start: int, length: int | None
+) -> None:
+    data = os.urandom(3 * MiB + 17)  # past the read-ahead: one request per read
     put(client, f"{workdir}/big", data)
     with client.open(f"{workdir}/big") as remote:
-        assert remote.read(5) == data[:5]
-        assert remote.read() == data[5:]
-        remote.seek(1000)
-        assert remote.read(2 * 1024 * 1024) == data[1000 : 1000 + 2 * 1024 * 1024]
+        remote.seek(start)
+        wanted = data[start:] if length is None else data[start : start + length]
+        got = remote.read(length)
+        assert type(got) is bytes and got == wanted
+        assert remote.tell() == start + len(wanted)
 
 
 def test_the_module_api_keeps_sector_seek_bases_and_status_codes(pysector, workdir: str) -> None:

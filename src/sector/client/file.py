@@ -318,7 +318,7 @@ class SectorFile(io.BufferedIOBase):
         start = self.position - self._buffer_start
         if not 0 <= start < len(self._buffer):
             self._buffered(self.position, length)
-            start = 0
+            start = self.position - self._buffer_start
         return self._buffer, start, min(len(self._buffer), start + length)
 
     def _in_buffer(self, offset: int, length: int) -> bool:
