@@ -251,3 +251,15 @@ def test_a_closed_file_refuses_io_and_closing_twice_is_harmless(
         with pytest.raises(ValueError, match="closed"):
             call()
     assert get(client, f"{workdir}/twice") == b"x"
+
+
+def test_a_bad_encoding_or_newline_is_refused_before_anything_is_opened(
+    client: Client, workdir: str
+) -> None:
+    with pytest.raises(LookupError):
+        client.open(f"{workdir}/t", "w", encoding="no-such-codec")
+    with pytest.raises(ValueError, match="newline"):
+        client.open(f"{workdir}/t", "w", newline="\t")
+    with client.open(f"{workdir}/t", "w") as text:  # no lease was left behind
+        text.write("ok")
+    assert get(client, f"{workdir}/t") == b"ok"

@@ -9,6 +9,7 @@ logged in again before the call is retried once.
 
 from __future__ import annotations
 
+import codecs
 import os
 import socket
 import ssl
@@ -404,18 +405,27 @@ class Client:
         Raises FileNotFoundError (reading, or ``r+``, a missing file),
         FileExistsError (``x``: the file exists or is being created),
         BlockingIOError (E_BUSY: someone is writing it), PermissionError,
-        IsADirectoryError, ValueError (a bad mode), NotImplementedError
-        (SECURE), ResourceError (no live slave).
+        IsADirectoryError, ValueError (a bad mode or newline), LookupError (an
+        unknown encoding), NotImplementedError (SECURE), ResourceError (no live
+        slave).
         """
         opened = parse_mode(mode)
         if not opened.text and (encoding, errors, newline) != (None, None, None):
             raise InvalidError("a binary mode takes no encoding, errors or newline", path)
+        if opened.text:
+            codecs.lookup(encoding or "utf-8")  # LookupError, as open() raises, before any lease
+            if newline not in (None, "", "\n", "\r", "\r\n"):
+                raise InvalidError(f"illegal newline value: {newline!r}", path)
         path = _normal(path)
         grant = self.call(wire.Open(path, opened.bits, opened.create))
         binary = SectorFile(self, path, opened, grant)
         if not opened.text:
             return binary
-        text = SectorTextFile(binary, encoding or "utf-8", errors, newline)
+        try:
+            text = SectorTextFile(binary, encoding or "utf-8", errors, newline)
+        except BaseException:
+            binary.abort()
+            raise
         text.mode = mode  # type: ignore[misc] # as open() names its text files
         return text
 
