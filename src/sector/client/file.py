@@ -221,7 +221,7 @@ class SectorFile:
         if self._sock is None:
             self._connect(grant.replicas[self._replica])
         assert self._sock is not None
-        self._send(self._data.read(offset, length, grant.token))
+        self._send(self._data.read(offset, length, grant.token_for(self._replica)))
         reply = receive_reply(self._sock, self._data)
         if isinstance(reply, Error):
             raise reply.exception(self.path)

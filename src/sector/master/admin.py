@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 
 from ..clock import Clock
@@ -52,6 +53,8 @@ class Admin:
         self.address = address
         self.replica_num = replica_num
         self.started = clock.time()
+        #: keys the file-system digests non-administrators see (Slave.describe)
+        self._salt = secrets.token_bytes(16)
 
     @handles(Ping)
     def ping(self, session: Session, request: Ping) -> Reply:
@@ -60,9 +63,10 @@ class Admin:
     @handles(Sysinfo)
     def sysinfo(self, session: Session, request: Sysinfo) -> Reply:
         files, dirs, size = self.store.totals()
+        admin = session.user.admin
         return SysinfoReply(
             MasterInfo(self.started, self.address(), files, dirs, size, self.replica_num),
-            [slave.describe() for slave in self.registry.slaves.values()],
+            [s.describe(admin, self._salt) for s in self.registry.slaves.values()],
         )
 
     @handles(Fsck)
@@ -104,6 +108,8 @@ class Admin:
                 continue
             found.extend((o.oid, slave_id, "missing") for o in reply.missing)
             found.extend((o.oid, slave_id, "damaged") for o in reply.damaged)
+        if not session.user.admin:  # which slave it is, is for administrators (see sysinfo)
+            found = [(oid, slave and "", what) for oid, slave, what in found]
         problems = [Problem(self.store.path_of(oid), slave, what) for oid, slave, what in found]
         problems.sort(key=lambda p: (p.path, p.slave or ""))
         return FsckReply(sum(not r.is_dir for r in files), replicas, problems)
