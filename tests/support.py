@@ -55,10 +55,20 @@ def slave_addresses(cluster: LocalCluster) -> list[tuple[str, int]]:
     return found
 
 
-def start_cluster(home: Path, slaves: int = 3) -> LocalCluster:
-    """A running test cluster: quick heartbeats, a short slave timeout, verbose logs."""
+def start_cluster(home: Path, slaves: int = 3, scrub_rate: float = 0) -> LocalCluster:
+    """A running test cluster: quick heartbeats, a short slave timeout, verbose logs.
+
+    No background scrub unless asked for: tests that damage a replica on disk
+    decide who finds it.
+    """
     cluster = LocalCluster(
-        home=home, slaves=slaves, port=0, log_level=5, heartbeat=0.2, slave_timeout=2.0
+        home=home,
+        slaves=slaves,
+        port=0,
+        log_level=5,
+        heartbeat=0.2,
+        slave_timeout=2.0,
+        scrub_rate=scrub_rate,
     )
     cluster.start()
     return cluster

@@ -79,6 +79,7 @@ def write_conf(
     log_level: int = 3,
     heartbeat: float = 2.0,
     slave_timeout: float = 10.0,
+    scrub_rate: float = 4,
 ) -> bool:
     """Write a complete, commented conf directory unless one exists; True if written.
 
@@ -114,6 +115,7 @@ def write_conf(
             log_level=log_level,
             title="Sector slave configuration, shared by the slaves `sector up` starts\n"
             "# (each gets its own data directory, slaves/<n>, on the command line).",
+            scrub_rate=scrub_rate,
         ),
         "replica.conf": provision.REPLICA_TEMPLATE,
         "topology.conf": provision.TOPOLOGY_TEMPLATE,
@@ -285,6 +287,8 @@ class LocalCluster:
     log_level: int = 3
     heartbeat: float = 2.0
     slave_timeout: float = 10.0
+    #: MB/s of the slaves' background scrub (SCRUB_RATE), for a conf written now
+    scrub_rate: float = 4
     #: the pid of a ``sector up`` supervising this cluster in the foreground, recorded
     #: in the run file so that another ``sector up`` or ``sector down`` can find it
     launcher: int | None = None
@@ -312,6 +316,7 @@ class LocalCluster:
             self.log_level,
             self.heartbeat,
             self.slave_timeout,
+            self.scrub_rate,
         )
         # a fresh join token beside slave.conf: a new slave joins with it at its first start
         provision.write_join_token(layout.conf, layout.conf, JOIN_TOKEN_VALIDITY)

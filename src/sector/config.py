@@ -323,6 +323,8 @@ class SlaveSettings:
     log: LogSettings = field(default_factory=LogSettings)
     #: the master's certificate, which is also the cluster's authority
     cert: Path = Path()
+    #: Bytes per second the scrub re-reads stored objects at (0: no scrub).
+    scrub_rate: float = 4 * MB
     #: a join token given on the command line (``sector slave --join``)
     join_token: str | None = None
 
@@ -361,6 +363,7 @@ class SlaveSettings:
             max_data_size=conf.size("MAX_DATA_SIZE", 0),
             log=LogSettings.load(conf),
             cert=conf_path(conf_dir, conf.first("CERTIFICATE"), "master_node.cert"),
+            scrub_rate=conf.number("SCRUB_RATE", 4.0, minimum=0) * MB,
         )
 
 

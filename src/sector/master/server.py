@@ -7,6 +7,7 @@ Each part has one job and is handed what it needs:
 * :class:`~.files.Files` - open, close, abort: grants, leases, commits;
 * :class:`~.admin.Admin` - ping, sysinfo, fsck, shutdown;
 * :class:`~.membership.Membership` - slaves registering and reporting;
+* :class:`~.integrity.Integrity` - damaged replicas: reported, checked, given up;
 * :class:`~.slaves.Registry`, :class:`~.placement.Placement`, :class:`~.links.Links` -
   which slaves are alive, where bytes go, and the orders sent to slaves.
 
@@ -43,6 +44,7 @@ from ..transport import server_tls_context
 from .admin import Admin
 from .connection import MasterConnection
 from .files import Files
+from .integrity import Integrity
 from .leases import Leases
 from .links import Links
 from .membership import Membership
@@ -81,6 +83,7 @@ class MasterServer:
             clock,
         )
         tree = Tree(self.store, namespace, leases, placement, self.links)
+        self.integrity = Integrity(self.store, self.registry, self.links, self.spawn)
         admin = Admin(
             self.store,
             namespace,
@@ -90,6 +93,7 @@ class MasterServer:
             clock,
             self.bound_address,
             settings.replica_num,
+            self.integrity.replica_lost,
         )
         self.membership = Membership(
             self.registry,
@@ -102,7 +106,7 @@ class MasterServer:
             settings.heartbeat_interval,
             clock,
         )
-        parts = (self.sessions, tree, self.files, admin, self.membership)
+        parts = (self.sessions, tree, self.files, admin, self.membership, self.integrity)
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
         self.client_ops = handler_table(*parts, vocabulary=CLIENT_REQUESTS)
         self.slave_reports = handler_table(*parts, vocabulary=SLAVE_REPORTS)

@@ -23,6 +23,8 @@ Client -> master::
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves)
     fsck(path)                         slaves re-hash their copies -> FsckReply
+    bad-replica(oid, version, slave)   a reader got bytes failing their block sums
+                                       there: the master has the slave check -> ok
     shutdown(slave?)                   admin only: one slave, or all and the master
 
 Slave -> master::
@@ -32,6 +34,7 @@ Slave -> master::
     register(version, slave_id, host, port, usage, objects)
                                        -> RegisterReply(key, heartbeat, slave_id, delete)
     heartbeat(usage)                   -> ok
+    quarantined(objects)               replicas found damaged and moved aside -> ok
 
 ``join`` is how a slave becomes a member: it sends a join token the operator
 made and a request for a certificate of the key it just made; the master
@@ -191,9 +194,12 @@ class ReadGrant(Reply, tag="read-grant"):
     replicas: list[Address]
     tokens: list[bytes] = []
 
-    def token_for(self, replica: int) -> bytes:
-        """The token to show ``replicas[replica]``."""
-        return self.tokens[replica] if replica < len(self.tokens) else self.token
+    def token_for(self, address: tuple[str, int]) -> bytes:
+        """The token to show the replica at ``address`` (one of ``replicas``)."""
+        for index, (host, port) in enumerate(self.replicas):
+            if (host, int(port)) == (address[0], int(address[1])) and index < len(self.tokens):
+                return self.tokens[index]
+        return self.token
 
 
 class WriteGrant(Reply, tag="write-grant"):
@@ -349,6 +355,18 @@ class Fsck(Request, tag="fsck"):
     replies = (FsckReply,)
 
 
+class ReportBadReplica(Request, tag="bad-replica"):
+    """Bytes of ``oid`` version ``version`` from slave ``slave`` (``host:port``, as the
+    grant named it) failed their block sums. The master has that slave check the
+    replica, which is quarantined and re-copied if damaged; the reply does not wait."""
+
+    oid: int
+    version: int
+    slave: str
+
+    replies = (Done,)
+
+
 class Shutdown(Request, tag="shutdown"):
     """Stop one slave (by id or ``host:port``), or with None every slave and the master."""
 
@@ -362,6 +380,15 @@ class Shutdown(Request, tag="shutdown"):
 
 class Heartbeat(Request, tag="heartbeat"):
     usage: Usage
+
+    replies = (Done,)
+
+
+class Quarantined(Request, tag="quarantined"):
+    """Replicas this slave found damaged (its scrub, a first read) and moved aside:
+    they are gone, and never reported again."""
+
+    objects: list[ObjectId]
 
     replies = (Done,)
 
@@ -385,8 +412,9 @@ CLIENT_REQUESTS = Vocabulary(
     Sysinfo,
     Fsck,
     Shutdown,
+    ReportBadReplica,
 )
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Quarantined)
 
 
 def check_version(version: int) -> None:

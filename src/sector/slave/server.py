@@ -15,9 +15,9 @@ import errno
 import functools
 import logging
 import mmap
-import os
 import socket
 import ssl
+from collections.abc import Callable
 from typing import IO, TypeVar
 
 from .. import certs
@@ -35,7 +35,7 @@ from ..errors import (
     SectorNotFoundError,
     SecurityError,
 )
-from ..protocol import tokens
+from ..protocol import checksum, tokens
 from ..protocol.data import (
     SLAVE_REQUESTS,
     AbortWrite,
@@ -57,13 +57,22 @@ from ..protocol.data import (
     Write,
 )
 from ..protocol.framing import ProtocolError, encode
-from ..protocol.master import Heartbeat, Join, JoinReply, Register, RegisterReply, Usage
+from ..protocol.master import (
+    Heartbeat,
+    Join,
+    JoinReply,
+    Quarantined,
+    Register,
+    RegisterReply,
+    Usage,
+)
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Done,
     Error,
     InvalidMessage,
     Reply,
+    Request,
     handler_table,
     handles,
     replies_to,
@@ -78,7 +87,8 @@ from ..transport import (
     sock_recv_exact_into,
     write_message,
 )
-from .storage import Storage, WriteSession
+from .scrub import Scrub
+from .storage import DamagedObject, Storage, StoredObject, WriteSession
 
 log = logging.getLogger("sector.slave")
 
@@ -93,6 +103,7 @@ REGISTERED_FILE = "slave.registered"
 OPEN_FILES = 16
 
 C = TypeVar("C", bound=Claims)
+T = TypeVar("T")
 
 
 class JoinRefused(Exception):
@@ -128,6 +139,8 @@ class SlaveServer:
         self.address = listener.getsockname()[:2]
         self._spawn(self._accept_loop())
         self._spawn(self._master_loop())
+        if self.settings.scrub_rate > 0:
+            self._spawn(Scrub(self.storage, self.settings.scrub_rate, self.clock).run())
         log.info(
             "slave %s serving %s on %s:%d", self.slave_id, self.settings.data_dir, *self.address
         )
@@ -183,14 +196,9 @@ class SlaveServer:
                 log.info("registered with master %s:%d", *self.settings.master)
                 delay = 0.1
                 while True:
+                    await self._report_quarantined(reader, writer)
                     await asyncio.sleep(interval)
-                    await write_message(writer, Heartbeat(self._usage()))
-                    body = await asyncio.wait_for(read_body(reader), 30)
-                    if body is None:
-                        raise ConnectionError("master closed the connection")
-                    reply = replies_to(Heartbeat).decode(body)
-                    if isinstance(reply, Error):
-                        raise ConnectionError(f"master refused a heartbeat: {reply.msg}")
+                    await self._tell_master(reader, writer, Heartbeat(self._usage()))
             except asyncio.CancelledError:
                 raise
             except JoinRefused as exc:
@@ -281,6 +289,27 @@ class SlaveServer:
             self.storage.delete(stale.oid, stale.version)
         return reply.heartbeat
 
+    async def _tell_master(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, report: Request
+    ) -> None:
+        """Send one report on the master link and check its answer."""
+        await write_message(writer, report)
+        body = await asyncio.wait_for(read_body(reader), 30)
+        if body is None:
+            raise ConnectionError("master closed the connection")
+        reply = replies_to(type(report)).decode(body)
+        if isinstance(reply, Error):
+            raise ConnectionError(f"master refused a {type(report).__name__}: {reply.msg}")
+
+    async def _report_quarantined(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Tell the master which replicas were quarantined; kept for next time if that fails."""
+        pending = self.storage.quarantined[:]
+        if pending:
+            await self._tell_master(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
+            del self.storage.quarantined[: len(pending)]
+
     def _usage(self) -> Usage:
         return Usage(**self.storage.usage())
 
@@ -331,7 +360,7 @@ class DataConnection:
         self.in_write = False
         self.write: WriteSession | None = None
         self.write_error: SectorError | None = None
-        self.open_files: dict[tuple[int, int], IO[bytes]] = {}
+        self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
         self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
         self.spare: mmap.mmap | None = None
 
@@ -349,7 +378,7 @@ class DataConnection:
             log.exception("dropping a data connection after an unexpected error")
         finally:
             self._end_write()
-            for handle in self.open_files.values():
+            for _, handle in self.open_files.values():
                 handle.close()
             self.sock.close()
 
@@ -385,28 +414,65 @@ class DataConnection:
 
     @handles(Read)
     async def _read(self, request: Read) -> Reply | None:
+        """Bytes by ``sendfile``, after the sums of the blocks they touch.
+
+        The reader checks the bytes against those sums (the slave cannot: it
+        never sees bytes it sends with ``sendfile``); see :mod:`sector.protocol.checksum`.
+        """
         offset, length = request.offset, request.length
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
             await self.loop.sock_sendall(self.sock, encode(ReadReply(len(data))) + data)
             return None
         claims = self.server.claims(request.token, ReadClaims)
-        key = (claims.oid, claims.version)
-        handle = self.open_files.get(key)
-        if handle is None:
-            obj = self.storage.find(*key)
-            if obj is None:
-                raise SectorNotFoundError("this slave does not hold that file version")
-            handle = open(obj.path, "rb")  # noqa: SIM115 - kept open for the connection
-            if len(self.open_files) >= OPEN_FILES:
-                self.open_files.pop(next(iter(self.open_files))).close()
-            self.open_files[key] = handle
-        size = os.fstat(handle.fileno()).st_size
-        count = max(0, min(length, size - offset))
-        await self.loop.sock_sendall(self.sock, encode(ReadReply(count)))
+        obj, handle = self._open_object(claims.oid, claims.version)
+        count = max(0, min(length, obj.size - offset))
+        sums = b""
+        if count:
+            touched = checksum.blocks(offset, offset + count)
+            if obj.sums_checked:
+                sums = self.storage.sums_of(obj, touched.start, len(touched))
+            else:  # the first read checks the whole sums file, and may rebuild it
+                sums = await self._on_disk(self.storage.sums_of, obj, touched.start, len(touched))
+        await self.loop.sock_sendall(self.sock, encode(ReadReply(count, sums)))
         if count:
             await self.loop.sock_sendfile(self.sock, handle, offset, count)
         return None
+
+    def _open_object(self, oid: int, version: int) -> tuple[StoredObject, IO[bytes]]:
+        """The object and a handle on it, kept open for the next request on the same file.
+
+        The index is asked every time, so an object quarantined, deleted or
+        replaced since is never served from a handle opened before.
+        """
+        key = (oid, version)
+        obj = self.storage.find(oid, version)
+        cached = self.open_files.pop(key, None)
+        if cached is not None:
+            if cached[0] is obj:
+                self.open_files[key] = cached
+                return cached
+            cached[1].close()
+        if obj is None:
+            raise SectorNotFoundError("this slave does not hold that file version")
+        handle = open(obj.path, "rb")  # noqa: SIM115 - kept open for the connection
+        if len(self.open_files) >= OPEN_FILES:
+            self.open_files.pop(next(iter(self.open_files)))[1].close()
+        self.open_files[key] = (obj, handle)
+        return obj, handle
+
+    async def _on_disk(self, action: Callable[..., T], *args: object) -> T:
+        """Run a slow storage call on a thread; what a damaged object means to the peer."""
+        try:
+            return await self.loop.run_in_executor(None, action, *args)
+        except DamagedObject:
+            raise SectorNotFoundError(
+                "this slave's copy does not match its checksum and was quarantined"
+            ) from None
+        except FileNotFoundError as exc:
+            raise SectorNotFoundError(str(exc)) from None
+        except OSError as exc:
+            raise _disk_error(exc) from None
 
     @handles(Write)
     async def _begin_write(self, request: Write) -> None:
@@ -421,8 +487,8 @@ class DataConnection:
                 WriteSession.begin, self.storage, oid, version, claims.lease, claims.base
             )
             # Starting empty is one open(): cheaper than a hop to a thread and back;
-            # copying a base version is not.
-            self.write = await self.loop.run_in_executor(None, begin) if claims.base else begin()
+            # copying (and checking) a base version is not.
+            self.write = await self._on_disk(begin) if claims.base else begin()
         except SectorError as exc:
             self.write_error = exc
         except OSError as exc:
@@ -528,18 +594,14 @@ class DataConnection:
     @handles(CopyObject)
     async def _copy(self, request: CopyObject) -> Reply:
         src, dst = request.src, request.dst
-        try:
-            size, checksum = await self.loop.run_in_executor(
-                None, self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
-            )
-        except FileNotFoundError as exc:
-            raise SectorNotFoundError(str(exc)) from None
-        except OSError as exc:
-            raise _disk_error(exc) from None
-        return CopyReply(size, checksum)
+        size, digest = await self._on_disk(
+            self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
+        )
+        return CopyReply(size, digest)
 
     @handles(VerifyObjects)
     async def _verify(self, request: VerifyObjects) -> Reply:
+        """Re-read each object whole; damaged ones are quarantined as they are found."""
         damaged: list[ObjectId] = []
         missing: list[ObjectId] = []
         for obj in request.objects:
