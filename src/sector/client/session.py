@@ -108,7 +108,11 @@ class Client:
         """``data_timeout``: seconds a read waits for a silent slave before trying another
         replica; by default ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30)."""
         self.host, self.port = host, port
-        self.data_timeout = data_timeout if data_timeout is not None else _data_timeout()
+        self.data_timeout = (
+            data_timeout
+            if data_timeout is not None
+            else data_timeout_from(os.environ.get("SECTOR_DATA_TIMEOUT"))
+        )
         self._lock = threading.RLock()
         self._sock: ssl.SSLSocket | None = None
         self._reader: FrameReader | None = None
@@ -593,8 +597,8 @@ class Client:
         sock.close()
 
 
-def _data_timeout() -> float:
-    text = os.environ.get("SECTOR_DATA_TIMEOUT")
+def data_timeout_from(text: str | None) -> float:
+    """The read timeout ``SECTOR_DATA_TIMEOUT`` gives (:data:`DATA_TIMEOUT` when unset)."""
     if not text:
         return DATA_TIMEOUT
     try:
