@@ -413,8 +413,12 @@ class Client:
         *,
         resume: bool = False,
         progress: Callable[[int], None] | None = None,
+        streams: int = 1,
     ) -> Stat:
         """Copy a Sector file to a local path, verified against its checksum.
+
+        ``streams`` > 1 draws a large file from that many replicas at once
+        (see :meth:`SectorFile.read_to_file`).
 
         The bytes land in a temporary file beside ``local`` that replaces it
         only once complete and verified, so a failed download never leaves a
@@ -447,10 +451,14 @@ class Client:
                     target.truncate(offset)
                     target.seek(offset)
                     remote_file.seek(offset)
-                    remote_file.read_to_file(target, verify=not offset, progress=progress)
+                    remote_file.read_to_file(
+                        target, verify=not offset, progress=progress, streams=streams
+                    )
                 if offset and checksum.of_file(temp) != remote_file.grant.checksum:
                     temp.unlink()
-                    return self.download(remote, local_path, resume=False, progress=progress)
+                    return self.download(
+                        remote, local_path, resume=False, progress=progress, streams=streams
+                    )
             os.replace(temp, local_path)
         except OSError as exc:
             if not resume:
