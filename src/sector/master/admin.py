@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 
 from ..clock import Clock
@@ -55,6 +56,8 @@ class Admin:
         #: Where a damaged or missing replica is given up (:meth:`.Integrity.replica_lost`).
         self.replica_lost = replica_lost
         self.started = clock.time()
+        #: keys the file-system digests non-administrators see (Slave.describe)
+        self._salt = secrets.token_bytes(16)
 
     @handles(Ping)
     def ping(self, session: Session, request: Ping) -> Reply:
@@ -63,9 +66,10 @@ class Admin:
     @handles(Sysinfo)
     def sysinfo(self, session: Session, request: Sysinfo) -> Reply:
         files, dirs, size = self.store.totals()
+        admin = session.user.admin
         return SysinfoReply(
             MasterInfo(self.started, self.address(), files, dirs, size, self.replica_num),
-            [slave.describe() for slave in self.registry.slaves.values()],
+            [s.describe(admin, self._salt) for s in self.registry.slaves.values()],
         )
 
     @handles(Fsck)
@@ -111,6 +115,8 @@ class Admin:
                 for obj in objects:
                     found.append((obj.oid, slave_id, problem))
                     self.replica_lost(obj.oid, obj.version, slave_id, problem)
+        if not session.user.admin:  # which slave it is, is for administrators (see sysinfo)
+            found = [(oid, slave and "", what) for oid, slave, what in found]
         problems = [Problem(self.store.path_of(oid), slave, what) for oid, slave, what in found]
         problems.sort(key=lambda p: (p.path, p.slave or ""))
         return FsckReply(sum(not r.is_dir for r in files), replicas, problems)

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from ..certs import Authority
 from ..clock import SYSTEM, Clock
 from ..config import MasterSettings
 from ..protocol import tokens
@@ -49,7 +50,7 @@ from .links import Links
 from .membership import Membership
 from .namespace import Namespace
 from .placement import Placement
-from .sessions import Session, Sessions
+from .sessions import Peer, Session, Sessions
 from .slaves import Registry, Slave
 from .store import Store
 from .tree import Tree
@@ -62,12 +63,13 @@ class MasterServer:
     def __init__(self, settings: MasterSettings, clock: Clock = SYSTEM):
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.key = _load_key(settings.home / "token.key")
+        self.keys = tokens.KeyRing(_load_key(settings.home / "token.key"))
+        self.authority = Authority.load(settings.cert, settings.key)
         self.store = Store(settings.home / "metadata.db", clock)
         namespace = Namespace(self.store)
         leases = Leases()
         self.registry = Registry(clock, settings.slave_timeout)
-        self.links = Links(self.registry, self.key, clock)
+        self.links = Links(self.registry, self.keys, clock)
         placement = Placement(self.registry, self.store, settings.slave_min_disk_space)
         self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)
         self.files = Files(
@@ -76,7 +78,7 @@ class MasterServer:
             leases,
             placement,
             self.links,
-            self.key,
+            self.keys,
             settings.token_ttl,
             clock,
         )
@@ -98,9 +100,11 @@ class MasterServer:
             self.links,
             self.store,
             leases,
-            self.key,
+            self.keys,
+            self.authority,
             settings.slave_acl,
             settings.heartbeat_interval,
+            clock,
         )
         parts = (self.sessions, tree, self.files, admin, self.membership, self.integrity)
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
@@ -128,11 +132,11 @@ class MasterServer:
             return reply
         return _guarded(request, reply)
 
-    def greet(self, address: str, greeting: Request) -> Any:
-        """A login or a registration: ``(reply, Session | Slave | None)``, or an awaitable
-        of it (a login hashes a password); the connection becomes what it says."""
+    def greet(self, peer: Peer, greeting: Request) -> Any:
+        """A login, a registration or a join: ``(reply, Session | Slave | None)``, or an
+        awaitable of it (a login hashes a password); the connection becomes what it says."""
         try:
-            return self.greetings[type(greeting)](address, greeting)
+            return self.greetings[type(greeting)](peer, greeting)
         except Exception as exc:
             return _failure(greeting, exc), None
 
@@ -152,7 +156,10 @@ class MasterServer:
     # --- running ------------------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
-        context = server_tls_context(self.settings.cert, self.settings.key)
+        # slaves show the certificate this master issued them (checked at register)
+        context = server_tls_context(
+            self.settings.cert, self.settings.key, members_of=self.settings.cert
+        )
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: MasterConnection(self),

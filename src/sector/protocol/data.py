@@ -46,21 +46,23 @@ from .framing import HEADER_SIZE, ProtocolError, body_length, encode
 from .messages import Done, Message, Reply, Request, Vocabulary, replies_to
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+#: An id or version as the master stores it: SQLite integers are signed 64-bit.
+StoredInt = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 class ObjectId(Message):
     """One version of one file's bytes on a slave: ``[oid, version]`` on the wire."""
 
-    oid: int
-    version: int
+    oid: StoredInt
+    version: StoredInt
 
 
 class ObjectInfo(Message):
     """A stored object as a slave reports it when joining."""
 
-    oid: int
-    version: int
-    size: int
+    oid: StoredInt
+    version: StoredInt
+    size: NonNegative
     checksum: str
 
 

@@ -16,12 +16,16 @@ import functools
 import logging
 import mmap
 import socket
+import ssl
 from collections.abc import Callable
 from typing import IO, TypeVar
 
+from .. import certs
 from ..clock import SYSTEM, Clock
-from ..config import SlaveSettings
+from ..config import JOIN_TOKEN_FILE, SlaveSettings
 from ..errors import (
+    E_SECURITY,
+    E_SUPPORT,
     E_UNKNOWN,
     InvalidError,
     NoDiskError,
@@ -53,7 +57,15 @@ from ..protocol.data import (
     Write,
 )
 from ..protocol.framing import ProtocolError, encode
-from ..protocol.master import Heartbeat, Quarantined, Register, RegisterReply, Usage
+from ..protocol.master import (
+    Heartbeat,
+    Join,
+    JoinReply,
+    Quarantined,
+    Register,
+    RegisterReply,
+    Usage,
+)
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Done,
@@ -67,6 +79,8 @@ from ..protocol.messages import (
 )
 from ..protocol.tokens import AdminClaims, Claims, ReadClaims, Receipt, WriteClaims
 from ..transport import (
+    certificate_der,
+    check_master,
     client_tls_context,
     read_body,
     sock_read_body,
@@ -92,6 +106,10 @@ C = TypeVar("C", bound=Claims)
 T = TypeVar("T")
 
 
+class JoinRefused(Exception):
+    """This slave cannot become a member (no join token, or the master refused it)."""
+
+
 class SlaveServer:
     def __init__(self, settings: SlaveSettings, clock: Clock = SYSTEM):
         self.settings = settings
@@ -104,6 +122,9 @@ class SlaveServer:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.address: tuple[str, int] = (settings.host, settings.port)
+        self._master_der = certificate_der(settings.cert)
+        #: the process's exit status once stopped: 1 after a refused join
+        self.exit_code = 0
 
     @property
     def slave_id(self) -> str:
@@ -154,15 +175,21 @@ class SlaveServer:
             self._spawn(DataConnection(self, conn).serve())
 
     async def _master_loop(self) -> None:
-        """Stay registered with the master; re-register after any break, forever."""
-        context = client_tls_context(self.settings.cert)
+        """Stay registered with the master; re-register after any break, forever.
+
+        A slave without a membership certificate from this master joins first
+        (:meth:`_join`); a refused join is final: the slave stops, saying why.
+        """
         delay = 0.1
         while True:
             writer = None
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*self.settings.master, ssl=context), 10
+                if not certs.issued_by(self.settings.own_cert, self.settings.cert):
+                    await self._join()
+                context = client_tls_context(
+                    self.settings.cert, self.settings.own_cert, self.settings.own_key
                 )
+                reader, writer = await self._dial_master(context)
                 interval = await self._register(reader, writer)
                 self.registered.set()
                 self._mark_registered(True)
@@ -174,6 +201,11 @@ class SlaveServer:
                     await self._tell_master(reader, writer, Heartbeat(self._usage()))
             except asyncio.CancelledError:
                 raise
+            except JoinRefused as exc:
+                log.error("%s", exc)
+                self.exit_code = 1
+                self.stop()
+                return
             except Exception as exc:  # any failure means: reconnect later
                 if self.registered.is_set():
                     log.warning("lost the master (%s); reconnecting", exc)
@@ -184,6 +216,55 @@ class SlaveServer:
             finally:
                 if writer is not None:
                     writer.close()
+
+    async def _dial_master(
+        self, context: ssl.SSLContext
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TLS connection to the master - the master itself, not another member."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(*self.settings.master, ssl=context), 10
+        )
+        try:
+            ssl_object = writer.get_extra_info("ssl_object")
+            check_master(ssl_object.getpeercert(binary_form=True), self._master_der)
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer
+
+    async def _join(self) -> None:
+        """Become a member: a new key, and the certificate the master issues for it.
+
+        The key is made here and never leaves this machine; what travels is a
+        certificate request and the operator's join token, over TLS to the
+        master whose certificate we hold.
+        """
+        token = self.settings.read_join_token()
+        if token is None:
+            raise JoinRefused(
+                f"this slave has no membership certificate for the master "
+                f"{self.settings.cert}: give it a join token (`sector conf join-token` on the "
+                f"master's machine) with --join or in {self.settings.conf_dir / JOIN_TOKEN_FILE}"
+            )
+        request = certs.make_request(self.settings.own_key, self.slave_id)
+        reader, writer = await self._dial_master(client_tls_context(self.settings.cert))
+        try:
+            await write_message(writer, Join(PROTOCOL_VERSION, token, self.slave_id, request))
+            body = await asyncio.wait_for(read_body(reader), 60)
+        finally:
+            writer.close()
+        if body is None:
+            raise ConnectionError("master closed the connection while we joined")
+        reply = replies_to(Join).decode(body)
+        if isinstance(reply, Error):
+            if reply.code in (E_SECURITY, E_SUPPORT):
+                raise JoinRefused(f"the master refused to let this slave join: {reply.msg}")
+            raise ConnectionError(f"join failed: {reply.msg}")
+        assert isinstance(reply, JoinReply)
+        temp = self.settings.own_cert.with_suffix(".tmp")
+        temp.write_bytes(reply.certificate)
+        temp.replace(self.settings.own_cert)
+        log.info("joined the cluster: certificate %s", self.settings.own_cert)
 
     async def _register(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
         """Introduce ourselves with everything we hold; the heartbeat interval granted."""
