@@ -375,6 +375,8 @@ class ClientSettings:
     cert: Path | None = None
     #: MASTER_TIMEOUT: seconds of silence from the master before a call fails.
     timeout: float | None = None
+    #: DATA_TIMEOUT: seconds a read waits for a silent slave before trying another replica.
+    data_timeout: float | None = None
 
     @classmethod
     def load(cls, conf_dir: Path | str | None = None) -> ClientSettings:
@@ -389,6 +391,9 @@ class ClientSettings:
             password=conf.first("PASSWORD"),
             cert=conf_path(conf_dir, cert, "") if cert else None,
             timeout=timeout if "MASTER_TIMEOUT" in conf else None,
+            data_timeout=(
+                conf.number("DATA_TIMEOUT", 0.0, minimum=0.1) if "DATA_TIMEOUT" in conf else None
+            ),
         )
 
 
