@@ -439,6 +439,16 @@ class TopologyRule:
     location: str
 
 
+def topology_location(address: str, rules: list[TopologyRule]) -> str:
+    """Where ``address`` sits by ``topology.conf``: the first rule whose range holds it,
+    else ``/`` (the whole cluster: no rule says more)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "/"
+    return next((rule.location for rule in rules if ip in rule.network), "/")
+
+
 def read_topology(path: Path) -> list[TopologyRule]:
     """One ``IP-or-CIDR  /L1/L2`` line per address range; read (and checked) at master start."""
     from .protocol.paths import InvalidPath, normalize

@@ -63,6 +63,7 @@ class Admin:
         return SysinfoReply(
             MasterInfo(self.started, self.address(), files, dirs, size, self.replica_num),
             [slave.describe() for slave in self.registry.slaves.values()],
+            self.registry.capacity(),
         )
 
     @handles(Fsck)

@@ -50,7 +50,9 @@ class Membership:
         except SectorError as exc:
             return Error.of(exc), None
         host = request.host or address
-        slave = self.registry.register(request.slave_id, host, request.port, request.usage)
+        slave = self.registry.register(
+            request.slave_id, host, request.port, request.usage, request.software
+        )
         self.links.to(slave)
         stale = self._reconcile(slave, request.objects)
         log.info(

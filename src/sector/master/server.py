@@ -64,7 +64,7 @@ class MasterServer:
         self.store = Store(settings.home / "metadata.db", clock)
         namespace = Namespace(self.store)
         leases = Leases()
-        self.registry = Registry(clock, settings.slave_timeout)
+        self.registry = Registry(clock, settings.slave_timeout, settings.topology)
         self.links = Links(self.registry, self.key, clock)
         placement = Placement(self.registry, self.store, settings.slave_min_disk_space)
         self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)

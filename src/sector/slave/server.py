@@ -19,6 +19,7 @@ import os
 import socket
 from typing import IO, TypeVar
 
+from .. import __version__
 from ..clock import SYSTEM, Clock
 from ..config import SlaveSettings
 from ..errors import (
@@ -101,6 +102,9 @@ class SlaveServer:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.address: tuple[str, int] = (settings.host, settings.port)
+        #: File bytes received from writers and sent to readers: reported in heartbeats.
+        self.received = 0
+        self.sent = 0
 
     @property
     def slave_id(self) -> str:
@@ -192,7 +196,13 @@ class SlaveServer:
             advertised = writer.get_extra_info("sockname")[0]
         objects = [ObjectInfo(*item) for item in self.storage.inventory()]
         greeting = Register(
-            PROTOCOL_VERSION, self.slave_id, advertised, self.address[1], self._usage(), objects
+            PROTOCOL_VERSION,
+            self.slave_id,
+            advertised,
+            self.address[1],
+            self._usage(),
+            objects,
+            __version__,
         )
         await write_message(writer, greeting)
         body = await asyncio.wait_for(read_body(reader), 60)
@@ -209,7 +219,12 @@ class SlaveServer:
         return reply.heartbeat
 
     def _usage(self) -> Usage:
-        return Usage(**self.storage.usage())
+        return Usage(
+            **self.storage.usage(),
+            received=self.received,
+            sent=self.sent,
+            load=os.getloadavg()[0],
+        )
 
     def _mark_registered(self, registered: bool) -> None:
         """``slave.registered`` exists exactly while we are registered: launchers wait on it."""
@@ -316,6 +331,7 @@ class DataConnection:
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
             await self.loop.sock_sendall(self.sock, encode(ReadReply(len(data))) + data)
+            self.server.sent += len(data)
             return None
         claims = self.server.claims(request.token, ReadClaims)
         key = (claims.oid, claims.version)
@@ -333,6 +349,7 @@ class DataConnection:
         await self.loop.sock_sendall(self.sock, encode(ReadReply(count)))
         if count:
             await self.loop.sock_sendfile(self.sock, handle, offset, count)
+            self.server.sent += count
         return None
 
     @handles(Write)
@@ -391,6 +408,7 @@ class DataConnection:
                         self._write_chunk(position, view[:filled])
                 position += filled
                 remaining -= filled
+                self.server.received += filled
         finally:
             if in_flight is not None:
                 await in_flight
