@@ -40,6 +40,9 @@ class Leases:
     def __iter__(self):
         return iter(self._by_id.values())
 
+    def __len__(self) -> int:
+        return len(self._by_id)
+
     def grant(
         self, session: Session, oid: int, version: int, path: str, created: bool, slave_id: str
     ) -> Lease:

@@ -67,5 +67,9 @@ async def _serve(settings: MasterSettings) -> int:
         print(f"sector master: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return await serve(
-        master, "master", (settings.host, settings.port), settings.home / MASTER_READY
+        master,
+        "master",
+        (settings.host, settings.port),
+        settings.home / MASTER_READY,
+        extra=master.dashboard_url,
     )
