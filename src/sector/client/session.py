@@ -67,6 +67,8 @@ class Stat:
     version: int = 0
     checksum: str = ""
     slaves: list[str] = field(default_factory=list)
+    #: When it was created (a file: its first commit); 0.0 when the master did not record it.
+    created: float = 0.0
 
     @classmethod
     def from_entry(cls, entry: wire.Entry) -> Stat:
@@ -79,6 +81,7 @@ class Stat:
             entry.version,
             entry.checksum,
             entry.slaves,
+            entry.created,
         )
 
 

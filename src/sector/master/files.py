@@ -80,7 +80,7 @@ class Files:
             slave = self.placement.for_write()
         else:
             self.leases.check_not_writing(row.id, path)
-            oid, version = row.id, row.version + 1
+            oid, version = row.id, self.store.issue_version(row.id)
             if mode & TRUNC or row.size == 0:
                 base, size = 0, 0
                 slave = self.placement.for_write()

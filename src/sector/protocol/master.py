@@ -64,7 +64,9 @@ class Entry(Message):
 
     ``slaves`` (``host:port`` of the live holders of the current version) is
     filled in by ``stat`` only: an ``ls`` of a large directory would pay one
-    replica look-up per entry for a column nobody reads there.
+    replica look-up per entry for a column nobody reads there. ``timestamp``
+    is the last change (a file's last commit), ``created`` when the entry
+    appeared (0 when the master did not record it: files from before it did).
     """
 
     name: str
@@ -74,6 +76,7 @@ class Entry(Message):
     version: int
     checksum: str
     slaves: list[str] = []
+    created: float = 0.0
 
 
 class Usage(Message):
