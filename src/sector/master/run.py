@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from prometheus_client import disable_created_metrics
+
 from ..config import ConfigError, MasterSettings
 from ..lifecycle import EXIT_FAILURE, MASTER_READY, StartupError, claim_directory, run_loop, serve
 from ..locks import MASTER_LOCK
@@ -61,6 +63,9 @@ def _check_tls_files(settings: MasterSettings) -> None:
 
 
 async def _serve(settings: MasterSettings) -> int:
+    # /metrics without prometheus_client's *_created series: one more line per
+    # counter and histogram child, which Prometheus does not read from the text format.
+    disable_created_metrics()
     try:
         master = MasterServer(settings)
     except ConfigError as exc:

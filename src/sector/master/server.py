@@ -231,7 +231,13 @@ class MasterServer:
         assert settings.http_port is not None
         context = server_tls_context(settings.cert, settings.key) if settings.http_tls else None
         self.dashboard = Dashboard(self)
-        await self.dashboard.start(settings.host, settings.http_port, context)
+        try:
+            await self.dashboard.start(settings.host, settings.http_port, context)
+        except OSError as exc:  # said apart from the master's own port, which is listening
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(
+                f"the dashboard's HTTP_PORT {settings.host}:{settings.http_port}: {reason}"
+            ) from None
 
     def dashboard_url(self) -> str:
         """The dashboard's URL, or "" when it is off."""

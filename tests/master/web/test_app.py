@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sector import provision
 from sector.client import Client
-from sector.cluster import Layout, LocalCluster, write_conf
+from sector.cluster import ClusterError, Layout, LocalCluster, write_conf
 from sector.master.users import hash_password
 from tests.support import PASSWORD, USER, wait_until
 
@@ -300,3 +300,23 @@ def _cookie(name: str, value: str) -> http.cookiejar.Cookie:
         0, name, value, None, False, "127.0.0.1", False, False, "/", True, False, None, False,
         None, None, {},
     )  # fmt: skip
+
+
+def test_a_taken_http_port_stops_the_master_saying_so(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    home = tmp_path_factory.mktemp("busy-home")
+    layout = Layout(home)
+    write_conf(layout, port=0)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        master_conf = layout.conf / "master.conf"
+        master_conf.write_text(
+            provision.set_values(master_conf.read_text(), "HTTP_PORT", [str(port)])
+        )
+        cluster = LocalCluster(home=home, slaves=1, port=0)
+        with pytest.raises(ClusterError) as refused:
+            cluster.start()
+    assert f"HTTP_PORT 127.0.0.1:{port}: Address already in use" in str(refused.value)

@@ -119,8 +119,7 @@ class Dashboard:
         }
         for route, (template, page) in pages.items():
             app.router.add_get(route, self._full(template, page))
-            app.router.add_get("/live" + route.rstrip("/") + "/" * (route == "/"),
-                               self._live(template, page))  # fmt: skip
+            app.router.add_get("/live" + route, self._live(template, page))
         app.router.add_get("/login", self._login_form)
         app.router.add_post("/login", self._login)
         app.router.add_post("/logout", self._logout)
