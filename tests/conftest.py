@@ -32,8 +32,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalCluster]]:
     started: list[LocalCluster] = []
 
-    def make(slaves: int = 3) -> LocalCluster:
-        running = start_cluster(tmp_path_factory.mktemp("private-home"), slaves)
+    def make(slaves: int = 3, scrub_rate: float = 0) -> LocalCluster:
+        running = start_cluster(tmp_path_factory.mktemp("private-home"), slaves, scrub_rate)
         started.append(running)
         return running
 

@@ -6,7 +6,10 @@ reused, unchanged, afterwards, so a person can edit it; the master's metadata
 and log under ``master/``; and one data directory per slave under
 ``slaves/<n>/``. Every process is a real ``python -m sector.master`` or
 ``python -m sector.slave`` child; readiness is signalled by the files the
-servers write once listening and registered, never guessed with sleeps.
+servers write once listening and registered, never guessed with sleeps. Its
+slaves become members the way any slave does: ``sector up`` writes a fresh
+join token beside ``slave.conf`` (it holds the master's key), and each slave
+joins with it at its first start (see :mod:`sector.certs`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ DEFAULT_HTTP_PORT = 6080
 DEFAULT_USER, DEFAULT_PASSWORD = "test", "xxx"
 ADMIN_USER, ADMIN_PASSWORD_FILE = provision.ADMIN_USER, provision.ADMIN_PASSWORD_FILE
 START_TIMEOUT = 30.0
+#: The join token ``sector up`` writes each time it starts: its slaves join within minutes.
+JOIN_TOKEN_VALIDITY = 3600.0
 
 
 class ClusterError(Exception):
@@ -75,6 +80,7 @@ def write_conf(
     log_level: int = 3,
     heartbeat: float = 2.0,
     slave_timeout: float = 10.0,
+    scrub_rate: float = 4,
 ) -> bool:
     """Write a complete, commented conf directory unless one exists; True if written.
 
@@ -112,6 +118,7 @@ def write_conf(
             log_level=log_level,
             title="Sector slave configuration, shared by the slaves `sector up` starts\n"
             "# (each gets its own data directory, slaves/<n>, on the command line).",
+            scrub_rate=scrub_rate,
         ),
         "replica.conf": provision.REPLICA_TEMPLATE,
         "topology.conf": provision.TOPOLOGY_TEMPLATE,
@@ -283,6 +290,8 @@ class LocalCluster:
     log_level: int = 3
     heartbeat: float = 2.0
     slave_timeout: float = 10.0
+    #: MB/s of the slaves' background scrub (SCRUB_RATE), for a conf written now
+    scrub_rate: float = 4
     #: the pid of a ``sector up`` supervising this cluster in the foreground, recorded
     #: in the run file so that another ``sector up`` or ``sector down`` can find it
     launcher: int | None = None
@@ -312,7 +321,10 @@ class LocalCluster:
             self.log_level,
             self.heartbeat,
             self.slave_timeout,
+            self.scrub_rate,
         )
+        # a fresh join token beside slave.conf: a new slave joins with it at its first start
+        provision.write_join_token(layout.conf, layout.conf, JOIN_TOKEN_VALIDITY)
         running = running_servers(layout)
         master = running.pop("master", None)
         try:

@@ -102,8 +102,8 @@ def sysinfo(state: State, as_json: bool) -> None:
         ["ID", "ADDRESS", "STATUS", "DISK", "FREE", "STORED", "FILES"],
         [
             [
-                s["id"],
-                s["address"],
+                s["id"] or "-",
+                s["address"] or "-",
                 s["status"],
                 labels[_fs(s)],
                 human_size(s["free"]),
@@ -136,7 +136,8 @@ def fsck(state: State, path: str) -> None:
     report = state.client().fsck(path)
     problems = report["problems"]
     for problem in problems:
-        where = f"on slave {problem['slave']}" if problem["slave"] else "no live slave holds it"
+        slave = problem["slave"]
+        where = "no live slave holds it" if slave is None else f"on slave {slave or '(hidden)'}"
         click.echo(f"{problem['problem'].upper():<11} {problem['path']}  ({where})")
     click.echo(
         f"checked {plural(report['files'], 'file')} ({plural(report['replicas'], 'replica')}) "

@@ -48,12 +48,24 @@ from ..protocol.messages import (
     replies_to,
 )
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize, split
-from ..transport import FrameReader, client_tls_context, close_quietly, send_message
+from ..transport import (
+    FrameReader,
+    certificate_der,
+    check_master,
+    client_tls_context,
+    close_quietly,
+    send_message,
+)
 from .file import SectorFile
 
 CONNECT_TIMEOUT = 5.0
 #: Generous, because ``copy`` of a large file waits for the slave to finish.
 CALL_TIMEOUT = 600.0
+#: Seconds a slave may send nothing while we read before the read moves to another
+#: replica (``DATA_TIMEOUT`` in client.conf, ``SECTOR_DATA_TIMEOUT`` in the environment).
+#: A slave that is merely busy answers well within it; one that is stopped or cut off
+#: never does, and a read should not wait for it the way it waits for ``copy``.
+DATA_TIMEOUT = 30.0
 
 
 @dataclass
@@ -97,8 +109,13 @@ class Client:
     ...     c.upload("notes.txt", "/docs/notes.txt")
     """
 
-    def __init__(self, host: str = "localhost", port: int = 6000):
+    def __init__(
+        self, host: str = "localhost", port: int = 6000, *, data_timeout: float | None = None
+    ):
+        """``data_timeout``: seconds a read waits for a silent slave before trying another
+        replica; by default ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30)."""
         self.host, self.port = host, port
+        self.data_timeout = data_timeout if data_timeout is not None else _data_timeout()
         self._lock = threading.RLock()
         self._sock: ssl.SSLSocket | None = None
         self._reader: FrameReader | None = None
@@ -132,6 +149,7 @@ class Client:
         user, password, cert_path = self._credentials
         try:
             context = client_tls_context(cert_path)
+            master_der = certificate_der(cert_path)
         except (ssl.SSLError, OSError, ValueError) as exc:
             raise SecurityError(
                 f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX
@@ -145,6 +163,7 @@ class Client:
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock = context.wrap_socket(raw, server_hostname=self.host)
+            check_master(sock.getpeercert(binary_form=True), master_der)
         except ssl.SSLCertVerificationError as exc:
             raw.close()
             raise SecurityError(
@@ -583,6 +602,19 @@ class Client:
                 idle.append(sock)
                 return
         sock.close()
+
+
+def _data_timeout() -> float:
+    text = os.environ.get("SECTOR_DATA_TIMEOUT")
+    if not text:
+        return DATA_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise InvalidError(f"SECTOR_DATA_TIMEOUT must be a positive number of seconds: {text!r}")
+    return value
 
 
 def _normal(path: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 
 from ..clock import Clock
@@ -44,6 +45,7 @@ class Admin:
         clock: Clock,
         address: Callable[[], str],
         replica_num: int,
+        replica_lost: Callable[[int, int, str, str], bool],
     ):
         self.store, self.namespace = store, namespace
         self.registry, self.placement, self.links = registry, placement, links
@@ -51,7 +53,11 @@ class Admin:
         #: ``host:port`` the master is bound to (the configured port may be 0: any).
         self.address = address
         self.replica_num = replica_num
+        #: Where a damaged or missing replica is given up (:meth:`.Integrity.replica_lost`).
+        self.replica_lost = replica_lost
         self.started = clock.time()
+        #: keys the file-system digests non-administrators see (Slave.describe)
+        self._salt = secrets.token_bytes(16)
 
     @handles(Ping)
     def ping(self, session: Session, request: Ping) -> Reply:
@@ -60,9 +66,10 @@ class Admin:
     @handles(Sysinfo)
     def sysinfo(self, session: Session, request: Sysinfo) -> Reply:
         files, dirs, size = self.store.totals()
+        admin = session.user.admin
         return SysinfoReply(
             MasterInfo(self.started, self.address(), files, dirs, size, self.replica_num),
-            [slave.describe() for slave in self.registry.slaves.values()],
+            [s.describe(admin, self._salt) for s in self.registry.slaves.values()],
             self.registry.capacity(),
         )
 
@@ -72,7 +79,9 @@ class Admin:
 
         Only the replicas the metadata says hold the current version are
         checked; a file none of whose holders is alive is reported missing
-        without asking anyone.
+        without asking anyone. A slave quarantines each damaged replica as it
+        finds it, and each damaged or missing one is given up here (and so
+        copied again from a good one): a second fsck no longer lists it.
         """
         path = normalize(request.path)
         session.user.check_read(path)
@@ -103,8 +112,12 @@ class Admin:
             if isinstance(reply, Error):
                 found.extend((r.id, slave_id, "unreachable") for r in by_slave[slave_id])
                 continue
-            found.extend((o.oid, slave_id, "missing") for o in reply.missing)
-            found.extend((o.oid, slave_id, "damaged") for o in reply.damaged)
+            for problem, objects in (("missing", reply.missing), ("damaged", reply.damaged)):
+                for obj in objects:
+                    found.append((obj.oid, slave_id, problem))
+                    self.replica_lost(obj.oid, obj.version, slave_id, problem)
+        if not session.user.admin:  # which slave it is, is for administrators (see sysinfo)
+            found = [(oid, slave and "", what) for oid, slave, what in found]
         problems = [Problem(self.store.path_of(oid), slave, what) for oid, slave, what in found]
         problems.sort(key=lambda p: (p.path, p.slave or ""))
         return FsckReply(sum(not r.is_dir for r in files), replicas, problems)

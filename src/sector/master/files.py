@@ -41,13 +41,13 @@ class Files:
         leases: Leases,
         placement: Placement,
         links: Links,
-        key: bytes,
+        keys: tokens.KeyRing,
         token_ttl: float,
         clock: Clock,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
         self.placement, self.links = placement, links
-        self.key, self.token_ttl, self.clock = key, token_ttl, clock
+        self.keys, self.token_ttl, self.clock = keys, token_ttl, clock
 
     @handles(Open)
     def open(self, session: Session, request: Open) -> Reply:
@@ -61,9 +61,17 @@ class Files:
         holders = self.placement.for_read(row)
         if not holders and row.size:  # an empty file needs no slave to be read
             raise ResourceError("no live slave holds this file", path)
-        token = self._sign(ReadClaims(row.id, row.version))
+        # one token per replica, each signed with the key of the slave that checks it
+        claims = ReadClaims(row.id, row.version)
+        signed = [self._sign(s.id, claims) for s in holders]
         return ReadGrant(
-            row.id, row.version, row.size, row.checksum, token, [s.address for s in holders]
+            row.id,
+            row.version,
+            row.size,
+            row.checksum,
+            signed[0] if signed else b"",
+            [s.address for s in holders],
+            signed,
         )
 
     def _open_write(self, session: Session, path: str, mode: int) -> Reply:
@@ -92,17 +100,19 @@ class Files:
                 slave = holders[0]
         lease = self.leases.grant(session, oid, version, path, row is None, slave.id)
         slave.active += 1
-        token = self._sign(WriteClaims(oid, version, base, lease.id, slave.id))
+        token = self._sign(slave.id, WriteClaims(oid, version, base, lease.id, slave.id))
         return WriteGrant(lease.id, oid, version, size, token, slave.address)
 
-    def _sign(self, claims: tokens.Claims) -> bytes:
-        return tokens.sign(self.key, claims, self.clock.time() + self.token_ttl)
+    def _sign(self, slave_id: str, claims: tokens.Claims) -> bytes:
+        return self.keys.sign(slave_id, claims, self.clock.time() + self.token_ttl)
 
     @handles(Close)
     def close(self, session: Session, request: Close) -> Reply:
         lease = self.leases.owned(session, request.lease)
         try:
-            receipt = tokens.verify(self.key, request.receipt, Receipt, self.clock.time())
+            # signed by the slave the lease named, with its own key: no other slave can forge it
+            key = self.keys(lease.slave_id)
+            receipt = tokens.verify(key, request.receipt, Receipt, self.clock.time())
         except tokens.TokenError as exc:
             raise SecurityError(
                 f"commit receipt refused: {exc.detail}", lease.path, code=exc.code

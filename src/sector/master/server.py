@@ -7,6 +7,7 @@ Each part has one job and is handed what it needs:
 * :class:`~.files.Files` - open, close, abort: grants, leases, commits;
 * :class:`~.admin.Admin` - ping, sysinfo, fsck, shutdown;
 * :class:`~.membership.Membership` - slaves registering and reporting;
+* :class:`~.integrity.Integrity` - damaged replicas: reported, checked, given up;
 * :class:`~.slaves.Registry`, :class:`~.placement.Placement`, :class:`~.links.Links` -
   which slaves are alive, where bytes go, and the orders sent to slaves;
 * :class:`~.status.Status` and :class:`~.metrics.Metrics` - the cluster at a
@@ -37,6 +38,7 @@ from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from ..certs import Authority
 from ..clock import SYSTEM, Clock
 from ..config import MasterSettings
 from ..logs import RecentEvents
@@ -47,13 +49,14 @@ from ..transport import server_tls_context
 from .admin import Admin
 from .connection import MasterConnection
 from .files import Files
+from .integrity import Integrity
 from .leases import Leases
 from .links import Links
 from .membership import Membership
 from .metrics import PROTOCOL, Metrics
 from .namespace import Namespace
 from .placement import Placement
-from .sessions import Session, Sessions
+from .sessions import Peer, Session, Sessions
 from .slaves import Registry, Slave
 from .status import Status
 from .store import Store
@@ -67,13 +70,14 @@ class MasterServer:
     def __init__(self, settings: MasterSettings, clock: Clock = SYSTEM):
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.key = _load_key(settings.home / "token.key")
+        self.keys = tokens.KeyRing(_load_key(settings.home / "token.key"))
+        self.authority = Authority.load(settings.cert, settings.key)
         self.clock = clock
         self.store = Store(settings.home / "metadata.db", clock)
         self.namespace = namespace = Namespace(self.store)
         self.leases = leases = Leases()
         self.registry = Registry(clock, settings.slave_timeout, settings.topology)
-        self.links = Links(self.registry, self.key, clock)
+        self.links = Links(self.registry, self.keys, clock)
         placement = Placement(self.registry, self.store, settings.slave_min_disk_space)
         self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)
         self.files = Files(
@@ -82,11 +86,12 @@ class MasterServer:
             leases,
             placement,
             self.links,
-            self.key,
+            self.keys,
             settings.token_ttl,
             clock,
         )
         tree = Tree(self.store, namespace, leases, placement, self.links)
+        self.integrity = Integrity(self.store, self.registry, self.links, self.spawn)
         admin = Admin(
             self.store,
             namespace,
@@ -96,22 +101,25 @@ class MasterServer:
             clock,
             self.bound_address,
             settings.replica_num,
+            self.integrity.replica_lost,
         )
         self.membership = Membership(
             self.registry,
             self.links,
             self.store,
             leases,
-            self.key,
+            self.keys,
+            self.authority,
             settings.slave_acl,
             settings.heartbeat_interval,
+            clock,
         )
         self.status = Status(
             self.store, self.registry, leases, clock, self.bound_address, settings.replica_num
         )
         self.metrics = Metrics([*GREETINGS, *CLIENT_REQUESTS, *SLAVE_REPORTS])
         self.metrics.watch(self.status)
-        parts = (self.sessions, tree, self.files, admin, self.membership)
+        parts = (self.sessions, tree, self.files, admin, self.membership, self.integrity)
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
         self.client_ops = handler_table(*parts, vocabulary=CLIENT_REQUESTS)
         self.slave_reports = handler_table(*parts, vocabulary=SLAVE_REPORTS)
@@ -155,12 +163,12 @@ class MasterServer:
         self.metrics.answered(type(request), started, reply)
         return reply
 
-    def greet(self, address: str, greeting: Request) -> Any:
-        """A login or a registration: ``(reply, Session | Slave | None)``, or an awaitable
-        of it (a login hashes a password); the connection becomes what it says."""
+    def greet(self, peer: Peer, greeting: Request) -> Any:
+        """A login, a registration or a join: ``(reply, Session | Slave | None)``, or an
+        awaitable of it (a login hashes a password); the connection becomes what it says."""
         started = time.perf_counter()
         try:
-            admitted = self.greetings[type(greeting)](address, greeting)
+            admitted = self.greetings[type(greeting)](peer, greeting)
         except Exception as exc:
             admitted = _failure(greeting, exc), None
         if isinstance(admitted, tuple):
@@ -203,7 +211,10 @@ class MasterServer:
     # --- running ------------------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
-        context = server_tls_context(self.settings.cert, self.settings.key)
+        # slaves show the certificate this master issued them (checked at register)
+        context = server_tls_context(
+            self.settings.cert, self.settings.key, members_of=self.settings.cert
+        )
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: MasterConnection(self),

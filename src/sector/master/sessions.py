@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
+from ..certs import Identity
 from ..config import address_allowed
 from ..errors import E_ACL, SectorError, SecurityError
 from ..protocol.master import Login, LoginReply, Logout, check_version
@@ -19,6 +20,15 @@ from ..protocol.messages import Done, Error, Reply, handles
 from .users import User, Users
 
 log = logging.getLogger("sector.master")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is at the other end of a connection before it greets: its address, and the
+    certificate it showed in the TLS handshake, if any (checked: see :mod:`sector.certs`)."""
+
+    address: str
+    identity: Identity | None = None
 
 
 @dataclass
@@ -40,8 +50,9 @@ class Sessions:
         self.acl = acl
 
     @handles(Login)
-    async def login(self, address: str, request: Login) -> tuple[Reply, Session | None]:
+    async def login(self, peer: Peer, request: Login) -> tuple[Reply, Session | None]:
         """The reply to a login, and the new session when it succeeded."""
+        address = peer.address
         try:
             check_version(request.version)
             user = await self.authenticate(address, request.user, request.password)

@@ -17,12 +17,16 @@ import logging
 import mmap
 import os
 import socket
+import ssl
+from collections.abc import Callable
 from typing import IO, TypeVar
 
-from .. import __version__
+from .. import __version__, certs
 from ..clock import SYSTEM, Clock
-from ..config import SlaveSettings
+from ..config import JOIN_TOKEN_FILE, SlaveSettings
 from ..errors import (
+    E_SECURITY,
+    E_SUPPORT,
     E_UNKNOWN,
     InvalidError,
     NoDiskError,
@@ -32,7 +36,7 @@ from ..errors import (
     SectorNotFoundError,
     SecurityError,
 )
-from ..protocol import tokens
+from ..protocol import checksum, tokens
 from ..protocol.data import (
     SLAVE_REQUESTS,
     AbortWrite,
@@ -54,26 +58,38 @@ from ..protocol.data import (
     Write,
 )
 from ..protocol.framing import ProtocolError, encode
-from ..protocol.master import Heartbeat, Register, RegisterReply, Usage
+from ..protocol.master import (
+    Heartbeat,
+    Join,
+    JoinReply,
+    Quarantined,
+    Register,
+    RegisterReply,
+    Usage,
+)
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Done,
     Error,
     InvalidMessage,
     Reply,
+    Request,
     handler_table,
     handles,
     replies_to,
 )
 from ..protocol.tokens import AdminClaims, Claims, ReadClaims, Receipt, WriteClaims
 from ..transport import (
+    certificate_der,
+    check_master,
     client_tls_context,
     read_body,
     sock_read_body,
     sock_recv_exact_into,
     write_message,
 )
-from .storage import Storage, WriteSession
+from .scrub import Scrub
+from .storage import DamagedObject, Storage, StoredObject, WriteSession
 
 log = logging.getLogger("sector.slave")
 
@@ -88,6 +104,11 @@ REGISTERED_FILE = "slave.registered"
 OPEN_FILES = 16
 
 C = TypeVar("C", bound=Claims)
+T = TypeVar("T")
+
+
+class JoinRefused(Exception):
+    """This slave cannot become a member (no join token, or the master refused it)."""
 
 
 class SlaveServer:
@@ -105,6 +126,9 @@ class SlaveServer:
         #: File bytes received from writers and sent to readers: reported in heartbeats.
         self.received = 0
         self.sent = 0
+        self._master_der = certificate_der(settings.cert)
+        #: the process's exit status once stopped: 1 after a refused join
+        self.exit_code = 0
 
     @property
     def slave_id(self) -> str:
@@ -119,6 +143,8 @@ class SlaveServer:
         self.address = listener.getsockname()[:2]
         self._spawn(self._accept_loop())
         self._spawn(self._master_loop())
+        if self.settings.scrub_rate > 0:
+            self._spawn(Scrub(self.storage, self.settings.scrub_rate, self.clock).run())
         log.info(
             "slave %s serving %s on %s:%d", self.slave_id, self.settings.data_dir, *self.address
         )
@@ -153,31 +179,37 @@ class SlaveServer:
             self._spawn(DataConnection(self, conn).serve())
 
     async def _master_loop(self) -> None:
-        """Stay registered with the master; re-register after any break, forever."""
-        context = client_tls_context(self.settings.cert)
+        """Stay registered with the master; re-register after any break, forever.
+
+        A slave without a membership certificate from this master joins first
+        (:meth:`_join`); a refused join is final: the slave stops, saying why.
+        """
         delay = 0.1
         while True:
             writer = None
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*self.settings.master, ssl=context), 10
+                if not certs.issued_by(self.settings.own_cert, self.settings.cert):
+                    await self._join()
+                context = client_tls_context(
+                    self.settings.cert, self.settings.own_cert, self.settings.own_key
                 )
+                reader, writer = await self._dial_master(context)
                 interval = await self._register(reader, writer)
                 self.registered.set()
                 self._mark_registered(True)
                 log.info("registered with master %s:%d", *self.settings.master)
                 delay = 0.1
                 while True:
+                    await self._report_quarantined(reader, writer)
                     await asyncio.sleep(interval)
-                    await write_message(writer, Heartbeat(self._usage()))
-                    body = await asyncio.wait_for(read_body(reader), 30)
-                    if body is None:
-                        raise ConnectionError("master closed the connection")
-                    reply = replies_to(Heartbeat).decode(body)
-                    if isinstance(reply, Error):
-                        raise ConnectionError(f"master refused a heartbeat: {reply.msg}")
+                    await self._tell_master(reader, writer, Heartbeat(self._usage()))
             except asyncio.CancelledError:
                 raise
+            except JoinRefused as exc:
+                log.error("%s", exc)
+                self.exit_code = 1
+                self.stop()
+                return
             except Exception as exc:  # any failure means: reconnect later
                 if self.registered.is_set():
                     log.warning("lost the master (%s); reconnecting", exc)
@@ -188,6 +220,55 @@ class SlaveServer:
             finally:
                 if writer is not None:
                     writer.close()
+
+    async def _dial_master(
+        self, context: ssl.SSLContext
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TLS connection to the master - the master itself, not another member."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(*self.settings.master, ssl=context), 10
+        )
+        try:
+            ssl_object = writer.get_extra_info("ssl_object")
+            check_master(ssl_object.getpeercert(binary_form=True), self._master_der)
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer
+
+    async def _join(self) -> None:
+        """Become a member: a new key, and the certificate the master issues for it.
+
+        The key is made here and never leaves this machine; what travels is a
+        certificate request and the operator's join token, over TLS to the
+        master whose certificate we hold.
+        """
+        token = self.settings.read_join_token()
+        if token is None:
+            raise JoinRefused(
+                f"this slave has no membership certificate for the master "
+                f"{self.settings.cert}: give it a join token (`sector conf join-token` on the "
+                f"master's machine) with --join or in {self.settings.conf_dir / JOIN_TOKEN_FILE}"
+            )
+        request = certs.make_request(self.settings.own_key, self.slave_id)
+        reader, writer = await self._dial_master(client_tls_context(self.settings.cert))
+        try:
+            await write_message(writer, Join(PROTOCOL_VERSION, token, self.slave_id, request))
+            body = await asyncio.wait_for(read_body(reader), 60)
+        finally:
+            writer.close()
+        if body is None:
+            raise ConnectionError("master closed the connection while we joined")
+        reply = replies_to(Join).decode(body)
+        if isinstance(reply, Error):
+            if reply.code in (E_SECURITY, E_SUPPORT):
+                raise JoinRefused(f"the master refused to let this slave join: {reply.msg}")
+            raise ConnectionError(f"join failed: {reply.msg}")
+        assert isinstance(reply, JoinReply)
+        temp = self.settings.own_cert.with_suffix(".tmp")
+        temp.write_bytes(reply.certificate)
+        temp.replace(self.settings.own_cert)
+        log.info("joined the cluster: certificate %s", self.settings.own_cert)
 
     async def _register(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
         """Introduce ourselves with everything we hold; the heartbeat interval granted."""
@@ -217,6 +298,27 @@ class SlaveServer:
         for stale in reply.delete:
             self.storage.delete(stale.oid, stale.version)
         return reply.heartbeat
+
+    async def _tell_master(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, report: Request
+    ) -> None:
+        """Send one report on the master link and check its answer."""
+        await write_message(writer, report)
+        body = await asyncio.wait_for(read_body(reader), 30)
+        if body is None:
+            raise ConnectionError("master closed the connection")
+        reply = replies_to(type(report)).decode(body)
+        if isinstance(reply, Error):
+            raise ConnectionError(f"master refused a {type(report).__name__}: {reply.msg}")
+
+    async def _report_quarantined(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Tell the master which replicas were quarantined; kept for next time if that fails."""
+        pending = self.storage.quarantined[:]
+        if pending:
+            await self._tell_master(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
+            del self.storage.quarantined[: len(pending)]
 
     def _usage(self) -> Usage:
         return Usage(
@@ -273,7 +375,7 @@ class DataConnection:
         self.in_write = False
         self.write: WriteSession | None = None
         self.write_error: SectorError | None = None
-        self.open_files: dict[tuple[int, int], IO[bytes]] = {}
+        self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
         self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
         self.spare: mmap.mmap | None = None
 
@@ -291,7 +393,7 @@ class DataConnection:
             log.exception("dropping a data connection after an unexpected error")
         finally:
             self._end_write()
-            for handle in self.open_files.values():
+            for _, handle in self.open_files.values():
                 handle.close()
             self.sock.close()
 
@@ -327,6 +429,11 @@ class DataConnection:
 
     @handles(Read)
     async def _read(self, request: Read) -> Reply | None:
+        """Bytes by ``sendfile``, after the sums of the blocks they touch.
+
+        The reader checks the bytes against those sums (the slave cannot: it
+        never sees bytes it sends with ``sendfile``); see :mod:`sector.protocol.checksum`.
+        """
         offset, length = request.offset, request.length
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
@@ -334,23 +441,55 @@ class DataConnection:
             self.server.sent += len(data)
             return None
         claims = self.server.claims(request.token, ReadClaims)
-        key = (claims.oid, claims.version)
-        handle = self.open_files.get(key)
-        if handle is None:
-            obj = self.storage.find(*key)
-            if obj is None:
-                raise SectorNotFoundError("this slave does not hold that file version")
-            handle = open(obj.path, "rb")  # noqa: SIM115 - kept open for the connection
-            if len(self.open_files) >= OPEN_FILES:
-                self.open_files.pop(next(iter(self.open_files))).close()
-            self.open_files[key] = handle
-        size = os.fstat(handle.fileno()).st_size
-        count = max(0, min(length, size - offset))
-        await self.loop.sock_sendall(self.sock, encode(ReadReply(count)))
+        obj, handle = self._open_object(claims.oid, claims.version)
+        count = max(0, min(length, obj.size - offset))
+        sums = b""
+        if count:
+            touched = checksum.blocks(offset, offset + count)
+            if obj.sums_checked:
+                sums = self.storage.sums_of(obj, touched.start, len(touched))
+            else:  # the first read checks the whole sums file, and may rebuild it
+                sums = await self._on_disk(self.storage.sums_of, obj, touched.start, len(touched))
+        await self.loop.sock_sendall(self.sock, encode(ReadReply(count, sums)))
         if count:
             await self.loop.sock_sendfile(self.sock, handle, offset, count)
             self.server.sent += count
         return None
+
+    def _open_object(self, oid: int, version: int) -> tuple[StoredObject, IO[bytes]]:
+        """The object and a handle on it, kept open for the next request on the same file.
+
+        The index is asked every time, so an object quarantined, deleted or
+        replaced since is never served from a handle opened before.
+        """
+        key = (oid, version)
+        obj = self.storage.find(oid, version)
+        cached = self.open_files.pop(key, None)
+        if cached is not None:
+            if cached[0] is obj:
+                self.open_files[key] = cached
+                return cached
+            cached[1].close()
+        if obj is None:
+            raise SectorNotFoundError("this slave does not hold that file version")
+        handle = open(obj.path, "rb")  # noqa: SIM115 - kept open for the connection
+        if len(self.open_files) >= OPEN_FILES:
+            self.open_files.pop(next(iter(self.open_files)))[1].close()
+        self.open_files[key] = (obj, handle)
+        return obj, handle
+
+    async def _on_disk(self, action: Callable[..., T], *args: object) -> T:
+        """Run a slow storage call on a thread; what a damaged object means to the peer."""
+        try:
+            return await self.loop.run_in_executor(None, action, *args)
+        except DamagedObject:
+            raise SectorNotFoundError(
+                "this slave's copy does not match its checksum and was quarantined"
+            ) from None
+        except FileNotFoundError as exc:
+            raise SectorNotFoundError(str(exc)) from None
+        except OSError as exc:
+            raise _disk_error(exc) from None
 
     @handles(Write)
     async def _begin_write(self, request: Write) -> None:
@@ -365,8 +504,8 @@ class DataConnection:
                 WriteSession.begin, self.storage, oid, version, claims.lease, claims.base
             )
             # Starting empty is one open(): cheaper than a hop to a thread and back;
-            # copying a base version is not.
-            self.write = await self.loop.run_in_executor(None, begin) if claims.base else begin()
+            # copying (and checking) a base version is not.
+            self.write = await self._on_disk(begin) if claims.base else begin()
         except SectorError as exc:
             self.write_error = exc
         except OSError as exc:
@@ -473,18 +612,14 @@ class DataConnection:
     @handles(CopyObject)
     async def _copy(self, request: CopyObject) -> Reply:
         src, dst = request.src, request.dst
-        try:
-            size, checksum = await self.loop.run_in_executor(
-                None, self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
-            )
-        except FileNotFoundError as exc:
-            raise SectorNotFoundError(str(exc)) from None
-        except OSError as exc:
-            raise _disk_error(exc) from None
-        return CopyReply(size, checksum)
+        size, digest = await self._on_disk(
+            self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
+        )
+        return CopyReply(size, digest)
 
     @handles(VerifyObjects)
     async def _verify(self, request: VerifyObjects) -> Reply:
+        """Re-read each object whole; damaged ones are quarantined as they are found."""
         damaged: list[ObjectId] = []
         missing: list[ObjectId] = []
         for obj in request.objects:
