@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sector import certs
 from sector.config import MasterSettings
 from sector.master.server import MasterServer
 from sector.master.sessions import Session
@@ -53,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="sector-dispatch-"))
     try:
-        (work / "conf").mkdir()
-        master = MasterServer(MasterSettings(conf_dir=work / "conf", home=work / "master"))
+        conf = work / "conf"
+        conf.mkdir()
+        cert, key = conf / "master_node.cert", conf / "master_node.key"
+        certs.create(cert, key)  # the master is its slaves' certificate authority
+        settings = MasterSettings(conf_dir=conf, home=work / "master", cert=cert, key=key)
+        master = MasterServer(settings)
         with master.store.transaction():
             master.files.namespace.create_file("/bench/file", master.store.allocate_id(), 1, 1, "")
         session = Session(User("bench", "", read=["/"]), "127.0.0.1")
