@@ -75,7 +75,7 @@ class MasterServer:
         self.clock = clock
         self.store = Store(settings.home / "metadata.db", clock)
         self.namespace = namespace = Namespace(self.store)
-        self.leases = leases = Leases()
+        self.leases = leases = Leases(first_id=self.store.lease_base())
         self.registry = Registry(clock, settings.slave_timeout, settings.topology)
         self.links = Links(self.registry, self.keys, clock)
         placement = Placement(self.registry, self.store, settings.slave_min_disk_space)
