@@ -30,6 +30,7 @@ from ..errors import (
     SecurityError,
 )
 from ..protocol.master import Rights
+from ..protocol.paths import is_within
 
 _SCHEME = "scrypt"
 # n=2**14 costs ~30 ms per check: cheap for a login, slow for a guesser.
@@ -75,6 +76,12 @@ class User:
 
     def can_write(self, path: str) -> bool:
         return self.rights.can_write(path)
+
+    def can_browse(self, path: str) -> bool:
+        """Whether a browser may show ``path``: readable, or on the way to something
+        readable (``/home`` for a user who may read ``/home/alice``), so that the
+        dashboard can lead there without showing what else lies on the way."""
+        return self.can_read(path) or any(is_within(p, path) for p in self.read + self.write)
 
     def check_read(self, path: str) -> None:
         if not self.can_read(path):
