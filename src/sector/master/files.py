@@ -19,7 +19,7 @@ from ..errors import (
     SecurityError,
 )
 from ..protocol import tokens
-from ..protocol.data import ObjectId
+from ..protocol.data import LeaseEnd, ObjectId
 from ..protocol.master import Abort, Close, CloseReply, Open, ReadGrant, WriteGrant
 from ..protocol.messages import ALL_MODE_BITS, APPEND, READ, TRUNC, WRITE, Done, Reply, handles
 from ..protocol.paths import normalize
@@ -98,9 +98,11 @@ class Files:
                 if not holders:
                     raise ResourceError("no live slave holds this file", path)
                 slave = holders[0]
-        lease = self.leases.grant(session, oid, version, path, row is None, slave.id)
+        expires = self.clock.time() + self.token_ttl
+        lease = self.leases.grant(session, oid, version, path, row is None, slave.id, expires)
         slave.active += 1
-        token = self._sign(slave.id, WriteClaims(oid, version, base, lease.id, slave.id))
+        claims = WriteClaims(oid, version, base, lease.id, slave.id)
+        token = self.keys.sign(slave.id, claims, expires)
         return WriteGrant(lease.id, oid, version, size, token, slave.address)
 
     def _sign(self, slave_id: str, claims: tokens.Claims) -> bytes:
@@ -166,4 +168,10 @@ class Files:
             slave.active = max(0, slave.active - 1)
         if discard:
             # The slave may already have committed the bytes; nobody will point at them.
-            self.links.delete_on(lease.slave_id, [ObjectId(lease.oid, lease.version)])
+            # And the lease's token must start no write any more (the slave may never
+            # have seen it: a client that aborts before writing, or goes away).
+            self.links.delete_on(
+                lease.slave_id,
+                [ObjectId(lease.oid, lease.version)],
+                [LeaseEnd(lease.id, lease.expires)],
+            )

@@ -6,6 +6,11 @@ its id; creating a new one leases its path, so a second creator - or a
 Leases belong to the client session that took them and end with it: a writer
 whose connection dies leaves the previous version in place. They do not
 expire by time, so they read no clock.
+
+Lease ids are never reused, not even by a restarted master (each run starts
+at a block of its own, :meth:`~.store.Store.lease_base`): a lease id is what
+binds a write token and a commit receipt to one write, so a receipt of an
+earlier write can never pass for this one's.
 """
 
 from __future__ import annotations
@@ -28,22 +33,31 @@ class Lease:
     created: bool
     slave_id: str
     session: Session
+    #: When the lease's write token expires (epoch seconds; 0: not said).
+    expires: float = 0.0
 
 
 class Leases:
-    def __init__(self) -> None:
+    def __init__(self, first_id: int = 1) -> None:
         self._by_id: dict[int, Lease] = {}
         self._writing: dict[int, int] = {}  # oid -> lease id
         self._creating: dict[str, int] = {}  # path of a new file -> lease id
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(max(1, first_id))
 
     def __iter__(self):
         return iter(self._by_id.values())
 
     def grant(
-        self, session: Session, oid: int, version: int, path: str, created: bool, slave_id: str
+        self,
+        session: Session,
+        oid: int,
+        version: int,
+        path: str,
+        created: bool,
+        slave_id: str,
+        expires: float = 0.0,
     ) -> Lease:
-        lease = Lease(next(self._ids), oid, version, path, created, slave_id, session)
+        lease = Lease(next(self._ids), oid, version, path, created, slave_id, session, expires)
         self._by_id[lease.id] = lease
         session.leases.add(lease.id)
         if created:
