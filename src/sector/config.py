@@ -325,6 +325,11 @@ class SlaveSettings:
     cert: Path = Path()
     #: Bytes per second the scrub re-reads stored objects at (0: no scrub).
     scrub_rate: float = 4 * MB
+    #: Seconds a data connection may sit idle between requests (outside a write) before
+    #: the slave closes it; and seconds a peer may leave a request half-sent, or send
+    #: nothing at all after connecting. See DataConnection in slave/server.py.
+    idle_timeout: float = 300.0
+    stall_timeout: float = 30.0
     #: a join token given on the command line (``sector slave --join``)
     join_token: str | None = None
 
@@ -364,6 +369,8 @@ class SlaveSettings:
             log=LogSettings.load(conf),
             cert=conf_path(conf_dir, conf.first("CERTIFICATE"), "master_node.cert"),
             scrub_rate=conf.number("SCRUB_RATE", 4.0, minimum=0) * MB,
+            idle_timeout=conf.number("IDLE_TIMEOUT", 300.0, minimum=0.1),
+            stall_timeout=conf.number("STALL_TIMEOUT", 30.0, minimum=0.1),
         )
 
 

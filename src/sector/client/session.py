@@ -586,8 +586,9 @@ class Client:
             idle = self._pool.get(address)
             while idle:
                 sock = idle.pop()
-                if sock.fileno() >= 0:  # see release_connection
+                if sock.fileno() >= 0 and _still_open(sock):  # see release_connection
                     return sock
+                sock.close()
         try:
             sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
@@ -625,6 +626,23 @@ def data_timeout_from(text: str | None) -> float:
     if value <= 0:
         raise InvalidError(f"SECTOR_DATA_TIMEOUT must be a positive number of seconds: {text!r}")
     return value
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """Whether an idle pooled connection is still usable: slaves close connections
+    idle longer than their IDLE_TIMEOUT, and a closed one must not be handed out
+    (its first request would fail, and a read would give that replica up)."""
+    try:
+        sock.setblocking(False)
+        try:
+            sock.recv(1, socket.MSG_PEEK)  # the end of the stream, or bytes nobody asked for
+            return False
+        except BlockingIOError:
+            return True  # nothing to read: open and quiet, as an idle connection is
+        finally:
+            sock.settimeout(CALL_TIMEOUT)
+    except OSError:
+        return False
 
 
 def _normal(path: str) -> str:

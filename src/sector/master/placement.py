@@ -2,7 +2,9 @@
 
 Deliberately simple and explainable: writes go to the live slave with the
 most free space among those with the fewest transfers in flight; reads go to
-the live holders of the current version, least busy first.
+the live holders of the current version, least busy first. A slave that says
+it is in trouble (it cannot accept connections) gets no new file and is read
+from last.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Placement:
         """The live holders of the current version, least busy first."""
         registry = self.registry
         live = [s for i in self.holders(row) if (s := registry.get(i)) is not None and s.alive]
-        return sorted(live, key=lambda s: s.active)
+        return sorted(live, key=lambda s: (bool(s.trouble), s.active))
 
     def addresses(self, row: Row) -> list[str]:
         """``host:port`` of every known holder of the current version (``stat`` shows them)."""
@@ -36,7 +38,7 @@ class Placement:
 
     def for_write(self, size_hint: int = 0) -> Slave:
         """The slave a new file (or a rewritten one) goes to."""
-        candidates = self.registry.live()
+        candidates = [s for s in self.registry.live() if not s.trouble]
         if not candidates:
             raise ResourceError("no live slave to store the file")
         roomy = [s for s in candidates if s.free - size_hint >= self.min_free]

@@ -29,6 +29,8 @@ class Slave:
     #: the file system the slave stores on (slave/storage.py ``filesystem_id``): slaves
     #: sharing one disk report the same, and their capacity is counted once
     fs: str = ""
+    #: what the slave says keeps it from serving (see Usage.trouble): "" when healthy
+    trouble: str = ""
     alive: bool = True
     #: Transfers granted to this slave and not yet finished (placement prefers idle slaves).
     active: int = 0
@@ -53,7 +55,7 @@ class Slave:
         return SlaveInfo(
             id=self.id if reveal else "",
             address=f"{self.host}:{self.port}" if reveal else "",
-            status="alive" if self.alive else "dead",
+            status=self.status,
             total=self.total,
             free=self.free,
             stored=self.stored,
@@ -61,7 +63,16 @@ class Slave:
             started=self.started,
             active=self.active,
             fs=fs,
+            trouble=self.trouble if self.alive else "",
         )
+
+    @property
+    def status(self) -> str:
+        """``alive``; ``unhealthy`` while it says it cannot serve (no new files go
+        there, and readers try it last); ``dead`` once silent or disconnected."""
+        if not self.alive:
+            return "dead"
+        return "unhealthy" if self.trouble else "alive"
 
 
 class Registry:
@@ -84,6 +95,7 @@ class Registry:
         slave.total, slave.free = usage.total, usage.free
         slave.stored, slave.files = usage.stored, usage.files
         slave.fs = usage.fs
+        slave.trouble = usage.trouble
 
     def is_current(self, slave: Slave) -> bool:
         """Whether ``slave`` is still the registration of record for its id."""

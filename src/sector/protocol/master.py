@@ -107,6 +107,9 @@ class Usage(Message):
     #: The file system under the data directory (``host/st_dev/f_fsid``): slaves sharing
     #: one disk report the same id, and their capacity is counted once.
     fs: str = ""
+    #: Why the slave cannot serve as it should right now (it cannot accept connections:
+    #: out of file descriptors...); empty when healthy. New files go elsewhere meanwhile.
+    trouble: str = ""
 
 
 class MasterInfo(Message):
@@ -130,6 +133,8 @@ class SlaveInfo(Message):
     active: int
     #: The slave's file system (see :attr:`Usage.fs`); its own id when it said none.
     fs: str = ""
+    #: Why an alive slave is ``unhealthy`` (see :attr:`Usage.trouble`); empty otherwise.
+    trouble: str = ""
 
 
 class Problem(Message):

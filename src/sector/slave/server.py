@@ -15,6 +15,7 @@ import errno
 import functools
 import logging
 import mmap
+import resource
 import socket
 import ssl
 from collections.abc import Callable
@@ -104,8 +105,20 @@ REGISTERED_FILE = "slave.registered"
 #: Read handles a data connection keeps open for the next request on the same file.
 OPEN_FILES = 16
 
+#: File descriptors kept for everything but data connections (object files, the
+#: master link, logs, the scrub): a full house of connections still leaves room to work.
+RESERVED_DESCRIPTORS = 128
+#: Milliseconds sent bytes may stay unacknowledged before the kernel drops the
+#: connection (TCP_USER_TIMEOUT): a client that stopped reading a large read.
+SEND_TIMEOUT_MS = 600_000
+TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
+
 C = TypeVar("C", bound=Claims)
 T = TypeVar("T")
+
+
+def _descriptor_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class JoinRefused(Exception):
@@ -127,6 +140,13 @@ class SlaveServer:
         self._master_der = certificate_der(settings.cert)
         #: write leases and orders already accepted once (see spent.py)
         self.spent = Spent(clock)
+        #: the data connections being served
+        self.connections: set[DataConnection] = set()
+        #: connections served at most: the descriptor limit, less room for files and logs
+        self.max_connections = max(16, _descriptor_limit() - RESERVED_DESCRIPTORS)
+        #: why the slave cannot serve as it should (reported to the master); "" when fine
+        self.trouble = ""
+        self._report_now = asyncio.Event()
         #: the process's exit status once stopped: 1 after a refused join
         self.exit_code = 0
 
@@ -170,13 +190,56 @@ class SlaveServer:
         return task
 
     async def _accept_loop(self) -> None:
+        """Accept data connections for as long as the slave runs, whatever happens.
+
+        Out of file descriptors (or memory), ``accept`` fails: the slave waits a
+        moment (up to a second, doubling) and tries again, serving the
+        connections it has meanwhile and telling the master it is in trouble.
+        It also stops short of the limit (:attr:`max_connections`): a
+        connection beyond it is closed at once, so that files can still be
+        opened for the connections being served. Issue 9: 2,000 idle
+        connections under a 1,024-descriptor limit killed this loop for good.
+        """
         loop = asyncio.get_running_loop()
         assert self._listener is not None
+        pause = 0.0
         while True:
-            conn, _ = await loop.sock_accept(self._listener)
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                conn, _ = await loop.sock_accept(self._listener)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:
+                pause = min(max(0.05, pause * 2), 1.0)
+                self._in_trouble(f"cannot accept connections: {exc.strerror or exc}")
+                await asyncio.sleep(pause)
+                continue
+            pause = 0.0
+            if len(self.connections) >= self.max_connections:
+                conn.close()
+                self._in_trouble(f"refusing connections: {self.max_connections} open")
+                continue
+            self._in_trouble("")
+            try:
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # a peer that stops reading what we send is dropped by the kernel
+                conn.setsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT, SEND_TIMEOUT_MS)
+            except OSError:
+                conn.close()
+                continue
             self._spawn(DataConnection(self, conn).serve())
+
+    def _in_trouble(self, why: str) -> None:
+        """Note why the slave cannot serve (or that it can again: ``why`` empty); the
+        master hears of a change at once rather than at the next heartbeat."""
+        if why == self.trouble:
+            return
+        if why and not self.trouble:
+            log.warning("%s", why)
+        elif not why:
+            log.info("accepting connections again")
+        self.trouble = why
+        self._report_now.set()
 
     async def _master_loop(self) -> None:
         """Stay registered with the master; re-register after any break, forever.
@@ -201,7 +264,11 @@ class SlaveServer:
                 delay = 0.1
                 while True:
                     await self._report_quarantined(reader, writer)
-                    await asyncio.sleep(interval)
+                    self._report_now.clear()
+                    try:  # the heartbeat's time, or sooner when there is trouble to tell
+                        await asyncio.wait_for(self._report_now.wait(), interval)
+                    except asyncio.TimeoutError:
+                        pass
                     await self._tell_master(reader, writer, Heartbeat(self._usage()))
             except asyncio.CancelledError:
                 raise
@@ -315,7 +382,7 @@ class SlaveServer:
             del self.storage.quarantined[: len(pending)]
 
     def _usage(self) -> Usage:
-        return Usage(**self.storage.usage())
+        return Usage(**self.storage.usage(), trouble=self.trouble)
 
     def _mark_registered(self, registered: bool) -> None:
         """``slave.registered`` exists exactly while we are registered: launchers wait on it."""
@@ -387,26 +454,94 @@ class DataConnection:
         self.write: WriteSession | None = None
         self.write_error: SectorError | None = None
         self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
-        self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
+        self._buffer: mmap.mmap | None = None  # made by the first put
         self.spare: mmap.mmap | None = None
+        # the watchdog (see serve): what the connection is doing, and since when
+        self.state = "new"
+        self.since = self.loop.time()
+        self._task: asyncio.Task | None = None
+        self._watch: asyncio.TimerHandle | None = None
 
     async def serve(self) -> None:
+        """Answer requests until the peer leaves, breaks the rules, or wastes our time.
+
+        A watchdog closes the connection when the peer sends nothing for too
+        long: ``STALL_TIMEOUT`` after connecting or in the middle of a request
+        (a frame or a put's bytes), ``IDLE_TIMEOUT`` between requests. Between
+        requests of a write session there is no limit (the mount keeps a file
+        open for writing as long as a program does); sending is the kernel's to
+        time out (TCP_USER_TIMEOUT).
+        """
+        self._task = asyncio.current_task()
+        self.server.connections.add(self)
+        self._arm()
         try:
-            while (body := await sock_read_body(self.loop, self.sock)) is not None:
+            while (body := await sock_read_body(self.loop, self.sock, self._progress)) is not None:
+                self._enter("working")
                 reply = await self._answer(body)
                 if reply is not None:
                     await self.loop.sock_sendall(self.sock, encode(reply))
+                self._enter("idle")
         except (ConnectionError, ProtocolError, OSError) as exc:
             log.debug("data connection ended: %s", exc)
         except asyncio.CancelledError:
-            pass  # the slave is shutting down
+            pass  # the slave is shutting down, or the watchdog gave up on the peer
         except Exception:
             log.exception("dropping a data connection after an unexpected error")
         finally:
+            self.server.connections.discard(self)
+            if self._watch is not None:
+                self._watch.cancel()
             self._end_write()
             for _, handle in self.open_files.values():
                 handle.close()
             self.sock.close()
+
+    # --- the watchdog -------------------------------------------------------------------
+
+    def _patience(self) -> float | None:
+        """Seconds the peer may stay silent now; None: no limit."""
+        settings = self.server.settings
+        if self.state in ("new", "receiving"):
+            return settings.stall_timeout
+        if self.state == "idle" and not self.in_write:
+            return settings.idle_timeout
+        return None  # working for the peer, or between the requests of a write
+
+    def _enter(self, state: str) -> None:
+        self.state, self.since = state, self.loop.time()
+        self._arm()
+
+    def _progress(self) -> None:
+        """Bytes arrived: the peer is alive, and inside a request if it was not."""
+        self.since = self.loop.time()
+        if self.state != "receiving":
+            self._enter("receiving")
+
+    def _arm(self) -> None:
+        patience = self._patience()
+        if patience is not None and self._watch is None:
+            self._watch = self.loop.call_at(self.since + patience, self._check)
+
+    def _check(self) -> None:
+        self._watch = None
+        patience = self._patience()
+        if patience is None:
+            return  # re-armed when the state changes
+        if self.loop.time() < self.since + patience:
+            self._watch = self.loop.call_at(self.since + patience, self._check)
+            return
+        log.info("closing a data connection silent for %.0f s (%s)", patience, self.state)
+        if self._task is not None:
+            self._task.cancel()
+
+    @property
+    def buffer(self) -> mmap.mmap:
+        """The receive buffer of puts: page-aligned (mmap), for O_DIRECT writes; made on
+        first use, so that a connection that only reads costs no 4 MiB."""
+        if self._buffer is None:
+            self._buffer = mmap.mmap(-1, RECV_BUFFER)
+        return self._buffer
 
     async def _answer(self, body: bytearray) -> Reply | None:
         """The one error boundary: a refused request becomes its Error reply.
@@ -523,6 +658,7 @@ class DataConnection:
     @handles(Put)
     async def _put(self, request: Put) -> None:
         """Receive ``length`` raw bytes into the write session (or drop them after an error)."""
+        self._enter("receiving")  # the bytes are part of the request: they must keep coming
         offset, remaining = request.offset, request.length
         if not self.in_write:
             self.in_write = True  # so that commit reports this, not a reply out of turn
@@ -539,7 +675,9 @@ class DataConnection:
             while remaining:
                 view = self._spare_buffer() if spare else memoryview(self.buffer)
                 wanted = min(remaining, len(view))
-                filled = await sock_recv_exact_into(self.loop, self.sock, view[:wanted])
+                filled = await sock_recv_exact_into(
+                    self.loop, self.sock, view[:wanted], self._progress
+                )
                 if filled < wanted:
                     raise ConnectionError("connection closed during a put")
                 if in_flight is not None:
