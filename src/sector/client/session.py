@@ -361,7 +361,8 @@ class Client:
             raise
 
     def sysinfo(self) -> dict[str, Any]:
-        """The master's view: ``{"master": totals, "slaves": [one dict per slave]}``.
+        """The master's view: ``{"master": totals, "slaves": [one dict per slave],
+        "capacity": the live slaves' storage, each file system counted once}``.
 
         Raises SectorConnectionError when the master cannot be reached.
         """
@@ -369,6 +370,7 @@ class Client:
         return {
             "master": msgspec.structs.asdict(reply.master),
             "slaves": [msgspec.structs.asdict(slave) for slave in reply.slaves],
+            "capacity": msgspec.structs.asdict(reply.capacity),
         }
 
     def open(self, path: str, mode: int = READ) -> SectorFile:

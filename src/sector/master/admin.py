@@ -70,6 +70,7 @@ class Admin:
         return SysinfoReply(
             MasterInfo(self.started, self.address(), files, dirs, size, self.replica_num),
             [s.describe(admin, self._salt) for s in self.registry.slaves.values()],
+            self.registry.capacity(),
         )
 
     @handles(Fsck)

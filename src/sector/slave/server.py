@@ -15,13 +15,14 @@ import errno
 import functools
 import logging
 import mmap
+import os
 import resource
 import socket
 import ssl
 from collections.abc import Callable
 from typing import IO, TypeVar
 
-from .. import certs
+from .. import __version__, certs
 from ..clock import SYSTEM, Clock
 from ..config import JOIN_TOKEN_FILE, SlaveSettings
 from ..errors import (
@@ -137,6 +138,9 @@ class SlaveServer:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.address: tuple[str, int] = (settings.host, settings.port)
+        #: File bytes received from writers and sent to readers: reported in heartbeats.
+        self.received = 0
+        self.sent = 0
         self._master_der = certificate_der(settings.cert)
         #: write leases and orders already accepted once (see spent.py)
         self.spent = Spent(clock)
@@ -344,7 +348,13 @@ class SlaveServer:
             advertised = writer.get_extra_info("sockname")[0]
         objects = [ObjectInfo(*item) for item in self.storage.inventory()]
         greeting = Register(
-            PROTOCOL_VERSION, self.slave_id, advertised, self.address[1], self._usage(), objects
+            PROTOCOL_VERSION,
+            self.slave_id,
+            advertised,
+            self.address[1],
+            self._usage(),
+            objects,
+            __version__,
         )
         await write_message(writer, greeting)
         body = await asyncio.wait_for(read_body(reader), 60)
@@ -382,7 +392,13 @@ class SlaveServer:
             del self.storage.quarantined[: len(pending)]
 
     def _usage(self) -> Usage:
-        return Usage(**self.storage.usage(), trouble=self.trouble)
+        return Usage(
+            **self.storage.usage(),
+            received=self.received,
+            sent=self.sent,
+            load=os.getloadavg()[0],
+            trouble=self.trouble,
+        )
 
     def _mark_registered(self, registered: bool) -> None:
         """``slave.registered`` exists exactly while we are registered: launchers wait on it."""
@@ -584,6 +600,7 @@ class DataConnection:
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
             await self.loop.sock_sendall(self.sock, encode(ReadReply(len(data))) + data)
+            self.server.sent += len(data)
             return None
         claims = self.server.claims(request.token, ReadClaims)
         obj, handle = self._open_object(claims.oid, claims.version)
@@ -598,6 +615,7 @@ class DataConnection:
         await self.loop.sock_sendall(self.sock, encode(ReadReply(count, sums)))
         if count:
             await self.loop.sock_sendfile(self.sock, handle, offset, count)
+            self.server.sent += count
         return None
 
     def _open_object(self, oid: int, version: int) -> tuple[StoredObject, IO[bytes]]:
@@ -694,6 +712,7 @@ class DataConnection:
                         self._write_chunk(position, view[:filled])
                 position += filled
                 remaining -= filled
+                self.server.received += filled
         finally:
             if in_flight is not None:
                 await in_flight
