@@ -13,7 +13,7 @@ import time
 import click
 
 from .base import EXIT_FAILURE, SECTOR_PATH, State, pass_state
-from .output import duration, human_size, local_time, plural, print_table
+from .output import duration, human_size, local_time, plural, print_table, shown
 
 
 @click.command()
@@ -23,13 +23,16 @@ def df(state: State, as_json: bool) -> None:
     """Cluster capacity and use: the file systems under the live slaves, each counted once.
 
     Slaves sharing a disk (those of a local cluster) count it once; DISKS
-    says how many distinct file systems there are.
+    says how many distinct file systems there are. The last line is what
+    you own (the files whose current version you wrote) against your quota.
 
     \b
     Example:
       sector df
     """
-    info = state.client().sysinfo()
+    client = state.client()
+    info = client.sysinfo()
+    mine = client.quota()
     capacity = info["capacity"]  # counted by the master (Registry.capacity)
     total, free = capacity["total"], capacity["free"]
     figures = {
@@ -40,6 +43,7 @@ def df(state: State, as_json: bool) -> None:
         "available": free,
         "stored": capacity["stored"],
         "files": info["master"]["files"],
+        "user": mine,
     }
     if as_json:
         click.echo(json.dumps(figures, indent=2))
@@ -61,6 +65,16 @@ def df(state: State, as_json: bool) -> None:
         ],
         right=range(8),
     )
+    click.echo(_owned(mine))
+
+
+def _owned(mine: dict) -> str:
+    """``alice owns 1.2G in 40 files of a 500G quota (0%)``, or ``... (no quota)``."""
+    owned = f"{mine['user']} owns {human_size(mine['used'])} in {plural(mine['files'], 'file')}"
+    if not mine["quota"]:
+        return f"{owned} (no quota)"
+    share = 100 * mine["used"] / mine["quota"]
+    return f"{owned} of a {human_size(mine['quota'])} quota ({share:.0f}%)"
 
 
 @click.command()
@@ -138,7 +152,7 @@ def fsck(state: State, path: str) -> None:
     for problem in problems:
         slave = problem["slave"]
         where = "no live slave holds it" if slave is None else f"on slave {slave or '(hidden)'}"
-        click.echo(f"{problem['problem'].upper():<11} {problem['path']}  ({where})")
+        click.echo(f"{problem['problem'].upper():<11} {shown(problem['path'])}  ({where})")
     click.echo(
         f"checked {plural(report['files'], 'file')} ({plural(report['replicas'], 'replica')}) "
         f"under {path}: " + (plural(len(problems), "problem") if problems else "all good")

@@ -373,6 +373,12 @@ class Client:
             "capacity": msgspec.structs.asdict(reply.capacity),
         }
 
+    def quota(self) -> dict[str, Any]:
+        """What the logged-in user owns against its quota: ``{"user", "used", "files",
+        "quota"}`` (bytes; ``quota`` 0: none). A file is owned by the user who wrote
+        its current version; writing past the quota fails with E_NODISK."""
+        return msgspec.structs.asdict(self.call(wire.Quota()))
+
     def open(self, path: str, mode: int = READ) -> SectorFile:
         """Open a Sector file; see :class:`SectorFile` for the modes.
 

@@ -17,6 +17,8 @@ from ..protocol.master import (
     Ping,
     PingReply,
     Problem,
+    Quota,
+    QuotaReply,
     Shutdown,
     ShutdownReply,
     Sysinfo,
@@ -72,6 +74,12 @@ class Admin:
             [s.describe(admin, self._salt) for s in self.registry.slaves.values()],
             self.registry.capacity(),
         )
+
+    @handles(Quota)
+    def quota(self, session: Session, request: Quota) -> Reply:
+        user = session.user
+        used, files = self.store.usage(user.name)
+        return QuotaReply(user.name, used, files, user.quota)
 
     @handles(Fsck)
     async def fsck(self, session: Session, request: Fsck) -> Reply:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..clock import Clock
 from ..errors import (
     InvalidError,
+    NoDiskError,
     ResourceError,
     SectorIsADirectoryError,
     SectorNotFoundError,
@@ -28,6 +29,7 @@ from .leases import Lease, Leases
 from .links import Links
 from .namespace import Namespace
 from .placement import Placement
+from .quotas import Quotas
 from .sessions import Session
 from .store import Row, Store
 from .tree import entry
@@ -48,6 +50,7 @@ class Files:
         self.store, self.namespace, self.leases = store, namespace, leases
         self.placement, self.links = placement, links
         self.keys, self.token_ttl, self.clock = keys, token_ttl, clock
+        self.quotas = Quotas(store)
 
     @handles(Open)
     def open(self, session: Session, request: Open) -> Reply:
@@ -99,9 +102,10 @@ class Files:
                     raise ResourceError("no live slave holds this file", path)
                 slave = holders[0]
         expires = self.clock.time() + self.token_ttl
+        room = self.quotas.room(session.user, row)
         lease = self.leases.grant(session, oid, version, path, row is None, slave.id, expires)
         slave.active += 1
-        claims = WriteClaims(oid, version, base, lease.id, slave.id)
+        claims = WriteClaims(oid, version, base, lease.id, slave.id, room)
         token = self.keys.sign(slave.id, claims, expires)
         return WriteGrant(lease.id, oid, version, size, token, slave.address)
 
@@ -122,6 +126,11 @@ class Files:
         expected = (lease.oid, lease.version, lease.slave_id, lease.id)
         if (receipt.oid, receipt.version, receipt.slave, receipt.lease) != expected:
             raise SecurityError("commit receipt does not match the open file", lease.path)
+        try:  # the user's other writes may have filled the quota since this one began
+            self.quotas.check(session.user, receipt.size, self.store.get(lease.oid), lease.path)
+        except NoDiskError:
+            self._release(lease.id, discard=True)
+            raise
         try:
             row = self._commit(lease, receipt.size, receipt.checksum)
         finally:
@@ -132,13 +141,16 @@ class Files:
         """Make the written version the file's content: one transaction."""
         stale: list[tuple[str, int]] = []
         with self.store.transaction():
+            owner = lease.session.user.name  # the writer owns what it wrote (quotas.py)
             if lease.created:
-                self.namespace.create_file(lease.path, lease.oid, size, lease.version, checksum)
+                self.namespace.create_file(
+                    lease.path, lease.oid, size, lease.version, checksum, owner
+                )
             else:
                 if self.store.get(lease.oid) is None:
                     raise SectorNotFoundError("file was removed while being written", lease.path)
                 stale = self.store.replicas(lease.oid)
-                self.store.update_content(lease.oid, size, lease.version, checksum)
+                self.store.update_content(lease.oid, size, lease.version, checksum, owner=owner)
                 for slave_id, _ in stale:
                     self.store.drop_replica(lease.oid, slave_id)
             self.store.set_replica(lease.oid, lease.slave_id, lease.version)

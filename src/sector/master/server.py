@@ -79,7 +79,8 @@ class MasterServer:
         self.registry = Registry(clock, settings.slave_timeout, settings.topology)
         self.links = Links(self.registry, self.keys, clock)
         placement = Placement(self.registry, self.store, settings.slave_min_disk_space)
-        self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)
+        users = Users.load(settings.conf_dir / "users", settings.reveal_unknown_users)
+        self.sessions = Sessions(users, settings.master_acl, clock)
         self.files = Files(
             self.store,
             namespace,
@@ -273,6 +274,7 @@ class MasterServer:
             await self.dashboard.close()
         logging.getLogger().removeHandler(self.events)
         self.links.close()
+        self.sessions.close()
         for task in list(self._tasks):
             task.cancel()
         self.store.close()

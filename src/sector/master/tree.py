@@ -18,6 +18,7 @@ from .leases import Leases
 from .links import Links
 from .namespace import Namespace
 from .placement import Placement
+from .quotas import Quotas
 from .sessions import Session
 from .store import Row, Store
 
@@ -47,6 +48,7 @@ class Tree:
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
         self.placement, self.links = placement, links
+        self.quotas = Quotas(store)
 
     @handles(Stat)
     def stat(self, session: Session, request: Stat) -> Reply:
@@ -73,6 +75,7 @@ class Tree:
     def rm(self, session: Session, request: Rm) -> Reply:
         path = normalize(request.path)
         session.user.check_write(path)
+        session.user.check_removable(path)
         row = self.namespace.stat(path)
         self.leases.check_not_writing(row.id, path)
         removal = self.namespace.remove(path, request.recursive, row)
@@ -88,6 +91,7 @@ class Tree:
         src, dst = normalize(request.src), normalize(request.dst)
         session.user.check_write(src)
         session.user.check_write(dst)
+        session.user.check_removable(src)
         self.leases.check_not_creating(dst)
         self.namespace.move(src, dst)
         return Done()
@@ -100,6 +104,7 @@ class Tree:
         row = self.namespace.file(src)
         self.namespace.check_new(dst)
         self.leases.check_not_creating(dst)
+        self.quotas.check(session.user, row.size, None, dst)  # the copy is the copier's
         holders = self.placement.for_read(row)
         if not holders:
             raise ResourceError("no live slave holds the source file", src)
@@ -111,7 +116,7 @@ class Tree:
             if isinstance(reply, Error):
                 raise reply.exception(src)
             with self.store.transaction():
-                self.namespace.create_file(dst, oid, row.size, 1, reply.checksum)
+                self.namespace.create_file(dst, oid, row.size, 1, reply.checksum, session.user.name)
                 self.store.set_replica(oid, link.slave.id, 1)
         except SectorError:
             link.delete_later([ObjectId(oid, 1)])

@@ -22,6 +22,7 @@ Client -> master::
     close(lease, receipt)              commit a write -> CloseReply(entry)
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves, capacity)
+    quota                              -> QuotaReply(user, used, files, quota)
     fsck(path)                         slaves re-hash their copies -> FsckReply
     bad-replica(oid, version, slave)   a reader got bytes failing their block sums
                                        there: the master has the slave check -> ok
@@ -255,6 +256,16 @@ class FsckReply(Reply, tag="fsck"):
     problems: list[Problem]
 
 
+class QuotaReply(Reply, tag="quota"):
+    """What the user owns (the current versions it wrote) against its ``quota``
+    (bytes; 0: none)."""
+
+    user: str
+    used: int
+    files: int
+    quota: int
+
+
 class ShutdownReply(Reply, tag="shutdown"):
     """The ids of the slaves stopped, and ``master`` when the master stops too."""
 
@@ -396,6 +407,12 @@ class ReportBadReplica(Request, tag="bad-replica"):
     replies = (Done,)
 
 
+class Quota(Request, tag="quota"):
+    """How much the logged-in user owns, and may."""
+
+    replies = (QuotaReply,)
+
+
 class Shutdown(Request, tag="shutdown"):
     """Stop one slave (by id or ``host:port``), or with None every slave and the master."""
 
@@ -442,6 +459,7 @@ CLIENT_REQUESTS = Vocabulary(
     Fsck,
     Shutdown,
     ReportBadReplica,
+    Quota,
 )
 SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Quarantined)
 

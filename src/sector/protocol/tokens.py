@@ -72,13 +72,15 @@ class ReadClaims(Claims, tag="read"):
 
 class WriteClaims(Claims, tag="write"):
     """Write version ``version`` of ``oid`` on slave ``slave``, under lease ``lease``,
-    starting from the bytes of version ``base`` (0: from nothing)."""
+    starting from the bytes of version ``base`` (0: from nothing), growing it to
+    ``limit`` bytes at most (the writer's quota; -1: no limit)."""
 
     oid: int
     version: int
     base: int
     lease: int
     slave: str
+    limit: int = -1
 
 
 class AdminClaims(Claims, tag="admin"):
