@@ -82,12 +82,14 @@ from ..protocol.messages import (
 )
 from ..protocol.tokens import AdminClaims, Claims, ReadClaims, Receipt, WriteClaims
 from ..transport import (
+    TLS_HANDSHAKE,
+    Channel,
+    TlsChannel,
     certificate_der,
     check_master,
     client_tls_context,
     read_body,
-    sock_read_body,
-    sock_recv_exact_into,
+    sock_peek,
     write_message,
 )
 from .scrub import Scrub
@@ -469,6 +471,7 @@ class DataConnection:
         self.in_write = False
         self.write: WriteSession | None = None
         self.write_error: SectorError | None = None
+        self.write_limit = -1  # bytes the new version may reach (the writer's quota)
         self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
         self._buffer: mmap.mmap | None = None  # made by the first put
         self.spare: mmap.mmap | None = None
@@ -477,6 +480,8 @@ class DataConnection:
         self.since = self.loop.time()
         self._task: asyncio.Task | None = None
         self._watch: asyncio.TimerHandle | None = None
+        #: the byte stream: plain, or TLS (decided by the client's first byte)
+        self.channel = Channel(self.loop, sock)
 
     async def serve(self) -> None:
         """Answer requests until the peer leaves, breaks the rules, or wastes our time.
@@ -492,13 +497,14 @@ class DataConnection:
         self.server.connections.add(self)
         self._arm()
         try:
-            while (body := await sock_read_body(self.loop, self.sock, self._progress)) is not None:
+            self.channel = await self._open_channel()
+            while (body := await self.channel.read_body(self._progress)) is not None:
                 self._enter("working")
                 reply = await self._answer(body)
                 if reply is not None:
-                    await self.loop.sock_sendall(self.sock, encode(reply))
+                    await self.channel.sendall(encode(reply))
                 self._enter("idle")
-        except (ConnectionError, ProtocolError, OSError) as exc:
+        except (ConnectionError, ProtocolError, OSError) as exc:  # ssl.SSLError is an OSError
             log.debug("data connection ended: %s", exc)
         except asyncio.CancelledError:
             pass  # the slave is shutting down, or the watchdog gave up on the peer
@@ -512,6 +518,19 @@ class DataConnection:
             for _, handle in self.open_files.values():
                 handle.close()
             self.sock.close()
+
+    async def _open_channel(self) -> Channel:
+        """Plain TCP, or TLS when the client starts with a TLS handshake (SF_MODE.SECURE,
+        or DATA_ENCRYPTION): one port serves both, told apart by the first byte."""
+        first = await sock_peek(self.loop, self.sock)
+        if first[:1] != bytes([TLS_HANDSHAKE]):
+            return Channel(self.loop, self.sock)
+        context = self.server.tls_context()
+        if context is None:
+            raise ConnectionError("a TLS connection before this slave has its certificate")
+        channel = TlsChannel(self.loop, self.sock, context)
+        await channel.handshake()
+        return channel
 
     # --- the watchdog -------------------------------------------------------------------
 
@@ -599,7 +618,7 @@ class DataConnection:
         offset, length = request.offset, request.length
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
-            await self.loop.sock_sendall(self.sock, encode(ReadReply(len(data))) + data)
+            await self.channel.sendall(encode(ReadReply(len(data))) + data)
             self.server.sent += len(data)
             return None
         claims = self.server.claims(request.token, ReadClaims)
@@ -612,9 +631,9 @@ class DataConnection:
                 sums = self.storage.sums_of(obj, touched.start, len(touched))
             else:  # the first read checks the whole sums file, and may rebuild it
                 sums = await self._on_disk(self.storage.sums_of, obj, touched.start, len(touched))
-        await self.loop.sock_sendall(self.sock, encode(ReadReply(count, sums)))
+        await self.channel.sendall(encode(ReadReply(count, sums)))
         if count:
-            await self.loop.sock_sendfile(self.sock, handle, offset, count)
+            await self.channel.sendfile(handle, offset, count)
             self.server.sent += count
         return None
 
@@ -659,6 +678,7 @@ class DataConnection:
         self.in_write = True
         try:
             claims = self.server.start_write(request.token)
+            self.write_limit = claims.limit
             oid, version = claims.oid, claims.version
             if self.storage.find(oid, version) is not None:
                 raise SectorBusyError("that version is already committed")
@@ -684,6 +704,7 @@ class DataConnection:
         if self.write is not None and self.write_error is None:
             try:
                 self.server.check_space(max(0, offset + remaining - self.write.size))
+                self._check_limit(offset + remaining)
             except SectorError as exc:
                 self.write_error = exc
         position = offset
@@ -693,9 +714,7 @@ class DataConnection:
             while remaining:
                 view = self._spare_buffer() if spare else memoryview(self.buffer)
                 wanted = min(remaining, len(view))
-                filled = await sock_recv_exact_into(
-                    self.loop, self.sock, view[:wanted], self._progress
-                )
+                filled = await self.channel.recv_exact_into(view[:wanted], self._progress)
                 if filled < wanted:
                     raise ConnectionError("connection closed during a put")
                 if in_flight is not None:
@@ -716,6 +735,16 @@ class DataConnection:
         finally:
             if in_flight is not None:
                 await in_flight
+
+    def _check_limit(self, end: int) -> None:
+        """Refuse to grow the new version past the writer's quota (WriteClaims.limit):
+        the write fails here, at the put that would pass it, and keeps nothing."""
+        assert self.write is not None
+        if 0 <= self.write_limit < end and end > self.write.size:
+            raise NoDiskError(
+                f"quota exceeded: this file may grow to {self.write_limit} bytes "
+                "(the writer's QUOTA)"
+            )
 
     def _write_chunk(self, position: int, view: memoryview) -> None:
         """Write (and hash) one received chunk; a disk error becomes the sticky error.
