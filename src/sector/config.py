@@ -337,6 +337,8 @@ class MasterSettings:
     slave_min_disk_space: int = 64 * 1024 * 1024
     log: LogSettings = field(default_factory=LogSettings)
     allow_user_without_cert: bool = True
+    #: DATA_ENCRYPTION: every data connection over TLS, whatever the open mode asks.
+    data_encryption: bool = False
     #: UNKNOWN_USER_ERROR E_ACCOUNT: tell a login for an unknown user so (Sector did);
     #: by default it is answered as a wrong password is (E_PASSWORD), in as long.
     reveal_unknown_users: bool = False
@@ -374,6 +376,7 @@ class MasterSettings:
             log=LogSettings.load(conf),
             allow_user_without_cert=conf.boolean("ALLOW_USER_WITHOUT_CERT", True),
             reveal_unknown_users=_unknown_user_error(conf),
+            data_encryption=conf.boolean("DATA_ENCRYPTION", False),
             cert=conf_path(conf_dir, conf.first("CERTIFICATE"), "master_node.cert"),
             key=conf_path(conf_dir, conf.first("PRIVATE_KEY"), "master_node.key"),
             slave_acl=read_acl(conf_dir / "slave_acl.conf"),

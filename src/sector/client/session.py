@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 import socket
 import ssl
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from .. import certs
 from ..config import parse_address, sector_home
 from ..errors import (
     E_INITCTX,
@@ -40,6 +42,7 @@ from ..protocol.framing import ProtocolError
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     READ,
+    SECURE,
     TRUNC,
     WRITE,
     Error,
@@ -124,7 +127,8 @@ class Client:
         self._sock: ssl.SSLSocket | None = None
         self._reader: FrameReader | None = None
         self._credentials: tuple[str, str, Path] | None = None
-        self._pool: dict[tuple[str, int], list[socket.socket]] = {}
+        #: idle data connections by (host, port, over TLS)
+        self._pool: dict[tuple[str, int, bool], list[socket.socket]] = {}
         self._pool_lock = threading.Lock()
         self.user: str | None = None
 
@@ -380,11 +384,12 @@ class Client:
         return msgspec.structs.asdict(self.call(wire.Quota()))
 
     def open(self, path: str, mode: int = READ) -> SectorFile:
-        """Open a Sector file; see :class:`SectorFile` for the modes.
+        """Open a Sector file; see :class:`SectorFile` for the modes. With ``SECURE``
+        (or when the cluster sets DATA_ENCRYPTION) the file's bytes travel over TLS.
 
         Raises FileNotFoundError (reading a missing file), BlockingIOError
         (E_BUSY: someone is writing it), PermissionError, IsADirectoryError,
-        NotImplementedError (SECURE), ResourceError (no live slave).
+        ResourceError (no live slave).
         """
         path = _normal(path)
         return SectorFile(self, path, mode, self.call(wire.Open(path, mode)))
@@ -396,6 +401,7 @@ class Client:
         *,
         progress: Callable[[int], None] | None = None,
         verify: bool = False,
+        secure: bool = False,
     ) -> Stat:
         """Copy a local file into Sector (replacing any file there), atomically.
 
@@ -403,7 +409,8 @@ class Client:
         With ``verify`` the local file is hashed again after the commit and
         compared with the checksum the slave computed over what it received;
         a mismatch (the file changed meanwhile, or bytes were damaged on the
-        way) raises E_SECURITY.
+        way) raises E_SECURITY. With ``secure`` the bytes travel over TLS
+        (SF_MODE.SECURE).
         """
         local_path = Path(local)
         try:
@@ -412,7 +419,8 @@ class Client:
             raise SectorLocalFileError(
                 f"cannot read {local_path}: {exc.strerror}", str(local_path)
             ) from None
-        with source, self.open(remote, WRITE | TRUNC) as remote_file:
+        mode = WRITE | TRUNC | (SECURE if secure else 0)
+        with source, self.open(remote, mode) as remote_file:
             remote_file.write_from_file(source, progress)
         committed = remote_file.committed
         assert committed is not None
@@ -431,11 +439,13 @@ class Client:
         resume: bool = False,
         progress: Callable[[int], None] | None = None,
         streams: int = 1,
+        secure: bool = False,
     ) -> Stat:
         """Copy a Sector file to a local path, verified against its checksum.
 
         ``streams`` > 1 draws a large file from that many replicas at once
-        (see :meth:`SectorFile.read_to_file`).
+        (see :meth:`SectorFile.read_to_file`); with ``secure`` the bytes travel
+        over TLS (SF_MODE.SECURE).
 
         The bytes land in a temporary file beside ``local`` that replaces it
         only once complete and verified, so a failed download never leaves a
@@ -454,7 +464,7 @@ class Client:
             local_path = local_path / Path(remote).name
         temp = local_path.with_name(f".{local_path.name}.sector-part")
         try:
-            with self.open(remote, READ) as remote_file:
+            with self.open(remote, READ | (SECURE if secure else 0)) as remote_file:
                 offset = self._resume_offset(remote_file, local_path, temp) if resume else 0
                 if offset is None:
                     return remote_file.stat()
@@ -474,7 +484,12 @@ class Client:
                 if offset and checksum.of_file(temp) != remote_file.grant.checksum:
                     temp.unlink()
                     return self.download(
-                        remote, local_path, resume=False, progress=progress, streams=streams
+                        remote,
+                        local_path,
+                        resume=False,
+                        progress=progress,
+                        streams=streams,
+                        secure=secure,
                     )
             os.replace(temp, local_path)
         except OSError as exc:
@@ -584,14 +599,18 @@ class Client:
         """
         return list(self.call(wire.Shutdown(slave)).stopped)
 
-    def data_connection(self, address: tuple[str, int]) -> socket.socket:
-        """A connection to a slave, reused from the pool when one is idle.
+    def data_connection(self, address: tuple[str, int], secure: bool = False) -> socket.socket:
+        """A connection to a slave, reused from the pool when one is idle; with ``secure``,
+        over TLS (the grant says so: SF_MODE.SECURE, or the cluster's DATA_ENCRYPTION).
 
-        Raises SectorConnectionError (E_CONNECTION) when the slave cannot be reached.
+        A TLS connection accepts only a slave's certificate issued by the master whose
+        certificate the session logged in with. Raises SectorConnectionError
+        (E_CONNECTION) when the slave cannot be reached, SecurityError (E_SECURITY)
+        when it is no member of the cluster.
         """
         address = (address[0], int(address[1]))
         with self._pool_lock:
-            idle = self._pool.get(address)
+            idle = self._pool.get((*address, secure))
             while idle:
                 sock = idle.pop()
                 if sock.fileno() >= 0 and _still_open(sock):  # see release_connection
@@ -605,7 +624,26 @@ class Client:
             ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(CALL_TIMEOUT)
-        return sock
+        return self._encrypted(sock, address) if secure else sock
+
+    def _encrypted(self, sock: socket.socket, address: tuple[str, int]) -> ssl.SSLSocket:
+        """``sock`` wrapped in TLS, the slave checked to be a member (not merely the holder
+        of some certificate the master issued: a slave's, naming its role)."""
+        if self._credentials is None:
+            sock.close()
+            raise SecurityError("not logged in: call login() first")
+        try:
+            tls = client_tls_context(self._credentials[2]).wrap_socket(sock)
+            identity = certs.identity(tls.getpeercert())
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise SecurityError(
+                f"slave {address[0]}:{address[1]} failed the TLS check: {exc}"
+            ) from None
+        if identity is None or identity.role != certs.ROLE_SLAVE:
+            tls.close()
+            raise SecurityError(f"{address[0]}:{address[1]} is not a slave of this cluster")
+        return tls
 
     def release_connection(self, address: tuple[str, int], sock: socket.socket) -> None:
         """Give a data connection back to the pool (a closed one is dropped); never raises."""
@@ -614,9 +652,9 @@ class Client:
             # socket while the collector finalizes (closes) that socket too, before
             # or after (PEP 442: any order): closed sockets are never handed out.
             return
-        address = (address[0], int(address[1]))
+        key = (address[0], int(address[1]), isinstance(sock, ssl.SSLSocket))
         with self._pool_lock:
-            idle = self._pool.setdefault(address, [])
+            idle = self._pool.setdefault(key, [])
             if len(idle) < 8:
                 idle.append(sock)
                 return
@@ -639,18 +677,14 @@ def data_timeout_from(text: str | None) -> float:
 def _still_open(sock: socket.socket) -> bool:
     """Whether an idle pooled connection is still usable: slaves close connections
     idle longer than their IDLE_TIMEOUT, and a closed one must not be handed out
-    (its first request would fail, and a read would give that replica up)."""
+    (its first request would fail, and a read would give that replica up). An idle
+    connection has nothing to read; anything readable is its end (or, over TLS, the
+    peer's goodbye), or bytes nobody asked for."""
     try:
-        sock.setblocking(False)
-        try:
-            sock.recv(1, socket.MSG_PEEK)  # the end of the stream, or bytes nobody asked for
-            return False
-        except BlockingIOError:
-            return True  # nothing to read: open and quiet, as an idle connection is
-        finally:
-            sock.settimeout(CALL_TIMEOUT)
-    except OSError:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
         return False
+    return not readable and not (isinstance(sock, ssl.SSLSocket) and sock.pending())
 
 
 def _normal(path: str) -> str:

@@ -22,7 +22,17 @@ from ..errors import (
 from ..protocol import tokens
 from ..protocol.data import LeaseEnd, ObjectId
 from ..protocol.master import Abort, Close, CloseReply, Open, ReadGrant, WriteGrant
-from ..protocol.messages import ALL_MODE_BITS, APPEND, READ, TRUNC, WRITE, Done, Reply, handles
+from ..protocol.messages import (
+    ALL_MODE_BITS,
+    APPEND,
+    READ,
+    SECURE,
+    TRUNC,
+    WRITE,
+    Done,
+    Reply,
+    handles,
+)
 from ..protocol.paths import normalize
 from ..protocol.tokens import ReadClaims, Receipt, WriteClaims
 from .leases import Lease, Leases
@@ -46,11 +56,14 @@ class Files:
         keys: tokens.KeyRing,
         token_ttl: float,
         clock: Clock,
+        data_encryption: bool = False,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
         self.placement, self.links = placement, links
         self.keys, self.token_ttl, self.clock = keys, token_ttl, clock
         self.quotas = Quotas(store)
+        #: DATA_ENCRYPTION: every grant says "over TLS", whatever the mode asks
+        self.data_encryption = data_encryption
 
     @handles(Open)
     def open(self, session: Session, request: Open) -> Reply:
@@ -75,6 +88,7 @@ class Files:
             signed[0] if signed else b"",
             [s.address for s in holders],
             signed,
+            self._secure(mode),
         )
 
     def _open_write(self, session: Session, path: str, mode: int) -> Reply:
@@ -107,7 +121,11 @@ class Files:
         slave.active += 1
         claims = WriteClaims(oid, version, base, lease.id, slave.id, room)
         token = self.keys.sign(slave.id, claims, expires)
-        return WriteGrant(lease.id, oid, version, size, token, slave.address)
+        return WriteGrant(lease.id, oid, version, size, token, slave.address, self._secure(mode))
+
+    def _secure(self, mode: int) -> bool:
+        """Whether the data connection goes over TLS: SF_MODE.SECURE or DATA_ENCRYPTION."""
+        return self.data_encryption or bool(mode & SECURE)
 
     def _sign(self, slave_id: str, claims: tokens.Claims) -> bytes:
         return self.keys.sign(slave_id, claims, self.clock.time() + self.token_ttl)

@@ -60,10 +60,12 @@ class Membership:
         acl: list[IPv4Network | IPv6Network],
         heartbeat_interval: float,
         clock: Clock,
+        data_encryption: bool = False,
     ):
         self.registry, self.links, self.store, self.leases = registry, links, store, leases
         self.keys, self.authority = keys, authority
         self.acl, self.heartbeat_interval, self.clock = acl, heartbeat_interval, clock
+        self.data_encryption = data_encryption
 
     @handles(Join)
     def join(self, peer: Peer, request: Join) -> tuple[Reply, None]:
@@ -114,7 +116,10 @@ class Membership:
             len(request.objects),
             len(stale),
         )
-        return RegisterReply(self.keys(slave.id), self.heartbeat_interval, slave.id, stale), slave
+        welcome = RegisterReply(
+            self.keys(slave.id), self.heartbeat_interval, slave.id, stale, self.data_encryption
+        )
+        return welcome, slave
 
     def _check_address(self, peer: Peer) -> None:
         if not address_allowed(peer.address, self.acl):

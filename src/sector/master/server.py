@@ -90,6 +90,7 @@ class MasterServer:
             self.keys,
             settings.token_ttl,
             clock,
+            settings.data_encryption,
         )
         tree = Tree(self.store, namespace, leases, placement, self.links)
         self.integrity = Integrity(self.store, self.registry, self.links, self.spawn)
@@ -114,6 +115,7 @@ class MasterServer:
             settings.slave_acl,
             settings.heartbeat_interval,
             clock,
+            settings.data_encryption,
         )
         self.status = Status(
             self.store, self.registry, leases, clock, self.bound_address, settings.replica_num

@@ -190,6 +190,8 @@ class RegisterReply(Reply, tag="register"):
     heartbeat: float
     slave_id: str
     delete: list[ObjectId] = []
+    #: DATA_ENCRYPTION: serve clients' reads and writes over TLS only.
+    data_encryption: bool = False
 
 
 class PingReply(Reply, tag="ping"):
@@ -219,6 +221,8 @@ class ReadGrant(Reply, tag="read-grant"):
     token: bytes
     replicas: list[Address]
     tokens: list[bytes] = []
+    #: Read over TLS (SF_MODE.SECURE, or the cluster's DATA_ENCRYPTION).
+    secure: bool = False
 
     def token_for(self, address: tuple[str, int]) -> bytes:
         """The token to show the replica at ``address`` (one of ``replicas``)."""
@@ -237,6 +241,8 @@ class WriteGrant(Reply, tag="write-grant"):
     size: int
     token: bytes
     slave: Address
+    #: Write over TLS (SF_MODE.SECURE, or the cluster's DATA_ENCRYPTION).
+    secure: bool = False
 
 
 class CloseReply(Reply, tag="close"):

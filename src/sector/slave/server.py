@@ -89,6 +89,7 @@ from ..transport import (
     check_master,
     client_tls_context,
     read_body,
+    server_tls_context,
     sock_peek,
     write_message,
 )
@@ -153,6 +154,9 @@ class SlaveServer:
         #: why the slave cannot serve as it should (reported to the master); "" when fine
         self.trouble = ""
         self._report_now = asyncio.Event()
+        #: DATA_ENCRYPTION, as the master said at registration
+        self.encrypted_only = False
+        self._tls: tuple[float, ssl.SSLContext] | None = None  # (certificate mtime, context)
         #: the process's exit status once stopped: 1 after a refused join
         self.exit_code = 0
 
@@ -368,6 +372,7 @@ class SlaveServer:
             raise ConnectionError("registration refused")
         assert isinstance(reply, RegisterReply)
         self.key = reply.key
+        self.encrypted_only = reply.data_encryption
         for stale in reply.delete:
             self.storage.delete(stale.oid, stale.version)
         return reply.heartbeat
@@ -392,6 +397,19 @@ class SlaveServer:
         if pending:
             await self._tell_master(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
             del self.storage.quarantined[: len(pending)]
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The context of TLS data connections: this slave's membership certificate as
+        its server certificate (clients check it chains to the master's). Remade when
+        the certificate changes (a new join); None before the slave has one."""
+        try:
+            stamp = self.settings.own_cert.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        if self._tls is None or self._tls[0] != stamp:
+            context = server_tls_context(self.settings.own_cert, self.settings.own_key)
+            self._tls = (stamp, context)
+        return self._tls[1]
 
     def _usage(self) -> Usage:
         return Usage(
@@ -519,6 +537,14 @@ class DataConnection:
                 handle.close()
             self.sock.close()
 
+    def _check_channel(self) -> None:
+        """In a cluster that encrypts data connections (DATA_ENCRYPTION), file bytes go
+        over TLS only: a plain connection may carry the master's orders, nothing else."""
+        if self.server.encrypted_only and not self.channel.secure:
+            raise SecurityError(
+                "this cluster encrypts its data connections (DATA_ENCRYPTION): use TLS"
+            )
+
     async def _open_channel(self) -> Channel:
         """Plain TCP, or TLS when the client starts with a TLS handshake (SF_MODE.SECURE,
         or DATA_ENCRYPTION): one port serves both, told apart by the first byte."""
@@ -615,6 +641,7 @@ class DataConnection:
         The reader checks the bytes against those sums (the slave cannot: it
         never sees bytes it sends with ``sendfile``); see :mod:`sector.protocol.checksum`.
         """
+        self._check_channel()
         offset, length = request.offset, request.length
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
@@ -677,6 +704,7 @@ class DataConnection:
         self._end_write()
         self.in_write = True
         try:
+            self._check_channel()
             claims = self.server.start_write(request.token)
             self.write_limit = claims.limit
             oid, version = claims.oid, claims.version
