@@ -30,6 +30,7 @@ from ..errors import (
     SectorPermissionError,
     SecurityError,
 )
+from ..protocol.master import Rights
 from ..protocol.paths import is_within
 
 #: What a wrong password and (by default) an unknown user are told, alike.
@@ -72,11 +73,14 @@ class User:
     #: Bytes the user may own (QUOTA, given in MB); 0: no quota.
     quota: int = 0
 
+    def __post_init__(self) -> None:
+        self.rights = Rights(list(self.read), list(self.write), self.admin)
+
     def can_read(self, path: str) -> bool:
-        return self.admin or any(is_within(path, p) for p in self.read + self.write)
+        return self.rights.can_read(path)
 
     def can_write(self, path: str) -> bool:
-        return self.admin or any(is_within(path, p) for p in self.write)
+        return self.rights.can_write(path)
 
     def can_browse(self, path: str) -> bool:
         """Whether a browser may show ``path``: readable, or on the way to something

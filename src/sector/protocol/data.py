@@ -14,6 +14,8 @@ Client -> slave::
                                       written so far, for RW mode, without sums)
     write(token)                   start a write session; no reply
     put(offset, length)            then ``length`` raw bytes; no reply
+    truncate(length)               cut the new version to ``length`` bytes (or extend
+                                   it with zeros); no reply
     commit                         -> CommitReply(receipt, size, checksum); the
                                       receipt goes to the master with ``close``
     abort                          end the write session, keep nothing; no reply
@@ -126,6 +128,12 @@ class Put(Request, tag="put"):
     raw_follows = True
 
 
+class Truncate(Request, tag="truncate"):
+    """Inside a write session: the new version is ``length`` bytes long from now on."""
+
+    length: NonNegative
+
+
 class Commit(Request, tag="commit"):
     replies = (CommitReply,)
 
@@ -194,6 +202,7 @@ SLAVE_REQUESTS = Vocabulary(
     Read,
     Write,
     Put,
+    Truncate,
     Commit,
     AbortWrite,
     DeleteObjects,
@@ -281,6 +290,11 @@ class DataSession:
         """The frame announcing ``length`` bytes at ``offset``; the caller sends them next."""
         self._check_writing("put")
         return encode(Put(offset, length))
+
+    def truncate(self, length: int) -> bytearray:
+        """The frame that cuts (or zero-extends) the version being written to ``length``."""
+        self._check_writing("truncate")
+        return encode(Truncate(length))
 
     def commit(self) -> bytearray:
         self._check_writing("commit")

@@ -55,6 +55,7 @@ from ..protocol.data import (
     Read,
     ReadReply,
     StopSlave,
+    Truncate,
     VerifyObjects,
     VerifyReply,
     Write,
@@ -517,7 +518,7 @@ class DataConnection:
         try:
             self.channel = await self._open_channel()
             while (body := await self.channel.read_body(self._progress)) is not None:
-                self._enter("working")
+                self._enter("serving")
                 reply = await self._answer(body)
                 if reply is not None:
                     await self.channel.sendall(encode(reply))
@@ -773,6 +774,23 @@ class DataConnection:
                 f"quota exceeded: this file may grow to {self.write_limit} bytes "
                 "(the writer's QUOTA)"
             )
+
+    @handles(Truncate)
+    async def _truncate(self, request: Truncate) -> None:
+        """Cut or zero-extend the version being written; a failure is the write's sticky error."""
+        if not self.in_write:
+            self.in_write = True  # so that commit reports this, not a reply out of turn
+            self.write_error = self.write_error or InvalidError("truncate without a write session")
+        if self.write is None or self.write_error is not None:
+            return
+        try:
+            self.server.check_space(max(0, request.length - self.write.size))
+            self._check_limit(request.length)  # zero-extending counts against the quota too
+            self.write.truncate(request.length)
+        except SectorError as exc:
+            self.write_error = exc
+        except OSError as exc:
+            self.write_error = _disk_error(exc)
 
     def _write_chunk(self, position: int, view: memoryview) -> None:
         """Write (and hash) one received chunk; a disk error becomes the sticky error.
