@@ -13,7 +13,6 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -29,10 +28,10 @@ from tests.support import PASSWORD, USER, wait_until
 ATTACKS = 200
 
 
-@pytest.fixture
-def open_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+@pytest.fixture(scope="module")
+def open_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A private cluster whose master takes logins from all of 127.0.0.0/8."""
-    layout = Layout(tmp_path / "home")
+    layout = Layout(tmp_path_factory.mktemp("logins") / "home")
     write_conf(layout, port=0)
     (layout.conf / "master_acl.conf").write_text("127.0.0.0/8\n")
     cluster = LocalCluster(home=layout.home, slaves=1, port=0)

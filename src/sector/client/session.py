@@ -194,7 +194,6 @@ class Client:
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock = context.wrap_socket(raw, server_hostname=self.host)
-            check_master(sock.getpeercert(binary_form=True), master_der)
         except ssl.SSLCertVerificationError as exc:
             raw.close()
             raise SecurityError(
@@ -205,6 +204,15 @@ class Client:
         except (ssl.SSLError, OSError) as exc:
             raw.close()
             raise SectorConnectionError(f"TLS handshake with the master failed: {exc}") from None
+        try:  # the master's own certificate, not one it issued (a slave's: see certs.py)
+            check_master(sock.getpeercert(binary_form=True), master_der)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise SecurityError(
+                f"the peer at {self.host}:{self.port} is not the master of {cert_path}: "
+                f"{exc.verify_message}",
+                code=E_SECURITY,
+            ) from None
         sock.settimeout(self.timeout)
         self._sock = sock
         self._reader = FrameReader(sock)
