@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from sector.client import Client
-from sector.cluster import DEFAULT_PASSWORD, DEFAULT_USER, LocalCluster
+from sector.cluster import DEFAULT_PASSWORD, DEFAULT_USER, LocalCluster, write_conf
+from sector.provision import set_values
 
 T = TypeVar("T")
 
@@ -29,11 +30,39 @@ def connect(cluster: LocalCluster) -> Client:
     return cluster.connect()
 
 
-def start_cluster(home: Path, slaves: int = 3) -> LocalCluster:
-    """A running test cluster: quick heartbeats, a short slave timeout, verbose logs."""
+def start_cluster(
+    home: Path,
+    slaves: int = 3,
+    *,
+    replicas: int | None = None,
+    master_conf: dict[str, str] | None = None,
+    conf_files: dict[str, str] | None = None,
+    slave_hosts: list[str] | None = None,
+) -> LocalCluster:
+    """A running test cluster: quick heartbeats, a short slave timeout, verbose logs.
+
+    ``replicas`` is REPLICA_NUM (default: ``sector up``'s, 2 with two slaves or
+    more); ``master_conf`` sets more master.conf keys (short timeouts for a test),
+    ``conf_files`` writes whole files of the conf directory (topology.conf ...),
+    and ``slave_hosts`` gives slave n the address ``slave_hosts[n - 1]``.
+    """
     cluster = LocalCluster(
-        home=home, slaves=slaves, port=0, log_level=5, heartbeat=0.2, slave_timeout=2.0
+        home=home,
+        slaves=slaves,
+        port=0,
+        log_level=5,
+        heartbeat=0.2,
+        slave_timeout=2.0,
+        replicas=replicas,
+        slave_hosts=slave_hosts or [],
     )
+    layout = cluster.layout
+    write_conf(layout, 0, 5, 0.2, 2.0, cluster.replica_num)
+    master = layout.conf / "master.conf"
+    for key, value in (master_conf or {}).items():
+        master.write_text(set_values(master.read_text(), key, [value]))
+    for name, text in (conf_files or {}).items():
+        (layout.conf / name).write_text(text)
     cluster.start()
     return cluster
 

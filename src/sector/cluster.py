@@ -74,6 +74,7 @@ def write_conf(
     log_level: int = 3,
     heartbeat: float = 2.0,
     slave_timeout: float = 10.0,
+    replica_num: int = 1,
 ) -> bool:
     """Write a complete, commented conf directory unless one exists; True if written.
 
@@ -100,6 +101,7 @@ def write_conf(
             slave_timeout=slave_timeout,
             min_disk_mb=16,
             log_level=log_level,
+            replica_num=replica_num,
             title="Sector master configuration, written by `sector up`. Edit freely: it is reused.",
         ).text(),
         "slave.conf": provision.slave_conf(
@@ -280,15 +282,29 @@ class LocalCluster:
     log_level: int = 3
     heartbeat: float = 2.0
     slave_timeout: float = 10.0
+    #: REPLICA_NUM of a new conf; None: 2 with two slaves or more, else 1
+    replicas: int | None = None
+    #: The address slave ``n`` binds to is ``slave_hosts[n - 1]`` (default: the conf's,
+    #: 127.0.0.1): 127.0.0.2, .3 ... give each slave its own host, for topology.conf
+    slave_hosts: list[str] = field(default_factory=list)
     #: the pid of a ``sector up`` supervising this cluster in the foreground, recorded
     #: in the run file so that another ``sector up`` or ``sector down`` can find it
     launcher: int | None = None
     processes: list[Process] = field(default_factory=list)
     master_address: tuple[str, int] | None = None
+    #: Whether start() wrote a new conf directory (False: an existing one was reused).
+    wrote_conf: bool = False
 
     @property
     def layout(self) -> Layout:
         return Layout(Path(self.home).expanduser().resolve())
+
+    @property
+    def replica_num(self) -> int:
+        """REPLICA_NUM for a new conf: two copies as soon as there are two slaves."""
+        if self.replicas is not None:
+            return self.replicas
+        return 2 if self.slaves >= 2 else 1
 
     @property
     def adopted(self) -> list[str]:
@@ -301,12 +317,13 @@ class LocalCluster:
     def start(self) -> None:
         layout = self.layout
         layout.home.mkdir(parents=True, exist_ok=True)
-        write_conf(
+        self.wrote_conf = write_conf(
             layout,
             DEFAULT_PORT if self.port is None else self.port,
             self.log_level,
             self.heartbeat,
             self.slave_timeout,
+            self.replica_num,
         )
         running = running_servers(layout)
         master = running.pop("master", None)
@@ -406,6 +423,11 @@ class LocalCluster:
                 "--master",
                 "{}:{}".format(*self.master_address),
                 "--no-log-stderr",
+                *(
+                    ["--bind", self.slave_hosts[number - 1]]
+                    if number <= len(self.slave_hosts)
+                    else []
+                ),
             ],
             data,
             data / REGISTERED_FILE,

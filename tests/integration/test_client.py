@@ -115,15 +115,19 @@ class TestVersionsAndChecksums:
     ) -> None:
         write_file(client, f"{workdir}/rot", b"precious bytes" * 1000)
         info = client.stat(f"{workdir}/rot")
-        stored = [
-            p
-            for n in range(1, 4)
-            for p in (cluster.layout.slave_dir(n) / "objects").rglob(f"*.{info.checksum}")
-        ]
-        assert len(stored) == 1
-        with open(stored[0], "r+b") as rotten:
-            rotten.seek(100)
-            rotten.write(b"X")
+
+        def stored() -> list[Path]:
+            return [
+                p
+                for n in range(1, 4)
+                for p in (cluster.layout.slave_dir(n) / "objects").rglob(f"*.{info.checksum}")
+            ]
+
+        wait_until(lambda: len(stored()) == 2, what="the second replica")
+        for replica in stored():  # every replica rots: nothing good is left to read
+            with open(replica, "r+b") as rotten:
+                rotten.seek(100)
+                rotten.write(b"X")
         with pytest.raises(errors.SectorError) as caught:
             client.download(f"{workdir}/rot", tmp_path / "rot")
         assert caught.value.code == errors.E_SECURITY

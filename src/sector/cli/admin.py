@@ -32,7 +32,8 @@ def df(state: State, as_json: bool) -> None:
     """Cluster capacity and use: the file systems under the live slaves, each counted once.
 
     Slaves sharing a disk (those of a local cluster) count it once; DISKS
-    says how many distinct file systems there are.
+    says how many distinct file systems there are. UNDER counts the files
+    with fewer live replicas than they want, LOST those no live slave holds.
 
     \b
     Example:
@@ -43,6 +44,7 @@ def df(state: State, as_json: bool) -> None:
     disks = file_systems(live)
     total = sum(s["total"] for s in disks.values())
     free = sum(s["free"] for s in disks.values())
+    health = info["master"]["health"]
     figures = {
         "slaves": len(live),
         "disks": len(disks),
@@ -51,13 +53,15 @@ def df(state: State, as_json: bool) -> None:
         "available": free,
         "stored": sum(s["stored"] for s in live),
         "files": info["master"]["files"],
+        "under_replicated": health["under_replicated"],
+        "lost": health["lost"],
     }
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
     use = f"{100 * figures['used'] / total:.0f}%" if total else "-"
     print_table(
-        ["Slaves", "Disks", "Size", "Used", "Avail", "Use%", "Stored", "Files"],
+        ["Slaves", "Disks", "Size", "Used", "Avail", "Use%", "Stored", "Files", "Under", "Lost"],
         [
             [
                 f"{len(live)}/{len(info['slaves'])}",
@@ -68,10 +72,14 @@ def df(state: State, as_json: bool) -> None:
                 use,
                 human_size(figures["stored"]),
                 str(figures["files"]),
+                str(figures["under_replicated"]),
+                str(figures["lost"]),
             ]
         ],
-        right=range(8),
+        right=range(10),
     )
+    if health["safe_mode"]:
+        state.err(f"sector: safe mode: {health['safe_mode']}")
 
 
 @click.command()
@@ -101,6 +109,12 @@ def sysinfo(state: State, as_json: bool) -> None:
         f"{human_size(master['size'])} stored; {live} of {plural(len(slaves), 'slave')} alive; "
         f"replicas wanted: {master['replica_num']}"
     )
+    click.echo(replication_summary(master["health"]))
+    if master["health"]["safe_mode"]:
+        click.echo(
+            f"SAFE MODE: {master['health']['safe_mode']}; nothing is deleted until an "
+            "administrator runs `sector fsck --adopt` or `sector fsck --leave-safe-mode`"
+        )
     disks = file_systems([s for s in slaves if s["status"] == "alive"])
     click.echo(
         f"capacity {human_size(sum(s['total'] for s in disks.values()))}, "
@@ -111,11 +125,12 @@ def sysinfo(state: State, as_json: bool) -> None:
     labels = {fs: f"disk{n}" for n, fs in enumerate(sorted({_fs(s) for s in slaves}), 1)}
     click.echo()
     print_table(
-        ["ID", "ADDRESS", "STATUS", "DISK", "FREE", "STORED", "FILES"],
+        ["ID", "ADDRESS", "LOCATION", "STATUS", "DISK", "FREE", "STORED", "FILES"],
         [
             [
                 s["id"],
                 s["address"],
+                s.get("location") or "/",
                 s["status"],
                 labels[_fs(s)],
                 human_size(s["free"]),
@@ -124,8 +139,24 @@ def sysinfo(state: State, as_json: bool) -> None:
             ]
             for s in sorted(slaves, key=lambda s: s["address"])
         ],
-        right=(4, 5, 6),
+        right=(5, 6, 7),
     )
+
+
+def replication_summary(health: dict) -> str:
+    """One line on how safe the files are, from sysinfo's ``health``."""
+    if not health["scanned"]:
+        return "replication: checking every file after the master's start..."
+    parts = []
+    if health["under_replicated"]:
+        parts.append(f"{plural(health['under_replicated'], 'file')} under-replicated")
+    if health["lost"]:
+        parts.append(f"{plural(health['lost'], 'file')} lost (no live slave holds them)")
+    if health["copying"] or health["queued"]:
+        parts.append(f"{health['copying']} copying, {health['queued']} queued")
+    if health["draining"]:
+        parts.append(f"{plural(health['draining'], 'slave')} draining")
+    return "replication: " + ("; ".join(parts) if parts else "every file at its target")
 
 
 def _fs(slave: dict) -> str:
@@ -138,8 +169,8 @@ def _fs(slave: dict) -> str:
 def fsck(state: State, path: str) -> None:
     """Have the slaves re-read every file under PATH (default /) and check its checksum.
 
-    Prints each missing or damaged replica and exits with status 1 if there
-    is any.
+    Prints each missing or damaged replica, and each file with fewer live
+    replicas than it wants (UNDER), and exits with status 1 if there is any.
 
     \b
     Example:
@@ -148,8 +179,14 @@ def fsck(state: State, path: str) -> None:
     report = state.client().fsck(path)
     problems = report["problems"]
     for problem in problems:
-        where = f"on slave {problem['slave']}" if problem["slave"] else "no live slave holds it"
-        click.echo(f"{problem['problem'].upper():<11} {problem['path']}  ({where})")
+        if problem.get("detail"):
+            where = problem["detail"]
+        elif problem["slave"]:
+            where = f"on slave {problem['slave']}"
+        else:
+            where = "no live slave holds it"
+        kind = "UNDER" if problem["problem"] == "under-replicated" else problem["problem"].upper()
+        click.echo(f"{kind:<11} {problem['path']}  ({where})")
     click.echo(
         f"checked {plural(report['files'], 'file')} ({plural(report['replicas'], 'replica')}) "
         f"under {path}: " + (plural(len(problems), "problem") if problems else "all good")

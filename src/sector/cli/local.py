@@ -96,6 +96,12 @@ def up(home: Path | None, slaves: int, port: int | None, detach: bool) -> None:
             f"  adopted         : {', '.join(cluster.adopted)} (already running); "
             f"started: {', '.join(cluster.started) or 'nothing'}"
         )
+    if cluster.wrote_conf:
+        copies = cluster.replica_num
+        click.echo(
+            f"  replicas        : {copies} of every file (REPLICA_NUM in conf/master.conf"
+            + (", as there are two slaves or more)" if copies > 1 else ")")
+        )
     click.echo(f"  state directory : {layout.home}")
     click.echo(f"  configuration   : {layout.conf}")
     click.echo(f"  certificate     : {layout.cert}")

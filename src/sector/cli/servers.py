@@ -63,9 +63,15 @@ def master(conf: Path, home: Path | None, port: int | None, log_stderr: bool) ->
 )
 @click.option("--master", metavar="HOST:PORT", help="Override MASTER_ADDRESS of slave.conf.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Override SLAVE_PORT (0: any free).")
+@click.option("--bind", metavar="ADDRESS", help="Override BIND_ADDRESS of slave.conf.")
 @_LOG_STDERR
 def slave(
-    conf: Path, data: Path | None, master: str | None, port: int | None, log_stderr: bool
+    conf: Path,
+    data: Path | None,
+    master: str | None,
+    port: int | None,
+    bind: str | None,
+    log_stderr: bool,
 ) -> None:
     """Run a slave server, storing files in its data directory, until SIGTERM or Ctrl-C.
 
@@ -82,4 +88,4 @@ def slave(
     """
     from ..slave.run import run
 
-    sys.exit(run(conf, data, master, port, log_stderr))
+    sys.exit(run(conf, data, master, port, log_stderr, bind))

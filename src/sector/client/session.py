@@ -337,11 +337,17 @@ class Client:
     def sysinfo(self) -> dict[str, Any]:
         """The master's view: ``{"master": totals, "slaves": [one dict per slave]}``.
 
+        ``master["health"]`` says how safe the files are: ``under_replicated``
+        and ``lost`` files, replicas ``copying`` and ``queued``, slaves
+        ``draining``, and ``safe_mode`` (why nothing is deleted, if so).
+
         Raises SectorConnectionError when the master cannot be reached.
         """
         reply = self.call(wire.Sysinfo())
+        master = msgspec.structs.asdict(reply.master)
+        master["health"] = msgspec.structs.asdict(reply.master.health)
         return {
-            "master": msgspec.structs.asdict(reply.master),
+            "master": master,
             "slaves": [msgspec.structs.asdict(slave) for slave in reply.slaves],
         }
 

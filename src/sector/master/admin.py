@@ -26,6 +26,7 @@ from ..protocol.paths import normalize
 from .links import Links
 from .namespace import Namespace
 from .placement import Placement
+from .replication import Replication
 from .sessions import Session
 from .slaves import Registry
 from .store import Row, Store
@@ -41,12 +42,14 @@ class Admin:
         registry: Registry,
         placement: Placement,
         links: Links,
+        replication: Replication,
         clock: Clock,
         address: Callable[[], str],
         replica_num: int,
     ):
         self.store, self.namespace = store, namespace
         self.registry, self.placement, self.links = registry, placement, links
+        self.replication = replication
         self.clock = clock
         #: ``host:port`` the master is bound to (the configured port may be 0: any).
         self.address = address
@@ -60,9 +63,21 @@ class Admin:
     @handles(Sysinfo)
     def sysinfo(self, session: Session, request: Sysinfo) -> Reply:
         files, dirs, size = self.store.totals()
+        replication, placement = self.replication, self.placement
         return SysinfoReply(
-            MasterInfo(self.started, self.address(), files, dirs, size, self.replica_num),
-            [slave.describe() for slave in self.registry.slaves.values()],
+            MasterInfo(
+                self.started,
+                self.address(),
+                files,
+                dirs,
+                size,
+                self.replica_num,
+                replication.health(),
+            ),
+            [
+                slave.describe(placement.location(slave), replication.drained(slave.id))
+                for slave in self.registry.slaves.values()
+            ],
         )
 
     @handles(Fsck)
@@ -77,15 +92,23 @@ class Admin:
         session.user.check_read(path)
         top = self.namespace.stat(path)
         files = [top] if not top.is_dir else self.store.descendants(top.id)
-        found: list[tuple[int, str | None, str]] = []  # (oid, slave, problem)
+        found: list[tuple[int, str | None, str, str]] = []  # (oid, slave, problem, detail)
         by_slave: dict[str, list[Row]] = {}
         replicas = 0
+        policy = self.replication.targets.policy
         for row in files:
             if row.is_dir:
                 continue
             live = [h for h in self.placement.holders(row) if self.registry.is_live(h)]
             if not live:
-                found.append((row.id, None, "missing"))
+                found.append((row.id, None, "missing", ""))
+            else:
+                counted = sum(1 for h in live if not self.registry.slaves[h].draining)
+                wanted = policy(row).number
+                if counted < wanted and row.size:
+                    found.append(
+                        (row.id, None, "under-replicated", f"{counted} of {wanted} replicas")
+                    )
             for slave_id in live:
                 by_slave.setdefault(slave_id, []).append(row)
                 replicas += 1
@@ -100,11 +123,14 @@ class Admin:
         )
         for slave_id, reply in zip(slave_ids, replies, strict=True):
             if isinstance(reply, Error):
-                found.extend((r.id, slave_id, "unreachable") for r in by_slave[slave_id])
+                found.extend((r.id, slave_id, "unreachable", "") for r in by_slave[slave_id])
                 continue
-            found.extend((o.oid, slave_id, "missing") for o in reply.missing)
-            found.extend((o.oid, slave_id, "damaged") for o in reply.damaged)
-        problems = [Problem(self.store.path_of(oid), slave, what) for oid, slave, what in found]
+            found.extend((o.oid, slave_id, "missing", "") for o in reply.missing)
+            found.extend((o.oid, slave_id, "damaged", "") for o in reply.damaged)
+        problems = [
+            Problem(self.store.path_of(oid), slave, what, detail)
+            for oid, slave, what, detail in found
+        ]
         problems.sort(key=lambda p: (p.path, p.slave or ""))
         return FsckReply(sum(not r.is_dir for r in files), replicas, problems)
 

@@ -28,6 +28,7 @@ from .leases import Lease, Leases
 from .links import Links
 from .namespace import Namespace
 from .placement import Placement
+from .replication import Replication
 from .sessions import Session
 from .store import Row, Store
 from .tree import entry
@@ -41,12 +42,14 @@ class Files:
         leases: Leases,
         placement: Placement,
         links: Links,
+        replication: Replication,
         key: bytes,
         token_ttl: float,
         clock: Clock,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
-        self.placement, self.links = placement, links
+        self.placement, self.links, self.replication = placement, links, replication
+        self.targets = replication.targets
         self.key, self.token_ttl, self.clock = key, token_ttl, clock
 
     @handles(Open)
@@ -58,7 +61,7 @@ class Files:
             return self._open_write(session, path, mode)
         session.user.check_read(path)
         row = self.namespace.file(path)
-        holders = self.placement.for_read(row)
+        holders = self.placement.for_read(row, near=session.address)
         if not holders and row.size:  # an empty file needs no slave to be read
             raise ResourceError("no live slave holds this file", path)
         token = self._sign(ReadClaims(row.id, row.version))
@@ -76,23 +79,25 @@ class Files:
         if row is None:
             self.namespace.check_new(path)
             self.leases.check_not_creating(path)
+            policy = self.targets.policy_for_new(path, self.namespace.find)
             oid, version, base, size = self.store.allocate_id(), 1, 0, 0
-            slave = self.placement.for_write()
+            slave = self.placement.for_write(policy=policy)
         else:
             self.leases.check_not_writing(row.id, path)
+            policy = self.targets.policy(row)
             oid, version = row.id, row.version + 1
             if mode & TRUNC or row.size == 0:
                 base, size = 0, 0
-                slave = self.placement.for_write()
+                slave = self.placement.for_write(policy=policy)
             else:  # the new version starts as a copy of the old, on a slave holding it
                 base, size = row.version, row.size
-                holders = self.placement.for_read(row)
+                holders = [s for s in self.placement.for_read(row) if not s.draining]
                 if not holders:
                     raise ResourceError("no live slave holds this file", path)
                 slave = holders[0]
         lease = self.leases.grant(session, oid, version, path, row is None, slave.id)
         slave.active += 1
-        token = self._sign(WriteClaims(oid, version, base, lease.id, slave.id))
+        token = self._sign(WriteClaims(oid, version, base, lease.id, slave.id, path))
         return WriteGrant(lease.id, oid, version, size, token, slave.address)
 
     def _sign(self, claims: tokens.Claims) -> bytes:
@@ -132,6 +137,8 @@ class Files:
             self.store.set_replica(lease.oid, lease.slave_id, lease.version)
         for slave_id, old_version in stale:
             self.links.delete_on(slave_id, [ObjectId(lease.oid, old_version)])
+        self.placement.committed(lease.slave_id, size)
+        self.replication.changed(lease.oid)
         row = self.store.get(lease.oid)
         assert row is not None
         return row

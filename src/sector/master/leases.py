@@ -35,6 +35,7 @@ class Leases:
         self._by_id: dict[int, Lease] = {}
         self._writing: dict[int, int] = {}  # oid -> lease id
         self._creating: dict[str, int] = {}  # path of a new file -> lease id
+        self._held: set[tuple[int, int]] = set()  # objects being copied (see hold)
         self._ids = itertools.count(1)
 
     def __iter__(self):
@@ -88,6 +89,15 @@ class Leases:
     def free_path(self, path: str) -> None:
         self._creating.pop(path, None)
 
+    def hold(self, oid: int, version: int) -> None:
+        """Protect an object being made outside any lease (a ``copy``) until :meth:`unhold`."""
+        self._held.add((oid, version))
+
+    def unhold(self, oid: int, version: int) -> None:
+        self._held.discard((oid, version))
+
     def holds(self, oid: int, version: int) -> bool:
         """Whether a lease is writing exactly this version (its bytes may not be stale)."""
+        if (oid, version) in self._held:
+            return True
         return any(lease.oid == oid and lease.version == version for lease in self._by_id.values())

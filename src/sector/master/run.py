@@ -18,6 +18,7 @@ from ..locks import MASTER_LOCK
 from ..logs import setup_logging
 from ..transport import server_tls_context
 from .server import MasterServer
+from .store import MetadataError
 
 
 def run(
@@ -63,7 +64,7 @@ def _check_tls_files(settings: MasterSettings) -> None:
 async def _serve(settings: MasterSettings) -> int:
     try:
         master = MasterServer(settings)
-    except ConfigError as exc:
+    except (ConfigError, MetadataError) as exc:
         print(f"sector master: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return await serve(

@@ -47,9 +47,13 @@ from .links import Links
 from .membership import Membership
 from .namespace import Namespace
 from .placement import Placement
+from .replication import Replication
+from .safety import Safety
 from .sessions import Session, Sessions
 from .slaves import Registry, Slave
 from .store import Store
+from .targets import Targets
+from .topology import Topology
 from .tree import Tree
 from .users import Users
 
@@ -66,7 +70,25 @@ class MasterServer:
         leases = Leases()
         self.registry = Registry(clock, settings.slave_timeout)
         self.links = Links(self.registry, self.key, clock)
-        placement = Placement(self.registry, self.store, settings.slave_min_disk_space)
+        placement = Placement(
+            self.registry,
+            self.store,
+            settings.slave_min_disk_space,
+            Topology(settings.topology),
+        )
+        self.safety = Safety()
+        self.replication = Replication(
+            self.store,
+            self.registry,
+            placement,
+            Targets(self.store, settings.replica_num, settings.replica_rules),
+            self.links,
+            self.safety,
+            self.key,
+            clock,
+            settings.token_ttl,
+            settle=settings.slave_timeout + settings.heartbeat_interval,
+        )
         self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)
         self.files = Files(
             self.store,
@@ -74,17 +96,19 @@ class MasterServer:
             leases,
             placement,
             self.links,
+            self.replication,
             self.key,
             settings.token_ttl,
             clock,
         )
-        tree = Tree(self.store, namespace, leases, placement, self.links)
+        tree = Tree(self.store, namespace, leases, placement, self.links, self.replication)
         admin = Admin(
             self.store,
             namespace,
             self.registry,
             placement,
             self.links,
+            self.replication,
             clock,
             self.bound_address,
             settings.replica_num,
@@ -94,9 +118,13 @@ class MasterServer:
             self.links,
             self.store,
             leases,
+            self.replication,
+            self.safety,
             self.key,
             settings.slave_acl,
             settings.heartbeat_interval,
+            settings.inventory_interval,
+            orphan_grace=settings.token_ttl,
         )
         parts = (self.sessions, tree, self.files, admin, self.membership)
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
@@ -159,6 +187,7 @@ class MasterServer:
         )
         host, port = self.server.sockets[0].getsockname()[:2]
         self.spawn(self.membership.watch(self.settings.slave_timeout))
+        self.spawn(self.replication.run())
         log.info("master listening on %s:%d (metadata %s)", host, port, self.store.path)
         return host, port
 
@@ -178,6 +207,7 @@ class MasterServer:
         if self.server is not None:
             self.server.close()
         self.links.close()
+        self.replication.close()
         for task in list(self._tasks):
             task.cancel()
         self.store.close()

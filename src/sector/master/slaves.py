@@ -28,7 +28,12 @@ class Slave:
     #: the file system the slave stores on (slave/storage.py ``filesystem_id``): slaves
     #: sharing one disk report the same, and their capacity is counted once
     fs: str = ""
+    #: The most it will store (its MAX_DATA_SIZE); 0: no limit but the disk.
+    limit: int = 0
     alive: bool = True
+    #: Being decommissioned: it serves reads and is a source of copies, but takes no new
+    #: replica and its own no longer count towards any file's target.
+    draining: bool = False
     #: Transfers granted to this slave and not yet finished (placement prefers idle slaves).
     active: int = 0
 
@@ -36,11 +41,30 @@ class Slave:
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
 
-    def describe(self) -> SlaveInfo:
+    @property
+    def counts(self) -> bool:
+        """Whether its replicas count towards their files' targets (alive, not draining)."""
+        return self.alive and not self.draining
+
+    def room(self, min_free: int) -> int:
+        """Bytes it may still take: free disk above ``min_free``, within its own limit."""
+        room = self.free - min_free
+        if self.limit:
+            room = min(room, self.limit - self.stored)
+        return room
+
+    def status(self, drained: bool = False) -> str:
+        if not self.alive:
+            return "dead"
+        if self.draining:
+            return "drained" if drained else "draining"
+        return "alive"
+
+    def describe(self, location: str = "/", drained: bool = False) -> SlaveInfo:
         return SlaveInfo(
             id=self.id,
             address=f"{self.host}:{self.port}",
-            status="alive" if self.alive else "dead",
+            status=self.status(drained),
             total=self.total,
             free=self.free,
             stored=self.stored,
@@ -48,6 +72,8 @@ class Slave:
             started=self.started,
             active=self.active,
             fs=self.fs or self.id,
+            location=location,
+            limit=self.limit,
         )
 
 
@@ -70,7 +96,7 @@ class Registry:
         slave.alive = True
         slave.total, slave.free = usage.total, usage.free
         slave.stored, slave.files = usage.stored, usage.files
-        slave.fs = usage.fs
+        slave.fs, slave.limit = usage.fs, usage.limit
 
     def is_current(self, slave: Slave) -> bool:
         """Whether ``slave`` is still the registration of record for its id."""

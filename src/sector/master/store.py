@@ -18,6 +18,7 @@ Timestamps come from an injected clock (:mod:`sector.clock`).
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,11 @@ from ..clock import SYSTEM, Clock
 
 ROOT_ID = 1
 _ID_BLOCK = 1024
+
+
+class MetadataError(Exception):
+    """The metadata database cannot be opened; the message is the one line to show."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -47,6 +53,11 @@ CREATE TABLE IF NOT EXISTS replicas (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS replicas_by_slave ON replicas (slave);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB);
+CREATE TABLE IF NOT EXISTS replication (
+    id         INTEGER PRIMARY KEY,
+    number     INTEGER,
+    hireliable INTEGER
+);
 """
 
 
@@ -77,22 +88,57 @@ class Store:
     def __init__(self, path: Path | str, clock: Clock = SYSTEM):
         self.path = Path(path)
         self.clock = clock
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL keeps every commit across a process crash (kill -9); only a power
-        # loss can drop the last transactions, and that is what replicas are for.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA cache_size=-65536")
-        self.db.executescript(_SCHEMA)
-        with self.transaction():
-            self.db.execute(
-                "INSERT OR IGNORE INTO entries (id, parent, name, is_dir, mtime) "
-                "VALUES (?, 0, '', 1, ?)",
-                (ROOT_ID, clock.time()),
-            )
         self._next_id = 0
         self._id_ceiling = 0
         self.rollbacks = 0
+        try:
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL keeps every commit across a process crash (kill -9); only a power
+            # loss can drop the last transactions, and that is what replicas are for.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-65536")
+            self.db.executescript(_SCHEMA)
+            with self.transaction():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO entries (id, parent, name, is_dir, mtime) "
+                    "VALUES (?, 0, '', 1, ?)",
+                    (ROOT_ID, clock.time()),
+                )
+                if self.get_meta("cluster_id") is None:
+                    self.set_meta("cluster_id", uuid.uuid4().hex)
+        except sqlite3.DatabaseError as exc:
+            raise MetadataError(
+                f"cannot open the metadata database {self.path}: {exc} (restore it from a "
+                "backup, or move it away and rebuild the namespace with `sector fsck --adopt`)"
+            ) from None
+        self._has_settings = self._count_settings() > 0
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster's identity, made with the namespace: slaves serve only its master."""
+        return str(self.get_meta("cluster_id"))
+
+    def adopt_cluster_id(self, cluster_id: str) -> None:
+        """Take over another namespace's identity (``fsck --adopt`` of its slaves)."""
+        self.set_meta("cluster_id", cluster_id)
+
+    def id_ceiling(self) -> int:
+        """Every id this namespace ever handed out is below this (see :meth:`allocate_id`)."""
+        stored = int(self.get_meta("id_ceiling") or 0)
+        current_max = self.db.execute("SELECT max(id) FROM entries").fetchone()[0] or ROOT_ID
+        return max(stored, current_max + 1, self._id_ceiling)
+
+    def raise_id_ceiling(self, above: int) -> None:
+        """Never hand out ids up to ``above`` (objects adopted from slaves keep theirs)."""
+        if int(self.get_meta("id_ceiling") or 0) <= above:
+            self.set_meta("id_ceiling", above + 1)
+        self._next_id = self._id_ceiling = 0
+
+    def is_empty(self) -> bool:
+        """True for a namespace that holds nothing but its root and never handed out an id."""
+        has_entry = self.db.execute("SELECT 1 FROM entries WHERE id != ? LIMIT 1", (ROOT_ID,))
+        return has_entry.fetchone() is None and self.get_meta("id_ceiling") is None
 
     def close(self) -> None:
         self.db.close()
@@ -153,6 +199,36 @@ class Store:
             row = self.get(row.parent)
         return "/" + "/".join(reversed(names))
 
+    def paths(self, entry_ids: Iterable[int]) -> dict[int, str]:
+        """The path of each of ``entry_ids`` still in the namespace, each directory above
+        them looked up once however many of them it holds."""
+        dirs: dict[int, str] = {ROOT_ID: ""}
+
+        def dir_path(dir_id: int) -> str | None:
+            chain: list[Row] = []
+            while dir_id not in dirs:
+                row = self.get(dir_id)
+                if row is None:
+                    return None
+                chain.append(row)
+                dir_id = row.parent
+            for row in reversed(chain):
+                dirs[row.id] = dirs[row.parent] + "/" + row.name
+            return dirs[chain[0].id] if chain else dirs[dir_id]
+
+        found: dict[int, str] = {}
+        batch = list(entry_ids)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for entry_id, parent, name in self.db.execute(
+                f"SELECT id, parent, name FROM entries WHERE id IN ({marks})", chunk
+            ):
+                above = dir_path(parent)
+                if above is not None:
+                    found[entry_id] = above + "/" + name
+        return found
+
     def allocate_id(self) -> int:
         """A fresh entry id, never handed out before, even across restarts."""
         if self._next_id >= self._id_ceiling:
@@ -208,6 +284,8 @@ class Store:
         whose bytes the slaves must now drop."""
         ids = [(i,) for i in entry_ids]
         self.db.executemany("DELETE FROM entries WHERE id = ?", ids)
+        if self._has_settings:
+            self.db.executemany("DELETE FROM replication WHERE id = ?", ids)
         copies: list[tuple[str, int, int]] = []
         for oid in ids:
             copies += self.db.execute(
@@ -245,6 +323,102 @@ class Store:
                 f"SELECT id, version FROM entries WHERE is_dir = 0 AND id IN ({marks})", chunk
             ):
                 found[oid] = version
+        return found
+
+    def files_with_replicas(self, batch: int = 2000) -> Iterator[list[tuple[Row, list[str]]]]:
+        """Every file with the slaves recorded as holding its current version, in batches
+        (ordered by id), so that a scan of a large namespace can yield between them."""
+        after = 0
+        while True:
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS} FROM entries WHERE is_dir = 0 AND id > ? ORDER BY id LIMIT ?",
+                (after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            found = [_row(r) for r in rows]
+            after = found[-1].id
+            holders: dict[int, list[str]] = {}
+            marks = ",".join("?" * len(found))
+            for oid, slave in self.db.execute(
+                "SELECT r.oid, r.slave FROM replicas r JOIN entries e "
+                f"ON e.id = r.oid AND e.version = r.version WHERE r.oid IN ({marks})",
+                [r.id for r in found],
+            ):
+                holders.setdefault(oid, []).append(slave)
+            yield [(row, holders.get(row.id, [])) for row in found]
+
+    def current_holders(self, row: Row) -> list[str]:
+        """Ids of the slaves recorded as holding ``row``'s current version."""
+        return [
+            slave
+            for (slave,) in self.db.execute(
+                "SELECT slave FROM replicas WHERE oid = ? AND version = ?", (row.id, row.version)
+            )
+        ]
+
+    def ancestry(self, entry_id: int) -> list[Row]:
+        """The entries from the root down to ``entry_id`` (itself last); [] if it is gone."""
+        rows = self.db.execute(
+            f"""WITH RECURSIVE up(id, depth) AS (
+                    SELECT ?, 0
+                    UNION ALL
+                    SELECT e.parent, u.depth + 1 FROM entries e JOIN up u ON e.id = u.id
+                    WHERE e.id != {ROOT_ID})
+                SELECT {", ".join("e." + c for c in _COLUMNS.split(", "))}
+                FROM up JOIN entries e ON e.id = up.id ORDER BY up.depth DESC""",
+            (entry_id,),
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    # --- per-path replication settings (``sector replicate``) ---------------------------
+
+    def _count_settings(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM replication").fetchone()[0])
+
+    @property
+    def has_replication_settings(self) -> bool:
+        """Whether any entry carries a setting (when none does, nobody needs its path)."""
+        return self._has_settings
+
+    def replication_settings(
+        self, entry_ids: list[int]
+    ) -> dict[int, tuple[int | None, bool | None]]:
+        """``{id: (number, hireliable)}`` for those of ``entry_ids`` that carry a setting."""
+        if not self._has_settings or not entry_ids:
+            return {}
+        marks = ",".join("?" * len(entry_ids))
+        return {
+            entry_id: (number, None if hireliable is None else bool(hireliable))
+            for entry_id, number, hireliable in self.db.execute(
+                f"SELECT id, number, hireliable FROM replication WHERE id IN ({marks})",
+                entry_ids,
+            )
+        }
+
+    def set_replication(self, entry_id: int, number: int | None, hireliable: bool | None) -> None:
+        """Set (or with both None, clear) an entry's replication setting."""
+        if number is None and hireliable is None:
+            self.db.execute("DELETE FROM replication WHERE id = ?", (entry_id,))
+        else:
+            self.db.execute(
+                "INSERT OR REPLACE INTO replication (id, number, hireliable) VALUES (?, ?, ?)",
+                (entry_id, number, None if hireliable is None else int(hireliable)),
+            )
+        self._has_settings = self._count_settings() > 0
+
+    def current(self, oids: Iterable[int]) -> dict[int, tuple[int, str]]:
+        """(version, checksum) of each of ``oids`` that is still a file in the namespace."""
+        found: dict[int, tuple[int, str]] = {}
+        batch = list(oids)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for oid, version, checksum in self.db.execute(
+                f"SELECT id, version, checksum FROM entries WHERE is_dir = 0 AND id IN ({marks})",
+                chunk,
+            ):
+                found[oid] = (version, checksum)
         return found
 
     def totals(self) -> tuple[int, int, int]:

@@ -18,6 +18,7 @@ from .leases import Leases
 from .links import Links
 from .namespace import Namespace
 from .placement import Placement
+from .replication import Replication
 from .sessions import Session
 from .store import Row, Store
 
@@ -37,9 +38,10 @@ class Tree:
         leases: Leases,
         placement: Placement,
         links: Links,
+        replication: Replication,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
-        self.placement, self.links = placement, links
+        self.placement, self.links, self.replication = placement, links, replication
 
     @handles(Stat)
     def stat(self, session: Session, request: Stat) -> Reply:
@@ -99,8 +101,11 @@ class Tree:
         link = self.links.to(holders[0])
         oid = self.store.allocate_id()
         self.leases.reserve_path(dst)
+        self.leases.hold(oid, 1)  # no inventory may take the new object for garbage
         try:
-            reply = await link.call(CopyObject(ObjectId(row.id, row.version), ObjectId(oid, 1)))
+            reply = await link.call(
+                CopyObject(ObjectId(row.id, row.version), ObjectId(oid, 1), path=dst)
+            )
             if isinstance(reply, Error):
                 raise reply.exception(src)
             with self.store.transaction():
@@ -111,4 +116,6 @@ class Tree:
             raise
         finally:
             self.leases.free_path(dst)
+            self.leases.unhold(oid, 1)
+        self.replication.changed(oid)
         return Done()

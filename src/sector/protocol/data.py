@@ -25,6 +25,8 @@ Master -> slave (each with an admin token)::
 
     delete(objects)                -> DeleteReply(deleted)
     copy(src, dst)                 -> CopyReply(size, checksum)
+    fetch(obj, size, checksum, sources, read_token)
+                                   read the object from another slave -> FetchReply
     verify(objects)                -> VerifyReply(damaged, missing)
     shutdown                       -> ok
 
@@ -53,12 +55,28 @@ class ObjectId(Message):
 
 
 class ObjectInfo(Message):
-    """A stored object as a slave reports it when joining."""
+    """A stored object as a slave reports it when joining.
+
+    ``age``: seconds since the slave stored it (its own clock: no two machines'
+    clocks are compared). ``path``: the file's path when this version was
+    written (or last heard of), kept beside the object so that a namespace
+    can be rebuilt from the slaves (``sector fsck --adopt``).
+    """
 
     oid: int
     version: int
     size: int
     checksum: str
+    age: float = 0.0
+    path: str = ""
+
+
+class ObjectPath(Message):
+    """Where in the namespace an object's file is now (a rename the slave should note)."""
+
+    oid: int
+    version: int
+    path: str
 
 
 # --- replies ----------------------------------------------------------------------------
@@ -83,6 +101,13 @@ class DeleteReply(Reply, tag="delete"):
 
 
 class CopyReply(Reply, tag="copy"):
+    size: int
+    checksum: str
+
+
+class FetchReply(Reply, tag="fetch"):
+    """The object is stored, and its bytes were checked against the checksum asked for."""
+
     size: int
     checksum: str
 
@@ -141,8 +166,26 @@ class CopyObject(AdminRequest, tag="copy"):
     src: ObjectId
     dst: ObjectId
     token: bytes = b""
+    #: The copy's path in the namespace, kept beside it (see ObjectInfo.path).
+    path: str = ""
 
     replies = (CopyReply,)
+
+
+class FetchObject(AdminRequest, tag="fetch"):
+    """Make a replica: read ``obj`` from one of ``sources`` (other slaves' data ports,
+    tried in turn, resuming at the same offset) with ``read_token``, and keep it
+    only if all ``size`` bytes arrived and match ``checksum``."""
+
+    obj: ObjectId
+    size: NonNegative
+    checksum: str
+    sources: list[tuple[str, int]]
+    read_token: bytes
+    path: str = ""
+    token: bytes = b""
+
+    replies = (FetchReply,)
 
 
 class VerifyObjects(AdminRequest, tag="verify"):
@@ -167,6 +210,7 @@ SLAVE_REQUESTS = Vocabulary(
     AbortWrite,
     DeleteObjects,
     CopyObject,
+    FetchObject,
     VerifyObjects,
     StopSlave,
 )

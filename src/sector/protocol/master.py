@@ -27,9 +27,11 @@ Client -> master::
 
 Slave -> master::
 
-    register(version, slave_id, host, port, usage, objects)
-                                       -> RegisterReply(key, heartbeat, slave_id, delete)
+    register(version, slave_id, host, port, usage, objects, cluster)
+                                       -> RegisterReply(key, heartbeat, slave_id, delete,
+                                                        cluster, inventory, renamed)
     heartbeat(usage)                   -> ok
+    inventory(objects)                 now and then -> InventoryReply(delete, renamed)
 
 A ``ReadGrant`` names the replicas to read from and carries a read token; a
 ``WriteGrant`` names the one slave to write to, a write token and the lease
@@ -39,7 +41,7 @@ that ``close`` (with the slave's signed receipt) or ``abort`` ends.
 from __future__ import annotations
 
 from ..errors import E_INVALID, E_SECURITY, NotSupportedError
-from .data import ObjectId, ObjectInfo
+from .data import ObjectId, ObjectInfo, ObjectPath
 from .messages import (
     PROTOCOL_VERSION,
     READ,
@@ -86,6 +88,28 @@ class Usage(Message):
     #: The file system under the data directory (``host/st_dev/f_fsid``): slaves sharing
     #: one disk report the same id, and their capacity is counted once.
     fs: str = ""
+    #: The most the slave will store (its MAX_DATA_SIZE); 0: no limit but the disk.
+    limit: int = 0
+
+
+class Health(Message):
+    """How safe the files are: what ``sysinfo``, ``df`` and the dashboard show.
+
+    ``under_replicated``: files with fewer live replicas than they want (but
+    at least one); ``lost``: files no live slave holds; ``copying``: replicas
+    being made now; ``queued``: files waiting for a copy; ``draining``: slaves
+    being decommissioned; ``safe_mode``: why the master deletes nothing (empty
+    when it is not in safe mode); ``scanned``: False until the master has
+    checked every file once after starting (the counts are partial until then).
+    """
+
+    under_replicated: int = 0
+    lost: int = 0
+    copying: int = 0
+    queued: int = 0
+    draining: int = 0
+    safe_mode: str = ""
+    scanned: bool = False
 
 
 class MasterInfo(Message):
@@ -95,6 +119,7 @@ class MasterInfo(Message):
     dirs: int
     size: int
     replica_num: int
+    health: Health = Health()
 
 
 class SlaveInfo(Message):
@@ -109,14 +134,20 @@ class SlaveInfo(Message):
     active: int
     #: The slave's file system (see :attr:`Usage.fs`); its own id when it said none.
     fs: str = ""
+    #: Where ``topology.conf`` puts it (``/dc1/rack2``; ``/`` when no line does).
+    location: str = "/"
+    #: Bytes it may store at most (MAX_DATA_SIZE); 0: no limit but the disk.
+    limit: int = 0
 
 
 class Problem(Message):
-    """One thing ``fsck`` found: ``problem`` is missing, damaged or unreachable."""
+    """One thing ``fsck`` found: ``problem`` is missing, damaged, unreachable or
+    under-replicated (``detail``: how many replicas count, of how many wanted)."""
 
     path: str
     slave: str | None
     problem: str
+    detail: str = ""
 
 
 # --- replies ----------------------------------------------------------------------------
@@ -130,13 +161,26 @@ class RegisterReply(Reply, tag="register"):
     """Welcome: the token key, how often to report, and what to delete before serving.
 
     Stale objects travel here rather than as a separate order so that a slave
-    drops them before it serves anyone, with no window for a race.
+    drops them before it serves anyone, with no window for a race. ``cluster``
+    is the master's cluster id: a slave that belongs to another cluster must not
+    serve this master (nor delete anything it says). ``inventory``: seconds
+    between the slave's full inventories (see :class:`Inventory`); 0: never.
     """
 
     key: bytes
     heartbeat: float
     slave_id: str
     delete: list[ObjectId] = []
+    cluster: str = ""
+    inventory: float = 0.0
+    renamed: list[ObjectPath] = []
+
+
+class InventoryReply(Reply, tag="inventory"):
+    """What to delete (orphans, superseded versions) and which objects' paths changed."""
+
+    delete: list[ObjectId] = []
+    renamed: list[ObjectPath] = []
 
 
 class PingReply(Reply, tag="ping"):
@@ -211,7 +255,8 @@ class Login(Request, tag="login"):
 
 
 class Register(Request, tag="register"):
-    """A slave's greeting: who it is, where it serves, and everything it holds."""
+    """A slave's greeting: who it is, where it serves, everything it holds, and the
+    cluster it belongs to (empty for a slave that never registered)."""
 
     version: int
     slave_id: str
@@ -219,6 +264,7 @@ class Register(Request, tag="register"):
     port: int
     usage: Usage
     objects: list[ObjectInfo] = []
+    cluster: str = ""
 
     replies = (RegisterReply,)
 
@@ -319,9 +365,23 @@ class Shutdown(Request, tag="shutdown"):
 
 
 class Heartbeat(Request, tag="heartbeat"):
+    """The slave is alive, with this much space. ``writes``: the leases whose writes it
+    received bytes for since its last heartbeat (they must not expire meanwhile)."""
+
     usage: Usage
+    writes: list[int] = []
 
     replies = (Done,)
+
+
+class Inventory(Request, tag="inventory"):
+    """Everything the slave holds, sent now and then (``RegisterReply.inventory``), so
+    that objects nobody will ever read - left by a crash - are collected without
+    waiting for the slave to register again."""
+
+    objects: list[ObjectInfo]
+
+    replies = (InventoryReply,)
 
 
 # --- connection states ------------------------------------------------------------------
@@ -344,7 +404,7 @@ CLIENT_REQUESTS = Vocabulary(
     Fsck,
     Shutdown,
 )
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory)
 
 
 def check_version(version: int) -> None:

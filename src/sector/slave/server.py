@@ -11,18 +11,16 @@ and learns of any failure from the reply to ``commit``.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import logging
 import mmap
 import os
 import socket
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from ..clock import SYSTEM, Clock
 from ..config import SlaveSettings
 from ..errors import (
-    E_UNKNOWN,
     InvalidError,
     NoDiskError,
     SectorBusyError,
@@ -42,8 +40,10 @@ from ..protocol.data import (
     CopyReply,
     DeleteObjects,
     DeleteReply,
+    FetchObject,
     ObjectId,
     ObjectInfo,
+    ObjectPath,
     Put,
     Read,
     ReadReply,
@@ -53,16 +53,18 @@ from ..protocol.data import (
     Write,
 )
 from ..protocol.framing import ProtocolError, encode
-from ..protocol.master import Heartbeat, Register, RegisterReply, Usage
+from ..protocol.master import Heartbeat, Inventory, Register, RegisterReply, Usage
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Done,
     Error,
     InvalidMessage,
     Reply,
+    Request,
     handler_table,
     handles,
     replies_to,
+    tag_of,
 )
 from ..protocol.tokens import AdminClaims, Claims, ReadClaims, Receipt, WriteClaims
 from ..transport import (
@@ -72,7 +74,8 @@ from ..transport import (
     sock_recv_exact_into,
     write_message,
 )
-from .storage import Storage, WriteSession
+from . import copies
+from .storage import CLUSTER_FILE, Storage, WriteSession, disk_error
 
 log = logging.getLogger("sector.slave")
 
@@ -89,6 +92,10 @@ OPEN_FILES = 16
 C = TypeVar("C", bound=Claims)
 
 
+class Refused(Exception):
+    """The master will not have us, or we will not have it; the message says why."""
+
+
 class SlaveServer:
     def __init__(self, settings: SlaveSettings, clock: Clock = SYSTEM):
         self.settings = settings
@@ -101,6 +108,9 @@ class SlaveServer:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.address: tuple[str, int] = (settings.host, settings.port)
+        #: Lease -> when its write last received bytes (see _writes).
+        self.writing: dict[int, float] = {}
+        self._last_report = clock.monotonic()
 
     @property
     def slave_id(self) -> str:
@@ -152,28 +162,26 @@ class SlaveServer:
         """Stay registered with the master; re-register after any break, forever."""
         context = client_tls_context(self.settings.cert)
         delay = 0.1
+        refused = ""
         while True:
             writer = None
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(*self.settings.master, ssl=context), 10
                 )
-                interval = await self._register(reader, writer)
+                welcome = await self._register(reader, writer)
                 self.registered.set()
                 self._mark_registered(True)
                 log.info("registered with master %s:%d", *self.settings.master)
-                delay = 0.1
-                while True:
-                    await asyncio.sleep(interval)
-                    await write_message(writer, Heartbeat(self._usage()))
-                    body = await asyncio.wait_for(read_body(reader), 30)
-                    if body is None:
-                        raise ConnectionError("master closed the connection")
-                    reply = replies_to(Heartbeat).decode(body)
-                    if isinstance(reply, Error):
-                        raise ConnectionError(f"master refused a heartbeat: {reply.msg}")
+                delay, refused = 0.1, ""
+                await self._report(reader, writer, welcome)
             except asyncio.CancelledError:
                 raise
+            except Refused as exc:  # said once, then retried quietly: the master may change
+                if str(exc) != refused:
+                    log.error("master %s:%d refused us: %s", *self.settings.master, exc)
+                    refused = str(exc)
+                await asyncio.sleep(2.0)
             except Exception as exc:  # any failure means: reconnect later
                 if self.registered.is_set():
                     log.warning("lost the master (%s); reconnecting", exc)
@@ -185,14 +193,62 @@ class SlaveServer:
                 if writer is not None:
                     writer.close()
 
-    async def _register(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
-        """Introduce ourselves with everything we hold; the heartbeat interval granted."""
+    async def _report(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, welcome: RegisterReply
+    ) -> None:
+        """Heartbeats, and now and then the whole inventory, until the connection breaks."""
+        loop = asyncio.get_running_loop()
+        every = welcome.inventory
+        next_inventory = loop.time() + every if every else None
+        while True:
+            await asyncio.sleep(welcome.heartbeat)
+            await self._ask(reader, writer, Heartbeat(self._usage(), self._writes()))
+            if next_inventory is not None and loop.time() >= next_inventory:
+                objects = [ObjectInfo(*item) for item in self.storage.inventory()]
+                reply = await self._ask(reader, writer, Inventory(objects))
+                self._apply(reply.delete, reply.renamed)
+                next_inventory = loop.time() + every
+
+    async def _ask(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, report: Request
+    ) -> Any:
+        await write_message(writer, report)
+        body = await asyncio.wait_for(read_body(reader), 60)
+        if body is None:
+            raise ConnectionError("master closed the connection")
+        reply = replies_to(type(report)).decode(body)
+        if isinstance(reply, Error):
+            raise ConnectionError(f"master refused a {tag_of(type(report))}: {reply.msg}")
+        return reply
+
+    def _apply(self, stale: list[ObjectId], renamed: list[ObjectPath]) -> None:
+        for obj in stale:
+            self.storage.delete(obj.oid, obj.version)
+        for moved in renamed:
+            self.storage.note_path(moved.oid, moved.version, moved.path)
+
+    async def _register(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> RegisterReply:
+        """Introduce ourselves with everything we hold; the master's welcome.
+
+        A master of another cluster is refused (:class:`Refused`) before any of
+        its orders is carried out: it may not know our files, and would have
+        them deleted.
+        """
         advertised = self.address[0]
         if advertised in ("0.0.0.0", "::", ""):
             advertised = writer.get_extra_info("sockname")[0]
         objects = [ObjectInfo(*item) for item in self.storage.inventory()]
+        ours = self.storage.cluster_id
         greeting = Register(
-            PROTOCOL_VERSION, self.slave_id, advertised, self.address[1], self._usage(), objects
+            PROTOCOL_VERSION,
+            self.slave_id,
+            advertised,
+            self.address[1],
+            self._usage(),
+            objects,
+            ours,
         )
         await write_message(writer, greeting)
         body = await asyncio.wait_for(read_body(reader), 60)
@@ -200,16 +256,32 @@ class SlaveServer:
             raise ConnectionError("master closed the connection during registration")
         reply = replies_to(Register).decode(body)
         if isinstance(reply, Error):
-            log.error("master refused registration: %s", reply.msg)
-            raise ConnectionError("registration refused")
+            raise Refused(reply.msg)
         assert isinstance(reply, RegisterReply)
+        if ours and reply.cluster != ours:
+            raise Refused(
+                f"it serves cluster {reply.cluster or '(none)'} and this slave belongs to "
+                f"cluster {ours} ({self.settings.data_dir / CLUSTER_FILE})"
+            )
+        if not ours and reply.cluster:
+            self.storage.join_cluster(reply.cluster)
         self.key = reply.key
-        for stale in reply.delete:
-            self.storage.delete(stale.oid, stale.version)
-        return reply.heartbeat
+        self._apply(reply.delete, reply.renamed)
+        return reply
+
+    def wrote(self, lease: int) -> None:
+        """Bytes arrived for the write under ``lease``: the master hears it is alive."""
+        self.writing[lease] = self.clock.monotonic()
+
+    def _writes(self) -> list[int]:
+        """Leases whose writes received bytes since the last heartbeat (the master keeps
+        their leases from expiring while their clients talk only to us)."""
+        since = self._last_report
+        self._last_report = self.clock.monotonic()
+        return [lease for lease, when in self.writing.items() if when >= since]
 
     def _usage(self) -> Usage:
-        return Usage(**self.storage.usage())
+        return Usage(**self.storage.usage(), limit=self.settings.max_data_size)
 
     def _mark_registered(self, registered: bool) -> None:
         """``slave.registered`` exists exactly while we are registered: launchers wait on it."""
@@ -259,6 +331,7 @@ class DataConnection:
         self.write: WriteSession | None = None
         self.write_error: SectorError | None = None
         self.open_files: dict[tuple[int, int], IO[bytes]] = {}
+        self.write_path = ""
         self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
         self.spare: mmap.mmap | None = None
 
@@ -350,10 +423,12 @@ class DataConnection:
             # Starting empty is one open(): cheaper than a hop to a thread and back;
             # copying a base version is not.
             self.write = await self.loop.run_in_executor(None, begin) if claims.base else begin()
+            self.write_path = claims.path
+            self.server.wrote(claims.lease)
         except SectorError as exc:
             self.write_error = exc
         except OSError as exc:
-            self.write_error = _disk_error(exc)
+            self.write_error = disk_error(exc)
 
     @handles(Put)
     async def _put(self, request: Put) -> None:
@@ -367,6 +442,8 @@ class DataConnection:
                 self.server.check_space(max(0, offset + remaining - self.write.size))
             except SectorError as exc:
                 self.write_error = exc
+        if self.write is not None:
+            self.server.wrote(self.write.lease)
         position = offset
         in_flight: asyncio.Future | None = None
         spare = False  # which buffer to fill: never the one a thread is writing from
@@ -404,7 +481,7 @@ class DataConnection:
         try:
             self.write.write_at(position, view, aligned=True)
         except OSError as exc:
-            self.write_error = _disk_error(exc)
+            self.write_error = disk_error(exc)
 
     def _spare_buffer(self) -> memoryview:
         """The second receive buffer, made on first use (only large puts need it)."""
@@ -417,6 +494,8 @@ class DataConnection:
         error, write = self.write_error, self.write
         self.write = None
         self._end_write()
+        if write is not None:
+            self.server.writing.pop(write.lease, None)
         if error is None and write is None:
             error = InvalidError("commit without a write session")
         if error is not None:
@@ -428,7 +507,8 @@ class DataConnection:
             size, checksum = await self.loop.run_in_executor(None, write.commit)
         except OSError as exc:
             write.discard()
-            raise _disk_error(exc) from None
+            raise disk_error(exc) from None
+        self.storage.note_path(write.oid, write.version, self.write_path)
         receipt = Receipt(
             write.oid, write.version, size, checksum, self.server.slave_id, write.lease
         )
@@ -440,6 +520,7 @@ class DataConnection:
 
     def _end_write(self) -> None:
         if self.write is not None:
+            self.server.writing.pop(self.write.lease, None)
             self.write.discard()
             self.write = None
         self.write_error = None
@@ -459,11 +540,16 @@ class DataConnection:
             size, checksum = await self.loop.run_in_executor(
                 None, self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
             )
+            self.storage.note_path(dst.oid, dst.version, request.path)
         except FileNotFoundError as exc:
             raise SectorNotFoundError(str(exc)) from None
         except OSError as exc:
-            raise _disk_error(exc) from None
+            raise disk_error(exc) from None
         return CopyReply(size, checksum)
+
+    @handles(FetchObject)
+    async def _fetch(self, request: FetchObject) -> Reply:
+        return await copies.fetch(self.server, request)
 
     @handles(VerifyObjects)
     async def _verify(self, request: VerifyObjects) -> Reply:
@@ -482,15 +568,6 @@ class DataConnection:
         log.info("shutdown requested by the master")
         self.server.stop()
         return Done()
-
-
-def _disk_error(exc: OSError) -> SectorError:
-    """What a failed disk operation means to the peer."""
-    if isinstance(exc, FileNotFoundError):
-        return SectorNotFoundError(str(exc))
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return NoDiskError("slave disk is full")
-    return SectorError(f"slave storage error: {exc}", code=E_UNKNOWN)
 
 
 __all__ = ["SlaveServer"]
