@@ -38,6 +38,7 @@ def start_cluster(
     master_conf: dict[str, str] | None = None,
     conf_files: dict[str, str] | None = None,
     slave_hosts: list[str] | None = None,
+    scrub_rate: float = 0,
 ) -> LocalCluster:
     """A running test cluster: quick heartbeats, a short slave timeout, verbose logs.
 
@@ -45,6 +46,9 @@ def start_cluster(
     more); ``master_conf`` sets more master.conf keys (short timeouts for a test),
     ``conf_files`` writes whole files of the conf directory (topology.conf ...),
     and ``slave_hosts`` gives slave n the address ``slave_hosts[n - 1]``.
+
+    No background scrub unless asked for (``scrub_rate``, MB/s): tests that damage
+    a replica on disk decide who finds it.
     """
     cluster = LocalCluster(
         home=home,
@@ -55,9 +59,10 @@ def start_cluster(
         slave_timeout=2.0,
         replicas=replicas,
         slave_hosts=slave_hosts or [],
+        scrub_rate=scrub_rate,
     )
     layout = cluster.layout
-    write_conf(layout, 0, 5, 0.2, 2.0, cluster.replica_num)
+    write_conf(layout, 0, 5, 0.2, 2.0, scrub_rate, cluster.replica_num)
     master = layout.conf / "master.conf"
     for key, value in (master_conf or {}).items():
         master.write_text(set_values(master.read_text(), key, [value]))

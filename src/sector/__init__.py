@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -85,6 +86,7 @@ class SF_POS:  # noqa: N801 - Sector's own name
     BEG, CUR, END = POS_BEG, POS_CUR, POS_END
 
 
+_log = logging.getLogger("sector")
 _state_lock = threading.RLock()
 _address: tuple[str, int] = ("localhost", 6000)
 _client: Client | None = None
@@ -95,17 +97,50 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
+def _code_of(exc: Exception) -> int:
+    """The negative status PySector returned for ``exc``: the one boundary of this module.
+
+    Every module function returns a status and never raises: a Sector error
+    gives its code, an argument of the wrong type or value E_INVALID, a network
+    error that escaped the client E_CONNECTION, any other local OSError
+    E_LOCALFILE, and anything else - a bug of ours - E_UNKNOWN, logged with its
+    traceback (logger ``sector``) so it is not lost.
+    """
+    if isinstance(exc, SectorError):
+        return exc.code
+    if isinstance(exc, (TypeError, ValueError)):  # arguments of the wrong kind
+        return E_INVALID
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return E_CONNECTION
+    if isinstance(exc, OSError):
+        return E_LOCALFILE
+    _log.error("unexpected error in the sector module", exc_info=exc)
+    return E_UNKNOWN
+
+
 def _status(function: Callable[P, T]) -> Callable[P, T | int]:
-    """Turn SectorError (and local OSError) into the negative code PySector returned."""
+    """Return ``function``'s result, or the negative code of what it raised (see _code_of)."""
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T | int:
         try:
             return function(*args, **kwargs)
-        except SectorError as exc:
-            return exc.code
-        except OSError:
-            return E_LOCALFILE
+        except Exception as exc:
+            return _code_of(exc)
+
+    return wrapper
+
+
+def _or_none(function: Callable[P, T]) -> Callable[P, T | None]:
+    """Return ``function``'s result, or None on any failure (PySector's ``stat`` and ``ls``)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T | None:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            _code_of(exc)  # logs what is a bug
+            return None
 
     return wrapper
 
@@ -116,6 +151,7 @@ def _session() -> Client:
     return _client
 
 
+@_status
 def init(host: str = "localhost", port: int = 6000) -> int:
     """Remember the master's address for ``login``: 0, or E_INVALID for a bad host or port."""
     global _address
@@ -193,20 +229,16 @@ def cp(src: str, dst: str) -> int:
     return 0
 
 
+@_or_none
 def stat(path: str) -> Stat | None:
     """Name, isdir, timestamp, size (and version, checksum, slaves); None on failure."""
-    try:
-        return _session().stat(path)
-    except SectorError:
-        return None
+    return _session().stat(path)
 
 
+@_or_none
 def ls(path: str = "/") -> builtins.list[Stat] | None:
     """The entries of a directory (a file lists as itself); None on failure."""
-    try:
-        return _session().ls(path)
-    except SectorError:
-        return None
+    return _session().ls(path)
 
 
 @_status
@@ -242,7 +274,12 @@ def close(handle: int) -> int:
 
 @_status
 def read(handle: int, size: int) -> bytes:
-    """Up to ``size`` bytes (binary-safe), b'' at the end; E_INVALID or E_CONNECTION on failure."""
+    """Up to ``size`` bytes (binary-safe, each checked against its block sums), b'' at the end.
+
+    A replica that fails, stalls or sends bad bytes is left for the next one;
+    only when none is left: E_CONNECTION (slaves unreachable) or E_RESOURCE (no
+    good replica). E_INVALID for an unknown handle.
+    """
     return _file(handle).read(size)
 
 

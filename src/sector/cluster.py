@@ -74,6 +74,7 @@ def write_conf(
     log_level: int = 3,
     heartbeat: float = 2.0,
     slave_timeout: float = 10.0,
+    scrub_rate: float = 4,
     replica_num: int = 1,
 ) -> bool:
     """Write a complete, commented conf directory unless one exists; True if written.
@@ -111,6 +112,7 @@ def write_conf(
             log_level=log_level,
             title="Sector slave configuration, shared by the slaves `sector up` starts\n"
             "# (each gets its own data directory, slaves/<n>, on the command line).",
+            scrub_rate=scrub_rate,
         ),
         "replica.conf": provision.REPLICA_TEMPLATE,
         "topology.conf": provision.TOPOLOGY_TEMPLATE,
@@ -282,6 +284,8 @@ class LocalCluster:
     log_level: int = 3
     heartbeat: float = 2.0
     slave_timeout: float = 10.0
+    #: MB/s of the slaves' background scrub (SCRUB_RATE), for a conf written now
+    scrub_rate: float = 4
     #: REPLICA_NUM of a new conf; None: 2 with two slaves or more, else 1
     replicas: int | None = None
     #: The address slave ``n`` binds to is ``slave_hosts[n - 1]`` (default: the conf's,
@@ -323,6 +327,7 @@ class LocalCluster:
             self.log_level,
             self.heartbeat,
             self.slave_timeout,
+            self.scrub_rate,
             self.replica_num,
         )
         running = running_servers(layout)

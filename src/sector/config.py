@@ -308,6 +308,8 @@ class SlaveSettings:
     max_data_size: int = 0
     log: LogSettings = field(default_factory=LogSettings)
     cert: Path = Path()
+    #: Bytes per second the scrub re-reads stored objects at (0: no scrub).
+    scrub_rate: float = 4 * MB
 
     @classmethod
     def load(cls, conf_dir: Path | str, data_dir: Path | str | None = None) -> SlaveSettings:
@@ -325,6 +327,7 @@ class SlaveSettings:
             max_data_size=conf.size("MAX_DATA_SIZE", 0),
             log=LogSettings.load(conf),
             cert=conf_path(conf_dir, conf.first("CERTIFICATE"), "master_node.cert"),
+            scrub_rate=conf.number("SCRUB_RATE", 4.0, minimum=0) * MB,
         )
 
 

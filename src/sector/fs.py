@@ -163,8 +163,8 @@ class SectorFileSystem(AbstractFileSystem):
         }
         if not entry.isdir:
             info.update(version=entry.version, checksum=entry.checksum, slaves=entry.slaves)
-            if entry.version == 1:
-                info["created"] = entry.timestamp  # never rewritten: first commit = creation
+        if entry.created:
+            info["created"] = entry.created
         return info
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -225,15 +225,16 @@ class SectorFileSystem(AbstractFileSystem):
         return datetime.fromtimestamp(self.info(path)["mtime"], tz=timezone.utc)
 
     def created(self, path: str) -> datetime:
-        """When the file was created, known while it has one version (UTC).
+        """When the file or directory was created (a file: its first commit), UTC.
 
-        Raises NotImplementedError for a file rewritten since (the master
-        keeps only the latest commit time) and for directories.
+        Rewrites and renames keep it. Raises FileNotFoundError when missing,
+        and NotImplementedError for an entry made by a master too old to record
+        it and rewritten since.
         """
         info = self.info(path)
         if "created" not in info:
             raise NotImplementedError(
-                f"{path}: Sector records when a file was last written, not when it was created"
+                f"{path}: its creation time was not recorded (made by an older master)"
             )
         return datetime.fromtimestamp(info["created"], tz=timezone.utc)
 

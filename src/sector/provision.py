@@ -160,6 +160,7 @@ def slave_conf(
     data_dir: Path | None = None,
     log_level: int = 1,
     title: str = "Sector slave configuration, written by `sector conf init`.",
+    scrub_rate: float = 4,
 ) -> str:
     data = entry("DATA_DIRECTORY", data_dir) if data_dir else _DATA_DIRECTORY_EXAMPLE
     return f"""\
@@ -180,6 +181,11 @@ SLAVE_PORT
 # most data this slave may store (MB, or 500G, 2T); 0 = no limit but the disk
 MAX_DATA_SIZE
 \t0
+
+# MB/s at which stored files are re-read in the background and checked against their
+# checksums (a damaged copy is set aside and copied again from a good one); 0 = never
+SCRUB_RATE
+\t{scrub_rate:g}
 
 # the master's certificate: {CERT_NAME} beside this file unless CERTIFICATE says otherwise
 # (a relative path is taken from this directory)

@@ -11,9 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-import xxhash
-
 from sector.client import Client
+from sector.protocol import checksum
 from tests.support import random_file, sha256_of, wait_until
 
 from .conftest import COMMAND, Sector
@@ -160,7 +159,7 @@ def test_pipe_streams_more_than_its_memory_limit(
         preexec_fn=limited,
     )
     assert process.stdin is not None and process.stderr is not None
-    hasher = xxhash.xxh3_128()
+    hasher = checksum.new_hasher()
     block = os.urandom(1024 * 1024)
     errors: list[bytes] = []
     reader = threading.Thread(target=lambda: errors.append(process.stderr.read()))

@@ -88,9 +88,14 @@ def test_info_carries_the_holders_and_times(fs: SectorFileSystem, workdir: str) 
     assert info["slaves"] and all(":" in s for s in info["slaves"])
     assert fs.created(f"{workdir}/f") == fs.modified(f"{workdir}/f")
     assert abs(fs.modified(f"{workdir}/f") - datetime.now(timezone.utc)).total_seconds() < 60
+    created = fs.created(f"{workdir}/f")
     fs.pipe_file(f"{workdir}/f", b"data, rewritten")
-    with pytest.raises(NotImplementedError, match="not when it was created"):
-        fs.created(f"{workdir}/f")
+    assert fs.created(f"{workdir}/f") == created  # a rewrite keeps it
+    assert fs.modified(f"{workdir}/f") >= created
+    fs.mv(f"{workdir}/f", f"{workdir}/g")
+    assert fs.created(f"{workdir}/g") == created  # so does a rename
+    fs.makedirs(f"{workdir}/d")
+    assert fs.info(f"{workdir}/d")["created"] > 0
 
 
 def test_checksum_and_ukey_come_from_the_stored_checksum_and_version(

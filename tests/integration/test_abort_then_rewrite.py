@@ -1,18 +1,15 @@
 """A write aborted and then redone at once must not lose the redone version.
 
-Found while building ``sector mount`` (which restages a file this way to
-shrink it): the master gives the new lease the aborted lease's version number,
-and the delete order it queued for the aborted version (batched for
-``master/links.py: DELETE_BATCH_DELAY``) reaches the slave after the new
-version was committed under the same number, and removes it. The metadata
-then names a version no slave holds.
+Found while building ``sector mount``: the master used to give the new lease
+the aborted lease's version number, and the delete order it queued for the
+aborted version (batched for ``master/links.py: DELETE_BATCH_DELAY``) reached
+the slave after the new version was committed under the same number, and
+removed it. Versions are now never issued twice (``Store.issue_version``).
 """
 
 from __future__ import annotations
 
 import time
-
-import pytest
 
 from sector.client import Client
 from sector.protocol.messages import RW, TRUNC, WRITE
@@ -22,11 +19,6 @@ WATCH_SECONDS = 1.0
 ATTEMPTS = 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="master reuses an aborted lease's version number; its delayed delete removes "
-    "the version committed next (see module docstring)",
-)
 def test_a_rewrite_right_after_an_aborted_one_stays_readable(client: Client, workdir: str) -> None:
     # a race with the batched delete: try it often enough to lose it when it exists
     for attempt in range(ATTEMPTS):

@@ -110,9 +110,11 @@ class TestVersionsAndChecksums:
             assert (info.version, info.size) == (version, len(content))
             assert info.checksum == checksum.of_bytes(content)
 
-    def test_download_detects_a_rotten_replica(
+    def test_a_download_whose_every_replica_has_rotten_fails_and_writes_nothing(
         self, cluster, client: Client, workdir: str, tmp_path: Path
     ) -> None:
+        """With no good replica left the error is E_RESOURCE (tests/integration/
+        test_integrity.py has the files with a good replica to fall back on)."""
         write_file(client, f"{workdir}/rot", b"precious bytes" * 1000)
         info = client.stat(f"{workdir}/rot")
 
@@ -128,9 +130,10 @@ class TestVersionsAndChecksums:
             with open(replica, "r+b") as rotten:
                 rotten.seek(100)
                 rotten.write(b"X")
-        with pytest.raises(errors.SectorError) as caught:
+        with pytest.raises(errors.ResourceError) as caught:
             client.download(f"{workdir}/rot", tmp_path / "rot")
-        assert caught.value.code == errors.E_SECURITY
+        assert caught.value.code == errors.E_RESOURCE
+        assert "holds good bytes" in str(caught.value)
         assert not (tmp_path / "rot").exists()
 
 

@@ -6,6 +6,7 @@ holding one slave that exists only on paper (nothing here talks to it).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from sector.master.store import Store
 from sector.master.targets import Targets
 from sector.master.users import User
 from sector.protocol import tokens
-from sector.protocol.master import Open, ReadGrant, Usage, WriteGrant
+from sector.protocol.master import Abort, Open, ReadGrant, Usage, WriteGrant
 from sector.protocol.messages import READ, WRITE
 from sector.protocol.tokens import ReadClaims, WriteClaims
 
@@ -110,3 +111,20 @@ def test_a_second_writer_is_busy_until_the_first_lets_go(files: Files, slave: Sl
         files.open(session("second"), Open("/f", WRITE))
     assert busy.value.code == E_BUSY
     assert first.leases  # the lease is the first session's, and ends with it
+
+
+def test_an_aborted_writes_version_is_never_given_to_the_next_writer(
+    files: Files, slave: Slave
+) -> None:
+    """The slave is told to delete the aborted version's bytes, later and in a batch:
+    that order must not name what the next writer commits."""
+    stored_file(files, slave, "/f")
+
+    async def rewrite_after_an_abort() -> list[int]:
+        writer = session()
+        aborted = files.open(writer, Open("/f", WRITE))
+        files.abort(writer, Abort(aborted.lease))
+        again = files.open(writer, Open("/f", WRITE))
+        return [aborted.version, again.version]
+
+    assert asyncio.run(rewrite_after_an_abort()) == [2, 3]

@@ -199,3 +199,58 @@ def test_meta_values_round_trip(store: Store) -> None:
     store.set_meta("key", b"\x00bytes")
     store.set_meta("key", "text")
     assert store.get_meta("key") == "text"
+
+
+def test_versions_issued_to_writers_are_never_issued_again(db_path: Path) -> None:
+    """An aborted write keeps its number: the delete sent for its bytes must not
+    reach the bytes of the next writer (tests/integration/test_abort_then_rewrite.py)."""
+    first = Store(db_path)
+    with first.transaction():
+        f = first.insert(ROOT_ID, "f", False, version=1)
+    assert first.issue_version(f.id) == 2  # a writer that aborts
+    assert first.issue_version(f.id) == 3  # the next writer
+    with first.transaction():
+        first.update_content(f.id, 1, 3, "sum")
+    first.close()
+    reopened = Store(db_path)
+    try:
+        assert reopened.issue_version(f.id) == 4
+        with pytest.raises(KeyError):
+            reopened.issue_version(999_999)
+    finally:
+        reopened.close()
+
+
+_FIRST_RELEASE_SCHEMA = """
+CREATE TABLE entries (
+    id INTEGER PRIMARY KEY, parent INTEGER NOT NULL, name TEXT NOT NULL,
+    is_dir INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, mtime REAL NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0, checksum TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX entries_by_name ON entries (parent, name);
+INSERT INTO entries VALUES (1, 0, '', 1, 0, 100.0, 0, '');
+INSERT INTO entries VALUES (2, 1, 'once', 0, 3, 200.0, 1, 'a');
+INSERT INTO entries VALUES (3, 1, 'rewritten', 0, 3, 300.0, 5, 'b');
+INSERT INTO entries VALUES (4, 1, 'dir', 1, 0, 400.0, 0, '');
+"""
+
+
+def test_a_metadata_db_of_the_first_release_gains_the_new_columns(db_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(db_path)
+    old.executescript(_FIRST_RELEASE_SCHEMA)
+    old.close()
+    store = Store(db_path)
+    try:
+        once, rewritten, directory = (
+            store.lookup(ROOT_ID, n) for n in ("once", "rewritten", "dir")
+        )
+        assert once is not None and rewritten is not None and directory is not None
+        assert once.created == 200.0  # its only commit created it
+        assert rewritten.created == 0.0 and directory.created == 0.0  # not recorded
+        assert (rewritten.version, rewritten.checksum) == (5, "b")
+        assert store.issue_version(rewritten.id) == 6
+    finally:
+        store.close()
+    Store(db_path).close()  # and opening it again changes nothing

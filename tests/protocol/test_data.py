@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sector.errors import E_SECURITY, SecurityError
+from sector.protocol.checksum import BLOCK, SUM_SIZE
 from sector.protocol.data import (
     SLAVE_REQUESTS,
     AbortWrite,
@@ -48,12 +49,16 @@ def feed(session: DataSession, data: bytes, step: int | None = None) -> object:
     return reply
 
 
+#: The sums of one block, as a slave sends them before a stored file's bytes.
+ONE_SUM = b"s" * SUM_SIZE
+
+
 def test_a_read_asks_then_leaves_the_raw_bytes_to_the_caller() -> None:
     session = DataSession()
     assert sent(session.read(10, 4, b"token")) == Read(10, 4, b"token")
     assert not session.idle and session.wanted == HEADER_SIZE
-    reply = feed(session, bytes(encode(ReadReply(4))))
-    assert reply == ReadReply(4)
+    reply = feed(session, bytes(encode(ReadReply(4, ONE_SUM))))
+    assert reply == ReadReply(4, ONE_SUM)
     assert session.wanted == 0 and session.raw_pending == 4  # the caller's to recv_into
     session.received_raw(3)
     session.received_raw(1)
@@ -64,18 +69,41 @@ def test_a_read_asks_then_leaves_the_raw_bytes_to_the_caller() -> None:
 def test_a_reply_may_arrive_in_pieces_of_any_size(step: int) -> None:
     session = DataSession()
     session.read(0, 100, b"t")
-    assert feed(session, bytes(encode(ReadReply(100))), step) == ReadReply(100)
+    assert feed(session, bytes(encode(ReadReply(100, ONE_SUM))), step) == ReadReply(100, ONE_SUM)
 
 
 def test_the_session_never_asks_for_more_than_the_frame() -> None:
     """So the raw bytes behind a reply stay on the socket, for the caller's own buffer."""
     session = DataSession()
     session.read(0, 5, b"t")
-    stream = io.BytesIO(bytes(encode(ReadReply(5))) + b"hello")
+    stream = io.BytesIO(bytes(encode(ReadReply(5, ONE_SUM))) + b"hello")
     while (reply := session.receive(stream.read(session.wanted))) is None:
         pass
-    assert reply == ReadReply(5)
+    assert reply == ReadReply(5, ONE_SUM)
     assert stream.read() == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("offset", "length", "blocks"),
+    [(0, 1, 1), (BLOCK - 1, 2, 2), (BLOCK, BLOCK, 1), (10, 3 * BLOCK, 4), (7, 0, 0)],
+)
+def test_a_stored_files_bytes_come_with_the_sums_of_every_block_they_touch(
+    offset: int, length: int, blocks: int
+) -> None:
+    session = DataSession()
+    session.read(offset, length, b"t")
+    reply = ReadReply(length, ONE_SUM * blocks)
+    assert feed(session, bytes(encode(reply))) == reply
+
+
+@pytest.mark.parametrize("sums", [b"", ONE_SUM * 2, b"short"])
+def test_a_reply_with_the_wrong_sums_breaks_the_session(sums: bytes) -> None:
+    """Bytes that cannot be checked are not taken: the connection is dropped."""
+    session = DataSession()
+    session.read(0, 100, b"t")
+    with pytest.raises(ProtocolError, match="sums"):
+        feed(session, bytes(encode(ReadReply(100, sums))))
+    assert session.broken
 
 
 def test_an_error_reply_ends_the_read_and_the_connection_is_still_good() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sector.protocol import checksum
-from sector.slave.storage import Storage, WriteSession
+from sector.slave.storage import DamagedObject, Storage, WriteSession
 
 
 @pytest.fixture
@@ -218,3 +218,132 @@ def test_republishing_a_version_replaces_it_and_counts_its_bytes_once(storage: S
     [only] = object_files(storage)
     assert only.name == f"70.1.{digest}" and only.read_bytes() == b"good copy"
     assert (storage.usage()["stored"], storage.usage()["files"]) == (9, 1)
+
+
+# --- block sums: stored beside each object, consistent across crashes --------------------
+
+BIG = os.urandom(3 * checksum.BLOCK + 500)
+
+
+def test_an_object_is_published_with_its_block_sums(storage: Storage) -> None:
+    write_object(storage, 80, 1, BIG)
+    stored = storage.find(80, 1)
+    assert stored is not None
+    assert stored.sums_path.read_bytes() == checksum.block_sums(BIG)
+    assert checksum.of_sums(stored.sums_path.read_bytes()) == stored.checksum
+    assert storage.sums_of(stored, 1, 2) == checksum.block_sums(BIG)[8:24]
+
+
+def test_a_crash_after_the_sums_before_the_object_leaves_no_trace(tmp_path: Path) -> None:
+    """The sums are renamed into place first; the object's rename is the commit point."""
+    first = Storage(tmp_path / "data")
+    write_object(first, 81, 1, BIG)
+    stored = first.find(81, 1)
+    assert stored is not None
+    stored.path.unlink()  # as if the crash came between the two renames
+    again = Storage(tmp_path / "data")
+    assert again.find(81, 1) is None
+    assert not stored.sums_path.exists()
+
+
+def test_a_crash_that_loses_the_sums_rename_has_them_rebuilt_at_start(tmp_path: Path) -> None:
+    """A power cut may keep the object's rename and lose the sums': the bytes prove
+    themselves against the checksum in their name, and the sums are made again."""
+    first = Storage(tmp_path / "data")
+    write_object(first, 82, 1, BIG)
+    stored = first.find(82, 1)
+    assert stored is not None
+    stored.sums_path.unlink()
+    again = Storage(tmp_path / "data")
+    found = again.find(82, 1)
+    assert found is not None and found.sums_checked
+    assert found.sums_path.read_bytes() == checksum.block_sums(BIG)
+
+
+def test_an_object_without_sums_whose_bytes_rotted_is_quarantined_at_start(
+    tmp_path: Path,
+) -> None:
+    first = Storage(tmp_path / "data")
+    write_object(first, 83, 1, BIG)
+    stored = first.find(83, 1)
+    assert stored is not None
+    stored.sums_path.unlink()
+    with open(stored.path, "r+b") as rotten:
+        rotten.write(b"X")
+    again = Storage(tmp_path / "data")
+    assert again.find(83, 1) is None
+    assert again.inventory() == []
+    assert again.quarantined == [(83, 1)]
+    assert [p.name for p in again.quarantine_dir.iterdir() if p.suffix != ".sums"]
+
+
+def test_rotten_sums_are_rebuilt_from_good_bytes_at_first_use(tmp_path: Path) -> None:
+    first = Storage(tmp_path / "data")
+    write_object(first, 84, 1, BIG)
+    stored = first.find(84, 1)
+    assert stored is not None
+    stored.sums_path.write_bytes(b"\x00" * 32)
+    again = Storage(tmp_path / "data")
+    found = again.find(84, 1)
+    assert found is not None and not found.sums_checked
+    assert again.sums_of(found, 0, 4) == checksum.block_sums(BIG)
+    assert found.sums_path.read_bytes() == checksum.block_sums(BIG)
+
+
+def test_verify_quarantines_a_damaged_object_so_it_is_never_served(storage: Storage) -> None:
+    write_object(storage, 85, 1, BIG)
+    stored = storage.find(85, 1)
+    assert stored is not None
+    flip(stored.path, 2 * checksum.BLOCK + 3)
+    assert storage.verify(85, 1) is False
+    assert storage.find(85, 1) is None
+    assert storage.inventory() == []
+    assert storage.quarantined == [(85, 1)]
+    assert storage.usage()["stored"] == 0
+    assert not stored.path.exists() and not stored.sums_path.exists()
+    assert len(list(storage.quarantine_dir.iterdir())) == 2  # the bytes and their sums
+
+
+def test_a_copy_never_turns_rotten_bytes_into_a_new_valid_file(storage: Storage) -> None:
+    write_object(storage, 86, 1, BIG)
+    stored = storage.find(86, 1)
+    assert stored is not None
+    flip(stored.path, 10)
+    with pytest.raises(DamagedObject):
+        storage.copy((86, 1), (87, 1))
+    assert storage.find(87, 1) is None, "no copy"
+    assert storage.find(86, 1) is None, "the source was quarantined"
+    assert list(storage.tmp_dir.iterdir()) == []
+
+
+def test_a_new_version_never_starts_from_a_rotten_base(storage: Storage) -> None:
+    write_object(storage, 88, 1, BIG)
+    stored = storage.find(88, 1)
+    assert stored is not None
+    flip(stored.path, 10)
+    with pytest.raises(DamagedObject):
+        WriteSession.begin(storage, 88, 2, lease=1, base=1)
+    assert storage.find(88, 1) is None
+    assert list(storage.tmp_dir.iterdir()) == []
+
+
+def test_a_received_replica_is_refused_unless_it_matches_the_expected_checksum(
+    storage: Storage,
+) -> None:
+    session = WriteSession.begin(storage, 89, 1, lease=0, base=0)
+    session.write_at(0, memoryview(BIG))
+    with pytest.raises(DamagedObject):
+        session.commit(expected=checksum.of_bytes(b"something else"))
+    session.discard()
+    assert storage.find(89, 1) is None
+    session = WriteSession.begin(storage, 89, 1, lease=0, base=0)
+    session.write_at(0, memoryview(BIG))
+    assert session.commit(expected=checksum.of_bytes(BIG)) == (len(BIG), checksum.of_bytes(BIG))
+
+
+def flip(path: Path, offset: int) -> None:
+    with open(path, "r+b") as rotten:
+        rotten.seek(offset)
+        byte = rotten.read(1)
+        rotten.seek(offset)
+        rotten.write(bytes([byte[0] ^ 1]))

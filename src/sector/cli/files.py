@@ -180,7 +180,8 @@ def stat(state: State, json_out: bool, paths: tuple[str, ...]) -> None:
     """Show a file's or directory's metadata and the slaves holding it.
 
     With --json: one array with an object per path (path, name, isdir,
-    timestamp, size, version, checksum, slaves), the fields of the API's stat.
+    timestamp, size, version, checksum, slaves, created), the fields of the
+    API's stat.
 
     \b
     Example:
@@ -206,6 +207,8 @@ def stat(state: State, json_out: bool, paths: tuple[str, ...]) -> None:
                 ("size", f"{st.size}" + (f" ({human_size(st.size)})" if st.size >= 1024 else "")),
                 ("modified", local_time(st.timestamp, seconds=True)),
             ]
+            if st.created:
+                rows.append(("created", local_time(st.created, seconds=True)))
             if not st.isdir:
                 rows += [
                     ("version", str(st.version)),

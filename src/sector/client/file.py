@@ -1,8 +1,10 @@
 """SectorFile: one open Sector file, read from or written to a slave directly.
 
-Reading streams from the replica the master named, with read-ahead so that
-many small ``read`` calls cost few round trips; if that slave fails, reading
-resumes at the same offset on the next replica. Writing streams to one slave
+Reading goes through :class:`~.reading.ReplicaReader`, the client's one read
+path: every byte checked against its block sums before it is returned, and a
+slave that fails, stalls or sends bad bytes left behind for the next replica
+at the same offset. Read-ahead (whole blocks) makes many small ``read`` calls
+cost few round trips. Writing streams to one slave
 without waiting for replies; nothing becomes visible until :meth:`close`,
 which commits the new version atomically (readers see the previous version
 until then, and a writer that dies leaves it intact).
@@ -24,26 +26,23 @@ import socket
 import stat
 import threading
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from ..errors import (
-    E_CONNECTION,
-    E_EXPIRED,
-    E_NOEXIST,
     InvalidError,
     NotSupportedError,
-    SectorBusyError,
     SectorConnectionError,
     SectorError,
     SectorLocalFileError,
     SecurityError,
 )
-from ..protocol import checksum
+from ..protocol.checksum import align_down
 from ..protocol.data import DataSession, OutOfTurn
 from ..protocol.framing import ProtocolError
-from ..protocol.master import Abort, Close, Open, ReadGrant, WriteGrant
+from ..protocol.master import Abort, Close, ReadGrant, WriteGrant
 from ..protocol.messages import APPEND, READ, SECURE, TRUNC, WRITE, Error
 from ..transport import close_quietly, receive_reply, recv_exact_into
+from .reading import ReplicaReader
 
 if TYPE_CHECKING:
     from .session import Client, Stat
@@ -51,10 +50,8 @@ if TYPE_CHECKING:
 # Seek bases (Sector's SF_POS).
 POS_BEG, POS_CUR, POS_END = 1, 2, 3
 
+#: Bytes fetched ahead of a small read (a whole number of checksum blocks).
 READ_AHEAD = 1024 * 1024
-READ_REQUEST = 16 * 1024 * 1024
-#: Bytes asked for by one read request while downloading to a file (see _stream_once).
-STREAM_REQUEST = 256 * 1024 * 1024
 WRITE_BUFFER = 1024 * 1024
 #: A put up to this size goes out in one ``sendall`` with its header (copying is cheaper).
 SMALL_PUT = 64 * 1024
@@ -79,7 +76,7 @@ class SectorFile:
 
     def __init__(self, client: Client, path: str, mode: int, grant: ReadGrant | WriteGrant):
         self.client, self.path, self.mode = client, path, mode
-        self.grant = grant
+        self._grant = grant
         self.size: int = grant.size
         self.position = 0
         self.closed = False
@@ -89,9 +86,11 @@ class SectorFile:
         self._pending = bytearray()
         self._pending_start = 0
         self._writing = bool(mode & (WRITE | TRUNC | APPEND))
-        self._replica = 0
         self._sock: socket.socket | None = None
         self._data = DataSession()
+        self._reader: ReplicaReader | None = None
+        if isinstance(grant, ReadGrant) and not self._writing:
+            self._reader = ReplicaReader(client, path, grant, client.data_timeout)
         if mode & SECURE:
             self._abort_quietly()
             raise NotSupportedError("SECURE (encrypted data) mode is not available yet", path)
@@ -111,6 +110,11 @@ class SectorFile:
             self.close()
         else:
             self.abort()
+
+    @property
+    def grant(self) -> ReadGrant | WriteGrant:
+        """What the master granted: for reading, renewed as tokens expire or replicas fail."""
+        return self._reader.grant if self._reader is not None else self._grant
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"mode={self.mode}"
@@ -156,12 +160,14 @@ class SectorFile:
             self._fetch_into(self.position, memoryview(out))
             self.position = end
             return bytes(out)
-        ahead = min(READ_AHEAD, self.size - self.position)
-        block = bytearray(ahead)
-        self._fetch_into(self.position, memoryview(block))
-        self._buffer, self._buffer_start = bytes(block), self.position
+        # read ahead from the block the position is in: every request is then whole blocks
+        ahead_start = align_down(self.position)
+        block = bytearray(min(READ_AHEAD, self.size - ahead_start))
+        self._fetch_into(ahead_start, memoryview(block))
+        self._buffer, self._buffer_start = bytes(block), ahead_start
+        start = self.position - ahead_start
         self.position = end
-        return self._buffer[:wanted]
+        return self._buffer[start : start + wanted]
 
     def readinto(self, target: bytearray | memoryview) -> int:
         """Fill ``target`` from the position without an extra copy; returns the count."""
@@ -178,117 +184,31 @@ class SectorFile:
         verify: bool = True,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Stream the rest of the file into ``target``; with ``verify``, check the checksum.
+        """Stream the rest of the file into ``target``, each block checked before it is written.
 
-        ``progress`` is called with the byte count of each chunk as it lands,
-        so a caller can draw a progress bar without wrapping the stream.
+        With ``verify`` (and from the start of the file) the sums of what
+        arrived must also add up to the file's stored checksum, which ties
+        them to what the master recorded. ``progress`` is called with the byte
+        count of each chunk as it lands, so a caller can draw a progress bar
+        without wrapping the stream.
         """
         self._check_open()
-        hasher = checksum.new_hasher() if verify and self.position == 0 else None
         start = self.position
         with _FileWriter(target.fileno(), self.size - self.position) as writer:
-            while self.position < self.size:
-                length = min(STREAM_REQUEST, self.size - self.position)
-                try:
-                    self._stream_once(length, writer, hasher, progress)
-                except (OSError, ProtocolError, SectorError) as exc:
-                    self._recover(exc)
-        total = self.position - start
-        if hasher is not None and hasher.hexdigest() != self._read_grant().checksum:
+            digest = self._read_path().stream(start, writer, progress)
+        self.position = self.size
+        if verify and digest is not None and digest != self._read_grant().checksum:
             raise SecurityError("downloaded bytes do not match the stored checksum", self.path)
-        return total
+        return self.size - start
 
     def _fetch_into(self, offset: int, view: memoryview) -> None:
-        """Fill ``view`` with bytes from ``offset``, failing over between replicas."""
-        while view:
-            length = min(len(view), READ_REQUEST)
-            try:
-                self._fetch_once(offset, view[:length])
-            except (OSError, ProtocolError, SectorError) as exc:
-                self._recover(exc)
-                continue
-            view = view[length:]
-            offset += length
+        """Fill ``view`` with checked bytes from ``offset``, from any replica."""
+        self._read_path().read_into(offset, view)
 
-    def _fetch_once(self, offset: int, view: memoryview) -> None:
-        sock = self._ask_to_read(offset, len(view))
-        recv_exact_into(sock, view)
-        self._data.received_raw(len(view))
-
-    def _ask_to_read(self, offset: int, length: int) -> socket.socket:
-        """Send a read request to the current replica; the socket the bytes then arrive on."""
-        grant = self._read_grant()
-        if self._sock is None:
-            self._connect(grant.replicas[self._replica])
-        assert self._sock is not None
-        self._send(self._data.read(offset, length, grant.token))
-        reply = receive_reply(self._sock, self._data)
-        if isinstance(reply, Error):
-            raise reply.exception(self.path)
-        if reply.length != length:
-            raise ProtocolError(f"slave sent {reply.length} bytes, expected {length}")
-        return self._sock
-
-    def _stream_once(
-        self,
-        length: int,
-        writer: _FileWriter,
-        hasher: Any,
-        progress: Callable[[int], None] | None,
-    ) -> None:
-        """One read request for ``length`` bytes, received buffer by buffer into ``writer``.
-
-        Profiled downloads asked for one buffer (4 MiB) at a time, so the slave's
-        ``sendfile`` stopped at every buffer until the next request came; one
-        large request keeps it streaming while we write. ``position`` advances
-        per buffer, so after a failure the caller resumes where bytes stopped.
-        """
-        sock = self._ask_to_read(self.position, length)
-        end = self.position + length
-        while self.position < end:
-            view = writer.buffer()
-            count = min(len(view), end - self.position)
-            try:
-                recv_exact_into(sock, view[:count])
-            except BaseException:
-                writer.give_back(view)
-                raise
-            self._data.received_raw(count)
-            if hasher is not None:
-                hasher.update(view[:count])
-            writer.write(view, count)
-            self.position += count
-            if progress is not None:
-                progress(count)
-
-    def _recover(self, exc: Exception) -> None:
-        """After a failed read request: retry elsewhere, or re-raise what a retry cannot fix.
-
-        A broken connection or a replica the slave no longer has moves on to the
-        next replica (resuming at the same offset); an expired token is renewed;
-        anything else - a local disk error, a refused token - is the caller's.
-        """
-        self._drop_connection()
-        code = exc.code if isinstance(exc, SectorError) else None
-        if code == E_EXPIRED:
-            self._refresh_grant()
-        elif code in (None, E_NOEXIST, E_CONNECTION):
-            self._next_replica(exc)
-        else:
-            raise exc
-
-    def _next_replica(self, cause: Exception) -> None:
-        self._replica += 1
-        if self._replica >= len(self._read_grant().replicas):
-            raise SectorConnectionError(
-                f"no replica of the file could be read (last error: {cause})", self.path
-            ) from None
-
-    def _refresh_grant(self) -> None:
-        grant = self.client.call(Open(self.path, READ))
-        if grant.version != self.grant.version:
-            raise SectorBusyError("file was rewritten while being read", self.path)
-        self.grant, self._replica = grant, 0
+    def _read_path(self) -> ReplicaReader:
+        if self._reader is None:
+            raise InvalidError("file was not opened for reading", self.path)
+        return self._reader
 
     def _read_grant(self) -> ReadGrant:
         if not isinstance(self.grant, ReadGrant):
@@ -418,7 +338,8 @@ class SectorFile:
             return
         if not self._writing:
             self.closed = True
-            self._release_connection()
+            if self._reader is not None:
+                self._reader.close()
             return
         try:
             self._flush_pending(commit=True)
@@ -455,8 +376,8 @@ class SectorFile:
                 except (OSError, SectorError, OutOfTurn):  # OutOfTurn: a reply was in flight
                     self._drop_connection()
             self._abort_quietly()
-        else:
-            self._release_connection()
+        elif self._reader is not None:
+            self._reader.close()
 
     def stat(self) -> Stat:
         return self.committed or self.client.stat(self.path)

@@ -54,6 +54,11 @@ from .file import SectorFile
 CONNECT_TIMEOUT = 5.0
 #: Generous, because ``copy`` of a large file waits for the slave to finish.
 CALL_TIMEOUT = 600.0
+#: Seconds a slave may send nothing while we read before the read moves to another
+#: replica (``DATA_TIMEOUT`` in client.conf, ``SECTOR_DATA_TIMEOUT`` in the environment).
+#: A slave that is merely busy answers well within it; one that is stopped or cut off
+#: never does, and a read should not wait for it the way it waits for ``copy``.
+DATA_TIMEOUT = 30.0
 
 
 @dataclass
@@ -67,6 +72,8 @@ class Stat:
     version: int = 0
     checksum: str = ""
     slaves: list[str] = field(default_factory=list)
+    #: When it was created (a file: its first commit); 0.0 when the master did not record it.
+    created: float = 0.0
 
     @classmethod
     def from_entry(cls, entry: wire.Entry) -> Stat:
@@ -79,6 +86,7 @@ class Stat:
             entry.version,
             entry.checksum,
             entry.slaves,
+            entry.created,
         )
 
 
@@ -94,8 +102,13 @@ class Client:
     ...     c.upload("notes.txt", "/docs/notes.txt")
     """
 
-    def __init__(self, host: str = "localhost", port: int = 6000):
+    def __init__(
+        self, host: str = "localhost", port: int = 6000, *, data_timeout: float | None = None
+    ):
+        """``data_timeout``: seconds a read waits for a silent slave before trying another
+        replica; by default ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30)."""
         self.host, self.port = host, port
+        self.data_timeout = data_timeout if data_timeout is not None else _data_timeout()
         self._lock = threading.RLock()
         self._sock: ssl.SSLSocket | None = None
         self._reader: FrameReader | None = None
@@ -584,6 +597,19 @@ class Client:
                 idle.append(sock)
                 return
         sock.close()
+
+
+def _data_timeout() -> float:
+    text = os.environ.get("SECTOR_DATA_TIMEOUT")
+    if not text:
+        return DATA_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise InvalidError(f"SECTOR_DATA_TIMEOUT must be a positive number of seconds: {text!r}")
+    return value
 
 
 def _normal(path: str) -> str:

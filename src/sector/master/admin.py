@@ -46,6 +46,7 @@ class Admin:
         clock: Clock,
         address: Callable[[], str],
         replica_num: int,
+        replica_lost: Callable[[int, int, str, str], bool],
     ):
         self.store, self.namespace = store, namespace
         self.registry, self.placement, self.links = registry, placement, links
@@ -54,6 +55,8 @@ class Admin:
         #: ``host:port`` the master is bound to (the configured port may be 0: any).
         self.address = address
         self.replica_num = replica_num
+        #: Where a damaged or missing replica is given up (:meth:`.Integrity.replica_lost`).
+        self.replica_lost = replica_lost
         self.started = clock.time()
 
     @handles(Ping)
@@ -86,7 +89,9 @@ class Admin:
 
         Only the replicas the metadata says hold the current version are
         checked; a file none of whose holders is alive is reported missing
-        without asking anyone.
+        without asking anyone. A slave quarantines each damaged replica as it
+        finds it, and each damaged or missing one is given up here (and so
+        copied again from a good one): a second fsck no longer lists it.
         """
         path = normalize(request.path)
         session.user.check_read(path)
@@ -125,8 +130,10 @@ class Admin:
             if isinstance(reply, Error):
                 found.extend((r.id, slave_id, "unreachable", "") for r in by_slave[slave_id])
                 continue
-            found.extend((o.oid, slave_id, "missing", "") for o in reply.missing)
-            found.extend((o.oid, slave_id, "damaged", "") for o in reply.damaged)
+            for problem, objects in (("missing", reply.missing), ("damaged", reply.damaged)):
+                for obj in objects:
+                    found.append((obj.oid, slave_id, problem, ""))
+                    self.replica_lost(obj.oid, obj.version, slave_id, problem)
         problems = [
             Problem(self.store.path_of(oid), slave, what, detail)
             for oid, slave, what, detail in found

@@ -85,7 +85,7 @@ class Files:
         else:
             self.leases.check_not_writing(row.id, path)
             policy = self.targets.policy(row)
-            oid, version = row.id, row.version + 1
+            oid, version = row.id, self.store.issue_version(row.id)
             if mode & TRUNC or row.size == 0:
                 base, size = 0, 0
                 slave = self.placement.for_write(policy=policy)

@@ -7,6 +7,7 @@ Each part has one job and is handed what it needs:
 * :class:`~.files.Files` - open, close, abort: grants, leases, commits;
 * :class:`~.admin.Admin` - ping, sysinfo, fsck, shutdown;
 * :class:`~.membership.Membership` - slaves registering and reporting;
+* :class:`~.integrity.Integrity` - damaged replicas: reported, checked, given up;
 * :class:`~.slaves.Registry`, :class:`~.placement.Placement`, :class:`~.links.Links` -
   which slaves are alive, where bytes go, and the orders sent to slaves.
 
@@ -42,6 +43,7 @@ from ..transport import server_tls_context
 from .admin import Admin
 from .connection import MasterConnection
 from .files import Files
+from .integrity import Integrity
 from .leases import Leases
 from .links import Links
 from .membership import Membership
@@ -102,6 +104,9 @@ class MasterServer:
             clock,
         )
         tree = Tree(self.store, namespace, leases, placement, self.links, self.replication)
+        self.integrity = Integrity(
+            self.store, self.registry, self.links, self.spawn, self.replication.replica_lost
+        )
         admin = Admin(
             self.store,
             namespace,
@@ -112,6 +117,7 @@ class MasterServer:
             clock,
             self.bound_address,
             settings.replica_num,
+            self.integrity.replica_lost,
         )
         self.membership = Membership(
             self.registry,
@@ -126,7 +132,7 @@ class MasterServer:
             settings.inventory_interval,
             orphan_grace=settings.token_ttl,
         )
-        parts = (self.sessions, tree, self.files, admin, self.membership)
+        parts = (self.sessions, tree, self.files, admin, self.membership, self.integrity)
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
         self.client_ops = handler_table(*parts, vocabulary=CLIENT_REQUESTS)
         self.slave_reports = handler_table(*parts, vocabulary=SLAVE_REPORTS)

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS entries (
     size     INTEGER NOT NULL DEFAULT 0,
     mtime    REAL    NOT NULL,
     version  INTEGER NOT NULL DEFAULT 0,
-    checksum TEXT    NOT NULL DEFAULT ''
+    checksum TEXT    NOT NULL DEFAULT '',
+    issued   INTEGER NOT NULL DEFAULT 0,
+    created  REAL    NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_name ON entries (parent, name);
 CREATE TABLE IF NOT EXISTS replicas (
@@ -60,6 +62,22 @@ CREATE TABLE IF NOT EXISTS replication (
 );
 """
 
+#: Columns added to ``entries`` after its first release: (name, definition, what fills
+#: them in rows that predate the column, if the default will not do). A metadata.db
+#: written by an older master gets them at start-up: upgrading is restarting the master.
+_ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
+    # the highest version ever handed to a writer; 0 reads as "the current one"
+    # (see Store.issue_version)
+    ("issued", "INTEGER NOT NULL DEFAULT 0", None),
+    # when the entry appeared; 0 = not recorded (older files that were rewritten since)
+    (
+        "created",
+        "REAL NOT NULL DEFAULT 0",
+        # a file never rewritten was created by its only commit
+        "UPDATE entries SET created = mtime WHERE is_dir = 0 AND version = 1",
+    ),
+)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -73,9 +91,11 @@ class Row:
     mtime: float
     version: int
     checksum: str
+    #: When the entry appeared (its first commit, for a file); 0 when not recorded.
+    created: float = 0.0
 
 
-_COLUMNS = "id, parent, name, is_dir, size, mtime, version, checksum"
+_COLUMNS = "id, parent, name, is_dir, size, mtime, version, checksum, created"
 
 
 def _row(values: tuple) -> Row:
@@ -99,11 +119,12 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")
             self.db.executescript(_SCHEMA)
+            self._add_missing_columns()
             with self.transaction():
                 self.db.execute(
-                    "INSERT OR IGNORE INTO entries (id, parent, name, is_dir, mtime) "
-                    "VALUES (?, 0, '', 1, ?)",
-                    (ROOT_ID, clock.time()),
+                    "INSERT OR IGNORE INTO entries (id, parent, name, is_dir, mtime, created) "
+                    "VALUES (?, 0, '', 1, ?, ?)",
+                    (ROOT_ID, clock.time(), clock.time()),
                 )
                 if self.get_meta("cluster_id") is None:
                     self.set_meta("cluster_id", uuid.uuid4().hex)
@@ -142,6 +163,18 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a metadata.db of an older release up to this schema, in one transaction."""
+        present = {row[1] for row in self.db.execute("PRAGMA table_info(entries)")}
+        missing = [column for column in _ADDED_COLUMNS if column[0] not in present]
+        if not missing:
+            return
+        with self.transaction():
+            for name, definition, backfill in missing:
+                self.db.execute(f"ALTER TABLE entries ADD COLUMN {name} {definition}")
+                if backfill:
+                    self.db.execute(backfill)
 
     def transaction(self) -> _Transaction:
         return _Transaction(self.db, self._forget_id_block)
@@ -252,13 +285,31 @@ class Store:
         version: int = 0,
         checksum: str = "",
     ) -> Row:
+        """Add an entry, created now (at ``mtime``), with ``version`` also the highest issued."""
         entry_id = entry_id if entry_id is not None else self.allocate_id()
         mtime = self.clock.time() if mtime is None else mtime
         self.db.execute(
-            f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry_id, parent, name, int(is_dir), size, mtime, version, checksum),
+            f"INSERT INTO entries ({_COLUMNS}, issued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, parent, name, int(is_dir), size, mtime, version, checksum, mtime, version),
         )
-        return Row(entry_id, parent, name, is_dir, size, mtime, version, checksum)
+        return Row(entry_id, parent, name, is_dir, size, mtime, version, checksum, mtime)
+
+    def issue_version(self, entry_id: int) -> int:
+        """The next version number of a file for a new writer: never handed out before.
+
+        A write that is aborted does not give its number back. Its bytes may
+        already sit on a slave, and the order to delete them is sent later
+        (batched: see ``links.py``); had the next writer been given the same
+        number, that order would delete the next writer's committed bytes.
+        Persisted, so a restarted master does not hand it out again either.
+        """
+        issued = self.db.execute(
+            "UPDATE entries SET issued = max(issued, version) + 1 WHERE id = ? RETURNING issued",
+            (entry_id,),
+        ).fetchone()
+        if issued is None:
+            raise KeyError(entry_id)
+        return int(issued[0])
 
     def update_content(
         self, entry_id: int, size: int, version: int, checksum: str, mtime: float | None = None

@@ -26,7 +26,14 @@ from .store import Row, Store
 def entry(row: Row, slaves: list[str] | None = None) -> Entry:
     """The wire's view of a namespace row."""
     return Entry(
-        row.name or "/", row.is_dir, row.size, row.mtime, row.version, row.checksum, slaves or []
+        row.name or "/",
+        row.is_dir,
+        row.size,
+        row.mtime,
+        row.version,
+        row.checksum,
+        slaves or [],
+        row.created,
     )
 
 

@@ -7,9 +7,11 @@ port. All of it is :data:`SLAVE_REQUESTS`.
 
 Client -> slave::
 
-    read(offset, length, token?)   -> ReadReply(length), then that many raw bytes
+    read(offset, length, token?)   -> ReadReply(length, sums), then that many raw
+                                      bytes; ``sums`` are the block sums of every
+                                      block they touch, for the reader to check
                                       (no token, inside a write session: the bytes
-                                      written so far, for RW mode)
+                                      written so far, for RW mode, without sums)
     write(token)                   start a write session; no reply
     put(offset, length)            then ``length`` raw bytes; no reply
     commit                         -> CommitReply(receipt, size, checksum); the
@@ -41,6 +43,7 @@ from typing import Annotated
 
 import msgspec
 
+from . import checksum
 from .framing import HEADER_SIZE, ProtocolError, body_length, encode
 from .messages import Done, Message, Reply, Request, Vocabulary, replies_to
 
@@ -83,9 +86,15 @@ class ObjectPath(Message):
 
 
 class ReadReply(Reply, tag="read"):
-    """``length`` raw bytes follow (fewer than asked only at the end of the data)."""
+    """``length`` raw bytes follow (fewer than asked only at the end of the data).
+
+    ``sums`` holds the block sums (:mod:`.checksum`) of the blocks those bytes
+    touch, first to last: a reader asking for whole blocks checks every byte
+    against them before using it.
+    """
 
     length: NonNegative
+    sums: bytes = b""
 
     raw_follows = True
 
@@ -250,6 +259,8 @@ class DataSession:
         self.broken = False
         self._awaiting: Vocabulary | None = None
         self._asked = 0  # bytes a pending read asked for
+        self._offset = 0  # where it starts
+        self._verified_read = False  # whether it reads a stored file (with sums)
         self._frame = bytearray()  # the part of the frame received so far
         self._need = HEADER_SIZE  # bytes the current part (header, then body) needs
         self._in_body = False
@@ -278,6 +289,7 @@ class DataSession:
         """Ask for ``length`` bytes from ``offset``; without a token, of our own write."""
         self._check_quiet("read")
         self._expect(Read, asked=length)
+        self._offset, self._verified_read = offset, token is not None
         return encode(Read(offset, length, token))
 
     def begin_write(self, token: bytes) -> bytearray:
@@ -352,8 +364,18 @@ class DataSession:
             if reply.length > self._asked:
                 self.broken = True
                 raise ProtocolError(f"slave sent {reply.length} bytes, {self._asked} were asked")
+            due = self._sums_due(reply.length)
+            if len(reply.sums) != due:
+                self.broken = True
+                raise ProtocolError(f"slave sent {len(reply.sums)} bytes of sums, {due} were due")
             self._raw_left = reply.length
         return reply
+
+    def _sums_due(self, length: int) -> int:
+        """A stored file's bytes come with the sums of their blocks; one's own writes not."""
+        if not self._verified_read:
+            return 0
+        return len(checksum.blocks(self._offset, self._offset + length)) * checksum.SUM_SIZE
 
     def _expect(self, request_type: type[Request], asked: int = 0) -> None:
         self._awaiting = replies_to(request_type)

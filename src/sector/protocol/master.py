@@ -23,6 +23,8 @@ Client -> master::
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves)
     fsck(path)                         slaves re-hash their copies -> FsckReply
+    bad-replica(oid, version, slave)   a reader got bytes failing their block sums
+                                       there: the master has the slave check -> ok
     shutdown(slave?)                   admin only: one slave, or all and the master
 
 Slave -> master::
@@ -32,6 +34,7 @@ Slave -> master::
                                                         cluster, inventory, renamed)
     heartbeat(usage)                   -> ok
     inventory(objects)                 now and then -> InventoryReply(delete, renamed)
+    quarantined(objects)               replicas found damaged and moved aside -> ok
 
 A ``ReadGrant`` names the replicas to read from and carries a read token; a
 ``WriteGrant`` names the one slave to write to, a write token and the lease
@@ -66,7 +69,9 @@ class Entry(Message):
 
     ``slaves`` (``host:port`` of the live holders of the current version) is
     filled in by ``stat`` only: an ``ls`` of a large directory would pay one
-    replica look-up per entry for a column nobody reads there.
+    replica look-up per entry for a column nobody reads there. ``timestamp``
+    is the last change (a file's last commit), ``created`` when the entry
+    appeared (0 when the master did not record it: files from before it did).
     """
 
     name: str
@@ -76,6 +81,7 @@ class Entry(Message):
     version: int
     checksum: str
     slaves: list[str] = []
+    created: float = 0.0
 
 
 class Usage(Message):
@@ -353,6 +359,18 @@ class Fsck(Request, tag="fsck"):
     replies = (FsckReply,)
 
 
+class ReportBadReplica(Request, tag="bad-replica"):
+    """Bytes of ``oid`` version ``version`` from slave ``slave`` (``host:port``, as the
+    grant named it) failed their block sums. The master has that slave check the
+    replica, which is quarantined and re-copied if damaged; the reply does not wait."""
+
+    oid: int
+    version: int
+    slave: str
+
+    replies = (Done,)
+
+
 class Shutdown(Request, tag="shutdown"):
     """Stop one slave (by id or ``host:port``), or with None every slave and the master."""
 
@@ -384,6 +402,15 @@ class Inventory(Request, tag="inventory"):
     replies = (InventoryReply,)
 
 
+class Quarantined(Request, tag="quarantined"):
+    """Replicas this slave found damaged (its scrub, a first read) and moved aside:
+    they are gone, and never reported again."""
+
+    objects: list[ObjectId]
+
+    replies = (Done,)
+
+
 # --- connection states ------------------------------------------------------------------
 
 GREETINGS = Vocabulary("the greetings", Login, Register)
@@ -403,8 +430,9 @@ CLIENT_REQUESTS = Vocabulary(
     Sysinfo,
     Fsck,
     Shutdown,
+    ReportBadReplica,
 )
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined)
 
 
 def check_version(version: int) -> None:

@@ -27,7 +27,7 @@ from ..protocol.data import DataSession, FetchObject, FetchReply
 from ..protocol.framing import ProtocolError
 from ..protocol.messages import Error
 from ..transport import sock_receive_reply, sock_recv_exact_into
-from .storage import ChecksumMismatch, WriteSession, disk_error
+from .storage import DamagedObject, WriteSession, disk_error
 
 if TYPE_CHECKING:
     from .server import SlaveServer
@@ -68,7 +68,7 @@ async def fetch(server: SlaveServer, order: FetchObject) -> FetchReply:
             )
         try:
             size, checksum = await loop.run_in_executor(None, write.commit, order.checksum)
-        except ChecksumMismatch as exc:
+        except DamagedObject as exc:
             raise SecurityError(f"copy of {oid}.{version} refused: {exc}") from None
     except _DiskFailed as exc:
         write.discard()

@@ -14,8 +14,8 @@ import asyncio
 import functools
 import logging
 import mmap
-import os
 import socket
+from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
 from ..clock import SYSTEM, Clock
@@ -29,7 +29,7 @@ from ..errors import (
     SectorNotFoundError,
     SecurityError,
 )
-from ..protocol import tokens
+from ..protocol import checksum, tokens
 from ..protocol.data import (
     SLAVE_REQUESTS,
     AbortWrite,
@@ -53,7 +53,14 @@ from ..protocol.data import (
     Write,
 )
 from ..protocol.framing import ProtocolError, encode
-from ..protocol.master import Heartbeat, Inventory, Register, RegisterReply, Usage
+from ..protocol.master import (
+    Heartbeat,
+    Inventory,
+    Quarantined,
+    Register,
+    RegisterReply,
+    Usage,
+)
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Done,
@@ -75,7 +82,15 @@ from ..transport import (
     write_message,
 )
 from . import copies
-from .storage import CLUSTER_FILE, Storage, WriteSession, disk_error
+from .scrub import Scrub
+from .storage import (
+    CLUSTER_FILE,
+    DamagedObject,
+    Storage,
+    StoredObject,
+    WriteSession,
+    disk_error,
+)
 
 log = logging.getLogger("sector.slave")
 
@@ -90,6 +105,7 @@ REGISTERED_FILE = "slave.registered"
 OPEN_FILES = 16
 
 C = TypeVar("C", bound=Claims)
+T = TypeVar("T")
 
 
 class Refused(Exception):
@@ -125,6 +141,8 @@ class SlaveServer:
         self.address = listener.getsockname()[:2]
         self._spawn(self._accept_loop())
         self._spawn(self._master_loop())
+        if self.settings.scrub_rate > 0:
+            self._spawn(Scrub(self.storage, self.settings.scrub_rate, self.clock).run())
         log.info(
             "slave %s serving %s on %s:%d", self.slave_id, self.settings.data_dir, *self.address
         )
@@ -201,6 +219,7 @@ class SlaveServer:
         every = welcome.inventory
         next_inventory = loop.time() + every if every else None
         while True:
+            await self._report_quarantined(reader, writer)
             await asyncio.sleep(welcome.heartbeat)
             await self._ask(reader, writer, Heartbeat(self._usage(), self._writes()))
             if next_inventory is not None and loop.time() >= next_inventory:
@@ -280,6 +299,15 @@ class SlaveServer:
         self._last_report = self.clock.monotonic()
         return [lease for lease, when in self.writing.items() if when >= since]
 
+    async def _report_quarantined(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Tell the master which replicas were quarantined; kept for next time if that fails."""
+        pending = self.storage.quarantined[:]
+        if pending:
+            await self._ask(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
+            del self.storage.quarantined[: len(pending)]
+
     def _usage(self) -> Usage:
         return Usage(**self.storage.usage(), limit=self.settings.max_data_size)
 
@@ -330,7 +358,7 @@ class DataConnection:
         self.in_write = False
         self.write: WriteSession | None = None
         self.write_error: SectorError | None = None
-        self.open_files: dict[tuple[int, int], IO[bytes]] = {}
+        self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
         self.write_path = ""
         self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
         self.spare: mmap.mmap | None = None
@@ -349,7 +377,7 @@ class DataConnection:
             log.exception("dropping a data connection after an unexpected error")
         finally:
             self._end_write()
-            for handle in self.open_files.values():
+            for _, handle in self.open_files.values():
                 handle.close()
             self.sock.close()
 
@@ -385,28 +413,65 @@ class DataConnection:
 
     @handles(Read)
     async def _read(self, request: Read) -> Reply | None:
+        """Bytes by ``sendfile``, after the sums of the blocks they touch.
+
+        The reader checks the bytes against those sums (the slave cannot: it
+        never sees bytes it sends with ``sendfile``); see :mod:`sector.protocol.checksum`.
+        """
         offset, length = request.offset, request.length
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
             await self.loop.sock_sendall(self.sock, encode(ReadReply(len(data))) + data)
             return None
         claims = self.server.claims(request.token, ReadClaims)
-        key = (claims.oid, claims.version)
-        handle = self.open_files.get(key)
-        if handle is None:
-            obj = self.storage.find(*key)
-            if obj is None:
-                raise SectorNotFoundError("this slave does not hold that file version")
-            handle = open(obj.path, "rb")  # noqa: SIM115 - kept open for the connection
-            if len(self.open_files) >= OPEN_FILES:
-                self.open_files.pop(next(iter(self.open_files))).close()
-            self.open_files[key] = handle
-        size = os.fstat(handle.fileno()).st_size
-        count = max(0, min(length, size - offset))
-        await self.loop.sock_sendall(self.sock, encode(ReadReply(count)))
+        obj, handle = self._open_object(claims.oid, claims.version)
+        count = max(0, min(length, obj.size - offset))
+        sums = b""
+        if count:
+            touched = checksum.blocks(offset, offset + count)
+            if obj.sums_checked:
+                sums = self.storage.sums_of(obj, touched.start, len(touched))
+            else:  # the first read checks the whole sums file, and may rebuild it
+                sums = await self._on_disk(self.storage.sums_of, obj, touched.start, len(touched))
+        await self.loop.sock_sendall(self.sock, encode(ReadReply(count, sums)))
         if count:
             await self.loop.sock_sendfile(self.sock, handle, offset, count)
         return None
+
+    def _open_object(self, oid: int, version: int) -> tuple[StoredObject, IO[bytes]]:
+        """The object and a handle on it, kept open for the next request on the same file.
+
+        The index is asked every time, so an object quarantined, deleted or
+        replaced since is never served from a handle opened before.
+        """
+        key = (oid, version)
+        obj = self.storage.find(oid, version)
+        cached = self.open_files.pop(key, None)
+        if cached is not None:
+            if cached[0] is obj:
+                self.open_files[key] = cached
+                return cached
+            cached[1].close()
+        if obj is None:
+            raise SectorNotFoundError("this slave does not hold that file version")
+        handle = open(obj.path, "rb")  # noqa: SIM115 - kept open for the connection
+        if len(self.open_files) >= OPEN_FILES:
+            self.open_files.pop(next(iter(self.open_files)))[1].close()
+        self.open_files[key] = (obj, handle)
+        return obj, handle
+
+    async def _on_disk(self, action: Callable[..., T], *args: object) -> T:
+        """Run a slow storage call on a thread; what a damaged object means to the peer."""
+        try:
+            return await self.loop.run_in_executor(None, action, *args)
+        except DamagedObject:
+            raise SectorNotFoundError(
+                "this slave's copy does not match its checksum and was quarantined"
+            ) from None
+        except FileNotFoundError as exc:
+            raise SectorNotFoundError(str(exc)) from None
+        except OSError as exc:
+            raise disk_error(exc) from None
 
     @handles(Write)
     async def _begin_write(self, request: Write) -> None:
@@ -421,8 +486,8 @@ class DataConnection:
                 WriteSession.begin, self.storage, oid, version, claims.lease, claims.base
             )
             # Starting empty is one open(): cheaper than a hop to a thread and back;
-            # copying a base version is not.
-            self.write = await self.loop.run_in_executor(None, begin) if claims.base else begin()
+            # copying (and checking) a base version is not.
+            self.write = await self._on_disk(begin) if claims.base else begin()
             self.write_path = claims.path
             self.server.wrote(claims.lease)
         except SectorError as exc:
@@ -536,16 +601,11 @@ class DataConnection:
     @handles(CopyObject)
     async def _copy(self, request: CopyObject) -> Reply:
         src, dst = request.src, request.dst
-        try:
-            size, checksum = await self.loop.run_in_executor(
-                None, self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
-            )
-            self.storage.note_path(dst.oid, dst.version, request.path)
-        except FileNotFoundError as exc:
-            raise SectorNotFoundError(str(exc)) from None
-        except OSError as exc:
-            raise disk_error(exc) from None
-        return CopyReply(size, checksum)
+        size, digest = await self._on_disk(
+            self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
+        )
+        self.storage.note_path(dst.oid, dst.version, request.path)
+        return CopyReply(size, digest)
 
     @handles(FetchObject)
     async def _fetch(self, request: FetchObject) -> Reply:
@@ -553,6 +613,7 @@ class DataConnection:
 
     @handles(VerifyObjects)
     async def _verify(self, request: VerifyObjects) -> Reply:
+        """Re-read each object whole; damaged ones are quarantined as they are found."""
         damaged: list[ObjectId] = []
         missing: list[ObjectId] = []
         for obj in request.objects:

@@ -1,14 +1,29 @@
-"""A slave's objects on its local disk.
+"""A slave's objects on its local disk, each with the sums of its blocks beside it.
 
 Each committed file version is one regular file,
-``objects/<shard>/<oid>.<version>.<checksum>``: the checksum lives in the name,
-so it is committed by the same rename that publishes the bytes and no index
-can disagree with the data. Writes go to ``tmp/`` first and become visible
-only by ``fsync`` + ``rename`` + ``fsync`` of the folder, so a killed writer
-or a crashed slave never leaves a half-written object where a reader can find
-it. Object names come only from integers inside tokens the master signed,
-never from client paths, so nothing a client sends can reach outside the
-data directory.
+``objects/<shard>/<oid>.<version>.<checksum>``, and its block sums
+(:mod:`sector.protocol.checksum`) are the file of the same name under
+``sums/`` (a tree of its own, so that ``objects/`` holds objects only). The
+checksum lives in the name, so it is committed by the same
+rename that publishes the bytes and no index can disagree with the data.
+Writes go to ``tmp/`` first and become visible only by ``fsync`` + ``rename``
++ ``fsync`` of the folder, so a killed writer or a crashed slave never leaves
+a half-written object where a reader can find it. Object names come only from
+integers inside tokens the master signed, never from client paths, so nothing
+a client sends can reach outside the data directory.
+
+The sums file is renamed into place *before* the object, so the object's
+rename stays the one commit point; and since the file checksum is the hash of
+the block sums, a sums file proves itself against the name. Whatever a crash
+leaves is therefore put right at the next start (or first use): sums without
+their object are deleted, an object without sums (or with sums that do not
+hash to its name) has them rebuilt from its bytes, and an object whose bytes
+do not match its name is quarantined.
+
+Quarantine (``quarantine/``) is where damaged objects go: moved aside, never
+served again, never reported in the inventory, kept for a person to look at
+(delete them freely). :attr:`Storage.quarantined` lists what was moved there
+since the master was last told.
 
 Beside the objects, ``paths.log`` records the Sector path each object was
 written under (or last heard of from the master), one JSON line per event,
@@ -24,25 +39,39 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
+import mmap
 import os
 import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import E_UNKNOWN, NoDiskError, SectorError, SectorNotFoundError
 from ..protocol.checksum import CHUNK as COPY_CHUNK
-from ..protocol.checksum import new_hasher
-from ..protocol.checksum import of_file as hash_file
+from ..protocol.checksum import SUM_SIZE, BlockHasher, of_sums, sums_length
+from ..protocol.checksum import hash_file as _hash_file
+
+log = logging.getLogger("sector.slave")
+
+SUMS_DIR = "sums"
+SUMS_SUFFIX = ".sums"  # of a sums file outside sums/ (in tmp/ and quarantine/)
+QUARANTINE_DIR = "quarantine"
+#: Objects whose sums are at most this long keep them in memory once checked
+#: (a 32 MiB object's: 4 KiB), so reads of small files cost no extra open.
+CACHED_SUMS = 4096
+#: Bytes read at a time when an object is checked whole (``verify``, the scrub).
+CHECK_CHUNK = 1024 * 1024
+
+
+class DamagedObject(Exception):
+    """An object's bytes do not match its checksum; it has been quarantined."""
 
 CLUSTER_FILE = "cluster.id"
 PATHS_FILE = "paths.log"
-
-
-class ChecksumMismatch(Exception):
-    """Bytes received for an object do not hash to the checksum they must have."""
 
 
 def disk_error(exc: OSError) -> SectorError:
@@ -75,20 +104,31 @@ class StoredObject:
     checksum: str
     path: Path
     size: int
+    #: Where its block sums are (``sums/<shard>/<the same name>``).
+    sums_path: Path
+    #: The sums file was read and found to hash to ``checksum`` (this run).
+    sums_checked: bool = False
+    #: The block sums, kept once checked when short (see CACHED_SUMS).
+    sums: bytes | None = None
 
 
 class Storage:
     def __init__(self, data_dir: Path):
         self.root = data_dir
         self.objects_dir = data_dir / "objects"
+        self.sums_dir = data_dir / SUMS_DIR
         self.tmp_dir = data_dir / "tmp"
+        self.quarantine_dir = data_dir / QUARANTINE_DIR
         self.objects_dir.mkdir(parents=True, exist_ok=True)
+        self.sums_dir.mkdir(exist_ok=True)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         self.tmp_dir.mkdir()
         self.slave_id = self._load_id()
         self.filesystem = filesystem_id(data_dir)
         self.index: dict[tuple[int, int], StoredObject] = {}
         self.stored_bytes = 0
+        #: (oid, version) of objects quarantined and not yet reported to the master.
+        self.quarantined: list[tuple[int, int]] = []
         self._scan()
         self.paths: dict[tuple[int, int], str] = {}
         self._path_lines = 0
@@ -163,19 +203,36 @@ class Storage:
         return slave_id
 
     def _scan(self) -> None:
+        """Index what is stored; put right what a crash left (see the module's doc)."""
+        without_sums: list[StoredObject] = []
+        for shard in self.sums_dir.iterdir():
+            objects = self.objects_dir / shard.name
+            for entry in os.scandir(shard):
+                if not (objects / entry.name).exists():
+                    os.unlink(entry.path)  # its object was never published, or deleted
         for shard in self.objects_dir.iterdir():
             if not shard.is_dir():
                 continue
+            sums_shard = self.sums_dir / shard.name
+            with_sums = set(os.listdir(sums_shard)) if sums_shard.is_dir() else set()
             for entry in os.scandir(shard):
                 parsed = _parse_name(entry.name)
                 if parsed is None:
                     continue
                 oid, version, checksum = parsed
                 size = entry.stat().st_size
-                self.index[(oid, version)] = StoredObject(
-                    oid, version, checksum, Path(entry.path), size
+                obj = StoredObject(
+                    oid, version, checksum, Path(entry.path), size, sums_shard / entry.name
                 )
+                self.index[(oid, version)] = obj
                 self.stored_bytes += size
+                if entry.name not in with_sums:
+                    without_sums.append(obj)
+        for obj in without_sums:
+            try:
+                self._rebuild_sums(obj)
+            except DamagedObject:
+                pass
 
     def inventory(self) -> list[list]:
         """[oid, version, size, checksum, age, path] for everything stored: what we report.
@@ -219,19 +276,40 @@ class Storage:
     def new_temp(self, oid: int, version: int) -> Path:
         return self.tmp_dir / f"{oid}.{version}.{uuid.uuid4().hex[:8]}"
 
-    def publish(self, temp: Path, oid: int, version: int, checksum: str, size: int) -> StoredObject:
-        """Atomically make ``temp`` (already fsynced) the object (oid, version)."""
-        shard = self.objects_dir / f"{oid % 256:02x}"
-        if not shard.is_dir():
-            shard.mkdir(exist_ok=True)
-            _fsync_dir(self.objects_dir)
-        final = shard / f"{oid}.{version}.{checksum}"
+    def publish(
+        self, temp: Path, oid: int, version: int, checksum: str, size: int, sums: bytes
+    ) -> StoredObject:
+        """Atomically make ``temp`` (already fsynced) the object (oid, version).
+
+        ``sums`` are its block sums; they are renamed into place first, so that
+        the object's rename is the one moment the new version appears.
+        """
+        shard_name = f"{oid % 256:02x}"
+        shard, sums_shard = self.objects_dir / shard_name, self.sums_dir / shard_name
+        for folder, parent in ((shard, self.objects_dir), (sums_shard, self.sums_dir)):
+            if not folder.is_dir():
+                folder.mkdir(exist_ok=True)
+                _fsync_dir(parent)
+        name = f"{oid}.{version}.{checksum}"
+        final = shard / name
+        sums_temp = temp.with_name(temp.name + SUMS_SUFFIX)
+        try:
+            _write_synced(sums_temp, sums)
+            os.replace(sums_temp, sums_shard / name)
+        finally:
+            sums_temp.unlink(missing_ok=True)
         previous = self.index.get((oid, version))
         os.replace(temp, final)
+        # One journal commit makes both renames durable on ext4 and XFS: the second
+        # fsync finds nothing left to do.
+        _fsync_dir(sums_shard)
         _fsync_dir(shard)
         if previous is not None:  # republished: readers never saw a gap, now drop the old
             self._unlink(previous, keep=previous.path == final)
-        obj = StoredObject(oid, version, checksum, final, size)
+        obj = StoredObject(oid, version, checksum, final, size, sums_shard / name)
+        obj.sums_checked = True
+        if len(sums) <= CACHED_SUMS:
+            obj.sums = sums
         self.index[(oid, version)] = obj
         self.stored_bytes += size
         return obj
@@ -245,45 +323,203 @@ class Storage:
         return True
 
     def _unlink(self, obj: StoredObject, keep: bool = False) -> None:
-        """Forget ``obj``'s bytes; with ``keep`` its path now holds newer bytes to keep."""
-        try:
-            self.stored_bytes -= obj.size
-            if not keep:
-                obj.path.unlink()
-        except FileNotFoundError:
-            pass
+        """Forget ``obj``'s bytes; with ``keep`` its path now holds newer bytes to keep.
 
-    def copy(self, src: tuple[int, int], dst: tuple[int, int]) -> tuple[int, str]:
-        """Copy an object locally (for ``cp``), hashing in the same pass."""
-        source = self.find(*src)
-        if source is None:
-            raise FileNotFoundError(f"object {src[0]}.{src[1]} is not stored here")
-        temp = self.new_temp(*dst)
-        hasher = new_hasher()
-        size = 0
+        The object goes first: sums left behind by a crash are deleted at start-up.
+        """
+        self.stored_bytes -= obj.size
+        if keep:
+            return
+        for path in (obj.path, obj.sums_path):
+            path.unlink(missing_ok=True)
+
+    # --- block sums -----------------------------------------------------------------
+
+    def sums_of(self, obj: StoredObject, first: int, count: int) -> bytes:
+        """The sums of ``count`` blocks of ``obj`` from block ``first``.
+
+        The first call for an object checks its whole sums file against its
+        checksum (rebuilding it from the bytes when it does not match), so what
+        is shipped to readers is what the master recorded. Raises
+        :class:`DamagedObject` when the bytes themselves are bad (the object is
+        then quarantined) and FileNotFoundError when it vanished.
+        """
+        if not obj.sums_checked:
+            self._check_sums(obj)
+        if obj.sums is not None:
+            return obj.sums[first * SUM_SIZE : (first + count) * SUM_SIZE]
+        fd = os.open(obj.sums_path, os.O_RDONLY)
         try:
-            with open(source.path, "rb") as reader, open(temp, "wb") as writer:
-                while chunk := reader.read(COPY_CHUNK):
-                    hasher.update(chunk)
-                    writer.write(chunk)
-                    size += len(chunk)
-                writer.flush()
-                os.fsync(writer.fileno())
-            checksum = hasher.hexdigest()
-            self.publish(temp, dst[0], dst[1], checksum, size)
+            return os.pread(fd, count * SUM_SIZE, first * SUM_SIZE)
+        finally:
+            os.close(fd)
+
+    def _check_sums(self, obj: StoredObject) -> None:
+        try:
+            sums = obj.sums_path.read_bytes()
+        except FileNotFoundError:
+            sums = b""
+        if len(sums) != sums_length(obj.size) or of_sums(sums) != obj.checksum:
+            log.warning("object %d.%d: block sums do not match; rebuilding", obj.oid, obj.version)
+            self._rebuild_sums(obj)
+            return
+        obj.sums_checked = True
+        if len(sums) <= CACHED_SUMS:
+            obj.sums = sums
+
+    def _rebuild_sums(self, obj: StoredObject) -> None:
+        """Sums from the object's bytes, written atomically; DamagedObject if they are bad."""
+        try:
+            hasher = _hash_file(obj.path)
+        except FileNotFoundError:
+            self._forget(obj)
+            raise
+        if hasher.size != obj.size or hasher.hexdigest() != obj.checksum:
+            self.quarantine(obj)
+            raise DamagedObject(f"object {obj.oid}.{obj.version} does not match its checksum")
+        self._write_sums(obj, hasher.sums())
+
+    def _write_sums(self, obj: StoredObject, sums: bytes) -> None:
+        temp = self.tmp_dir / f"{obj.path.name}.{uuid.uuid4().hex[:8]}{SUMS_SUFFIX}"
+        obj.sums_path.parent.mkdir(exist_ok=True)
+        try:
+            _write_synced(temp, sums)
+            os.replace(temp, obj.sums_path)
         finally:
             temp.unlink(missing_ok=True)
-        return size, checksum
+        _fsync_dir(obj.sums_path.parent)
+        obj.sums_checked = True
+        obj.sums = sums if len(sums) <= CACHED_SUMS else None
+
+    # --- checking and quarantine ----------------------------------------------------
 
     def verify(self, oid: int, version: int) -> bool | None:
-        """Re-read an object and compare with its checksum; None when it is missing."""
+        """Re-read an object whole and check it; None when it is missing.
+
+        A damaged object (False) is quarantined at once, so it is never served
+        again; a good one whose sums file had rotted gets it rebuilt.
+        """
         obj = self.find(oid, version)
         if obj is None:
             return None
+        hasher = BlockHasher()
         try:
-            return hash_file(obj.path) == obj.checksum
+            for chunk in read_politely(obj.path):
+                hasher.update(chunk)
         except FileNotFoundError:
+            self._forget(obj)
             return None
+        return self.judge(obj, hasher)
+
+    def judge(self, obj: StoredObject, hasher: BlockHasher) -> bool:
+        """Given ``obj``'s bytes read whole into ``hasher``: keep it, or quarantine it."""
+        if hasher.size != obj.size or hasher.hexdigest() != obj.checksum:
+            self.quarantine(obj)
+            return False
+        sums = hasher.sums()
+        try:
+            on_disk = obj.sums_path.read_bytes()
+        except FileNotFoundError:
+            on_disk = b""
+        if on_disk != sums:
+            log.warning("object %d.%d: block sums rebuilt from its bytes", obj.oid, obj.version)
+            self._write_sums(obj, sums)
+        return True
+
+    def quarantine(self, obj: StoredObject) -> None:
+        """Move a damaged object (and its sums) aside: never served, never reported again."""
+        if self.index.get((obj.oid, obj.version)) is not obj:
+            return  # already gone (deleted, replaced or quarantined meanwhile)
+        self.quarantine_dir.mkdir(exist_ok=True)
+        aside = self.quarantine_dir / f"{obj.path.name}.{int(time.time())}"
+        for source, target in (
+            (obj.path, aside),
+            (obj.sums_path, aside.with_name(aside.name + SUMS_SUFFIX)),
+        ):
+            try:
+                os.replace(source, target)
+            except FileNotFoundError:
+                pass
+        del self.index[(obj.oid, obj.version)]
+        self.stored_bytes -= obj.size
+        self.quarantined.append((obj.oid, obj.version))
+        log.error(
+            "object %d.%d does not match its checksum: quarantined as %s",
+            obj.oid,
+            obj.version,
+            aside,
+        )
+
+    def _forget(self, obj: StoredObject) -> None:
+        """An object that vanished from the disk behind our back."""
+        if self.index.get((obj.oid, obj.version)) is obj:
+            del self.index[(obj.oid, obj.version)]
+            self.stored_bytes -= obj.size
+
+    def copy(self, src: tuple[int, int], dst: tuple[int, int]) -> tuple[int, str]:
+        """Copy an object locally (for ``cp``), checking the source in the same pass.
+
+        The copy is a write session fed from the source, so it is hashed and
+        published as any written object; a source that turns out damaged is
+        quarantined and the copy dropped, so rot is never copied into a new file.
+        """
+        source = self.find(*src)
+        if source is None:
+            raise FileNotFoundError(f"object {src[0]}.{src[1]} is not stored here")
+        session = WriteSession.begin(self, dst[0], dst[1], lease=0, base=0)
+        try:
+            session.copy_from(source)
+            return session.commit()
+        finally:
+            session.discard()
+
+
+def read_politely(path: Path, chunk: int = CHECK_CHUNK) -> Iterator[memoryview]:
+    """A file's bytes as the disk holds them, without disturbing the page cache.
+
+    For checks (``verify``, the scrub): ``O_DIRECT`` reads bypass the page
+    cache, so they neither evict what readers use nor trust a cached copy of a
+    block that has since rotted on the disk. Where ``O_DIRECT`` is refused
+    (tmpfs, some network file systems) the reads are buffered and the pages
+    dropped again with ``POSIX_FADV_DONTNEED``. Each chunk is valid until the
+    next one is asked for.
+    """
+    chunk = max(DIRECT_ALIGN, chunk - chunk % DIRECT_ALIGN)
+    try:
+        fd = os.open(path, os.O_RDONLY | O_DIRECT)
+        direct = bool(O_DIRECT)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        fd, direct = os.open(path, os.O_RDONLY), False
+    buffer = mmap.mmap(-1, chunk)  # page-aligned, as O_DIRECT needs
+    view = memoryview(buffer)
+    offset = 0
+    try:
+        while True:
+            try:
+                count = os.preadv(fd, [view], offset)
+            except OSError as exc:
+                if not direct or exc.errno != errno.EINVAL:
+                    raise
+                os.close(fd)  # accepted at open, refused at read: read buffered
+                fd, direct = os.open(path, os.O_RDONLY), False
+                continue
+            if not count:
+                return
+            if not direct:
+                _drop_pages(fd, offset, count)
+            yield view[:count]
+            offset += count
+    finally:
+        os.close(fd)  # the buffer is left to the collector: the caller may hold a chunk
+
+
+def _drop_pages(fd: int, offset: int, count: int) -> None:
+    try:
+        os.posix_fadvise(fd, offset, count, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
 
 
 #: Streamed writes are handed to writeback every this many bytes (see _start_writeback).
@@ -313,24 +549,43 @@ class WriteSession:
     size: int = 0
     hashed: int = 0
     in_order: bool = True
-    hasher: object = field(default_factory=new_hasher)
+    hasher: BlockHasher = field(default_factory=BlockHasher)
     advised: int = 0
     direct: bool = False  # O_DIRECT is set on fd (see write_at)
     direct_failed: bool = False
 
     @classmethod
     def begin(cls, storage: Storage, oid: int, version: int, lease: int, base: int) -> WriteSession:
+        """A session for (oid, version); with ``base``, starting as a copy of that version."""
         session = cls(storage, oid, version, lease, storage.new_temp(oid, version))
         session.fd = os.open(session.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         if base:
             source = storage.find(oid, base)
-            if source is None:
+            try:
+                if source is None:
+                    raise FileNotFoundError(f"base version {oid}.{base} is not stored here")
+                session.copy_from(source)
+            except BaseException:
                 session.discard()
-                raise FileNotFoundError(f"base version {oid}.{base} is not stored here")
-            with open(source.path, "rb") as reader:
-                while chunk := reader.read(COPY_CHUNK):
-                    session.write_at(session.size, memoryview(chunk))
+                raise
         return session
+
+    def copy_from(self, source: StoredObject) -> None:
+        """Append ``source``'s bytes, checking them against its checksum on the way.
+
+        Raises :class:`DamagedObject` (and quarantines the source) if they do
+        not match: a copy must never turn rotten bytes into a new, valid-looking
+        version.
+        """
+        checker = BlockHasher()
+        with open(source.path, "rb") as reader:
+            while chunk := reader.read(COPY_CHUNK):
+                view = memoryview(chunk)
+                checker.update(view)
+                self.write_at(self.size, view)
+        if checker.size != source.size or checker.hexdigest() != source.checksum:
+            self.storage.quarantine(source)
+            raise DamagedObject(f"object {source.oid}.{source.version} does not match its checksum")
 
     def write_at(self, offset: int, data: memoryview, aligned: bool = False) -> None:
         """Write ``data`` at ``offset``, hashing it when it continues the stream in order.
@@ -361,7 +616,7 @@ class WriteSession:
         while written < len(data):
             written += os.pwrite(self.fd, data[written:], offset + written)
         if self.in_order and offset == self.hashed:
-            self.hasher.update(data)  # type: ignore[attr-defined]
+            self.hasher.update(data)
             self.hashed += len(data)
             if self.direct:
                 self.advised = self.hashed  # nothing of ours sits in the page cache
@@ -404,19 +659,22 @@ class WriteSession:
     def commit(self, expected: str | None = None) -> tuple[int, str]:
         """fsync, publish, and return (size, checksum).
 
-        With ``expected``, bytes whose checksum differs are never published:
-        :class:`ChecksumMismatch` is raised and the session stays to be discarded.
+        With ``expected`` (a replica received from elsewhere), bytes that do not
+        hash to it are refused: :class:`DamagedObject`, and nothing is published.
         """
         if self.in_order and self.hashed == self.size:
-            checksum = self.hasher.hexdigest()  # type: ignore[attr-defined]
+            hasher = self.hasher
         else:
-            checksum = hash_file(self.temp, self.size)
+            hasher = _hash_file(self.temp, self.size)
+        checksum = hasher.hexdigest()
         if expected is not None and checksum != expected:
-            raise ChecksumMismatch(f"received bytes hash to {checksum}, not {expected}")
+            raise DamagedObject(
+                f"received bytes of {self.oid}.{self.version} do not match checksum {expected}"
+            )
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
-        self.storage.publish(self.temp, self.oid, self.version, checksum, self.size)
+        self.storage.publish(self.temp, self.oid, self.version, checksum, self.size, hasher.sums())
         return self.size, checksum
 
     def discard(self) -> None:
@@ -436,6 +694,17 @@ def _parse_name(name: str) -> tuple[int, int, str] | None:
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

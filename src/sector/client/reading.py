@@ -1,0 +1,418 @@
+"""Reading one version of a file from its replicas: every byte checked, any replica will do.
+
+:class:`ReplicaReader` is the client's one read path. :class:`~.file.SectorFile`
+reads, read-ahead and downloads (and whatever io layer sits on them) call it;
+nothing else talks to a slave to read a stored file.
+
+* **Checked.** A slave sends, before the bytes, the sums of the 64 KiB blocks
+  they touch (:mod:`sector.protocol.checksum`); the reader asks for whole
+  blocks only (widening a request as needed, the extra bytes landing in a
+  scratch buffer) and checks each block before the bytes reach the caller -
+  into the caller's own buffer, without a copy, where the request covers
+  whole blocks. The slave keeps its ``sendfile``.
+* **Any replica will do.** A slave that breaks the connection, refuses, sends
+  nothing for ``data_timeout`` seconds (a stalled or stopped process), or sends
+  bytes that fail their sums, is left behind and the read continues at the
+  same offset on the next replica. Bad bytes are reported to the master, which
+  has the slave check the replica (and quarantine it). When every replica has
+  failed, the grant is asked for again - the master may know of new replicas -
+  and only when that offers none left to try does the caller see an error:
+  :class:`~sector.errors.SectorConnectionError` (E_CONNECTION) when slaves
+  could not be reached, :class:`~sector.errors.ResourceError` (E_RESOURCE) when
+  none holds good bytes. Replicas that failed for a passing reason are tried
+  again after a refresh if the read made progress since the last one, so a
+  long download outlives any number of slave restarts, and a read that makes
+  no progress still ends.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import xxhash
+
+from ..errors import (
+    E_EXPIRED,
+    E_LOCALFILE,
+    E_NOEXIST,
+    ResourceError,
+    SectorBusyError,
+    SectorConnectionError,
+    SectorError,
+)
+from ..protocol import checksum
+from ..protocol.checksum import BLOCK, SUM_SIZE, align_down, align_up
+from ..protocol.data import DataSession, OutOfTurn, ReadReply
+from ..protocol.framing import ProtocolError
+from ..protocol.master import Address, Open, ReadGrant, ReportBadReplica
+from ..protocol.messages import READ, Error
+from ..transport import close_quietly, receive_reply, recv_exact_into
+
+if TYPE_CHECKING:
+    from .session import Client
+
+#: Bytes asked for by one read request into the caller's memory.
+READ_REQUEST = 16 * 1024 * 1024
+#: Bytes asked for by one read request while streaming to a file: profiled downloads
+#: asking for one 4 MiB buffer at a time left the slave's ``sendfile`` idle between them.
+STREAM_REQUEST = 256 * 1024 * 1024
+#: Grants renewed in a row (expired tokens) before the read is given up.
+MAX_RENEWALS = 3
+
+
+class BadBytes(Exception):
+    """A slave sent bytes that do not match their block sums."""
+
+
+class Sink(Protocol):
+    """Where a stream goes: buffers to fill, handed back filled (see ``file._FileWriter``)."""
+
+    def buffer(self) -> memoryview: ...
+
+    def give_back(self, view: memoryview) -> None: ...
+
+    def write(self, view: memoryview, count: int) -> None: ...
+
+
+@dataclass
+class _Failures:
+    """What went wrong with which replica, for choosing the next one and the last word."""
+
+    passing: dict[Address, str] = field(default_factory=dict)  # may work again
+    damaged: dict[Address, str] = field(default_factory=dict)  # never again, for this read
+
+    def add(self, address: Address, exc: BaseException) -> None:
+        reason = _describe(exc)
+        if isinstance(exc, BadBytes) or (isinstance(exc, SectorError) and exc.code == E_NOEXIST):
+            self.damaged[address] = reason
+        else:
+            self.passing[address] = reason
+
+    def excluded(self) -> set[Address]:
+        return set(self.passing) | set(self.damaged)
+
+    def error(self, path: str) -> SectorError:
+        """The caller's error once no replica is left: E_CONNECTION, or E_RESOURCE."""
+        if not self.passing and not self.damaged:
+            return ResourceError("no live slave holds this file", path)
+        told = "; ".join(
+            f"{host}:{port}: {reason}"
+            for (host, port), reason in {**self.passing, **self.damaged}.items()
+        )
+        if self.passing:
+            return SectorConnectionError(f"no replica of the file could be read ({told})", path)
+        return ResourceError(f"no replica of the file holds good bytes ({told})", path)
+
+
+class ReplicaReader:
+    """Reads one version of a file (the one ``grant`` names) from any of its replicas."""
+
+    def __init__(self, client: Client, path: str, grant: ReadGrant, timeout: float):
+        self.client, self.path, self.grant = client, path, grant
+        #: Seconds a slave may send nothing before the read moves to another replica.
+        self.timeout = timeout
+        self._failures = _Failures()
+        self._address: Address | None = None
+        self._sock: socket.socket | None = None
+        self._data = DataSession()
+        self._progress = 0  # bytes delivered since the grant was last refreshed
+        self._refreshes = 0
+        self._renewals = 0  # expired tokens renewed since the last request that worked
+        self._scratch = memoryview(bytearray(2 * BLOCK))
+
+    @property
+    def size(self) -> int:
+        return self.grant.size
+
+    # --- reading into memory ------------------------------------------------------------
+
+    def read_into(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the file's bytes from ``offset`` (all inside the file), checked.
+
+        The request is widened to whole blocks; the blocks wholly inside
+        ``view`` are received straight into it, the partial ones at either end
+        into a scratch buffer and copied once checked.
+        """
+        end = offset + len(view)
+        if not view or end > self.size:
+            if end > self.size:
+                raise ValueError(f"read of {offset}+{len(view)} past the end ({self.size})")
+            return
+        start, stop = align_down(offset), align_up(end, self.size)
+        inner_lo = align_up(offset, self.size)
+        inner_hi = end if end == self.size else align_down(end)
+        if inner_lo >= inner_hi:  # no whole block inside: all of it through the scratch
+            regions = [(start, stop, self._scratch[: stop - start])]
+        else:
+            regions = [(inner_lo, inner_hi, view[inner_lo - offset : inner_hi - offset])]
+            if start < inner_lo:
+                regions.insert(0, (start, inner_lo, self._scratch[: inner_lo - start]))
+            if inner_hi < stop:
+                regions.append((inner_hi, stop, self._scratch[BLOCK : BLOCK + stop - inner_hi]))
+        position = start
+        while position < stop:
+            chunk_end = min(stop, position + READ_REQUEST)
+            self._with_failover(self._receive_regions, position, chunk_end, regions)
+            position = chunk_end
+        for lo, hi, target in regions:
+            if target.obj is not view.obj:  # a scratch region: copy out the wanted part
+                a, b = max(lo, offset), min(hi, end)
+                if a < b:
+                    view[a - offset : b - offset] = target[a - lo : b - lo]
+
+    def _receive_regions(
+        self, lo: int, hi: int, regions: list[tuple[int, int, memoryview]]
+    ) -> None:
+        """One request for bytes ``lo``..``hi`` (whole blocks), each part into its region."""
+        sock, sums = self._request(lo, hi - lo)
+        for r_lo, r_hi, target in regions:
+            a, b = max(lo, r_lo), min(hi, r_hi)
+            if a >= b:
+                continue
+            part = target[a - r_lo : b - r_lo]
+            recv_exact_into(sock, part)
+            self._data.received_raw(b - a)
+            first = (a - lo) // BLOCK * SUM_SIZE
+            self._check(part, sums[first : first + checksum.sums_length(b - a)], a)
+        self._progress += hi - lo
+        self._release()
+
+    # --- streaming to a sink ------------------------------------------------------------
+
+    def stream(
+        self,
+        start: int,
+        sink: Sink,
+        progress: Callable[[int], None] | None = None,
+    ) -> str | None:
+        """Stream bytes ``start``..the end into ``sink``, each buffer checked before it goes.
+
+        Returns the file checksum computed from the sums of what was streamed
+        when ``start`` is 0 (compare it with the grant's), else None. ``start``
+        is any offset: a partial first block goes through :meth:`read_into`.
+        """
+        position = start
+        if position % BLOCK and position < self.size:
+            head = min(align_up(position, self.size), self.size) - position
+            view = sink.buffer()
+            try:
+                self.read_into(position, view[:head])
+            except BaseException:
+                sink.give_back(view)
+                raise
+            sink.write(view, head)
+            position += head
+            if progress is not None:
+                progress(head)
+        digest = xxhash.xxh3_128() if start == 0 else None
+        while position < self.size:
+            length = min(STREAM_REQUEST, self.size - position)
+            position = self._with_failover(
+                self._stream_once, position, position + length, sink, digest, progress
+            )
+        return digest.hexdigest() if digest is not None else None
+
+    def _stream_once(
+        self,
+        position: int,
+        end: int,
+        sink: Sink,
+        digest: xxhash.xxh3_128 | None,
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        """One request for ``position``..``end``, received buffer by buffer into ``sink``.
+
+        Returns where it got to. A failure part-way raises :class:`_Stopped` with
+        the position reached, so the next replica resumes there.
+        """
+        try:
+            sock, sums = self._request(position, end - position)
+        except _RETRYABLE as exc:
+            raise _Stopped(position, exc) from exc
+        origin = position
+        while position < end:
+            view = sink.buffer()
+            room = len(view) - len(view) % BLOCK or len(view)
+            count = min(room, end - position)
+            try:
+                recv_exact_into(sock, view[:count])
+                self._data.received_raw(count)
+                first = (position - origin) // BLOCK * SUM_SIZE
+                block_sums = sums[first : first + checksum.sums_length(count)]
+                self._check(view[:count], block_sums, position)
+            except BaseException as exc:
+                sink.give_back(view)
+                if isinstance(exc, _RETRYABLE):
+                    raise _Stopped(position, exc) from exc
+                raise
+            sink.write(view, count)
+            if digest is not None:
+                digest.update(block_sums)
+            position += count
+            self._progress += count
+            if progress is not None:
+                progress(count)
+        self._release()
+        return position
+
+    # --- one replica, then the next -----------------------------------------------------
+
+    def _with_failover(self, action: Callable[..., int | None], *args: object) -> int | None:
+        """Run ``action`` on the current replica until it succeeds, failing over between.
+
+        A stream that stops part-way passes on where it got to, and the next
+        attempt starts there.
+        """
+        while True:
+            try:
+                return action(*args)
+            except _Stopped as stopped:
+                args = (stopped.position, *args[1:])
+                self._recover(stopped.cause)
+            except _RETRYABLE as exc:
+                self._recover(exc)
+
+    def _request(self, offset: int, length: int) -> tuple[socket.socket, bytes]:
+        """Ask the current replica for ``length`` bytes from ``offset``; the socket the
+        bytes then arrive on, and their block sums."""
+        if self._sock is None:
+            self._connect()
+        assert self._sock is not None
+        self._sock.sendall(self._data.read(offset, length, self.grant.token))
+        reply = receive_reply(self._sock, self._data)
+        if isinstance(reply, Error):
+            raise reply.exception(self.path)
+        assert isinstance(reply, ReadReply)
+        if reply.length != length:
+            raise ProtocolError(f"slave sent {reply.length} bytes, expected {length}")
+        self._renewals = 0
+        return self._sock, reply.sums
+
+    def _check(self, data: memoryview, sums: bytes, offset: int) -> None:
+        bad = checksum.first_bad_block(data, sums)
+        if bad is not None:
+            raise BadBytes(f"block at byte {offset + bad * BLOCK} does not match its sum")
+
+    def _connect(self) -> None:
+        if self._address is None:
+            self._address = self._choose()
+        self._sock = self.client.data_connection(self._address)
+        self._sock.settimeout(self.timeout)
+        self._data = DataSession()
+
+    def _choose(self) -> Address:
+        """The first replica of the grant not yet failed; refresh the grant when none is left."""
+        while True:
+            excluded = self._failures.excluded()
+            for host, port in self.grant.replicas:
+                address = (host, int(port))
+                if address not in excluded:
+                    return address
+            self._refresh()
+
+    def _recover(self, exc: BaseException) -> None:
+        """After a failed request: renew an expired grant, or leave this replica behind.
+
+        Only local trouble (the file being written to, E_LOCALFILE) is the
+        caller's at once; whatever a slave did, another replica may do better.
+        """
+        self._drop_connection()
+        if isinstance(exc, SectorError) and exc.code == E_LOCALFILE:
+            raise exc
+        if isinstance(exc, SectorError) and exc.code == E_EXPIRED:
+            self._renewals += 1
+            if self._renewals <= MAX_RENEWALS:
+                self._refresh(renewal=True)
+                return
+        address, self._address = self._address, None
+        if address is None:  # no replica was reached: nothing to leave behind
+            raise exc
+        self._failures.add(address, exc)
+        if isinstance(exc, BadBytes):
+            self._report(address)
+
+    def _refresh(self, renewal: bool = False) -> None:
+        """A new grant from the master: a fresh token, and perhaps new replicas.
+
+        Raises the caller's error when no replica is left to try: when the
+        read made no progress since the last refresh, or the new grant offers
+        only replicas already left behind. After progress, replicas that
+        failed for a passing reason get one more try each.
+        """
+        if not renewal:
+            if self._refreshes and self._progress == 0:
+                raise self._failures.error(self.path)
+            self._refreshes += 1
+        try:
+            grant = self.client.call(Open(self.path, READ))
+        except ResourceError:
+            if renewal:
+                raise
+            raise self._failures.error(self.path) from None
+        if not isinstance(grant, ReadGrant) or grant.version != self.grant.version:
+            raise SectorBusyError("file was rewritten while being read", self.path)
+        self.grant = grant
+        if renewal:
+            return
+        if self._progress:
+            self._failures.passing.clear()
+        self._progress = 0
+        offered = {(host, int(port)) for host, port in grant.replicas}
+        if not offered - self._failures.excluded():
+            raise self._failures.error(self.path)
+
+    def _report(self, address: Address) -> None:
+        """Tell the master a replica sent bad bytes; it has the slave check it. Best effort."""
+        try:
+            self.client.call(ReportBadReplica(self.grant.oid, self.grant.version, _name(address)))
+        except SectorError:
+            pass
+
+    # --- the connection -----------------------------------------------------------------
+
+    def _release(self) -> None:
+        """Back to the pool once nothing is in flight; the replica stays the current one."""
+        if self._sock is not None and self._data.idle and self._address is not None:
+            self.client.release_connection(self._address, self._sock)
+            self._sock = None
+
+    def _drop_connection(self) -> None:
+        if self._sock is not None:
+            close_quietly(self._sock)
+            self._sock = None
+
+    def close(self) -> None:
+        self._release()
+        self._drop_connection()
+
+
+#: What a slave (or the way to it) can do wrong: each moves the read to another replica.
+_RETRYABLE = (OSError, ProtocolError, OutOfTurn, SectorError, BadBytes)
+
+
+class _Stopped(Exception):
+    """A stream failed at ``position``: resume there on the next replica."""
+
+    def __init__(self, position: int, cause: BaseException):
+        super().__init__(str(cause))
+        self.position, self.cause = position, cause
+
+
+def _name(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "sent nothing in time"
+    if isinstance(exc, BadBytes):
+        return f"bad bytes ({exc})"
+    if isinstance(exc, SectorError):
+        return exc.detail or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["BadBytes", "ReplicaReader"]
