@@ -21,8 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--skip-peer", "--no-drop-caches",
-         "--clients", "4", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--skip-peer",
+            "--no-drop-caches",
+            "--clients",
+            "4",
+            "--json",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -80,5 +90,10 @@ def test_the_cpu_per_operation_benchmark_runs(capsys: pytest.CaptureFixture[str]
     assert cpu.main(["--files", "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[1:]] == [
-        "create", "stat", "ls", "read", "rename", "delete"
+        "create",
+        "stat",
+        "ls",
+        "read",
+        "rename",
+        "delete",
     ]

@@ -1,4 +1,4 @@
-"""Cluster commands: ``df``, ``sysinfo``, ``fsck`` and ``shutdown``.
+"""Cluster commands: ``df``, ``sysinfo``, ``fsck``, ``replicate``, ``decommission``, ``shutdown``.
 
 Everything here is read from the master (``sysinfo``) or done by it on the
 slaves (``fsck``, ``shutdown``); tables are for people and ``--json`` is for
@@ -165,17 +165,50 @@ def _fs(slave: dict) -> str:
 
 @click.command()
 @click.argument("path", default="/", type=SECTOR_PATH)
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Leave safe mode, adding what the slaves hold and the namespace does not know "
+    "to it (administrators only).",
+)
+@click.option(
+    "--leave-safe-mode",
+    "discard",
+    is_flag=True,
+    help="Leave safe mode, giving up (deleting) what the namespace does not know "
+    "(administrators only).",
+)
 @pass_state
-def fsck(state: State, path: str) -> None:
+def fsck(state: State, path: str, adopt: bool, discard: bool) -> None:
     """Have the slaves re-read every file under PATH (default /) and check its checksum.
 
     Prints each missing or damaged replica, and each file with fewer live
     replicas than it wants (UNDER), and exits with status 1 if there is any.
 
+    A master that finds its namespace younger than its slaves' objects (a lost
+    or old metadata.db, a mistyped --home) goes into safe mode and deletes
+    nothing; --adopt rebuilds the namespace from what the slaves hold (each
+    file at the path recorded beside it, else in /lost+found), and
+    --leave-safe-mode accepts the loss instead.
+
     \b
     Example:
       sector fsck /data
+      SECTOR_USER=root sector fsck --adopt
     """
+    if adopt and discard:
+        raise click.UsageError("give --adopt or --leave-safe-mode, not both")
+    if adopt or discard:
+        result = state.client().adopt(discard=discard)
+        if discard:
+            click.echo("left safe mode; objects the namespace does not know will be deleted")
+        else:
+            click.echo(
+                f"adopted {plural(result['files'], 'file')} into cluster {result['cluster']}"
+                + (f" ({result['lost_found']} in /lost+found)" if result["lost_found"] else "")
+                + "; left safe mode"
+            )
+        return
     report = state.client().fsck(path)
     problems = report["problems"]
     for problem in problems:
@@ -195,6 +228,58 @@ def fsck(state: State, path: str) -> None:
         kinds = sorted({p["problem"] for p in problems})
         state.err(f"sector: {path}: {plural(len(problems), 'replica')} {'/'.join(kinds)}")
         click.get_current_context().exit(EXIT_FAILURE)
+
+
+@click.command()
+@click.argument("path", type=SECTOR_PATH)
+@click.argument("number", type=click.IntRange(0))
+@click.option(
+    "--hireliable/--no-hireliable",
+    default=None,
+    help="Writes under PATH return only once every replica holds them (or no longer).",
+)
+@pass_state
+def replicate(state: State, path: str, number: int, hireliable: bool | None) -> None:
+    """Keep NUMBER replicas of PATH and everything under it (0: the rules decide again).
+
+    The setting stays with PATH through renames and wins over replica.conf for
+    it. Files are copied or trimmed in the background; sysinfo shows the
+    progress. More replicas than live slaves is allowed: files keep as many as
+    there are and count as under-replicated.
+
+    \b
+    Example:
+      sector replicate /precious 3 --hireliable
+      sector replicate /scratch 1
+    """
+    files = state.client().set_replication(path, number, hireliable=hireliable)
+    wanted = f"{number} replicas" if number else "the replica count of the rules"
+    click.echo(f"{path}: {wanted} for {plural(files, 'file')}")
+
+
+@click.command()
+@click.argument("slave")
+@click.option("--cancel", is_flag=True, help="Stop draining it; its replicas count again.")
+@pass_state
+def decommission(state: State, slave: str, cancel: bool) -> None:
+    """Drain SLAVE (id or host:port): copy everything it holds to other slaves.
+
+    It keeps serving reads meanwhile and its replicas stop counting only once
+    every file has its replicas elsewhere: sysinfo shows it draining, then
+    drained, when it can be stopped with no loss of safety. Administrators only.
+
+    \b
+    Example:
+      SECTOR_USER=root sector decommission 10.0.0.7:7001
+    """
+    result = state.client().decommission(slave, cancel=cancel)
+    if cancel:
+        click.echo(f"slave {result['slave']} is no longer draining")
+    else:
+        click.echo(
+            f"draining slave {result['slave']}: {plural(result['files'], 'file')} to copy "
+            "elsewhere (sector sysinfo shows when it is drained)"
+        )
 
 
 @click.command()

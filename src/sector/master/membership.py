@@ -201,12 +201,12 @@ class Membership:
         paths: dict[int, str] = {}
         for obj in objects:
             known = current.get(obj.oid)
-            if known == (obj.version, obj.checksum):
+            if known is not None and known[:2] == (obj.version, obj.checksum):
                 found.current.append(obj.oid)
             elif self.leases.is_writing(obj.oid) or self.leases.holds(obj.oid, obj.version):
                 continue  # a write in flight: its bytes are not stale yet
-            elif obj.oid >= ceiling:
-                found.unknown.append(obj)
+            elif obj.oid >= ceiling or (known is not None and obj.version > known[2]):
+                found.unknown.append(obj)  # an id, or a version, never handed out here
             elif obj.age < self.orphan_grace and not (
                 joining and (known is None or obj.version < known[0])
             ):
@@ -230,8 +230,8 @@ class Membership:
                     self.store.set_replica(oid, slave.id, current[oid][0])
         if found.unknown:
             self.safety.enter(
-                f"slave {slave.id} holds {len(found.unknown)} objects with ids this namespace "
-                "never handed out (is the metadata older than the cluster?)"
+                f"slave {slave.id} holds {len(found.unknown)} objects this namespace never "
+                "handed out (is the metadata older than the cluster?)"
             )
             self.safety.met(slave.id, self.store.cluster_id, found.unknown)
         if not self.safety.deletes_allowed():

@@ -194,6 +194,10 @@ class Replication:
         """A file's content or rules changed (a commit): judge it again soon."""
         self._recheck_soon([oid])
 
+    def rules_changed(self, oids: list[int]) -> None:
+        """Targets changed for these files (``sector replicate``, an adoption)."""
+        self._recheck_soon(oids)
+
     def replica_lost(self, oid: int, version: int, slave_id: str) -> None:
         """A replica is gone or damaged: forget it now, and have another made.
 

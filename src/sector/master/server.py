@@ -8,6 +8,9 @@ Each part has one job and is handed what it needs:
 * :class:`~.admin.Admin` - ping, sysinfo, fsck, shutdown;
 * :class:`~.membership.Membership` - slaves registering and reporting;
 * :class:`~.integrity.Integrity` - damaged replicas: reported, checked, given up;
+* :class:`~.replication.Replication` - every file kept at its replica target
+  (with :class:`~.targets.Targets`, :class:`~.safety.Safety` and the people's
+  say over it, :class:`~.stewardship.Stewardship`);
 * :class:`~.slaves.Registry`, :class:`~.placement.Placement`, :class:`~.links.Links` -
   which slaves are alive, where bytes go, and the orders sent to slaves.
 
@@ -53,6 +56,7 @@ from .replication import Replication
 from .safety import Safety
 from .sessions import Session, Sessions
 from .slaves import Registry, Slave
+from .stewardship import Stewardship
 from .store import Store
 from .targets import Targets
 from .topology import Topology
@@ -132,7 +136,18 @@ class MasterServer:
             settings.inventory_interval,
             orphan_grace=settings.token_ttl,
         )
-        parts = (self.sessions, tree, self.files, admin, self.membership, self.integrity)
+        stewardship = Stewardship(
+            self.store, namespace, self.registry, self.replication, self.safety
+        )
+        parts = (
+            self.sessions,
+            tree,
+            self.files,
+            admin,
+            self.membership,
+            self.integrity,
+            stewardship,
+        )
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
         self.client_ops = handler_table(*parts, vocabulary=CLIENT_REQUESTS)
         self.slave_reports = handler_table(*parts, vocabulary=SLAVE_REPORTS)

@@ -458,19 +458,27 @@ class Store:
             )
         self._has_settings = self._count_settings() > 0
 
-    def current(self, oids: Iterable[int]) -> dict[int, tuple[int, str]]:
-        """(version, checksum) of each of ``oids`` that is still a file in the namespace."""
-        found: dict[int, tuple[int, str]] = {}
+    def current(self, oids: Iterable[int]) -> dict[int, tuple[int, str, int]]:
+        """(version, checksum, highest version issued) of each of ``oids`` that is still a
+        file in the namespace."""
+        found: dict[int, tuple[int, str, int]] = {}
         batch = list(oids)
         for start in range(0, len(batch), 500):
             chunk = batch[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for oid, version, checksum in self.db.execute(
-                f"SELECT id, version, checksum FROM entries WHERE is_dir = 0 AND id IN ({marks})",
+            for oid, version, checksum, issued in self.db.execute(
+                "SELECT id, version, checksum, max(issued, version) FROM entries "
+                f"WHERE is_dir = 0 AND id IN ({marks})",
                 chunk,
             ):
-                found[oid] = (version, checksum)
+                found[oid] = (version, checksum, issued)
         return found
+
+    def raise_issued(self, entry_id: int, version: int) -> None:
+        """Count ``version`` of a file as issued (so that it is never issued again)."""
+        self.db.execute(
+            "UPDATE entries SET issued = max(issued, ?) WHERE id = ?", (version, entry_id)
+        )
 
     def totals(self) -> tuple[int, int, int]:
         """(files, directories, bytes) in the whole namespace."""

@@ -26,6 +26,11 @@ Client -> master::
     bad-replica(oid, version, slave)   a reader got bytes failing their block sums
                                        there: the master has the slave check -> ok
     shutdown(slave?)                   admin only: one slave, or all and the master
+    replicate(path, number, hireliable)
+                                       a path's own replica count -> ReplicateReply
+    decommission(slave, cancel)        admin only: drain a slave -> DecommissionReply
+    adopt(discard)                     admin only: leave safe mode, adopting (or
+                                       giving up) what the namespace does not know
 
 Slave -> master::
 
@@ -241,6 +246,29 @@ class FsckReply(Reply, tag="fsck"):
     problems: list[Problem]
 
 
+class ReplicateReply(Reply, tag="replicate"):
+    """How many files the new setting covers (they are recounted in the background)."""
+
+    files: int
+
+
+class DecommissionReply(Reply, tag="decommission"):
+    """The slave's id and how many files it holds (all copied elsewhere before it is
+    drained)."""
+
+    slave: str
+    files: int
+
+
+class AdoptReply(Reply, tag="adopt"):
+    """What ``adopt`` brought into the namespace: files at their recorded paths, files
+    put in ``/lost+found`` (no path known, or the path taken), and the cluster id."""
+
+    files: int
+    lost_found: int
+    cluster: str
+
+
 class ShutdownReply(Reply, tag="shutdown"):
     """The ids of the slaves stopped, and ``master`` when the master stops too."""
 
@@ -371,6 +399,38 @@ class ReportBadReplica(Request, tag="bad-replica"):
     replies = (Done,)
 
 
+class Replicate(Request, tag="replicate"):
+    """Set how many replicas a path and everything under it keep (``number`` 0: no count
+    of its own: replica.conf and REPLICA_NUM decide), and whether their writes are
+    HiRELIABLE (None: no setting of its own). Replaces the path's earlier setting."""
+
+    path: str
+    number: int = 0
+    hireliable: bool | None = None
+
+    replies = (ReplicateReply,)
+
+
+class Decommission(Request, tag="decommission"):
+    """Admin only: copy everything a slave (id or ``host:port``) holds elsewhere, after
+    which its replicas no longer count; ``cancel`` stops that."""
+
+    slave: str
+    cancel: bool = False
+
+    replies = (DecommissionReply,)
+
+
+class Adopt(Request, tag="adopt"):
+    """Admin only: leave safe mode. By default the files the slaves hold and the
+    namespace does not know are added to it (at the paths the slaves recorded);
+    with ``discard`` they are given up instead, and deleted."""
+
+    discard: bool = False
+
+    replies = (AdoptReply,)
+
+
 class Shutdown(Request, tag="shutdown"):
     """Stop one slave (by id or ``host:port``), or with None every slave and the master."""
 
@@ -431,6 +491,9 @@ CLIENT_REQUESTS = Vocabulary(
     Fsck,
     Shutdown,
     ReportBadReplica,
+    Replicate,
+    Decommission,
+    Adopt,
 )
 SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined)
 

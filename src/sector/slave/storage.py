@@ -70,6 +70,7 @@ CHECK_CHUNK = 1024 * 1024
 class DamagedObject(Exception):
     """An object's bytes do not match its checksum; it has been quarantined."""
 
+
 CLUSTER_FILE = "cluster.id"
 PATHS_FILE = "paths.log"
 
