@@ -440,8 +440,11 @@ class LocalCluster:
         self._wait_ready(process)
         return process
 
-    def restart_master(self, kill: bool = True) -> None:
-        """Stop the master (``kill -9`` by default) and start it again on the same port."""
+    def restart_master(
+        self, kill: bool = True, meanwhile: Callable[[], object] | None = None
+    ) -> None:
+        """Stop the master (``kill -9`` by default) and start it again on the same port;
+        ``meanwhile`` runs while it is down (a test's fault: a lost metadata file...)."""
         master = self.process("master")
         if kill:
             master.popen.kill()
@@ -449,6 +452,8 @@ class LocalCluster:
             master.popen.terminate()
         master.popen.wait(timeout=START_TIMEOUT)
         self.processes.remove(master)
+        if meanwhile is not None:
+            meanwhile()
         assert self.master_address is not None
         self._start_master(self.master_address[1])
         self._write_run_file()

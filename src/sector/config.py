@@ -256,7 +256,7 @@ class MasterSettings:
     heartbeat_interval: float = 5.0
     token_ttl: float = 600.0
     lost_slave_retry_time: float = 600.0
-    client_timeout: float = 0.0
+    client_timeout: float = 600.0
     inventory_interval: float = 600.0
     slave_min_disk_space: int = 64 * 1024 * 1024
     log: LogSettings = field(default_factory=LogSettings)
@@ -284,7 +284,7 @@ class MasterSettings:
             heartbeat_interval=conf.number("HEARTBEAT_INTERVAL", 5.0, minimum=0.05),
             token_ttl=conf.number("DATA_TOKEN_TTL", 600.0, minimum=0.1),
             lost_slave_retry_time=conf.number("LOST_SLAVE_RETRY_TIME", 600.0, minimum=0),
-            client_timeout=conf.number("CLIENT_TIMEOUT", 0.0, minimum=0),
+            client_timeout=conf.number("CLIENT_TIMEOUT", 600.0, minimum=0),
             inventory_interval=conf.number("INVENTORY_INTERVAL", 600.0, minimum=0),
             slave_min_disk_space=conf.size("SLAVE_MIN_DISK_SPACE", 64 * MB),
             log=LogSettings.load(conf),

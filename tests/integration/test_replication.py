@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import sector
 from sector.client import Client
 from sector.cluster import LocalCluster
-from sector.protocol.messages import READ, TRUNC, WRITE
+from sector.protocol.messages import HIRELIABLE, READ, TRUNC, WRITE
 from tests.support import PASSWORD, USER, connect, wait_until
 
 #: Seconds the cluster gets to bring every file back to its target after a fault.
@@ -225,4 +226,146 @@ def test_the_target_is_kept_as_high_as_the_live_slaves_allow(
     cluster.start_slave(3)
     wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="the third replica")
     assert live_replicas(client, "/few") == 3
+    client.close()
+
+
+def test_a_hireliable_close_returns_with_every_replica_written(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(slaves=3, replicas=2)
+    client = connect(cluster)
+    data = os.urandom(3_000_000)
+    with client.open("/sure", WRITE | HIRELIABLE) as remote:
+        remote.write(data)
+        first = "{}:{}".format(*remote.grant.slave)
+    holders = client.stat("/sure").slaves
+    assert len(holders) == 2 and first in holders  # at close, not after
+
+    cluster.stop_process(f"slave{slave_number(cluster, first)}", kill=True)
+    assert read(client, "/sure") == data  # from the replica the chain wrote
+
+    # a path can ask for it too: plain writes there return with both replicas made
+    client.mkdir("/sure-dir")
+    assert client.set_replication("/sure-dir", 2, hireliable=True) == 0
+    with client.open("/sure-dir/f", WRITE) as remote:
+        remote.write(data)
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="the repairs")
+    with client.open("/sure-dir/g", WRITE) as remote:
+        remote.write(b"g" * 1000)
+    assert live_replicas(client, "/sure-dir/g") == 2
+    client.close()
+
+
+def test_sector_replicate_raises_and_lowers_a_paths_count(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(slaves=4, replicas=2)
+    client = connect(cluster)
+    for n in range(5):
+        write(client, f"/important/{n}", os.urandom(20_000))
+    write(client, "/other", b"o" * 1000)
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="2 replicas each")
+    assert client.set_replication("/important", 3) == 5
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="3 replicas each")
+    assert [live_replicas(client, f"/important/{n}") for n in range(5)] == [3] * 5
+    assert live_replicas(client, "/other") == 2
+
+    client.move("/important", "/precious")  # the setting follows the directory
+    cluster.restart_master(kill=True)  # ... and survives the master
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="the restart")
+    assert [live_replicas(client, f"/precious/{n}") for n in range(5)] == [3] * 5
+
+    assert client.set_replication("/precious/0", 1) == 1
+    wait_until(lambda: live_replicas(client, "/precious/0") == 1, what="the surplus trimmed")
+    assert read(client, "/precious/0") is not None
+    client.close()
+
+
+def test_a_decommissioned_slave_is_drained_while_readers_carry_on(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(slaves=3, replicas=2)
+    client = connect(cluster)
+    files = {f"/drain/{n}": os.urandom(100_000) for n in range(40)}
+    for path, data in files.items():
+        write(client, path, data)
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="2 replicas each")
+    root = _root(cluster)
+    leaving = next(s for s in client.sysinfo()["slaves"] if s["files"])
+
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        session = connect(cluster)
+        try:
+            while not stop.is_set():
+                for path, data in files.items():
+                    assert read(session, path) == data
+        except BaseException as exc:  # reported by the test below
+            failures.append(exc)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        result = root.decommission(leaving["address"])
+        assert result["slave"] == leaving["id"] and result["files"] > 0
+        status = {s["id"]: s["status"] for s in client.sysinfo()["slaves"]}
+        assert status[leaving["id"]] in ("draining", "drained")
+        wait_until(
+            lambda: _status(client, leaving["id"]) == "drained",
+            timeout=REPAIR_DEADLINE,
+            what="the slave drained",
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert settled(client)
+    # every file now has two replicas that count, none of them on the drained slave
+    address = leaving["address"]
+    for path in files:
+        assert len([a for a in client.stat(path).slaves if a != address]) >= 2
+    cluster.stop_process(f"slave{slave_number(cluster, address)}", kill=True)
+    for path, data in files.items():
+        assert read(client, path) == data
+    root.close()
+    client.close()
+
+
+def _status(client: Client, slave_id: str) -> str:
+    return next(s["status"] for s in client.sysinfo()["slaves"] if s["id"] == slave_id)
+
+
+def _root(cluster: LocalCluster) -> Client:
+    assert cluster.master_address is not None
+    root = Client(*cluster.master_address)
+    password = (cluster.layout.conf / "root.password").read_text().strip()
+    root.login("root", password, cluster.layout.cert)
+    return root
+
+
+def test_the_master_killed_during_heavy_repair_converges_with_nothing_lost(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(slaves=3, replicas=2)
+    client = connect(cluster)
+    rng = random.Random(5)
+    files = {f"/heavy/{n:03d}": os.urandom(rng.randint(100_000, 400_000)) for n in range(150)}
+    for path, data in files.items():
+        write(client, path, data)
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="every file at 2 replicas")
+
+    cluster.stop_process("slave1", kill=True)
+    wait_until(lambda: health(client)["copying"] > 0, what="re-replication under way")
+    cluster.restart_master(kill=True)
+
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="re-replication done")
+    for path, data in files.items():
+        assert read(client, path) == data
+        assert live_replicas(client, path) == 2
     client.close()

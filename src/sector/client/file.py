@@ -98,7 +98,7 @@ class SectorFile:
             if not isinstance(grant, WriteGrant):
                 raise SectorConnectionError("the master answered a write open with a read grant")
             self._connect(grant.slave)
-            self._send(self._data.begin_write(grant.token))
+            self._send(self._data.begin_write(grant.token, grant.chain))
             if mode & APPEND:
                 self.position = self.size
 
@@ -360,7 +360,7 @@ class SectorFile:
         from .session import Stat
 
         assert isinstance(self.grant, WriteGrant)
-        done = self.client.call(Close(self.grant.lease, reply.receipt))
+        done = self.client.call(Close(self.grant.lease, reply.receipt, reply.more))
         self.committed = Stat.from_entry(done.entry)
 
     def abort(self) -> None:

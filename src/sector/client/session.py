@@ -571,6 +571,8 @@ class Client:
 
         Returns ``{"slave": id, "files": files it holds}``; ``sysinfo`` shows it
         ``draining`` until every one has its replicas elsewhere, then ``drained``.
+        Raises PermissionError (E_PERMISSION) for other users, FileNotFoundError
+        for an unknown slave.
         """
         reply = self.call(wire.Decommission(slave, cancel))
         return {"slave": reply.slave, "files": reply.files}

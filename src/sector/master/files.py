@@ -6,9 +6,19 @@ file) and names one slave; the new version becomes the file's content only
 when ``close`` brings back the receipt that slave signed, in one transaction.
 A lease that ends any other way (``abort``, or the session going away)
 leaves the previous version in place and has the slave drop the new bytes.
+
+A HiRELIABLE write (the open mode, or the path's setting) names a chain of
+slaves: the first streams the bytes on to the others as they arrive, each
+signs a receipt at commit, and ``close`` records every replica the receipts
+prove and makes any missing one (a chain slave died) before it answers. Other
+writes get their extra replicas in the background (:mod:`.replication`).
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
 
 from ..clock import Clock
 from ..errors import (
@@ -19,9 +29,19 @@ from ..errors import (
     SecurityError,
 )
 from ..protocol import tokens
-from ..protocol.data import ObjectId
+from ..protocol.data import ChainLink, ObjectId
 from ..protocol.master import Abort, Close, CloseReply, Open, ReadGrant, WriteGrant
-from ..protocol.messages import ALL_MODE_BITS, APPEND, READ, TRUNC, WRITE, Done, Reply, handles
+from ..protocol.messages import (
+    ALL_MODE_BITS,
+    APPEND,
+    HIRELIABLE,
+    READ,
+    TRUNC,
+    WRITE,
+    Done,
+    Reply,
+    handles,
+)
 from ..protocol.paths import normalize
 from ..protocol.tokens import ReadClaims, Receipt, WriteClaims
 from .leases import Lease, Leases
@@ -30,8 +50,11 @@ from .namespace import Namespace
 from .placement import Placement
 from .replication import Replication
 from .sessions import Session
+from .slaves import Slave
 from .store import Row, Store
 from .tree import entry
+
+log = logging.getLogger("sector.master")
 
 
 class Files:
@@ -95,10 +118,30 @@ class Files:
                 if not holders:
                     raise ResourceError("no live slave holds this file", path)
                 slave = holders[0]
-        lease = self.leases.grant(session, oid, version, path, row is None, slave.id)
-        slave.active += 1
+        chain: list[Slave] = []
+        if (mode & HIRELIABLE or policy.hireliable) and policy.number > 1:
+            chain = self.placement.chain(slave, size, policy, policy.number - 1)
+        lease = self.leases.grant(
+            session,
+            oid,
+            version,
+            path,
+            row is None,
+            slave.id,
+            tuple(s.id for s in chain),
+            policy.number if mode & HIRELIABLE or policy.hireliable else 0,
+        )
+        for chosen in (slave, *chain):
+            chosen.active += 1
         token = self._sign(WriteClaims(oid, version, base, lease.id, slave.id, path))
-        return WriteGrant(lease.id, oid, version, size, token, slave.address)
+        links = [
+            # the chain's slaves start from nothing: the first passes the base on to them
+            ChainLink(
+                s.host, s.port, self._sign(WriteClaims(oid, version, 0, lease.id, s.id, path))
+            )
+            for s in chain
+        ]
+        return WriteGrant(lease.id, oid, version, size, token, slave.address, links)
 
     def _sign(self, claims: tokens.Claims) -> bytes:
         return tokens.sign(self.key, claims, self.clock.time() + self.token_ttl)
@@ -115,13 +158,36 @@ class Files:
         expected = (lease.oid, lease.version, lease.slave_id, lease.id)
         if (receipt.oid, receipt.version, receipt.slave, receipt.lease) != expected:
             raise SecurityError("commit receipt does not match the open file", lease.path)
+        also = self._chained(lease, receipt, request.more)
         try:
-            row = self._commit(lease, receipt.size, receipt.checksum)
+            row = self._commit(lease, receipt.size, receipt.checksum, also)
         finally:
             self._release(lease.id, discard=False)
+        if lease.wanted > 1 + len(also):
+            return self._complete(row, lease.wanted)
         return CloseReply(entry(row))
 
-    def _commit(self, lease: Lease, size: int, checksum: str) -> Row:
+    def _chained(self, lease: Lease, first: Receipt, more: list[bytes]) -> list[str]:
+        """The chain's slaves that committed the same bytes, by their receipts."""
+        committed = []
+        for token in more:
+            try:
+                receipt = tokens.verify(self.key, token, Receipt, self.clock.time())
+            except tokens.TokenError:
+                continue
+            same = (receipt.oid, receipt.version, receipt.lease, receipt.size, receipt.checksum)
+            if same == (lease.oid, lease.version, lease.id, first.size, first.checksum) and (
+                receipt.slave in lease.chain and receipt.slave not in committed
+            ):
+                committed.append(receipt.slave)
+        return committed
+
+    async def _complete(self, row: Row, wanted: int) -> Reply:
+        """A HiRELIABLE close whose chain lost a slave: the missing replicas are made now."""
+        await self.replication.complete(row, wanted)
+        return CloseReply(entry(row))
+
+    def _commit(self, lease: Lease, size: int, checksum: str, also: Sequence[str] = ()) -> Row:
         """Make the written version the file's content: one transaction."""
         stale: list[tuple[str, int]] = []
         with self.store.transaction():
@@ -134,10 +200,12 @@ class Files:
                 self.store.update_content(lease.oid, size, lease.version, checksum)
                 for slave_id, _ in stale:
                     self.store.drop_replica(lease.oid, slave_id)
-            self.store.set_replica(lease.oid, lease.slave_id, lease.version)
+            for slave_id in (lease.slave_id, *also):
+                self.store.set_replica(lease.oid, slave_id, lease.version)
         for slave_id, old_version in stale:
             self.links.delete_on(slave_id, [ObjectId(lease.oid, old_version)])
-        self.placement.committed(lease.slave_id, size)
+        for slave_id in (lease.slave_id, *also):
+            self.placement.committed(slave_id, size)
         self.replication.changed(lease.oid)
         row = self.store.get(lease.oid)
         assert row is not None
@@ -149,6 +217,24 @@ class Files:
         self._release(lease.id, discard=True)
         return Done()
 
+    async def expire_leases(self, timeout: float) -> None:
+        """End, now and then, the write leases of clients silent for ``timeout`` seconds
+        (CLIENT_TIMEOUT): the file keeps its last committed version, and another writer
+        may open it. The silent client's ``close`` later fails: its lease is gone."""
+        while True:
+            await asyncio.sleep(max(0.05, min(1.0, timeout / 4)))
+            self.expire(timeout)
+
+    def expire(self, timeout: float) -> None:
+        for lease in self.leases.idle(self.clock.monotonic(), timeout):
+            log.warning(
+                "write lease %d on %s expired: its client was silent for %.0fs",
+                lease.id,
+                lease.path,
+                timeout,
+            )
+            self._release(lease.id, discard=True)
+
     def abandon(self, session: Session) -> None:
         """The client left: writes it never closed keep their previous version."""
         for lease_id in list(session.leases):
@@ -158,9 +244,10 @@ class Files:
         lease = self.leases.release(lease_id)
         if lease is None:
             return
-        slave = self.placement.registry.get(lease.slave_id)
-        if slave is not None:
-            slave.active = max(0, slave.active - 1)
-        if discard:
-            # The slave may already have committed the bytes; nobody will point at them.
-            self.links.delete_on(lease.slave_id, [ObjectId(lease.oid, lease.version)])
+        for slave_id in lease.slaves:
+            slave = self.placement.registry.get(slave_id)
+            if slave is not None:
+                slave.active = max(0, slave.active - 1)
+            if discard:
+                # The slave may already have committed the bytes; nobody will point at them.
+                self.links.delete_on(slave_id, [ObjectId(lease.oid, lease.version)])

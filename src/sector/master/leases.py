@@ -4,8 +4,11 @@ A file has at most one writer. Opening an existing file for writing leases
 its id; creating a new one leases its path, so a second creator - or a
 ``mkdir`` or ``move`` onto that path - gets E_BUSY until the writer closes.
 Leases belong to the client session that took them and end with it: a writer
-whose connection dies leaves the previous version in place. They do not
-expire by time, so they read no clock.
+whose connection dies leaves the previous version in place. One whose client
+is silent - SIGSTOPped, or cut off by the network with its connection still
+open - expires after ``CLIENT_TIMEOUT`` (see :meth:`.files.Files.expire_leases`),
+unless its slave reports bytes still arriving for it: a client streaming a
+large file talks to its slave, not to the master.
 """
 
 from __future__ import annotations
@@ -28,6 +31,21 @@ class Lease:
     created: bool
     slave_id: str
     session: Session
+    #: HiRELIABLE: the slaves the first one streams the write on to.
+    chain: tuple[str, ...] = ()
+    #: HiRELIABLE: the close returns only once this many replicas hold the new version.
+    wanted: int = 0
+    #: When a slave last reported bytes arriving for it (the master's monotonic clock).
+    renewed: float = 0.0
+
+    def idle(self, now: float) -> float:
+        """Seconds since anyone showed this write to be alive (its client, or its slave)."""
+        return now - max(self.renewed, self.session.last_active)
+
+    @property
+    def slaves(self) -> tuple[str, ...]:
+        """Every slave the write goes to: the first, then its chain."""
+        return (self.slave_id, *self.chain)
 
 
 class Leases:
@@ -42,9 +60,19 @@ class Leases:
         return iter(self._by_id.values())
 
     def grant(
-        self, session: Session, oid: int, version: int, path: str, created: bool, slave_id: str
+        self,
+        session: Session,
+        oid: int,
+        version: int,
+        path: str,
+        created: bool,
+        slave_id: str,
+        chain: tuple[str, ...] = (),
+        wanted: int = 0,
     ) -> Lease:
-        lease = Lease(next(self._ids), oid, version, path, created, slave_id, session)
+        lease = Lease(
+            next(self._ids), oid, version, path, created, slave_id, session, chain, wanted
+        )
         self._by_id[lease.id] = lease
         session.leases.add(lease.id)
         if created:
@@ -70,6 +98,18 @@ class Leases:
         if self._creating.get(lease.path) == lease_id:
             del self._creating[lease.path]
         return lease
+
+    def renew(self, lease_ids: list[int], now: float) -> None:
+        """Slaves saw bytes arrive for these writes: they are alive, whatever their client
+        says to the master (nothing, while it streams)."""
+        for lease_id in lease_ids:
+            lease = self._by_id.get(lease_id)
+            if lease is not None:
+                lease.renewed = now
+
+    def idle(self, now: float, timeout: float) -> list[Lease]:
+        """The leases nobody showed to be alive for longer than ``timeout`` seconds."""
+        return [lease for lease in self._by_id.values() if lease.idle(now) > timeout]
 
     def is_writing(self, oid: int) -> bool:
         return oid in self._writing

@@ -54,6 +54,11 @@ class Links:
         if slave is not None:
             self.to(slave).delete_later(objects)
 
+    def forget(self, slave_id: str) -> None:
+        link = self._links.pop(slave_id, None)
+        if link is not None:
+            link.close()
+
     def close(self) -> None:
         for link in self._links.values():
             link.close()

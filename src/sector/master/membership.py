@@ -160,6 +160,7 @@ class Membership:
             return None
         was_alive = slave.alive
         self.registry.update(slave, report.usage)
+        self.leases.renew(report.writes, slave.last_seen)
         if not was_alive:  # back from a silence: what it holds counts again
             self.replication.slave_joined(
                 slave, [oid for oid, _ in self.store.replicas_on(slave.id)]
@@ -196,7 +197,7 @@ class Membership:
         truth; a registration, with nothing in flight on the slave, rebuilds them).
         """
         found = Reconciled()
-        ceiling = self.store.id_ceiling()
+        ceiling, adopted = self.store.id_ceiling(), self.store.adopted
         current = self.store.current({o.oid for o in objects})
         paths: dict[int, str] = {}
         for obj in objects:
@@ -205,8 +206,12 @@ class Membership:
                 found.current.append(obj.oid)
             elif self.leases.is_writing(obj.oid) or self.leases.holds(obj.oid, obj.version):
                 continue  # a write in flight: its bytes are not stale yet
-            elif obj.oid >= ceiling or (known is not None and obj.version > known[2]):
-                found.unknown.append(obj)  # an id, or a version, never handed out here
+            elif (
+                obj.oid >= ceiling
+                or (known is not None and obj.version > known[2])
+                or (known is None and obj.oid in adopted)
+            ):  # an id or a version never handed out here, or maybe one not adopted yet
+                found.unknown.append(obj)
             elif obj.age < self.orphan_grace and not (
                 joining and (known is None or obj.version < known[0])
             ):
@@ -238,11 +243,31 @@ class Membership:
             found.stale = []
         return found
 
-    async def watch(self, slave_timeout: float) -> None:
-        """Declare dead, forever, the slaves that stop sending heartbeats."""
+    async def watch(self, slave_timeout: float, forget_after: float = 0.0) -> None:
+        """Declare dead the slaves that stop sending heartbeats, and forget those dead for
+        longer than ``forget_after`` seconds (LOST_SLAVE_RETRY_TIME; 0: never)."""
         interval = max(0.05, min(1.0, slave_timeout / 4))
         while True:
             await asyncio.sleep(interval)
             for slave in self.registry.expire():
                 log.warning("slave %s at %s:%d stopped answering", slave.id, *slave.address)
                 self.replication.slave_lost(slave)
+            if forget_after:
+                for slave in self.registry.forgotten(forget_after):
+                    self.forget(slave)
+
+    def forget(self, slave: Slave) -> None:
+        """A slave gone for good: its replica records go (it is re-reconciled if it ever
+        registers again: nothing it holds is deleted on this account)."""
+        oids = [oid for oid, _ in self.store.replicas_on(slave.id)]
+        with self.store.transaction():
+            for oid in oids:
+                self.store.drop_replica(oid, slave.id)
+        self.links.forget(slave.id)
+        log.warning(
+            "slave %s at %s:%d forgotten after LOST_SLAVE_RETRY_TIME (%d replica records)",
+            slave.id,
+            *slave.address,
+            len(oids),
+        )
+        self.replication.recount(oids)

@@ -171,7 +171,7 @@ class Replication:
         self.key, self.clock, self.token_ttl = key, clock, token_ttl
         #: Seconds after the start during which slaves register before anything is judged.
         self.settle = settle
-        self.started = clock.monotonic()
+        self._settled_at = clock.monotonic() + settle
         self.queue = RepairQueue()
         #: Every file known to be below target, with why.
         self.needy: dict[int, Need] = {}
@@ -185,6 +185,7 @@ class Replication:
         self._stalled: set[int] = set()  # below target, and no slave could take a copy
         self._retry: dict[int, _Retry] = {}
         self._wake: asyncio.Event | None = None
+        self._waiters: dict[int, asyncio.Event] = {}  # copies someone awaits (complete)
         self._tasks: set[asyncio.Task] = set()
         self._last_scan = 0.0
 
@@ -194,8 +195,8 @@ class Replication:
         """A file's content or rules changed (a commit): judge it again soon."""
         self._recheck_soon([oid])
 
-    def rules_changed(self, oids: list[int]) -> None:
-        """Targets changed for these files (``sector replicate``, an adoption)."""
+    def recount(self, oids: list[int]) -> None:
+        """Judge these files again soon (their rules changed, a slave was forgotten...)."""
         self._recheck_soon(oids)
 
     def replica_lost(self, oid: int, version: int, slave_id: str) -> None:
@@ -397,8 +398,18 @@ class Replication:
         self.busy[plan.source.id] += 1
         self.busy[plan.target.id] += 1
 
+    async def _copy_done(self, oid: int) -> None:
+        """Wait until no copy of ``oid`` is in flight."""
+        done = self._waiters.get(oid)
+        if done is None:
+            done = self._waiters[oid] = asyncio.Event()
+        await done.wait()
+
     def _finished(self, plan: CopyPlan) -> None:
         self.copying.pop(plan.oid, None)
+        waiter = self._waiters.pop(plan.oid, None)
+        if waiter is not None:
+            waiter.set()
         for slave_id in (plan.source.id, plan.target.id):
             self.busy[slave_id] -= 1
             if self.busy[slave_id] <= 0:
@@ -455,14 +466,55 @@ class Replication:
                 elif need.sources:
                     self.queue.push(oid, need.counted)
 
+    async def complete(self, row: Row, wanted: int) -> int:
+        """Make replicas of ``row`` now, one after another, until ``wanted`` count or no
+        slave can take one (a HiRELIABLE close); how many count then.
+
+        These copies are a client's, waiting: they skip the queue and the
+        per-slave bound that keeps repair polite.
+        """
+        registry = self.registry
+        while True:
+            holders = [
+                s for i in self.store.current_holders(row) if (s := registry.get(i)) and s.alive
+            ]
+            counted = [s for s in holders if s.counts]
+            if len(counted) >= wanted or not holders:
+                return len(counted)
+            if row.id in self.copying:  # the queue got there first: wait for that copy
+                await self._copy_done(row.id)
+                continue
+            policy = self.targets.policy(row)
+            target = self.placement.for_replica(counted, row.size, policy, {s.id for s in holders})
+            if target is None:
+                return len(counted)
+            source = min(holders, key=lambda s: (self.busy[s.id], s.active))
+            others = tuple(s for s in holders if s is not source)
+            plan = CopyPlan(row.id, row.version, row.size, row.checksum, source, others, target)
+            self._started(plan)
+            await self._copy(plan)
+            current = self.store.get(row.id)
+            if current is None or current.version != row.version:
+                return 0
+            if target.id not in self.store.current_holders(row):
+                return len(counted)  # the copy failed: the queue will try again
+
     # --- the worker -----------------------------------------------------------------
+
+    def resettle(self) -> None:
+        """Judge nothing until the slaves have had time to (re)register again, then every
+        file: after an adoption, whose slaves come back one by one."""
+        self.scanned = False
+        self._settled_at = self.clock.monotonic() + self.settle
+        self._poke()
 
     async def run(self) -> None:
         """Judge, queue and copy, forever (a task of the master)."""
         self._wake = asyncio.Event()
-        await asyncio.sleep(max(0.0, self.started + self.settle - self.clock.monotonic()))
-        await self.scan()
         while True:
+            if not self.scanned:
+                await asyncio.sleep(max(0.0, self._settled_at - self.clock.monotonic()))
+                await self.scan()
             while self.recheck():
                 await asyncio.sleep(0)
             self._release_due()
@@ -551,7 +603,7 @@ class Replication:
             copying=len(self.copying),
             queued=len(self.queue),
             draining=draining,
-            safe_mode=self.safety.reason,
+            safe_mode=self.safety.describe(),
             scanned=self.scanned,
         )
 

@@ -57,6 +57,16 @@ class Safety:
             )
             self.reason = reason
 
+    def describe(self) -> str:
+        """Why, and what was seen so far (``sysinfo`` shows it): empty when not in safe mode."""
+        if not self.reason:
+            return ""
+        objects = sum(len(s.objects) for s in self.strangers.values())
+        return (
+            f"{self.reason}; seen so far: {len(self.strangers)} slaves holding {objects} "
+            "objects the namespace does not know"
+        )
+
     def met(self, slave_id: str, cluster: str, objects: list[ObjectInfo]) -> None:
         """Remember what a slave in doubt holds (replacing what it said before)."""
         self.strangers[slave_id] = Stranger(slave_id, cluster, list(objects))

@@ -69,6 +69,7 @@ log = logging.getLogger("sector.master")
 class MasterServer:
     def __init__(self, settings: MasterSettings, clock: Clock = SYSTEM):
         self.settings = settings
+        self.clock = clock
         settings.home.mkdir(parents=True, exist_ok=True)
         self.key = _load_key(settings.home / "token.key")
         self.store = Store(settings.home / "metadata.db", clock)
@@ -165,6 +166,7 @@ class MasterServer:
         """
         if _tracing():
             log.debug("%s %r", session.user.name, request)
+        session.last_active = self.clock.monotonic()
         try:
             reply = self.client_ops[type(request)](session, request)
         except Exception as exc:
@@ -207,8 +209,12 @@ class MasterServer:
             ssl_handshake_timeout=10,
         )
         host, port = self.server.sockets[0].getsockname()[:2]
-        self.spawn(self.membership.watch(self.settings.slave_timeout))
+        self.spawn(
+            self.membership.watch(self.settings.slave_timeout, self.settings.lost_slave_retry_time)
+        )
         self.spawn(self.replication.run())
+        if self.settings.client_timeout:
+            self.spawn(self.files.expire_leases(self.settings.client_timeout))
         log.info("master listening on %s:%d (metadata %s)", host, port, self.store.path)
         return host, port
 

@@ -112,6 +112,15 @@ class Registry:
                 lost.append(slave)
         return lost
 
+    def forgotten(self, after: float) -> list[Slave]:
+        """Remove, and return, the slaves dead and silent for longer than ``after`` seconds
+        (LOST_SLAVE_RETRY_TIME): they no longer show in ``sysinfo``."""
+        now = self.clock.monotonic()
+        gone = [s for s in self.slaves.values() if not s.alive and now - s.last_seen > after]
+        for slave in gone:
+            del self.slaves[slave.id]
+        return gone
+
     def get(self, slave_id: str) -> Slave | None:
         return self.slaves.get(slave_id)
 

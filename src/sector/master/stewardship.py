@@ -9,14 +9,19 @@
 * ``adopt`` (``sector fsck --adopt`` / ``--leave-safe-mode``): the way out of
   safe mode (:mod:`.safety`). Adopting brings what the slaves hold and the
   namespace does not know into the namespace: each object at the path its
-  slave recorded beside it (``paths.log``), the newest version of each file,
-  and when two files claim one path the newer file (the higher id) keeps it.
+  slave recorded beside it (``paths.log``), the newest version of each file
+  (a file the namespace knows at an older version is brought up to it), and
+  when two files claim one path the newer file (the higher id) keeps it.
   The path is the one the slave last heard of - at the write, or at its last
   inventory after a rename (``INVENTORY_INTERVAL``) - so a file renamed since
   comes back under its older name; one with no path known, or whose path is
   taken, goes to ``/lost+found/<id>.<version>``. A master whose namespace was
-  lost takes the slaves' cluster id, so they accept it again. Leaving with
-  ``discard`` instead gives those objects up: they are deleted as stale.
+  lost takes the slaves' cluster id, so they accept it again. Adopt once every
+  slave has reported (``sysinfo`` counts those seen): a slave that turns up
+  later with files the namespace does not know puts the master back in safe
+  mode - an adoption's ids are never taken for deleted ones - and adopting
+  again brings them in. Leaving with ``discard`` instead gives those objects
+  up: they are deleted as stale.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from .store import Store
 log = logging.getLogger("sector.master")
 
 LOST_AND_FOUND = "/lost+found"
+#: How far above the highest adopted id new ids start (see _bring_in).
+ID_JUMP = 1 << 32
 
 
 class Stewardship:
@@ -73,7 +80,7 @@ class Stewardship:
             if not row.is_dir
             else [r.id for r in self.store.descendants(row.id) if not r.is_dir]
         )
-        self.replication.rules_changed(files)
+        self.replication.recount(files)
         log.info(
             "%s set %s to %s replicas (HiRELIABLE %s): %d files",
             session.user.name,
@@ -158,21 +165,31 @@ class Stewardship:
         files = lost_found = 0
         with self.store.transaction():
             if newest:
-                self.store.raise_id_ceiling(max(newest))
+                # New ids start far above the adopted ones: a slave not seen yet may hold
+                # a file with a higher id than any seen, and it must never meet a new one.
+                low, high = self.store.id_ceiling(), max(newest) + ID_JUMP
+                self.store.raise_id_ceiling(high)
+                self.store.mark_adopted(low, high)
             for oid in sorted(newest, reverse=True):  # the newer file keeps a contested path
                 obj = newest[oid]
-                if self.store.get(oid) is not None:  # a known file, at a version never issued
+                row = self.store.get(oid)
+                if row is not None:  # a known file, at a version written after our metadata
+                    if obj.version <= row.version:
+                        continue
+                    self.store.update_content(oid, obj.size, obj.version, obj.checksum)
                     self.store.raise_issued(oid, obj.version)
-                    continue  # the namespace keeps its own version: the newer is an orphan
-                path = self._free_path(obj.path)
-                if path is None:
-                    path = join(LOST_AND_FOUND, f"{oid}.{obj.version}")
-                    lost_found += 1
-                self.namespace.create_file(path, oid, obj.size, obj.version, obj.checksum)
+                    for slave_id, _ in self.store.replicas(oid):
+                        self.store.drop_replica(oid, slave_id)
+                else:
+                    path = self._free_path(obj.path)
+                    if path is None:
+                        path = join(LOST_AND_FOUND, f"{oid}.{obj.version}")
+                        lost_found += 1
+                    self.namespace.create_file(path, oid, obj.size, obj.version, obj.checksum)
                 for slave_id in holders[(oid, obj.version)]:
                     self.store.set_replica(oid, slave_id, obj.version)
                 files += 1
-        self.replication.rules_changed(list(newest))
+        self.replication.resettle()  # their slaves come back one by one: wait for them
         return files, lost_found
 
     def _free_path(self, recorded: str) -> str | None:

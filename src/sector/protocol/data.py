@@ -12,7 +12,8 @@ Client -> slave::
                                       block they touch, for the reader to check
                                       (no token, inside a write session: the bytes
                                       written so far, for RW mode, without sums)
-    write(token)                   start a write session; no reply
+    write(token, chain)            start a write session; no reply (with a chain, the
+                                   slave streams the write on to the next slaves)
     put(offset, length)            then ``length`` raw bytes; no reply
     commit                         -> CommitReply(receipt, size, checksum); the
                                       receipt goes to the master with ``close``
@@ -100,9 +101,13 @@ class ReadReply(Reply, tag="read"):
 
 
 class CommitReply(Reply, tag="commit"):
+    """Committed here. ``more``: the receipts of the slaves further down the write's
+    chain that committed it too (HiRELIABLE), for the master to count."""
+
     receipt: bytes
     size: int
     checksum: str
+    more: list[bytes] = []
 
 
 class DeleteReply(Reply, tag="delete"):
@@ -137,8 +142,21 @@ class Read(Request, tag="read"):
     replies = (ReadReply,)
 
 
-class Write(Request, tag="write"):
+class ChainLink(Message):
+    """A slave further down a HiRELIABLE write's chain, and its own write token."""
+
+    host: str
+    port: int
     token: bytes
+
+
+class Write(Request, tag="write"):
+    """Start a write. With a ``chain``, the slave streams every byte it receives on
+    to ``chain[0]`` (which passes them to the rest) as they arrive, and commits
+    there too before it answers the commit."""
+
+    token: bytes
+    chain: list[ChainLink] = []
 
 
 class Put(Request, tag="put"):
@@ -292,12 +310,13 @@ class DataSession:
         self._offset, self._verified_read = offset, token is not None
         return encode(Read(offset, length, token))
 
-    def begin_write(self, token: bytes) -> bytearray:
+    def begin_write(self, token: bytes, chain: list[ChainLink] | None = None) -> bytearray:
+        """Start writing; with a ``chain``, the slave passes the bytes on (HiRELIABLE)."""
         self._check_quiet("start a write")
         if self.writing:
             raise OutOfTurn("a write session is already open")
         self.writing = True
-        return encode(Write(token))
+        return encode(Write(token, chain or []))
 
     def put(self, offset: int, length: int) -> bytearray:
         """The frame announcing ``length`` bytes at ``offset``; the caller sends them next."""

@@ -49,7 +49,7 @@ that ``close`` (with the slave's signed receipt) or ``abort`` ends.
 from __future__ import annotations
 
 from ..errors import E_INVALID, E_SECURITY, NotSupportedError
-from .data import ObjectId, ObjectInfo, ObjectPath
+from .data import ChainLink, ObjectId, ObjectInfo, ObjectPath
 from .messages import (
     PROTOCOL_VERSION,
     READ,
@@ -221,7 +221,11 @@ class ReadGrant(Reply, tag="read-grant"):
 
 
 class WriteGrant(Reply, tag="write-grant"):
-    """Write the next version of a file on ``slave``; ``size`` is what it starts from."""
+    """Write the next version of a file on ``slave``; ``size`` is what it starts from.
+
+    ``chain`` (HiRELIABLE writes): the slaves ``slave`` streams the bytes on to as
+    they arrive, each with its token; they go in the ``write`` request.
+    """
 
     lease: int
     oid: int
@@ -229,6 +233,7 @@ class WriteGrant(Reply, tag="write-grant"):
     size: int
     token: bytes
     slave: Address
+    chain: list[ChainLink] = []
 
 
 class CloseReply(Reply, tag="close"):
@@ -361,10 +366,12 @@ class Open(Request, tag="open"):
 
 
 class Close(Request, tag="close"):
-    """Commit a write: the lease, and the receipt the slave signed at commit."""
+    """Commit a write: the lease, the receipt the slave signed at commit, and those of
+    the slaves down its chain (``more``, HiRELIABLE)."""
 
     lease: int
     receipt: bytes
+    more: list[bytes] = []
 
     replies = (CloseReply,)
     # the lease belonged to the session that broke; a new session cannot close it

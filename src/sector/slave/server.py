@@ -34,6 +34,7 @@ from ..protocol.data import (
     SLAVE_REQUESTS,
     AbortWrite,
     AdminRequest,
+    ChainLink,
     Commit,
     CommitReply,
     CopyObject,
@@ -82,6 +83,7 @@ from ..transport import (
     write_message,
 )
 from . import copies
+from .chain import Downstream
 from .scrub import Scrub
 from .storage import (
     CLUSTER_FILE,
@@ -360,6 +362,8 @@ class DataConnection:
         self.write_error: SectorError | None = None
         self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
         self.write_path = ""
+        #: The next slave of a HiRELIABLE write's chain (see chain.py).
+        self.downstream: Downstream | None = None
         self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
         self.spare: mmap.mmap | None = None
 
@@ -494,6 +498,16 @@ class DataConnection:
             self.write_error = exc
         except OSError as exc:
             self.write_error = disk_error(exc)
+        if request.chain and self.write_error is None:
+            await self._start_chain(request.chain)
+
+    async def _start_chain(self, chain: list[ChainLink]) -> None:
+        """HiRELIABLE: stream this write on to the next slave (with the base copied here)."""
+        assert self.write is not None
+        self.downstream = Downstream(chain[0], chain[1:])
+        await self.downstream.open()
+        if self.write.size:
+            await self.downstream.put_file(self.write.temp, self.write.size)
 
     @handles(Put)
     async def _put(self, request: Put) -> None:
@@ -523,14 +537,21 @@ class DataConnection:
                     await in_flight
                     in_flight = None
                 if self.write is not None and self.write_error is None:
+                    chunk = view[:filled]
+                    down = self.downstream
                     if filled >= THREADED_WRITE:
-                        # the disk write runs on a thread while the next buffer fills
+                        # the disk write runs on a thread while the next buffer fills,
+                        # and a HiRELIABLE chain's next slave gets the chunk meanwhile
                         in_flight = self.loop.run_in_executor(
-                            None, self._write_chunk, position, view[:filled]
+                            None, self._write_chunk, position, chunk
                         )
+                        if down is not None and down.alive:
+                            in_flight = asyncio.gather(in_flight, down.put(position, chunk))
                         spare = not spare
                     else:
-                        self._write_chunk(position, view[:filled])
+                        self._write_chunk(position, chunk)
+                        if down is not None and down.alive:
+                            await down.put(position, chunk)
                 position += filled
                 remaining -= filled
         finally:
@@ -556,8 +577,8 @@ class DataConnection:
 
     @handles(Commit)
     async def _commit(self, request: Commit) -> Reply:
-        error, write = self.write_error, self.write
-        self.write = None
+        error, write, down = self.write_error, self.write, self.downstream
+        self.write = self.downstream = None
         self._end_write()
         if write is not None:
             self.server.writing.pop(write.lease, None)
@@ -566,24 +587,35 @@ class DataConnection:
         if error is not None:
             if write is not None:
                 write.discard()
+            if down is not None:
+                down.close()
             raise error
         assert write is not None
+        # the chain's slaves commit (and fsync) while we do
+        chained = asyncio.ensure_future(down.commit()) if down is not None else None
         try:
             size, checksum = await self.loop.run_in_executor(None, write.commit)
         except OSError as exc:
             write.discard()
+            if chained is not None:
+                chained.cancel()
+                down.close()  # type: ignore[union-attr]
             raise disk_error(exc) from None
         self.storage.note_path(write.oid, write.version, self.write_path)
         receipt = Receipt(
             write.oid, write.version, size, checksum, self.server.slave_id, write.lease
         )
-        return CommitReply(self.server.sign_receipt(receipt), size, checksum)
+        more = await chained if chained is not None else []
+        return CommitReply(self.server.sign_receipt(receipt), size, checksum, more)
 
     @handles(AbortWrite)
     async def _abort(self, request: AbortWrite) -> None:
         self._end_write()
 
     def _end_write(self) -> None:
+        if self.downstream is not None:  # the next slave drops its part when we hang up
+            self.downstream.close()
+            self.downstream = None
         if self.write is not None:
             self.server.writing.pop(self.write.lease, None)
             self.write.discard()
