@@ -59,7 +59,10 @@ def test_every_figure_has_a_baseline_and_ratio(report: dict) -> None:
 @pytest.mark.timeout(240)
 def test_all_parts_are_reported(report: dict) -> None:
     groups = {f["group"].split(" ")[0] for f in report["figures"]}
-    expected = {"Large", "CPU", "Parallel", "fsspec,", "fsspec", "pandas,", "Small", "Namespace"}
+    expected = {
+        "Large", "CPU", "Parallel", "fsspec,", "fsspec", "pandas,", "Small", "Namespace",
+        "Replication",
+    }  # fmt: skip
     assert expected <= groups
     baselines_by_metric = {f["metric"]: f["baseline"] for f in report["figures"]}
     assert baselines_by_metric["fs.cat_file MB/s"].startswith("sector download")

@@ -266,8 +266,12 @@ def test_sector_replicate_raises_and_lowers_a_paths_count(
     write(client, "/other", b"o" * 1000)
     wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="2 replicas each")
     assert client.set_replication("/important", 3) == 5
-    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="3 replicas each")
-    assert [live_replicas(client, f"/important/{n}") for n in range(5)] == [3] * 5
+    wait_until(
+        lambda: [live_replicas(client, f"/important/{n}") for n in range(5)] == [3] * 5,
+        timeout=REPAIR_DEADLINE,
+        what="3 replicas each",
+    )
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="nothing more to copy")
     assert live_replicas(client, "/other") == 2
 
     client.move("/important", "/precious")  # the setting follows the directory

@@ -46,6 +46,11 @@ def objects(cluster: LocalCluster) -> list[str]:
     )
 
 
+def _object_of(client: Client, path: str) -> tuple[int, int]:
+    with client.open(path, READ) as remote:
+        return remote.grant.oid, remote.grant.version
+
+
 def health(client: Client) -> dict:
     return client.sysinfo()["master"]["health"]
 
@@ -124,7 +129,16 @@ def test_a_truncated_metadata_file_deletes_nothing_and_adopt_brings_every_file_b
         assert read(client, path) == data
     assert read(client, "/new/name") == b"renamed later"  # where it was renamed to
     assert not client.exists("/old")
-    wait_until(lambda: objects(cluster) == before, what="no object lost or added")
+    # no zombie and no duplicate: each file's current version, on two slaves
+    current = ["{}.{}".format(*_object_of(client, path)) for path in [*FILES, "/new/name"]]
+    wait_until(
+        lambda: (
+            sorted(name.split("/")[1].rsplit(".", 1)[0] for name in objects(cluster))
+            == sorted(current * 2)
+        ),
+        timeout=DEADLINE,
+        what="two objects per file, nothing else",
+    )
     with pytest.raises(InvalidError):
         root.adopt()  # no longer in safe mode
     # the cluster works on: new files, removals

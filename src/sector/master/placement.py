@@ -100,12 +100,15 @@ class Placement:
         candidates = self._allowed(candidates, holders, policy)
         if not candidates:
             return None
-        if not holders:
-            return self._best(candidates)
-        distance = self.topology.distance
-        spread = {s.id: min(distance(s.host, h.host) for h in holders) for s in candidates}
+        spread = {s.id: self.spread(s, holders) for s in candidates}
         furthest = max(spread.values())
         return self._best([s for s in candidates if spread[s.id] == furthest])
+
+    def spread(self, slave: Slave, holders: list[Slave]) -> int:
+        """How far ``slave`` is from the nearest of ``holders`` (what a new replica maximises)."""
+        if not holders:
+            return 0
+        return min(self.topology.distance(slave.host, h.host) for h in holders)
 
     def chain(self, first: Slave, size: int, policy: Policy, count: int) -> list[Slave]:
         """Up to ``count`` more slaves to stream a new version on to, after ``first``."""

@@ -386,8 +386,9 @@ class Replication:
             if anywhere.id not in full
             else self.placement.for_replica(counted, row.size, policy, excluded | full)
         )
-        if target is None:
-            return BUSY
+        spread = self.placement.spread
+        if target is None or spread(target, counted) < spread(anywhere, counted):
+            return BUSY  # the best places are busy: wait for them rather than settle for less
         # the least busy holder reads; a draining one first: it is what is going away
         free.sort(key=lambda s: (not s.draining, self.busy[s.id], s.active))
         others = tuple(s for s in holders if s is not free[0])
@@ -503,9 +504,10 @@ class Replication:
 
     def resettle(self) -> None:
         """Judge nothing until the slaves have had time to (re)register again, then every
-        file: after an adoption, whose slaves come back one by one."""
+        file: after an adoption, whose slaves come back one by one (a refused slave
+        tries again within two seconds; the settle time is given twice over)."""
         self.scanned = False
-        self._settled_at = self.clock.monotonic() + self.settle
+        self._settled_at = self.clock.monotonic() + 2 * self.settle
         self._poke()
 
     async def run(self) -> None:
@@ -601,7 +603,7 @@ class Replication:
             under_replicated=under,
             lost=lost,
             copying=len(self.copying),
-            queued=len(self.queue),
+            queued=len(self.queue) + len(self._recheck),
             draining=draining,
             safe_mode=self.safety.describe(),
             scanned=self.scanned,
