@@ -111,7 +111,11 @@ def repair(running: LocalCluster, client: Client, source: Path, size: int, drop:
     wait_settled(client)
     addresses = {f"/repair/{n}": client.stat(f"/repair/{n}").slaves for n in range(REPAIR_FILES)}
     reader_home = set(client.stat("/reads/file").slaves)
-    slaves = client.sysinfo()["slaves"]
+    root = Client(*running.master_address)  # where slaves are is for administrators
+    root.login("root", (running.layout.conf / "root.password").read_text().strip(),
+               running.layout.cert)
+    slaves = root.sysinfo()["slaves"]
+    root.close()
 
     def held(address: str) -> int:
         return sum(part for holders in addresses.values() if address in holders)

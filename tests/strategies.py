@@ -2,7 +2,7 @@
 
 Nothing here lists fields by hand: :func:`messages` reads each message class
 with ``msgspec.inspect`` and builds values of exactly the declared types
-(honouring constraints such as ``ge=0``), so a message added to
+(honouring constraints such as ``ge=0`` and string patterns), so a message added to
 ``sector.protocol`` is fuzzed the day it is written. :func:`ill_typed` starts
 from the same frames and breaks them the ways a confused or hostile peer
 would: a field of the wrong type, fields missing or extra, an unknown op, a
@@ -41,6 +41,8 @@ def value_of(kind: mi.Type, overrides: Overrides = {}) -> st.SearchStrategy[Any]
     if isinstance(kind, mi.BoolType):
         return st.booleans()
     if isinstance(kind, mi.StrType):
+        if kind.pattern is not None:
+            return st.from_regex(kind.pattern, fullmatch=True).filter(lambda t: len(t) <= 64)
         return _SMALL_TEXT
     if isinstance(kind, mi.BytesType):
         return st.binary(max_size=48)

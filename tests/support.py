@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from sector import certs
 from sector.client import Client
 from sector.cluster import DEFAULT_PASSWORD, DEFAULT_USER, LocalCluster, write_conf
 from sector.provision import set_values
@@ -28,6 +30,30 @@ USER, PASSWORD = DEFAULT_USER, DEFAULT_PASSWORD
 def connect(cluster: LocalCluster) -> Client:
     """A client logged in to ``cluster`` as :data:`USER`."""
     return cluster.connect()
+
+
+def root_password(cluster: LocalCluster) -> str:
+    """The administrator's password, which ``sector up`` keeps in ``conf/root.password``."""
+    return (cluster.layout.conf / "root.password").read_text().strip()
+
+
+def admin(cluster: LocalCluster) -> Client:
+    """A client logged in to ``cluster`` as the administrator ``root``."""
+    assert cluster.master_address is not None
+    client = Client(*cluster.master_address)
+    client.login("root", root_password(cluster), cluster.layout.cert)
+    return client
+
+
+def slave_addresses(cluster: LocalCluster) -> list[tuple[str, int]]:
+    """(host, port) of each slave the cluster started, from the ready files they write
+    (``sysinfo`` shows addresses to administrators only)."""
+    found = []
+    for process in cluster.processes:
+        if process.name.startswith("slave"):
+            ready = process.ready_file.with_name("slave.addr").read_text().split()
+            found.append((ready[0], int(ready[1])))
+    return found
 
 
 def start_cluster(
@@ -125,3 +151,29 @@ def processes_of(home: Path) -> list[int]:
         if any(str(home) in arg for arg in info["cmdline"]):
             found.append(info["pid"])
     return found
+
+
+def master_socket(
+    cluster: LocalCluster, member: tuple[Path, Path] | None = None, timeout: float = 10
+) -> ssl.SSLSocket:
+    """A raw TLS connection to the cluster's master, as any peer can open one; with
+    ``member`` (a certificate and its key), showing that certificate."""
+    context = ssl.create_default_context(cafile=str(cluster.layout.cert))
+    context.check_hostname = False
+    if member is not None:
+        context.load_cert_chain(*map(str, member))
+    assert cluster.master_address is not None
+    raw = socket.create_connection(cluster.master_address, timeout=timeout)
+    return context.wrap_socket(raw)
+
+
+def issue_member(cluster: LocalCluster, directory: Path, name: str) -> tuple[Path, Path]:
+    """A slave certificate for ``name`` issued with the cluster's own key, as a join
+    would give one: (certificate, key) files in ``directory``."""
+    conf = cluster.layout.conf
+    authority = certs.Authority.load(conf / "master_node.cert", conf / "master_node.key")
+    key = directory / f"{name}.key"
+    request = certs.make_request(key, name)
+    cert = directory / f"{name}.cert"
+    cert.write_bytes(authority.issue(request, name))
+    return cert, key

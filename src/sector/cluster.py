@@ -6,7 +6,10 @@ reused, unchanged, afterwards, so a person can edit it; the master's metadata
 and log under ``master/``; and one data directory per slave under
 ``slaves/<n>/``. Every process is a real ``python -m sector.master`` or
 ``python -m sector.slave`` child; readiness is signalled by the files the
-servers write once listening and registered, never guessed with sleeps.
+servers write once listening and registered, never guessed with sleeps. Its
+slaves become members the way any slave does: ``sector up`` writes a fresh
+join token beside ``slave.conf`` (it holds the master's key), and each slave
+joins with it at its first start (see :mod:`sector.certs`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ DEFAULT_PORT = 6000
 DEFAULT_USER, DEFAULT_PASSWORD = "test", "xxx"
 ADMIN_USER, ADMIN_PASSWORD_FILE = provision.ADMIN_USER, provision.ADMIN_PASSWORD_FILE
 START_TIMEOUT = 30.0
+#: The join token ``sector up`` writes each time it starts: its slaves join within minutes.
+JOIN_TOKEN_VALIDITY = 3600.0
 
 
 class ClusterError(Exception):
@@ -330,6 +335,8 @@ class LocalCluster:
             self.scrub_rate,
             self.replica_num,
         )
+        # a fresh join token beside slave.conf: a new slave joins with it at its first start
+        provision.write_join_token(layout.conf, layout.conf, JOIN_TOKEN_VALIDITY)
         running = running_servers(layout)
         master = running.pop("master", None)
         try:

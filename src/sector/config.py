@@ -204,6 +204,18 @@ def parse_size(text: str, unit: int = 1) -> int:
     return int(float(number) * scale)
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90`` or ``90s``, ``15m``, ``24h``, ``7d`` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 24h or 7d")
+    number, unit = match.groups()
+    return float(number) * _DURATION_UNITS[(unit or "s").lower()]
+
+
 RUN_FILE = "cluster.json"
 
 
@@ -298,6 +310,10 @@ class MasterSettings:
         )
 
 
+#: The file beside slave.conf holding a join token (``sector conf init --role slave``).
+JOIN_TOKEN_FILE = "join.token"
+
+
 @dataclass
 class SlaveSettings:
     conf_dir: Path
@@ -307,9 +323,31 @@ class SlaveSettings:
     port: int = 0
     max_data_size: int = 0
     log: LogSettings = field(default_factory=LogSettings)
+    #: the master's certificate, which is also the cluster's authority
     cert: Path = Path()
     #: Bytes per second the scrub re-reads stored objects at (0: no scrub).
     scrub_rate: float = 4 * MB
+    #: a join token given on the command line (``sector slave --join``)
+    join_token: str | None = None
+
+    @property
+    def own_cert(self) -> Path:
+        """This slave's membership certificate: in the data directory, like its id."""
+        return self.data_dir / "slave.cert"
+
+    @property
+    def own_key(self) -> Path:
+        return self.data_dir / "slave.key"
+
+    def read_join_token(self) -> str | None:
+        """``--join``, else ``join.token`` beside slave.conf (read afresh: it may be renewed)."""
+        if self.join_token:
+            return self.join_token.strip()
+        try:
+            text = (self.conf_dir / JOIN_TOKEN_FILE).read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text or None
 
     @classmethod
     def load(cls, conf_dir: Path | str, data_dir: Path | str | None = None) -> SlaveSettings:

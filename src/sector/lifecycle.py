@@ -99,4 +99,5 @@ async def serve(
         ready_file.unlink(missing_ok=True)
         logging.getLogger(f"sector.{name}").info("%s stopping", name)
         await server.close()
-    return 0
+    # a server that stopped itself for good reason (a slave refused membership) says so
+    return getattr(server, "exit_code", 0)

@@ -1,16 +1,18 @@
 """One machine's configuration directory, written for its role.
 
 The machines of a cluster need different files: the master holds its private
-key, the users and the ACLs; a slave needs ``slave.conf`` and the master's
-certificate; a client needs ``client.conf`` and the certificate - and never a
-password. ``sector conf init`` writes exactly that for one role, and
-``sector up`` writes its one-machine cluster through the same templates, so
-every generated file carries the same comments.
+key, the users and the ACLs; a slave needs ``slave.conf``, the master's
+certificate and a join token (to have its own key certified at first start);
+a client needs ``client.conf`` and the certificate - and never a password.
+``sector conf init`` writes exactly that for one role, and ``sector up``
+writes its one-machine cluster through the same templates, so every
+generated file carries the same comments.
 
 Files holding secrets (the private key, user files with their hashes,
-``root.password``, a ``client.conf`` with a password) are created mode 0600
-under a temporary name and renamed into place, so they are never readable by
-others, not even for a moment, and a reader never sees half a file.
+``root.password``, a join token, a ``client.conf`` with a password) are
+created mode 0600 under a temporary name and renamed into place, so they are
+never readable by others, not even for a moment, and a reader never sees half
+a file.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import ipaddress
 import os
 import secrets
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import certs
-from .config import ConfigError, parse
+from .config import JOIN_TOKEN_FILE, ConfigError, parse
 from .master.users import hash_password
 
 SECRET_MODE = 0o600
@@ -188,7 +191,10 @@ SCRUB_RATE
 \t{scrub_rate:g}
 
 # the master's certificate: {CERT_NAME} beside this file unless CERTIFICATE says otherwise
-# (a relative path is taken from this directory)
+# (a relative path is taken from this directory). It is also the cluster's authority: at
+# its first start a slave makes its own key and has the master certify it, showing the
+# join token in {JOIN_TOKEN_FILE} beside this file (or `sector slave --join TOKEN`); the
+# certificate is then kept in the data directory (slave.cert, slave.key).
 
 # 0 = no log ... 9 = every request; slave.log rotates past LOG_MAX_SIZE, keeping LOG_BACKUPS
 LOG_LEVEL
@@ -375,23 +381,50 @@ def _copy_certificate(source_conf: Path, conf: Path) -> Path:
     return write_file(conf / CERT_NAME, data)
 
 
+#: How long the join token ``conf init --role slave`` writes stays usable, by default.
+JOIN_TOKEN_VALIDITY = 24 * 3600.0
+
+
+def join_token(source_conf: Path, valid_for: float = JOIN_TOKEN_VALIDITY) -> str:
+    """A new join token of the cluster whose master's directory is ``source_conf``.
+
+    Made with the master's private key, so it is made where that key is
+    readable (the master's machine); see :mod:`sector.certs`.
+    """
+    try:
+        authority = certs.Authority.load(source_conf / CERT_NAME, source_conf / KEY_NAME)
+    except certs.CertificateError as exc:
+        raise ConfigError(source_conf / KEY_NAME, None, str(exc)) from None
+    return authority.join_token(valid_for, time.time())
+
+
+def write_join_token(conf: Path, source_conf: Path, valid_for: float) -> Path:
+    """``join.token`` (0600) in ``conf``: what the slaves started from it join with."""
+    token = join_token(source_conf, valid_for)
+    return write_file(conf / JOIN_TOKEN_FILE, token + "\n", secret=True)
+
+
 def init_slave(
     conf: Path,
     master: str,
     source_conf: Path,
     data_dir: Path | None = None,
     force: bool = False,
+    valid_for: float = JOIN_TOKEN_VALIDITY,
 ) -> list[Path]:
-    """A slave machine's directory: ``slave.conf`` and the master's certificate.
+    """A slave machine's directory: ``slave.conf``, the master's certificate and a join token.
 
     It is made from the master's directory (``source_conf``), run where that is
-    readable, because joining a cluster will need more than the certificate:
-    when slaves must prove membership, their credential is issued here.
+    readable, because the join token is signed with the master's key. Each
+    slave started from the directory makes its own key at its first start and
+    has the master certify it with the token (valid ``valid_for`` seconds, for
+    every slave of the machine); no private key is written here.
     """
-    _refuse_existing([conf / "slave.conf", conf / CERT_NAME], force)
+    _refuse_existing([conf / "slave.conf", conf / CERT_NAME, conf / JOIN_TOKEN_FILE], force)
     return [
         write_file(conf / "slave.conf", slave_conf(master, data_dir=data_dir)),
         _copy_certificate(source_conf, conf),
+        write_join_token(conf, source_conf, valid_for),
     ]
 
 

@@ -22,6 +22,8 @@ from .protocol.messages import Reply
 __all__ = [
     "FrameReader",
     "ProtocolError",
+    "certificate_der",
+    "check_master",
     "client_tls_context",
     "close_quietly",
     "read_body",
@@ -174,23 +176,57 @@ def close_quietly(sock: socket.socket) -> None:
         pass
 
 
-def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+def server_tls_context(cert: Path, key: Path, members_of: Path | None = None) -> ssl.SSLContext:
+    """A TLS server context; with ``members_of`` (the master's certificate) it also asks
+    peers for a certificate that master issued, and checks any they show.
+
+    Optional, not required: the master's port serves clients, who have no
+    certificate, as well as slaves, who must have one (checked at ``register``,
+    see :mod:`sector.master.membership`).
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(cert), str(key))
+    if members_of is not None:
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cafile=str(members_of))
     return context
 
 
-def client_tls_context(master_cert: Path) -> ssl.SSLContext:
-    """Trust exactly the master certificate we were given, nothing else.
+def client_tls_context(
+    master_cert: Path, own_cert: Path | None = None, own_key: Path | None = None
+) -> ssl.SSLContext:
+    """Trust the master certificate we were given and what it issued, nothing else;
+    with ``own_cert``, show the peer that certificate (a slave proving membership).
 
-    The certificate is the master's identity: whoever holds its key is the
+    The certificate is the cluster's identity: whoever holds its key is the
     master, whatever name or address we dialled, so host names are not checked
     (clusters are reached as ``localhost``, by IP or by a short name alike).
+    Because the master's certificate also issues the slaves' (see
+    :mod:`sector.certs`), a connection to the master must then be checked with
+    :func:`check_master`: a slave's certificate passes this context too.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = False
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_verify_locations(cafile=str(master_cert))
+    if own_cert is not None:
+        context.load_cert_chain(str(own_cert), str(own_key) if own_key else None)
     return context
+
+
+def certificate_der(path: Path) -> bytes:
+    """The (first) certificate of a PEM file, in DER: what ``getpeercert(True)`` returns."""
+    return ssl.PEM_cert_to_DER_cert(path.read_text(encoding="ascii"))
+
+
+def check_master(peer_der: bytes | None, master_der: bytes) -> None:
+    """Raise :class:`ssl.SSLCertVerificationError` unless the peer showed exactly the
+    master's certificate (not one the master issued: a slave's passes the chain check)."""
+    if peer_der != master_der:
+        error = ssl.SSLCertVerificationError(
+            "the peer's certificate was issued by the master but is not the master's own"
+        )
+        error.verify_message = "not the master's certificate (a slave's?)"
+        raise error

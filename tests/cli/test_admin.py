@@ -16,7 +16,7 @@ from sector.cli.admin import file_systems
 from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.slave.storage import filesystem_id
-from tests.support import connect, wait_until
+from tests.support import connect, root_password, wait_until
 
 from .conftest import Sector, sector_for
 
@@ -81,8 +81,11 @@ def test_file_systems_keeps_one_report_per_disk_and_trusts_no_missing_id() -> No
 
 
 def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
-    cluster: LocalCluster, sector: Sector
+    cluster: LocalCluster, tmp_path: Path
 ) -> None:
+    sector = sector_for(
+        cluster, tmp_path, SECTOR_USER="root", SECTOR_PASSWORD=root_password(cluster)
+    )
     lines = sector.ok("sysinfo").splitlines()
     assert cluster.master_address is not None
     assert lines[0].startswith("master {}:{}, up since ".format(*cluster.master_address))
@@ -109,6 +112,19 @@ def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
     assert set(info) == {"master", "slaves"}
     assert {s["id"] for s in info["slaves"]} == set(_slave_ids(cluster).values())
     assert {s["fs"] for s in info["slaves"]} == {filesystem_id(cluster.layout.home)}
+
+
+def test_sysinfo_shows_where_slaves_are_to_administrators_only(
+    cluster: LocalCluster, sector: Sector
+) -> None:
+    rows = sector.ok("sysinfo").splitlines()[5:]
+    assert len(rows) == 3 and all(row.split()[:4] == ["-", "-", "alive", "disk1"] for row in rows)
+    info = json.loads(sector.ok("sysinfo", "--json"))
+    assert {(s["id"], s["address"]) for s in info["slaves"]} == {("", "")}
+    hostname = filesystem_id(cluster.layout.home).split("/")[0]
+    assert all(hostname not in s["fs"] for s in info["slaves"])
+    assert len({s["fs"] for s in info["slaves"]}) == 1  # still one disk, counted once
+    assert "  3/3      1 " in sector.ok("df")
 
 
 def test_fsck_of_healthy_files_exits_zero(
@@ -151,13 +167,17 @@ def test_fsck_finds_damaged_and_missing_files_then_shutdown_stops_the_cluster(
     damaged.write_bytes(b"rotten" + damaged.read_bytes()[6:])
     object_file("/f/gone").unlink()
 
-    result = sector("fsck", "/f")
+    result = root("fsck", "/f")
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"DAMAGED +/f/damaged  \(on slave \w+\)", lines[0])
     assert re.fullmatch(r"MISSING +/f/gone  \(on slave \w+\)", lines[1])
     assert lines[2] == "checked 3 files (3 replicas) under /f: 2 problems"
     assert result.stderr == "sector: /f: 2 replicas damaged/missing\n"
+    # which slave it is, is for administrators only (as in sysinfo)
+    client.upload(tmp_path / "gone", "/g/lost")
+    object_file("/g/lost").unlink()
+    assert sector("fsck", "/g").stdout.splitlines()[0] == "MISSING     /g/lost  (on slave (hidden))"
 
     assert sector.fails("shutdown", "--all") == (
         "sector: user test is not an administrator (E_PERMISSION)"

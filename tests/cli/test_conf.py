@@ -62,11 +62,16 @@ def test_master_slave_and_client_directories_make_a_working_cluster(
         "conf", "init", "--role", "slave", "--master", address, "--from", str(master_conf),
         "--conf", str(slave_conf), "--data", str(data),
     )  # fmt: skip
-    assert sorted(p.name for p in slave_conf.iterdir()) == ["master_node.cert", "slave.conf"]
+    assert sorted(p.name for p in slave_conf.iterdir()) == [
+        "join.token", "master_node.cert", "slave.conf"
+    ]  # fmt: skip
+    assert mode(slave_conf / "join.token") == 0o600
     text = (slave_conf / "slave.conf").read_text()
     (slave_conf / "slave.conf").write_text(text.replace("\t0.0.0.0", "\t127.0.0.2"))
     servers.append(sector.popen("slave", "--conf", str(slave_conf), "--no-log-stderr"))
     wait_until((data / "slave.registered").exists, what="the slave to register")
+    # it joined with the token: its own key, made there and never copied, and its certificate
+    assert mode(data / "slave.key") == 0o600 and (data / "slave.cert").exists()
 
     client_home = tmp_path / "client"
     out = sector.ok(

@@ -16,6 +16,7 @@ import pytest
 
 from sector.client import Client
 from sector.cluster import LocalCluster
+from tests.support import slave_addresses
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -78,6 +79,6 @@ def test_locality_example(cluster: LocalCluster, base: str, client: Client) -> N
     out = run_example(cluster, "locality.py", base)
     *per_host, total = out.splitlines()
     assert total == "total: 78 lines"  # 1 + 2 + ... + 12
-    slaves = {s["address"] for s in client.sysinfo()["slaves"]}
+    slaves = {"{}:{}".format(*address) for address in slave_addresses(cluster)}
     assert per_host and {line.split(": ")[0] for line in per_host} <= slaves
     assert sum(int(line.split(": ")[1].split()[0]) for line in per_host) == 12

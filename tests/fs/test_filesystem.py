@@ -12,9 +12,9 @@ from fsspec.callbacks import Callback
 
 from sector.client import Client
 from sector.cluster import LocalCluster
-from sector.config import parse_address
 from sector.errors import SecurityError
 from sector.fs import SectorFileSystem
+from tests.support import slave_addresses
 
 from ..conftest import USER
 
@@ -320,12 +320,12 @@ def test_a_transaction_commits_every_file_at_its_end(fs: SectorFileSystem, workd
 
 
 def test_hosts_names_the_slaves_holding_the_file(
-    fs: SectorFileSystem, workdir: str, client: Client
+    fs: SectorFileSystem, workdir: str, client: Client, cluster: LocalCluster
 ) -> None:
     fs.pipe_file(f"{workdir}/h", b"here")
     hosts = fs.hosts(f"{workdir}/h")
     assert hosts == client.locate(f"{workdir}/h")
-    slaves = {parse_address(s["address"]) for s in client.sysinfo()["slaves"]}
+    slaves = set(slave_addresses(cluster))
     assert len(hosts) == 1 and hosts[0] in slaves
     with pytest.raises(IsADirectoryError):
         fs.hosts(workdir)

@@ -19,17 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sector.client import Client
 from sector.cluster import LocalCluster
-from sector.errors import E_INVALID, E_SECURITY
+from sector.errors import E_INVALID, E_SECURITY, E_SUPPORT
 from sector.protocol.data import SLAVE_REQUESTS, AbortWrite, Commit, Put, ReadReply, Write
 from sector.protocol.framing import HEADER, ProtocolError, encode
 from sector.protocol.master import (
     CLIENT_REQUESTS,
     GREETINGS,
+    Join,
     Login,
     Logout,
     Open,
@@ -171,11 +172,10 @@ def client_session_property(cluster: LocalCluster, examples: int) -> Callable[[]
 
 
 def unidentified_peer_property(cluster: LocalCluster, examples: int) -> Callable[[], None]:
-    # A well-typed register would enrol a fake slave that clients are then sent to:
-    # admitting slaves on their word is the membership issue's to fix, not a fuzz's.
-    greetings = [t for t in GREETINGS if t is not Register]
+    # Every greeting, register and join included: without a member's certificate (or
+    # a join token) they are refused like a wrong password, and the connection ends.
     sent = st.one_of(
-        messages(greetings, {"user": st.sampled_from([USER, "nobody", ""])}),
+        messages(GREETINGS, {"user": st.sampled_from([USER, "nobody", ""])}),
         ill_typed(GREETINGS),
         corrupted(GREETINGS),
         messages(CLIENT_REQUESTS, MASTER_FIELDS),
@@ -195,9 +195,9 @@ def unidentified_peer_property(cluster: LocalCluster, examples: int) -> Callable
                 line.send(frame)
                 assert line.hung_up()
                 return
-            if isinstance(greeting, Register):  # broken into a valid one by chance
-                assume(greeting.version != PROTOCOL_VERSION)
             reply = line.ask(frame, replies_to(type(greeting)))
+            if isinstance(greeting, (Register, Join)):  # no certificate, no token
+                assert isinstance(reply, Error) and reply.code in (E_SECURITY, E_SUPPORT)
             if isinstance(reply, Error):
                 assert line.hung_up()
         finally:

@@ -22,7 +22,7 @@ from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.errors import InvalidError
 from sector.protocol.messages import READ, TRUNC, WRITE
-from tests.support import connect, wait_until
+from tests.support import admin, connect, wait_until
 
 DEADLINE = 60.0
 
@@ -64,14 +64,6 @@ def settled(client: Client) -> bool:
 
 def live(client: Client) -> int:
     return sum(s["status"] == "alive" for s in client.sysinfo()["slaves"])
-
-
-def root_of(cluster: LocalCluster) -> Client:
-    assert cluster.master_address is not None
-    root = Client(*cluster.master_address)
-    password = (cluster.layout.conf / "root.password").read_text().strip()
-    root.login("root", password, cluster.layout.cert)
-    return root
 
 
 FILES = {
@@ -120,7 +112,7 @@ def test_a_truncated_metadata_file_deletes_nothing_and_adopt_brings_every_file_b
 
     with pytest.raises(PermissionError):
         client.adopt()  # administrators only
-    root = root_of(cluster)
+    root = admin(cluster)
     result = root.adopt()
     assert (result["files"], result["lost_found"]) == (4, 0)
     wait_until(lambda: live(client) == 3, timeout=DEADLINE, what="the slaves back")
@@ -209,7 +201,7 @@ def test_an_old_backup_restored_puts_the_master_in_safe_mode_until_adopted(
     wait_until(lambda: health(client)["queued"] == 0, what="the master to look at everything")
     assert objects(cluster) == before  # ... and deletes none of its bytes
 
-    root = root_of(cluster)
+    root = admin(cluster)
     result = root.adopt()
     assert result["files"] == 2
     wait_until(lambda: settled(client), timeout=DEADLINE, what="every file at 2 replicas")

@@ -26,17 +26,12 @@ from sector.protocol.messages import (
 )
 from sector.protocol.tokens import ReadClaims, WriteClaims
 from sector.transport import recv_body
-from tests.support import PASSWORD, USER, closed_by_peer, connect
-
-
-def _slave_address(client: Client) -> tuple[str, int]:
-    host, port = client.sysinfo()["slaves"][0]["address"].split(":")
-    return host, int(port)
+from tests.support import PASSWORD, USER, closed_by_peer, connect, slave_addresses
 
 
 @pytest.fixture
-def slave_socket(client: Client):
-    with socket.create_connection(_slave_address(client), timeout=10) as sock:
+def slave_socket(cluster):
+    with socket.create_connection(slave_addresses(cluster)[0], timeout=10) as sock:
         yield sock
 
 
@@ -85,9 +80,9 @@ class TestSlaveTokens:
 
 class TestMisbehavingClients:
     def test_garbage_to_the_slave_drops_only_that_connection(
-        self, client: Client, workdir: str
+        self, cluster, client: Client, workdir: str
     ) -> None:
-        with socket.create_connection(_slave_address(client), timeout=10) as bad:
+        with socket.create_connection(slave_addresses(cluster)[0], timeout=10) as bad:
             bad.sendall(b"\xff\xff\xff\xff not a frame")
             assert closed_by_peer(bad)
         with client.open(f"{workdir}/still", WRITE) as handle:

@@ -32,6 +32,8 @@ from sector.protocol.messages import READ, WRITE
 from sector.protocol.tokens import ReadClaims, WriteClaims
 
 KEY = b"k" * tokens.KEY_BYTES
+#: The key of slave ``s1``, the one slave these tests have: what checks its tokens.
+S1_KEY = tokens.slave_key(KEY, "s1")
 TTL = 600.0
 
 
@@ -59,12 +61,13 @@ def slave(registry: Registry) -> Slave:
 
 @pytest.fixture
 def files(store: Store, registry: Registry, clock: ManualClock) -> Files:
-    links = Links(registry, KEY, clock)
+    keys = tokens.KeyRing(KEY)
+    links = Links(registry, keys, clock)
     placement = Placement(registry, store, min_free=0)
     replication = Replication(
-        store, registry, placement, Targets(store, 1), links, Safety(), KEY, clock, TTL, settle=0
+        store, registry, placement, Targets(store, 1), links, Safety(), keys, clock, TTL, settle=0
     )
-    return Files(store, Namespace(store), Leases(), placement, links, replication, KEY, TTL, clock)
+    return Files(store, Namespace(store), Leases(), placement, links, replication, keys, TTL, clock)
 
 
 def session(name: str = "alice") -> Session:
@@ -85,10 +88,10 @@ def test_a_read_token_lasts_data_token_ttl_on_the_masters_clock(
     grant = files.open(session(), Open("/f", READ))
     assert isinstance(grant, ReadGrant) and grant.replicas == [slave.address]
     clock.advance(TTL)
-    assert tokens.verify(KEY, grant.token, ReadClaims, clock.time()) == ReadClaims(oid, 1)
+    assert tokens.verify(S1_KEY, grant.token, ReadClaims, clock.time()) == ReadClaims(oid, 1)
     clock.advance(1)
     with pytest.raises(tokens.TokenError) as expired:
-        tokens.verify(KEY, grant.token, ReadClaims, clock.time())
+        tokens.verify(S1_KEY, grant.token, ReadClaims, clock.time())
     assert expired.value.code == E_EXPIRED
 
 
@@ -98,7 +101,7 @@ def test_a_write_grant_names_the_lease_the_version_and_the_slave(
     oid = stored_file(files, slave, "/f")
     grant = files.open(session(), Open("/f", WRITE))
     assert isinstance(grant, WriteGrant) and grant.slave == slave.address
-    claims = tokens.verify(KEY, grant.token, WriteClaims, clock.time())
+    claims = tokens.verify(S1_KEY, grant.token, WriteClaims, clock.time())
     assert claims == WriteClaims(oid, 2, base=1, lease=grant.lease, slave=slave.id, path="/f")
     assert slave.active == 1
 

@@ -128,9 +128,9 @@ def sysinfo(state: State, as_json: bool) -> None:
         ["ID", "ADDRESS", "LOCATION", "STATUS", "DISK", "FREE", "STORED", "FILES"],
         [
             [
-                s["id"],
-                s["address"],
-                s.get("location") or "/",
+                s["id"] or "-",
+                s["address"] or "-",
+                s.get("location") or "-",
                 s["status"],
                 labels[_fs(s)],
                 human_size(s["free"]),
@@ -212,12 +212,13 @@ def fsck(state: State, path: str, adopt: bool, discard: bool) -> None:
     report = state.client().fsck(path)
     problems = report["problems"]
     for problem in problems:
+        slave = problem["slave"]
         if problem.get("detail"):
             where = problem["detail"]
-        elif problem["slave"]:
-            where = f"on slave {problem['slave']}"
-        else:
+        elif slave is None:
             where = "no live slave holds it"
+        else:
+            where = f"on slave {slave or '(hidden)'}"
         kind = "UNDER" if problem["problem"] == "under-replicated" else problem["problem"].upper()
         click.echo(f"{kind:<11} {problem['path']}  ({where})")
     click.echo(

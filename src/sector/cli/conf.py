@@ -23,6 +23,7 @@ from ..config import (
     read_users,
     sector_home,
 )
+from .output import DurationType
 
 ROLES = ("master", "slave", "client")
 
@@ -87,6 +88,13 @@ def conf() -> None:
     metavar="CIDR",
     help="master: where clients may log in from (repeat) [default: anywhere].",
 )
+@click.option(
+    "--valid",
+    type=DurationType(),
+    default="24h",
+    show_default=True,
+    help="slave: how long the join token written in join.token stays usable.",
+)
 @click.option("--force", is_flag=True, help="Replace files that exist.")
 def init(
     role: str,
@@ -97,6 +105,7 @@ def init(
     user: str | None,
     slave_network: tuple[str, ...],
     client_network: tuple[str, ...],
+    valid: float,
     force: bool,
 ) -> None:
     """Write the configuration one machine needs for its role, and nothing more.
@@ -105,7 +114,10 @@ def init(
     master: master.conf, a new key and certificate, the ACL files, and the
             user root with a random password (in root.password, mode 0600);
             no other user - add them with `sector user add`.
-    slave:  slave.conf and the master's certificate (taken from --from).
+    slave:  slave.conf, the master's certificate (taken from --from) and a
+            join token (join.token, 0600, valid --valid): each slave started
+            from the directory makes its own key and has the master certify
+            it; no private key is written here.
     client: client.conf and the master's certificate; never a password.
 
     Run it on the master's machine for every role, then copy each slave's or
@@ -131,7 +143,7 @@ def init(
         if role == "master":
             written = _init_master(conf_dir, host, port, data, slave_network, client_network, force)
         elif role == "slave":
-            written = provision.init_slave(conf_dir, address, from_dir, data, force)
+            written = provision.init_slave(conf_dir, address, from_dir, data, force, valid)
         else:
             written = provision.init_client(conf_dir, address, from_dir, user, force)
     except provision.ConfExists as exc:
@@ -181,11 +193,46 @@ def _next_steps(role: str, conf_dir: Path, address: str, data: Path | None) -> s
         )
     if role == "slave":
         where = "" if data else " --data /disk1/sector (one slave per disk)"
-        return f"Copy {conf_dir} to the slave machine, then: sector slave --conf DIR{where}"
+        return (
+            f"Copy {conf_dir} to the slave machine, then: sector slave --conf DIR{where}\n"
+            "Each slave joins the cluster at its first start with join.token (keep it like a "
+            "password; it expires); later slaves need a new one: sector conf join-token"
+        )
     return (
         f"Copy {conf_dir} to the client machine as ~/.sector/conf (or set SECTOR_HOME); "
         "the password is asked for, or read from SECTOR_PASSWORD"
     )
+
+
+@conf.command("join-token")
+@click.option(
+    "--conf",
+    "conf_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The master's configuration directory [default: $SECTOR_HOME/conf].",
+)
+@click.option(
+    "--valid",
+    type=DurationType(),
+    default="1h",
+    show_default=True,
+    help="How long the token stays usable (90s, 15m, 24h, 7d).",
+)
+def join_token(conf_dir: Path | None, valid: float) -> None:
+    """Print a token that lets new slaves join the cluster until it expires.
+
+    Made with the master's private key, so run it on the master's machine.
+    Give it to a slave that is no member yet (`sector slave --join TOKEN`, or
+    the file join.token beside its slave.conf): the slave makes its own key
+    and the master certifies it. Anyone holding the token can join a slave
+    until it expires: treat it as a password.
+
+    \b
+    Example:
+      sector conf join-token --conf /etc/sector --valid 15m
+    """
+    click.echo(provision.join_token(conf_dir or _default_conf(), valid))
 
 
 @conf.command()

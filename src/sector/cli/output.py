@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..config import parse_size
+from ..config import parse_duration, parse_size
 
 _UNITS = "KMGTPE"
 
@@ -43,6 +43,18 @@ class SizeType(click.ParamType):
             return value
         try:
             return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationType(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 

@@ -64,12 +64,20 @@ def master(conf: Path, home: Path | None, port: int | None, log_stderr: bool) ->
 @click.option("--master", metavar="HOST:PORT", help="Override MASTER_ADDRESS of slave.conf.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Override SLAVE_PORT (0: any free).")
 @click.option("--bind", metavar="ADDRESS", help="Override BIND_ADDRESS of slave.conf.")
+@click.option(
+    "--join",
+    "join_token",
+    metavar="TOKEN",
+    help="A join token (`sector conf join-token`), for a slave that is no member yet "
+    "[default: the file join.token beside slave.conf].",
+)
 @_LOG_STDERR
 def slave(
     conf: Path,
     data: Path | None,
     master: str | None,
     port: int | None,
+    join_token: str | None,
     bind: str | None,
     log_stderr: bool,
 ) -> None:
@@ -81,6 +89,12 @@ def slave(
     directory is served by one slave at a time: a second one refuses to start,
     naming the first one's pid. Run one slave per disk.
 
+    The first time, the slave joins the cluster: it makes its own key and has
+    the master certify it, showing a join token the operator made (the file
+    join.token that `sector conf init --role slave` writes, or --join). The
+    certificate is kept in the data directory (slave.cert, slave.key) and
+    shown at every registration; no token is needed after that.
+
     \b
     Example:
       sector slave --conf /etc/sector --data /disk1/sector
@@ -88,4 +102,4 @@ def slave(
     """
     from ..slave.run import run
 
-    sys.exit(run(conf, data, master, port, log_stderr, bind))
+    sys.exit(run(conf, data, master, port, log_stderr, join_token, bind))

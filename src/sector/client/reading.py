@@ -281,7 +281,9 @@ class ReplicaReader:
         if self._sock is None:
             self._connect()
         assert self._sock is not None
-        self._sock.sendall(self._data.read(offset, length, self.grant.token))
+        assert self._address is not None
+        token = self.grant.token_for(self._address)  # each slave checks its own
+        self._sock.sendall(self._data.read(offset, length, token))
         reply = receive_reply(self._sock, self._data)
         if isinstance(reply, Error):
             raise reply.exception(self.path)

@@ -48,7 +48,14 @@ from ..protocol.messages import (
     replies_to,
 )
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize, split
-from ..transport import FrameReader, client_tls_context, close_quietly, send_message
+from ..transport import (
+    FrameReader,
+    certificate_der,
+    check_master,
+    client_tls_context,
+    close_quietly,
+    send_message,
+)
 from .file import SectorFile
 
 CONNECT_TIMEOUT = 5.0
@@ -142,6 +149,7 @@ class Client:
         user, password, cert_path = self._credentials
         try:
             context = client_tls_context(cert_path)
+            master_der = certificate_der(cert_path)
         except (ssl.SSLError, OSError, ValueError) as exc:
             raise SecurityError(
                 f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX
@@ -155,6 +163,7 @@ class Client:
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock = context.wrap_socket(raw, server_hostname=self.host)
+            check_master(sock.getpeercert(binary_form=True), master_der)
         except ssl.SSLCertVerificationError as exc:
             raw.close()
             raise SecurityError(

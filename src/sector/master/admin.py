@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 
 from ..clock import Clock
@@ -58,6 +59,8 @@ class Admin:
         #: Where a damaged or missing replica is given up (:meth:`.Integrity.replica_lost`).
         self.replica_lost = replica_lost
         self.started = clock.time()
+        #: keys the file-system digests non-administrators see (Slave.describe)
+        self._salt = secrets.token_bytes(16)
 
     @handles(Ping)
     def ping(self, session: Session, request: Ping) -> Reply:
@@ -66,6 +69,7 @@ class Admin:
     @handles(Sysinfo)
     def sysinfo(self, session: Session, request: Sysinfo) -> Reply:
         files, dirs, size = self.store.totals()
+        admin = session.user.admin
         replication, placement = self.replication, self.placement
         return SysinfoReply(
             MasterInfo(
@@ -78,7 +82,9 @@ class Admin:
                 replication.health(),
             ),
             [
-                slave.describe(placement.location(slave), replication.drained(slave.id))
+                slave.describe(
+                    admin, self._salt, placement.location(slave), replication.drained(slave.id)
+                )
                 for slave in self.registry.slaves.values()
             ],
         )
@@ -134,6 +140,8 @@ class Admin:
                 for obj in objects:
                     found.append((obj.oid, slave_id, problem, ""))
                     self.replica_lost(obj.oid, obj.version, slave_id, problem)
+        if not session.user.admin:  # which slave it is, is for administrators (see sysinfo)
+            found = [(oid, slave and "", what, detail) for oid, slave, what, detail in found]
         problems = [
             Problem(self.store.path_of(oid), slave, what, detail)
             for oid, slave, what, detail in found

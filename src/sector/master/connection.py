@@ -23,11 +23,12 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from ..certs import identity
 from ..errors import E_UNKNOWN
 from ..protocol.framing import FrameDecoder, ProtocolError, encode
 from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, refusal
 from ..protocol.messages import Error, InvalidMessage, Reply
-from .sessions import Session
+from .sessions import Peer, Session
 from .slaves import Slave
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class MasterConnection(asyncio.Protocol):
         self.session: Session | None = None
         self.slave: Slave | None = None
         self.address = "?"
+        self.peer = Peer(self.address)
         self.transport: asyncio.Transport | None = None
         self._greeting_timer: asyncio.TimerHandle | None = None
         self._paused_by: set[str] = set()  # why reading is paused: "queue", "replies"
@@ -58,6 +60,8 @@ class MasterConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment] - uvloop's is not a subclass
         self.address = (transport.get_extra_info("peername") or ("?",))[0]
+        # the TLS handshake is over: a certificate shown here was checked against ours
+        self.peer = Peer(self.address, identity(transport.get_extra_info("peercert")))
         self._greeting_timer = asyncio.get_running_loop().call_later(
             GREETING_TIMEOUT, self._drop, "no login within the time allowed"
         )
@@ -157,7 +161,7 @@ class MasterConnection(asyncio.Protocol):
         except InvalidMessage as exc:
             self._send(refusal(exc), then_close=True)
             return None
-        admitted = self.master.greet(self.address, greeting)
+        admitted = self.master.greet(self.peer, greeting)
         if isinstance(admitted, tuple):
             return self._admit(*admitted)
         return self._admit_later(admitted)

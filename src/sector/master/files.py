@@ -66,14 +66,14 @@ class Files:
         placement: Placement,
         links: Links,
         replication: Replication,
-        key: bytes,
+        keys: tokens.KeyRing,
         token_ttl: float,
         clock: Clock,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
         self.placement, self.links, self.replication = placement, links, replication
         self.targets = replication.targets
-        self.key, self.token_ttl, self.clock = key, token_ttl, clock
+        self.keys, self.token_ttl, self.clock = keys, token_ttl, clock
 
     @handles(Open)
     def open(self, session: Session, request: Open) -> Reply:
@@ -87,9 +87,17 @@ class Files:
         holders = self.placement.for_read(row, near=session.address)
         if not holders and row.size:  # an empty file needs no slave to be read
             raise ResourceError("no live slave holds this file", path)
-        token = self._sign(ReadClaims(row.id, row.version))
+        # one token per replica, each signed with the key of the slave that checks it
+        claims = ReadClaims(row.id, row.version)
+        signed = [self._sign(s.id, claims) for s in holders]
         return ReadGrant(
-            row.id, row.version, row.size, row.checksum, token, [s.address for s in holders]
+            row.id,
+            row.version,
+            row.size,
+            row.checksum,
+            signed[0] if signed else b"",
+            [s.address for s in holders],
+            signed,
         )
 
     def _open_write(self, session: Session, path: str, mode: int) -> Reply:
@@ -133,24 +141,28 @@ class Files:
         )
         for chosen in (slave, *chain):
             chosen.active += 1
-        token = self._sign(WriteClaims(oid, version, base, lease.id, slave.id, path))
+        token = self._sign(slave.id, WriteClaims(oid, version, base, lease.id, slave.id, path))
         links = [
             # the chain's slaves start from nothing: the first passes the base on to them
             ChainLink(
-                s.host, s.port, self._sign(WriteClaims(oid, version, 0, lease.id, s.id, path))
+                s.host,
+                s.port,
+                self._sign(s.id, WriteClaims(oid, version, 0, lease.id, s.id, path)),
             )
             for s in chain
         ]
         return WriteGrant(lease.id, oid, version, size, token, slave.address, links)
 
-    def _sign(self, claims: tokens.Claims) -> bytes:
-        return tokens.sign(self.key, claims, self.clock.time() + self.token_ttl)
+    def _sign(self, slave_id: str, claims: tokens.Claims) -> bytes:
+        return self.keys.sign(slave_id, claims, self.clock.time() + self.token_ttl)
 
     @handles(Close)
     def close(self, session: Session, request: Close) -> Reply:
         lease = self.leases.owned(session, request.lease)
         try:
-            receipt = tokens.verify(self.key, request.receipt, Receipt, self.clock.time())
+            # signed by the slave the lease named, with its own key: no other slave can forge it
+            key = self.keys(lease.slave_id)
+            receipt = tokens.verify(key, request.receipt, Receipt, self.clock.time())
         except tokens.TokenError as exc:
             raise SecurityError(
                 f"commit receipt refused: {exc.detail}", lease.path, code=exc.code
@@ -169,17 +181,20 @@ class Files:
 
     def _chained(self, lease: Lease, first: Receipt, more: list[bytes]) -> list[str]:
         """The chain's slaves that committed the same bytes, by their receipts."""
-        committed = []
+        committed: list[str] = []
+        wanted = (lease.oid, lease.version, lease.id, first.size, first.checksum)
         for token in more:
-            try:
-                receipt = tokens.verify(self.key, token, Receipt, self.clock.time())
-            except tokens.TokenError:
-                continue
-            same = (receipt.oid, receipt.version, receipt.lease, receipt.size, receipt.checksum)
-            if same == (lease.oid, lease.version, lease.id, first.size, first.checksum) and (
-                receipt.slave in lease.chain and receipt.slave not in committed
-            ):
-                committed.append(receipt.slave)
+            for slave_id in lease.chain:  # each signed with its own slave's key
+                if slave_id in committed:
+                    continue
+                try:
+                    receipt = tokens.verify(self.keys(slave_id), token, Receipt, self.clock.time())
+                except tokens.TokenError:
+                    continue
+                same = (receipt.oid, receipt.version, receipt.lease, receipt.size, receipt.checksum)
+                if same == wanted and receipt.slave == slave_id:
+                    committed.append(slave_id)
+                break
         return committed
 
     async def _complete(self, row: Row, wanted: int) -> Reply:

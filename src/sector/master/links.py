@@ -1,11 +1,12 @@
 """The master's command connection to each slave: delete, copy, verify, shutdown.
 
 Commands go to the slave's own port, each carrying an admin token signed with
-the key the slave received when it registered, so a slave obeys only its
-master. Deletes are the one command sent without waiting for anyone: they are
-batched for :data:`DELETE_BATCH_DELAY`, because with one order per file an
-``rm`` of 2,000 small files cost the master 250-260 µs and the slave 140 µs of
-CPU per file (a signature and a round trip each); batched, 170 µs and 30 µs.
+the key that slave received when it registered (its own: see
+:func:`~sector.protocol.tokens.slave_key`), so a slave obeys only its master.
+Deletes are the one command sent without waiting for anyone: they are batched
+for :data:`DELETE_BATCH_DELAY`, because with one order per file an ``rm`` of
+2,000 small files cost the master 250-260 µs and the slave 140 µs of CPU per
+file (a signature and a round trip each); batched, 170 µs and 30 µs.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ DELETE_BATCH_DELAY = 0.02
 class Links:
     """One :class:`SlaveLink` per slave, made on first use, replaced when it re-registers."""
 
-    def __init__(self, registry: Registry, key: bytes, clock: Clock):
-        self.registry, self.key, self.clock = registry, key, clock
+    def __init__(self, registry: Registry, keys: tokens.KeyRing, clock: Clock):
+        self.registry, self.keys, self.clock = registry, keys, clock
         self._links: dict[str, SlaveLink] = {}
 
     def to(self, slave: Slave) -> SlaveLink:
@@ -45,7 +46,7 @@ class Links:
         if link is None or link.slave is not slave:
             if link is not None:
                 link.close()
-            link = self._links[slave.id] = SlaveLink(slave, self.key, self.clock)
+            link = self._links[slave.id] = SlaveLink(slave, self.keys(slave.id), self.clock)
         return link
 
     def delete_on(self, slave_id: str, objects: list[ObjectId]) -> None:

@@ -1,5 +1,16 @@
 """Slaves joining, reporting and leaving.
 
+Membership first: a slave *joins* once, with a join token the operator made
+(``sector conf init --role slave``, ``sector conf join-token``, or ``sector
+up`` for its own slaves), and gets a certificate for the key it made itself
+(:mod:`sector.certs`). From then on it *registers* over TLS showing that
+certificate, and the master checks, before anything else is believed, that
+the certificate is a slave's, issued by this master, for the very slave id
+the registration names - and that the address is in ``slave_acl.conf``. Only
+then does the slave get its key (its own, :func:`~sector.protocol.tokens.slave_key`),
+and only then are clients sent to it. A peer that is not a member never sees
+a key and is never listed.
+
 A slave registers with everything it holds; the master adopts the replicas
 it expects and, in the same reply, names the stale ones for the slave to
 delete before it serves anyone. Heartbeats keep it alive in the registry; a
@@ -36,22 +47,28 @@ import logging
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
+from ..certs import ROLE_SLAVE, Authority, CertificateError, check_join_token
+from ..clock import Clock
 from ..config import address_allowed
-from ..errors import E_SECURITY, SectorError
+from ..errors import E_SECURITY, SecurityError
 from ..protocol.data import ObjectId, ObjectInfo, ObjectPath
 from ..protocol.master import (
     Heartbeat,
     Inventory,
     InventoryReply,
+    Join,
+    JoinReply,
     Register,
     RegisterReply,
     check_version,
 )
 from ..protocol.messages import Done, Error, Reply, handles
+from ..protocol.tokens import KeyRing
 from .leases import Leases
 from .links import Links
 from .replication import Replication
 from .safety import Safety
+from .sessions import Peer
 from .slaves import Registry, Slave
 from .store import Store
 
@@ -81,34 +98,63 @@ class Membership:
         leases: Leases,
         replication: Replication,
         safety: Safety,
-        key: bytes,
+        keys: KeyRing,
+        authority: Authority,
         acl: list[IPv4Network | IPv6Network],
         heartbeat_interval: float,
+        clock: Clock,
         inventory_interval: float = 0.0,
         orphan_grace: float = 600.0,
     ):
         self.registry, self.links, self.store, self.leases = registry, links, store, leases
         self.replication, self.safety = replication, safety
-        self.key, self.acl, self.heartbeat_interval = key, acl, heartbeat_interval
+        self.keys, self.authority = keys, authority
+        self.acl, self.heartbeat_interval, self.clock = acl, heartbeat_interval, clock
         self.inventory_interval = inventory_interval
         self.orphan_grace = orphan_grace
 
-    @handles(Register)
-    def register(self, address: str, request: Register) -> tuple[Reply, Slave | None]:
-        """A slave (re)joins: the reply to send, and the slave when it is accepted."""
-        if not address_allowed(address, self.acl):
-            return Error(E_SECURITY, f"slave address {address} not allowed"), None
+    @handles(Join)
+    def join(self, peer: Peer, request: Join) -> tuple[Reply, None]:
+        """A new slave asks for its certificate: the reply, then the connection ends."""
         try:
+            self._check_address(peer)
             check_version(request.version)
-        except SectorError as exc:
+            try:
+                check_join_token(request.token, self.authority.cert, self.clock.time())
+                certificate = self.authority.issue(request.request, request.slave_id)
+            except CertificateError as exc:
+                raise SecurityError(f"join refused: {exc}") from None
+        except SecurityError as exc:
+            log.warning("slave %s at %s may not join: %s", request.slave_id, peer.address, exc)
+            return Error.of(exc), None
+        log.info("slave %s joined the cluster from %s", request.slave_id, peer.address)
+        return JoinReply(certificate), None
+
+    @handles(Register)
+    def register(self, peer: Peer, request: Register) -> tuple[Reply, Slave | None]:
+        """A member slave (re)joins: the reply to send, and the slave when it is accepted.
+
+        Nothing is recorded unless every check passes: a refused peer leaves no
+        trace in the registry, and never sees a key.
+        """
+        try:
+            self._check_member(peer, request.slave_id)
+            check_version(request.version)
+        except SecurityError as exc:
+            log.warning(
+                "refused the registration of %r from %s: %s",
+                request.slave_id,
+                peer.address,
+                exc.detail,
+            )
             return Error.of(exc), None
         refusal = self._check_cluster(request)
         if refusal is not None:
             return refusal, None
-        host = request.host or address
+        found = self._reconcile(request.slave_id, request.objects)
+        host = request.host or peer.address
         slave = self.registry.register(request.slave_id, host, request.port, request.usage)
         self.links.to(slave)
-        found = self._reconcile(slave, request.objects)
         log.info(
             "slave %s joined from %s:%d (%d objects, %d stale)",
             slave.id,
@@ -119,7 +165,7 @@ class Membership:
         )
         self.replication.slave_joined(slave, found.current)
         reply = RegisterReply(
-            self.key,
+            self.keys(slave.id),
             self.heartbeat_interval,
             slave.id,
             found.stale,
@@ -128,6 +174,24 @@ class Membership:
             found.renamed,
         )
         return reply, slave
+
+    def _check_address(self, peer: Peer) -> None:
+        if not address_allowed(peer.address, self.acl):
+            raise SecurityError(f"slave address {peer.address} not allowed (slave_acl.conf)")
+
+    def _check_member(self, peer: Peer, slave_id: str) -> None:
+        """The address ACL, then the certificate: a slave's, issued for ``slave_id``."""
+        self._check_address(peer)
+        identity = peer.identity
+        if identity is None or identity.role != ROLE_SLAVE:
+            raise SecurityError(
+                "only a member slave may register: join the cluster first "
+                "(a join token from `sector conf join-token` on the master's machine)"
+            )
+        if identity.name != slave_id:
+            raise SecurityError(
+                f"this certificate was issued to slave {identity.name!r}, not {slave_id!r}"
+            )
 
     def _check_cluster(self, request: Register) -> Error | None:
         """Refuse a slave of another cluster (and see in it a lost namespace, if ours is empty)."""
@@ -172,7 +236,7 @@ class Membership:
         """A slave's periodic inventory: collect what nobody will read, note renames."""
         if not self.registry.is_current(slave):
             return None
-        found = self._reconcile(slave, report.objects, joining=False)
+        found = self._reconcile(slave.id, report.objects, joining=False)
         if found.stale:
             log.info("slave %s: %d stale objects to delete", slave.id, len(found.stale))
         return InventoryReply(found.stale, found.renamed)
@@ -186,7 +250,7 @@ class Membership:
             self.replication.slave_lost(slave)
 
     def _reconcile(
-        self, slave: Slave, objects: list[ObjectInfo], joining: bool = True
+        self, slave_id: str, objects: list[ObjectInfo], joining: bool = True
     ) -> Reconciled:
         """Sort a slave's objects (see the module docstring); record its replicas when it
         is ``joining``.
@@ -228,17 +292,17 @@ class Membership:
         if joining:
             holding = set(found.current)
             with self.store.transaction():
-                for oid, _ in list(self.store.replicas_on(slave.id)):
+                for oid, _ in list(self.store.replicas_on(slave_id)):
                     if oid not in holding:
-                        self.store.drop_replica(oid, slave.id)
+                        self.store.drop_replica(oid, slave_id)
                 for oid in found.current:
-                    self.store.set_replica(oid, slave.id, current[oid][0])
+                    self.store.set_replica(oid, slave_id, current[oid][0])
         if found.unknown:
             self.safety.enter(
-                f"slave {slave.id} holds {len(found.unknown)} objects this namespace never "
+                f"slave {slave_id} holds {len(found.unknown)} objects this namespace never "
                 "handed out (is the metadata older than the cluster?)"
             )
-            self.safety.met(slave.id, self.store.cluster_id, found.unknown)
+            self.safety.met(slave_id, self.store.cluster_id, found.unknown)
         if not self.safety.deletes_allowed():
             found.stale = []
         return found

@@ -161,14 +161,14 @@ class Replication:
         targets: Targets,
         links: Links,
         safety: Safety,
-        key: bytes,
+        keys: tokens.KeyRing,
         clock: Clock,
         token_ttl: float,
         settle: float,
     ):
         self.store, self.registry, self.placement = store, registry, placement
         self.targets, self.links, self.safety = targets, links, safety
-        self.key, self.clock, self.token_ttl = key, clock, token_ttl
+        self.keys, self.clock, self.token_ttl = keys, clock, token_ttl
         #: Seconds after the start during which slaves register before anything is judged.
         self.settle = settle
         self._settled_at = clock.monotonic() + settle
@@ -531,15 +531,16 @@ class Replication:
             self._wake.clear()
 
     async def _copy(self, plan: CopyPlan) -> None:
-        token = tokens.sign(
-            self.key, ReadClaims(plan.oid, plan.version), self.clock.time() + self.token_ttl
-        )
+        sources = [plan.source, *plan.others]
+        claims = ReadClaims(plan.oid, plan.version)
+        expires = self.clock.time() + self.token_ttl
         order = FetchObject(
             ObjectId(plan.oid, plan.version),
             plan.size,
             plan.checksum,
-            [plan.source.address, *(s.address for s in plan.others)],
-            token,
+            [s.address for s in sources],
+            # each checked by its source slave, so signed with that slave's key
+            [self.keys.sign(s.id, claims, expires) for s in sources],
             self.store.path_of(plan.oid),
         )
         started = self.clock.monotonic()

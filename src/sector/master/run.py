@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..certs import Authority, CertificateError
 from ..config import ConfigError, MasterSettings
 from ..lifecycle import EXIT_FAILURE, MASTER_READY, StartupError, claim_directory, run_loop, serve
 from ..locks import MASTER_LOCK
@@ -52,9 +53,12 @@ def run(
 
 
 def _check_tls_files(settings: MasterSettings) -> None:
+    """The certificate and key are read now: the listener and the issuer of slave
+    certificates (see :mod:`sector.certs`) both need them."""
     try:
         server_tls_context(settings.cert, settings.key)
-    except (OSError, ValueError) as exc:
+        Authority.load(settings.cert, settings.key)
+    except (OSError, ValueError, CertificateError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise StartupError(
             f"cannot load the certificate {settings.cert} and its key {settings.key}: {reason}"

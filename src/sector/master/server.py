@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from ..certs import Authority
 from ..clock import SYSTEM, Clock
 from ..config import MasterSettings
 from ..protocol import tokens
@@ -54,7 +55,7 @@ from .namespace import Namespace
 from .placement import Placement
 from .replication import Replication
 from .safety import Safety
-from .sessions import Session, Sessions
+from .sessions import Peer, Session, Sessions
 from .slaves import Registry, Slave
 from .stewardship import Stewardship
 from .store import Store
@@ -71,12 +72,13 @@ class MasterServer:
         self.settings = settings
         self.clock = clock
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.key = _load_key(settings.home / "token.key")
+        self.keys = tokens.KeyRing(_load_key(settings.home / "token.key"))
+        self.authority = Authority.load(settings.cert, settings.key)
         self.store = Store(settings.home / "metadata.db", clock)
         namespace = Namespace(self.store)
         leases = Leases()
         self.registry = Registry(clock, settings.slave_timeout)
-        self.links = Links(self.registry, self.key, clock)
+        self.links = Links(self.registry, self.keys, clock)
         placement = Placement(
             self.registry,
             self.store,
@@ -91,7 +93,7 @@ class MasterServer:
             Targets(self.store, settings.replica_num, settings.replica_rules),
             self.links,
             self.safety,
-            self.key,
+            self.keys,
             clock,
             settings.token_ttl,
             settle=settings.slave_timeout + settings.heartbeat_interval,
@@ -104,7 +106,7 @@ class MasterServer:
             placement,
             self.links,
             self.replication,
-            self.key,
+            self.keys,
             settings.token_ttl,
             clock,
         )
@@ -131,9 +133,11 @@ class MasterServer:
             leases,
             self.replication,
             self.safety,
-            self.key,
+            self.keys,
+            self.authority,
             settings.slave_acl,
             settings.heartbeat_interval,
+            clock,
             settings.inventory_interval,
             orphan_grace=settings.token_ttl,
         )
@@ -175,11 +179,11 @@ class MasterServer:
             return reply
         return _guarded(request, reply)
 
-    def greet(self, address: str, greeting: Request) -> Any:
-        """A login or a registration: ``(reply, Session | Slave | None)``, or an awaitable
-        of it (a login hashes a password); the connection becomes what it says."""
+    def greet(self, peer: Peer, greeting: Request) -> Any:
+        """A login, a registration or a join: ``(reply, Session | Slave | None)``, or an
+        awaitable of it (a login hashes a password); the connection becomes what it says."""
         try:
-            return self.greetings[type(greeting)](address, greeting)
+            return self.greetings[type(greeting)](peer, greeting)
         except Exception as exc:
             return _failure(greeting, exc), None
 
@@ -199,7 +203,10 @@ class MasterServer:
     # --- running ------------------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
-        context = server_tls_context(self.settings.cert, self.settings.key)
+        # slaves show the certificate this master issued them (checked at register)
+        context = server_tls_context(
+            self.settings.cert, self.settings.key, members_of=self.settings.cert
+        )
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: MasterConnection(self),

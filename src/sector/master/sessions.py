@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
+from ..certs import Identity
 from ..config import address_allowed
 from ..errors import E_ACL, SectorError
 from ..protocol.master import Login, LoginReply, Logout, check_version
@@ -19,6 +20,15 @@ from ..protocol.messages import Done, Error, Reply, handles
 from .users import User, Users
 
 log = logging.getLogger("sector.master")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is at the other end of a connection before it greets: its address, and the
+    certificate it showed in the TLS handshake, if any (checked: see :mod:`sector.certs`)."""
+
+    address: str
+    identity: Identity | None = None
 
 
 @dataclass
@@ -43,8 +53,9 @@ class Sessions:
         self.acl = acl
 
     @handles(Login)
-    async def login(self, address: str, request: Login) -> tuple[Reply, Session | None]:
+    async def login(self, peer: Peer, request: Login) -> tuple[Reply, Session | None]:
         """The reply to a login, and the new session when it succeeded."""
+        address = peer.address
         if not address_allowed(address, self.acl):
             return Error(E_ACL, f"{address} may not reach this master"), None
         loop = asyncio.get_running_loop()

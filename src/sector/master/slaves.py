@@ -8,6 +8,7 @@ dead whoever has been silent longer than ``SLAVE_TIMEOUT``. Where files go is
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from ..clock import Clock
@@ -60,10 +61,24 @@ class Slave:
             return "drained" if drained else "draining"
         return "alive"
 
-    def describe(self, location: str = "/", drained: bool = False) -> SlaveInfo:
+    def describe(
+        self, reveal: bool = True, salt: bytes = b"", location: str = "/", drained: bool = False
+    ) -> SlaveInfo:
+        """The slave as ``sysinfo`` shows it.
+
+        Only administrators see where slaves are (``reveal``): for anyone else
+        the id, address and location are blank and the file system id (which
+        holds the host name) is replaced by a keyed digest of it, still equal
+        for slaves sharing a disk so that capacity is counted once. A slave's
+        address lets a peer aim at it; users reach slaves through grants, which
+        name only the slaves holding what they may read or write.
+        """
+        fs = self.fs or self.id
+        if not reveal:
+            fs = hmac.new(salt, fs.encode(), "sha256").hexdigest()[:16]
         return SlaveInfo(
-            id=self.id,
-            address=f"{self.host}:{self.port}",
+            id=self.id if reveal else "",
+            address=f"{self.host}:{self.port}" if reveal else "",
             status=self.status(drained),
             total=self.total,
             free=self.free,
@@ -71,8 +86,8 @@ class Slave:
             files=self.files,
             started=self.started,
             active=self.active,
-            fs=self.fs or self.id,
-            location=location,
+            fs=fs,
+            location=location if reveal else "",
             limit=self.limit,
         )
 

@@ -28,7 +28,7 @@ Master -> slave (each with an admin token)::
 
     delete(objects)                -> DeleteReply(deleted)
     copy(src, dst)                 -> CopyReply(size, checksum)
-    fetch(obj, size, checksum, sources, read_token)
+    fetch(obj, size, checksum, sources, read_tokens)
                                    read the object from another slave -> FetchReply
     verify(objects)                -> VerifyReply(damaged, missing)
     shutdown                       -> ok
@@ -49,13 +49,15 @@ from .framing import HEADER_SIZE, ProtocolError, body_length, encode
 from .messages import Done, Message, Reply, Request, Vocabulary, replies_to
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+#: An id or version as the master stores it: SQLite integers are signed 64-bit.
+StoredInt = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 class ObjectId(Message):
     """One version of one file's bytes on a slave: ``[oid, version]`` on the wire."""
 
-    oid: int
-    version: int
+    oid: StoredInt
+    version: StoredInt
 
 
 class ObjectInfo(Message):
@@ -67,9 +69,9 @@ class ObjectInfo(Message):
     can be rebuilt from the slaves (``sector fsck --adopt``).
     """
 
-    oid: int
-    version: int
-    size: int
+    oid: StoredInt
+    version: StoredInt
+    size: NonNegative
     checksum: str
     age: float = 0.0
     path: str = ""
@@ -201,14 +203,15 @@ class CopyObject(AdminRequest, tag="copy"):
 
 class FetchObject(AdminRequest, tag="fetch"):
     """Make a replica: read ``obj`` from one of ``sources`` (other slaves' data ports,
-    tried in turn, resuming at the same offset) with ``read_token``, and keep it
-    only if all ``size`` bytes arrived and match ``checksum``."""
+    tried in turn, resuming at the same offset) each with its own read token
+    (``read_tokens``, in the same order: a source checks it with its own key), and
+    keep it only if all ``size`` bytes arrived and match ``checksum``."""
 
     obj: ObjectId
     size: NonNegative
     checksum: str
     sources: list[tuple[str, int]]
-    read_token: bytes
+    read_tokens: list[bytes]
     path: str = ""
     token: bytes = b""
 

@@ -34,12 +34,21 @@ Client -> master::
 
 Slave -> master::
 
+    join(version, token, slave_id, request)
+                                       -> JoinReply(certificate), then the master hangs up
     register(version, slave_id, host, port, usage, objects, cluster)
                                        -> RegisterReply(key, heartbeat, slave_id, delete,
                                                         cluster, inventory, renamed)
     heartbeat(usage)                   -> ok
     inventory(objects)                 now and then -> InventoryReply(delete, renamed)
     quarantined(objects)               replicas found damaged and moved aside -> ok
+
+``join`` is how a slave becomes a member: it sends a join token the operator
+made and a request for a certificate of the key it just made; the master
+answers with the certificate (see :mod:`sector.certs`). ``register`` is
+accepted only on a connection whose TLS client certificate is a member's, and
+names the slave that certificate was issued to; the reply's key is that
+slave's own (:func:`sector.protocol.tokens.slave_key`).
 
 A ``ReadGrant`` names the replicas to read from and carries a read token; a
 ``WriteGrant`` names the one slave to write to, a write token and the lease
@@ -48,8 +57,12 @@ that ``close`` (with the slave's signed receipt) or ``abort`` ends.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
+
 from ..errors import E_INVALID, E_SECURITY, NotSupportedError
-from .data import ChainLink, ObjectId, ObjectInfo, ObjectPath
+from .data import ChainLink, NonNegative, ObjectId, ObjectInfo, ObjectPath
 from .messages import (
     PROTOCOL_VERSION,
     READ,
@@ -64,6 +77,8 @@ from .messages import (
 
 #: (host, port) of a slave's data port.
 Address = tuple[str, int]
+#: A slave's id: it names the slave in its certificate, the master's records and log lines.
+SlaveId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 # --- what replies carry ---------------------------------------------------------------
@@ -92,10 +107,10 @@ class Entry(Message):
 class Usage(Message):
     """A slave's disk: what it reports on joining and in every heartbeat."""
 
-    total: int
-    free: int
-    stored: int
-    files: int
+    total: NonNegative
+    free: NonNegative
+    stored: NonNegative
+    files: NonNegative
     #: The file system under the data directory (``host/st_dev/f_fsid``): slaves sharing
     #: one disk report the same id, and their capacity is counted once.
     fs: str = ""
@@ -168,8 +183,14 @@ class LoginReply(Reply, tag="login"):
     user: str
 
 
+class JoinReply(Reply, tag="join"):
+    """The slave's certificate (PEM), issued by the master for the key the slave sent."""
+
+    certificate: bytes
+
+
 class RegisterReply(Reply, tag="register"):
-    """Welcome: the token key, how often to report, and what to delete before serving.
+    """Welcome: this slave's token key, how often to report, and what to delete before serving.
 
     Stale objects travel here rather than as a separate order so that a slave
     drops them before it serves anyone, with no window for a race. ``cluster``
@@ -207,9 +228,11 @@ class LsReply(Reply, tag="ls"):
 
 
 class ReadGrant(Reply, tag="read-grant"):
-    """Read one version of a file: from any of ``replicas``, with ``token``.
+    """Read one version of a file: from any of ``replicas``, each with its own token.
 
-    An empty file may come with no replicas: there is nothing to fetch.
+    ``tokens[i]`` is for ``replicas[i]`` (every slave checks tokens with a key of
+    its own); ``token`` is the first of them. An empty file may come with no
+    replicas: there is nothing to fetch.
     """
 
     oid: int
@@ -218,6 +241,14 @@ class ReadGrant(Reply, tag="read-grant"):
     checksum: str
     token: bytes
     replicas: list[Address]
+    tokens: list[bytes] = []
+
+    def token_for(self, address: tuple[str, int]) -> bytes:
+        """The token to show the replica at ``address`` (one of ``replicas``)."""
+        for index, (host, port) in enumerate(self.replicas):
+            if (host, int(port)) == (address[0], int(address[1])) and index < len(self.tokens):
+                return self.tokens[index]
+        return self.token
 
 
 class WriteGrant(Reply, tag="write-grant"):
@@ -293,12 +324,23 @@ class Login(Request, tag="login"):
     replies = (LoginReply,)
 
 
-class Register(Request, tag="register"):
-    """A slave's greeting: who it is, where it serves, everything it holds, and the
-    cluster it belongs to (empty for a slave that never registered)."""
+class Join(Request, tag="join"):
+    """A would-be slave's greeting: a join token, and a certificate request for its key."""
 
     version: int
-    slave_id: str
+    token: str
+    slave_id: SlaveId
+    request: bytes
+
+    replies = (JoinReply,)
+
+
+class Register(Request, tag="register"):
+    """A member slave's greeting: who it is, where it serves, everything it holds, and
+    the cluster it belongs to (empty for a slave that never registered)."""
+
+    version: int
+    slave_id: SlaveId
     host: str
     port: int
     usage: Usage
@@ -480,7 +522,7 @@ class Quarantined(Request, tag="quarantined"):
 
 # --- connection states ------------------------------------------------------------------
 
-GREETINGS = Vocabulary("the greetings", Login, Register)
+GREETINGS = Vocabulary("the greetings", Login, Register, Join)
 CLIENT_REQUESTS = Vocabulary(
     "a client's requests",
     Logout,

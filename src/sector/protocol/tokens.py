@@ -7,6 +7,17 @@ received when it registered. The same key signs the commit receipt a slave
 hands back after a write, which is how the master knows the client did not
 invent the size or checksum it reports on ``close``.
 
+Every slave has a key of its own, :func:`slave_key` of the master's cluster
+key and the slave's id, sent only to that slave (over the mutually
+authenticated link of a member, see :mod:`sector.certs`). So a slave that is
+compromised can forge tokens and receipts for itself - whose bytes it holds
+anyway - and for no other slave. The rule that follows, for every token the
+master makes: **sign it with the key of the slave that will check it.** A
+read grant carries one token per replica; a token for a transfer between
+slaves (a slave fetching a replica from another) is checked by the *source*
+slave, so the master signs it with the source's key, and the receipt of the
+copy is signed by the destination with its own.
+
 A token is ``msgpack([expires, claims]) + HMAC-SHA256(key, that)``; the claims
 are one of the tagged structs below, so a token for one purpose can never be
 read as another (a read token offered for a write is refused by its tag).
@@ -81,6 +92,37 @@ class Receipt(Claims, tag="receipt"):
 
 
 C = TypeVar("C", bound=Claims)
+
+
+def slave_key(cluster_key: bytes, slave_id: str) -> bytes:
+    """The key of slave ``slave_id``: what it checks tokens with and signs receipts with.
+
+    Derived (HMAC-SHA256) rather than stored, so the master keeps one secret
+    however many slaves join, and a slave's key cannot be worked back to the
+    cluster key or to another slave's.
+    """
+    return hmac.new(cluster_key, b"sector slave key\x00" + slave_id.encode(), "sha256").digest()
+
+
+class KeyRing:
+    """The master's cluster key and the per-slave keys derived from it (kept once made)."""
+
+    def __init__(self, cluster_key: bytes):
+        self._cluster_key = cluster_key
+        self._keys: dict[str, bytes] = {}
+
+    def __call__(self, slave_id: str) -> bytes:
+        key = self._keys.get(slave_id)
+        if key is None:
+            if len(self._keys) >= 100_000:  # ids are the registered slaves': a bound, not a cap
+                self._keys.clear()
+            key = self._keys[slave_id] = slave_key(self._cluster_key, slave_id)
+        return key
+
+    def sign(self, slave_id: str, claims: Claims, expires: float | None = None) -> bytes:
+        """A token (or receipt) that slave ``slave_id`` will check."""
+        return sign(self(slave_id), claims, expires)
+
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(

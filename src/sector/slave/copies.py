@@ -54,9 +54,9 @@ async def fetch(server: SlaveServer, order: FetchObject) -> FetchReply:
     write = await loop.run_in_executor(None, WriteSession.begin, storage, oid, version, 0, 0)
     try:
         offset, failures = 0, []
-        for source in order.sources:
+        for source, token in zip(order.sources, order.read_tokens, strict=False):
             try:
-                offset = await _read_from(loop, tuple(source), order, write, offset)
+                offset = await _read_from(loop, tuple(source), token, order, write, offset)
             except (OSError, ProtocolError, SectorError, asyncio.TimeoutError) as exc:
                 failures.append(f"{source[0]}:{source[1]}: {exc or type(exc).__name__}")
                 continue
@@ -83,6 +83,7 @@ async def fetch(server: SlaveServer, order: FetchObject) -> FetchReply:
 async def _read_from(
     loop: asyncio.AbstractEventLoop,
     address: tuple[str, int],
+    token: bytes,
     order: FetchObject,
     write: WriteSession,
     offset: int,
@@ -98,7 +99,7 @@ async def _read_from(
         await asyncio.wait_for(loop.sock_connect(sock, address), STALL_TIMEOUT)
         while offset < order.size:
             length = min(REQUEST, order.size - offset)
-            await loop.sock_sendall(sock, session.read(offset, length, order.read_token))
+            await loop.sock_sendall(sock, session.read(offset, length, token))
             reply = await asyncio.wait_for(sock_receive_reply(loop, sock, session), STALL_TIMEOUT)
             if isinstance(reply, Error):
                 raise reply.exception()

@@ -13,7 +13,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from ..config import ConfigError, SlaveSettings, parse_address
+from ..certs import issued_by
+from ..config import JOIN_TOKEN_FILE, ConfigError, SlaveSettings, parse_address
 from ..lifecycle import EXIT_FAILURE, SLAVE_READY, StartupError, claim_directory, serve
 from ..locks import SLAVE_LOCK
 from ..logs import setup_logging
@@ -27,10 +28,12 @@ def run(
     master: str | None = None,
     port: int | None = None,
     log_stderr: bool = False,
+    join_token: str | None = None,
     bind: str | None = None,
 ) -> int:
     try:
         settings = SlaveSettings.load(conf_dir, data_dir)
+        settings.join_token = join_token or None
         if master:
             settings.master = _master_address(master)
         if port is not None:
@@ -63,7 +66,8 @@ def _master_address(text: str) -> tuple[str, int]:
 
 
 def _check_certificate(settings: SlaveSettings) -> None:
-    """The master's certificate is read now, so a wrong path fails at start, not in a retry loop."""
+    """The master's certificate is read now, so a wrong path fails at start, not in a retry
+    loop; and a slave that is no member yet needs a join token to become one."""
     try:
         client_tls_context(settings.cert)
     except (OSError, ValueError) as exc:
@@ -71,6 +75,12 @@ def _check_certificate(settings: SlaveSettings) -> None:
         raise StartupError(
             f"cannot load the master's certificate {settings.cert}: {reason}"
         ) from None
+    if not issued_by(settings.own_cert, settings.cert) and settings.read_join_token() is None:
+        raise StartupError(
+            f"{settings.data_dir} holds no membership certificate from the master "
+            f"{settings.cert}: give a join token (`sector conf join-token` on the master's "
+            f"machine) with --join TOKEN or in {settings.conf_dir / JOIN_TOKEN_FILE}"
+        )
 
 
 async def _serve(settings: SlaveSettings) -> int:

@@ -15,12 +15,16 @@ import functools
 import logging
 import mmap
 import socket
+import ssl
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
+from .. import certs
 from ..clock import SYSTEM, Clock
-from ..config import SlaveSettings
+from ..config import JOIN_TOKEN_FILE, SlaveSettings
 from ..errors import (
+    E_SECURITY,
+    E_SUPPORT,
     InvalidError,
     NoDiskError,
     SectorBusyError,
@@ -57,6 +61,8 @@ from ..protocol.framing import ProtocolError, encode
 from ..protocol.master import (
     Heartbeat,
     Inventory,
+    Join,
+    JoinReply,
     Quarantined,
     Register,
     RegisterReply,
@@ -76,6 +82,8 @@ from ..protocol.messages import (
 )
 from ..protocol.tokens import AdminClaims, Claims, ReadClaims, Receipt, WriteClaims
 from ..transport import (
+    certificate_der,
+    check_master,
     client_tls_context,
     read_body,
     sock_read_body,
@@ -110,6 +118,10 @@ C = TypeVar("C", bound=Claims)
 T = TypeVar("T")
 
 
+class JoinRefused(Exception):
+    """This slave cannot become a member (no join token, or the master refused it)."""
+
+
 class Refused(Exception):
     """The master will not have us, or we will not have it; the message says why."""
 
@@ -126,6 +138,9 @@ class SlaveServer:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.address: tuple[str, int] = (settings.host, settings.port)
+        self._master_der = certificate_der(settings.cert)
+        #: the process's exit status once stopped: 1 after a refused join
+        self.exit_code = 0
         #: Lease -> when its write last received bytes (see _writes).
         self.writing: dict[int, float] = {}
         self._last_report = clock.monotonic()
@@ -179,16 +194,24 @@ class SlaveServer:
             self._spawn(DataConnection(self, conn).serve())
 
     async def _master_loop(self) -> None:
-        """Stay registered with the master; re-register after any break, forever."""
-        context = client_tls_context(self.settings.cert)
+        """Stay registered with the master; re-register after any break, forever.
+
+        A slave without a membership certificate from this master joins first
+        (:meth:`_join`); a refused join is final: the slave stops, saying why.
+        A master that refuses the registration (or that we refuse: another
+        cluster's) is tried again every two seconds - it may be put right.
+        """
         delay = 0.1
         refused = ""
         while True:
             writer = None
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*self.settings.master, ssl=context), 10
+                if not certs.issued_by(self.settings.own_cert, self.settings.cert):
+                    await self._join()
+                context = client_tls_context(
+                    self.settings.cert, self.settings.own_cert, self.settings.own_key
                 )
+                reader, writer = await self._dial_master(context)
                 welcome = await self._register(reader, writer)
                 self.registered.set()
                 self._mark_registered(True)
@@ -197,6 +220,11 @@ class SlaveServer:
                 await self._report(reader, writer, welcome)
             except asyncio.CancelledError:
                 raise
+            except JoinRefused as exc:
+                log.error("%s", exc)
+                self.exit_code = 1
+                self.stop()
+                return
             except Refused as exc:  # said once, then retried quietly: the master may change
                 if str(exc) != refused:
                     log.error("master %s:%d refused us: %s", *self.settings.master, exc)
@@ -233,6 +261,7 @@ class SlaveServer:
     async def _ask(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, report: Request
     ) -> Any:
+        """Send one report on the master link; its answer (a refusal ends the link)."""
         await write_message(writer, report)
         body = await asyncio.wait_for(read_body(reader), 60)
         if body is None:
@@ -247,6 +276,55 @@ class SlaveServer:
             self.storage.delete(obj.oid, obj.version)
         for moved in renamed:
             self.storage.note_path(moved.oid, moved.version, moved.path)
+
+    async def _dial_master(
+        self, context: ssl.SSLContext
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TLS connection to the master - the master itself, not another member."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(*self.settings.master, ssl=context), 10
+        )
+        try:
+            ssl_object = writer.get_extra_info("ssl_object")
+            check_master(ssl_object.getpeercert(binary_form=True), self._master_der)
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer
+
+    async def _join(self) -> None:
+        """Become a member: a new key, and the certificate the master issues for it.
+
+        The key is made here and never leaves this machine; what travels is a
+        certificate request and the operator's join token, over TLS to the
+        master whose certificate we hold.
+        """
+        token = self.settings.read_join_token()
+        if token is None:
+            raise JoinRefused(
+                f"this slave has no membership certificate for the master "
+                f"{self.settings.cert}: give it a join token (`sector conf join-token` on the "
+                f"master's machine) with --join or in {self.settings.conf_dir / JOIN_TOKEN_FILE}"
+            )
+        request = certs.make_request(self.settings.own_key, self.slave_id)
+        reader, writer = await self._dial_master(client_tls_context(self.settings.cert))
+        try:
+            await write_message(writer, Join(PROTOCOL_VERSION, token, self.slave_id, request))
+            body = await asyncio.wait_for(read_body(reader), 60)
+        finally:
+            writer.close()
+        if body is None:
+            raise ConnectionError("master closed the connection while we joined")
+        reply = replies_to(Join).decode(body)
+        if isinstance(reply, Error):
+            if reply.code in (E_SECURITY, E_SUPPORT):
+                raise JoinRefused(f"the master refused to let this slave join: {reply.msg}")
+            raise ConnectionError(f"join failed: {reply.msg}")
+        assert isinstance(reply, JoinReply)
+        temp = self.settings.own_cert.with_suffix(".tmp")
+        temp.write_bytes(reply.certificate)
+        temp.replace(self.settings.own_cert)
+        log.info("joined the cluster: certificate %s", self.settings.own_cert)
 
     async def _register(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -289,17 +367,6 @@ class SlaveServer:
         self.key = reply.key
         self._apply(reply.delete, reply.renamed)
         return reply
-
-    def wrote(self, lease: int) -> None:
-        """Bytes arrived for the write under ``lease``: the master hears it is alive."""
-        self.writing[lease] = self.clock.monotonic()
-
-    def _writes(self) -> list[int]:
-        """Leases whose writes received bytes since the last heartbeat (the master keeps
-        their leases from expiring while their clients talk only to us)."""
-        since = self._last_report
-        self._last_report = self.clock.monotonic()
-        return [lease for lease, when in self.writing.items() if when >= since]
 
     async def _report_quarantined(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
