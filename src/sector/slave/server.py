@@ -377,6 +377,17 @@ class SlaveServer:
             await self._ask(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
             del self.storage.quarantined[: len(pending)]
 
+    def wrote(self, lease: int) -> None:
+        """Bytes arrived for the write under ``lease``: the master hears it is alive."""
+        self.writing[lease] = self.clock.monotonic()
+
+    def _writes(self) -> list[int]:
+        """Leases whose writes received bytes since the last heartbeat (the master keeps
+        their leases from expiring while their clients talk only to us)."""
+        since = self._last_report
+        self._last_report = self.clock.monotonic()
+        return [lease for lease, when in self.writing.items() if when >= since]
+
     def _usage(self) -> Usage:
         return Usage(**self.storage.usage(), limit=self.settings.max_data_size)
 
