@@ -155,6 +155,8 @@ def build(results: Results, m: dict, size: int) -> None:
             if raw:
                 add(Figure(group_p, "1 stream MB/s", single, "MB/s",
                            f"raw TCP 1 stream ({raw['tool']})", raw["mb_s"]))
+    if m.get("integrity"):
+        _integrity_figures(results, m["integrity"], size, large)
     data = m.get("data")
     if data:
         _data_figures(results, data)
@@ -226,6 +228,29 @@ def build(results: Results, m: dict, size: int) -> None:
             size / s / MB for s in peer["dd_read_s"])
     if raw:
         results.context["raw_tcp"] = raw
+
+
+def _integrity_figures(results: Results, m: dict, size: int, large: dict | None) -> None:
+    """What checking every block costs the client, and two replicas against one stream."""
+    add = results.add
+    hashing = m["hashing"]
+    per_gb = hashing["blocks_s"] / (hashing["bytes"] / 1e9)
+    group = "Verified reads (client CPU)"
+    add(Figure(group, "64 KiB block sums, s/GB", per_gb, "s/GB",
+               "whole-file xxh3-128 (downloads' only check before)",
+               hashing["whole_s"] / (hashing["bytes"] / 1e9), higher_is_better=False))
+    if large:
+        client = median(u["client"] for u in large["cpu"]["download"]) / (size / 1e9)
+        add(Figure(group, "64 KiB block sums, s/GB", per_gb, "s/GB",
+                   "client CPU of a whole download (incl. the checks)", client,
+                   higher_is_better=False))
+    replicas = m.get("replicas")
+    if replicas:
+        single, _ = _rates(size, replicas["single_s"])
+        dual, samples = _rates(size, replicas["dual_s"])
+        add(Figure("Two replicas", "download from both at once (+fsync) MB/s", dual, "MB/s",
+                   "one stream, same file, same run", single, samples=samples,
+                   note="the client keeps one stream unless asked (streams=2)"))
 
 
 def _data_figures(results: Results, data: dict) -> None:

@@ -60,7 +60,7 @@ def upload(client: Client, running: LocalCluster, source: Path, remote: str,
 
 
 def download(client: Client, running: LocalCluster, remote: str, target: Path,
-             drop: bool) -> tuple[float, dict[str, float]]:
+             drop: bool, streams: int = 1) -> tuple[float, dict[str, float]]:
     """Seconds (until the local copy is fsynced, like ``cp`` + ``sync``) and CPU by role."""
     target.unlink(missing_ok=True)
     if drop:
@@ -68,7 +68,7 @@ def download(client: Client, running: LocalCluster, remote: str, target: Path,
     meter = CpuMeter(server_pids(running))
     meter.start()
     started = time.perf_counter()
-    client.download(remote, target)
+    client.download(remote, target, streams=streams)
     fsync_path(target)
     elapsed = time.perf_counter() - started
     used = cpu_by_role(meter.stop())

@@ -4,7 +4,8 @@ Order of a run: the raw limits (loopback TCP, ``cp`` with fsync, cold disk
 read), Sector's large-file upload and download interleaved with the ``cp``
 baseline run by run (so both see the same moment of a noisy machine), the
 cost of replicas to a writer and the speed of repair (:mod:`.replication`),
-parallel range reads, Sector through fsspec (pandas, ranges) beside its
+parallel range reads, what checking every block costs and a download from two
+replicas at once beside one stream, Sector through fsspec (pandas, ranges) beside its
 baselines, the metadata phases on the local disk and on Sector with
 one and with C clients, the namespace at scale, then the MooseFS peer. Each
 part that cannot run says why in the output and in the JSON; a part that
@@ -29,7 +30,7 @@ from .figures import build
 from .report import print_report, write_markdown
 
 HERE = Path(__file__).resolve().parent
-ALL_PARTS = ("raw", "large", "repl", "data", "meta", "ns", "peer", "mount")
+ALL_PARTS = ("raw", "large", "repl", "integrity", "data", "meta", "ns", "peer", "mount")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -122,13 +123,15 @@ class Suite:
                 self.part("peer install", self.install_peer)
             if "raw" in args.parts or "large" in args.parts:
                 self.part("raw TCP", self.raw_tcp)
-            if args.parts & {"large", "repl", "data", "peer"}:
+            if args.parts & {"large", "repl", "integrity", "data", "peer"}:
                 log(f"making a {args.size_mb} MiB random source file in {self.work}")
                 make_file(self.source, self.size)
             if "large" in args.parts:
                 self.part("large files", self.large)
             if "repl" in args.parts:
                 self.part("replication", self.replication)
+            if "integrity" in args.parts:
+                self.part("integrity", self.integrity)
             if "data" in args.parts:
                 self.part("fsspec and pandas", self.data)
             if "meta" in args.parts:
@@ -191,6 +194,20 @@ class Suite:
         self.m["replication"] = measure(
             self.work, self.source, self.size, self.args.runs, self.drop
         )
+
+    def integrity(self) -> None:
+        from .integrity import Unavailable, hashing_cost, two_replicas
+
+        out: dict = {"hashing": hashing_cost(self.size)}
+        self.m["integrity"] = out
+        try:
+            wait = 30.0 if self.args.quick else 60.0 + self.size / 10e6  # copies at >= 10 MB/s
+            out["replicas"] = two_replicas(
+                self.work, self.source, self.size, self.args.runs, self.drop, wait
+            )
+        except Unavailable as exc:
+            self.results.skipped["two replicas"] = f"download from two replicas skipped: {exc}"
+            log(self.results.skipped["two replicas"])
 
     def data(self) -> None:
         from .datastack import run

@@ -375,6 +375,8 @@ class ClientSettings:
     user: str | None = None
     password: str | None = None
     cert: Path | None = None
+    #: DATA_TIMEOUT: seconds a read waits for a silent slave before trying another replica.
+    data_timeout: float | None = None
 
     @classmethod
     def load(cls, conf_dir: Path | str | None = None) -> ClientSettings:
@@ -386,6 +388,9 @@ class ClientSettings:
             user=conf.first("USERNAME"),
             password=conf.first("PASSWORD"),
             cert=conf_path(conf_dir, cert, "") if cert else None,
+            data_timeout=(
+                conf.number("DATA_TIMEOUT", 0.0, minimum=0.1) if "DATA_TIMEOUT" in conf else None
+            ),
         )
 
 

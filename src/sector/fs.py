@@ -41,6 +41,7 @@ from .errors import (
     SectorNotADirectoryError,
     SecurityError,
 )
+from .protocol.checksum import NAME as CHECKSUM_NAME
 from .protocol.messages import APPEND, READ, TRUNC, WRITE
 from .protocol.paths import join, split
 
@@ -202,7 +203,7 @@ class SectorFileSystem(AbstractFileSystem):
         return True
 
     def checksum(self, path: str) -> int:
-        """The stored xxh3-128 checksum of a file's content, as an int: no bytes are read.
+        """The stored checksum of a file's content, as an int: no bytes are read.
 
         Two files with the same bytes have the same checksum. Raises
         FileNotFoundError for a missing path; directories get fsspec's
@@ -218,7 +219,7 @@ class SectorFileSystem(AbstractFileSystem):
         info = self.info(path)
         if info["type"] != "file":
             return super().ukey(path)
-        return f"v{info['version']}-xxh3_128:{info['checksum']}"
+        return f"v{info['version']}-{CHECKSUM_NAME}:{info['checksum']}"
 
     def modified(self, path: str) -> datetime:
         """When the current content was committed (UTC); FileNotFoundError when missing."""

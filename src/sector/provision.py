@@ -234,6 +234,10 @@ def client_conf(
         parts.append(entry("CERTIFICATE", cert))
     else:
         parts.append(f"# the master's certificate: {CERT_NAME} beside this file\n")
+    parts.append(
+        "# seconds a read waits for a slave that sends nothing (stopped, cut off)\n"
+        "# before it carries on from another replica\n" + entry("DATA_TIMEOUT", 30)
+    )
     return "\n".join(parts)
 
 

@@ -75,7 +75,7 @@ def test_stat_shows_metadata_and_holders(sector: Sector, tree: str, client: Clie
     assert fields["size"] == "1536 (1.5K)"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", fields["modified"])
     assert fields["version"] == "1"
-    assert fields["checksum"] == f"xxh3_128:{entry.checksum}"
+    assert fields["checksum"] == f"xxh3-64k:{entry.checksum}"
     assert fields["slaves"] == ", ".join(entry.slaves)
     assert "type: directory" in sector.ok("stat", f"{tree}/sub")
 

@@ -199,9 +199,14 @@ def test_fsck_reports_a_flipped_byte_and_the_replica_is_given_up(
 
 
 def _download_interrupted(
-    cluster: LocalCluster, tmp_path: Path, fault: signal.Signals, data_timeout: float
+    cluster: LocalCluster,
+    tmp_path: Path,
+    fault: signal.Signals,
+    data_timeout: float,
+    streams: int = 1,
 ) -> None:
-    """Download 200 MB; at about a third, send ``fault`` to the slave serving it."""
+    """Download 200 MB; at about a third, send ``fault`` to the slave serving it (with
+    several streams: the slave the first one started on)."""
     size = 200 * MiB
     source = tmp_path / "source"
     digest = random_file(source, size)
@@ -223,7 +228,7 @@ def _download_interrupted(
             os.kill(pid, fault)
 
     try:
-        client.download("/big", tmp_path / "big", progress=progress)
+        client.download("/big", tmp_path / "big", progress=progress, streams=streams)
         assert faulted.is_set(), "the fault came before the download finished"
         assert sha256_of(tmp_path / "big") == digest
     finally:
@@ -243,6 +248,13 @@ def test_a_download_continues_on_another_replica_when_its_slave_stalls(
 ) -> None:
     """SIGSTOP: the connection stays open and silent; DATA_TIMEOUT moves the reader on."""
     _download_interrupted(two_slaves, tmp_path, signal.SIGSTOP, data_timeout=1.0)
+
+
+def test_a_download_from_two_replicas_at_once_survives_losing_one(
+    two_slaves: LocalCluster, tmp_path: Path
+) -> None:
+    """streams=2: both replicas send ranges; when one slave dies the other finishes."""
+    _download_interrupted(two_slaves, tmp_path, signal.SIGKILL, data_timeout=30.0, streams=2)
 
 
 # --- every replica gone ----------------------------------------------------------------

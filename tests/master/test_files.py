@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sector.clock import ManualClock
-from sector.errors import E_BUSY, E_EXPIRED, SectorError
+from sector.errors import E_BUSY, E_EXPIRED, SectorError, SecurityError
 from sector.master.files import Files
 from sector.master.leases import Leases
 from sector.master.links import Links
@@ -27,9 +27,10 @@ from sector.master.store import Store
 from sector.master.targets import Targets
 from sector.master.users import User
 from sector.protocol import tokens
-from sector.protocol.master import Abort, Open, ReadGrant, Usage, WriteGrant
+from sector.protocol.data import LeaseEnd
+from sector.protocol.master import Abort, Close, Open, ReadGrant, Usage, WriteGrant
 from sector.protocol.messages import READ, WRITE
-from sector.protocol.tokens import ReadClaims, WriteClaims
+from sector.protocol.tokens import ReadClaims, Receipt, WriteClaims
 
 KEY = b"k" * tokens.KEY_BYTES
 #: The key of slave ``s1``, the one slave these tests have: what checks its tokens.
@@ -131,3 +132,73 @@ def test_an_aborted_writes_version_is_never_given_to_the_next_writer(
         return [aborted.version, again.version]
 
     assert asyncio.run(rewrite_after_an_abort()) == [2, 3]
+
+
+def receipt(lease_grant: WriteGrant, size: int = 5) -> bytes:
+    """The receipt slave s1 would sign at the commit of ``lease_grant``'s write."""
+    claims = Receipt(lease_grant.oid, lease_grant.version, size, "sum", "s1", lease_grant.lease)
+    return tokens.sign(S1_KEY, claims, None)
+
+
+def test_a_receipt_of_an_earlier_lease_of_the_same_file_is_refused(
+    files: Files, slave: Slave
+) -> None:
+    stored_file(files, slave, "/f")
+
+    async def replay() -> None:
+        writer = session()
+        earlier = files.open(writer, Open("/f", WRITE))
+        old_receipt = receipt(earlier)
+        files.abort(writer, Abort(earlier.lease))
+        now = files.open(writer, Open("/f", WRITE))
+        with pytest.raises(SecurityError, match="does not match the open file"):
+            files.close(writer, Close(now.lease, old_receipt))
+        files.close(writer, Close(now.lease, receipt(now)))  # its own receipt does
+        with pytest.raises(SectorError, match="no such open file"):  # and only once
+            files.close(writer, Close(now.lease, receipt(now)))
+
+    asyncio.run(replay())
+
+
+def test_an_aborted_lease_is_announced_to_its_slave_so_its_token_dies(
+    files: Files, slave: Slave, clock: ManualClock
+) -> None:
+    """The slave may never have seen the token (the client aborted before writing):
+    the order that deletes the bytes also names the lease, until its token expires."""
+
+    async def abort_then_look() -> tuple[list[LeaseEnd], int]:
+        writer = session()
+        grant = files.open(writer, Open("/new", WRITE))
+        files.abort(writer, Abort(grant.lease))
+        link = files.links.to(slave)
+        return [*link._ended], grant.lease
+
+    ended, lease = asyncio.run(abort_then_look())
+    assert ended == [LeaseEnd(lease, clock.time() + TTL)]
+
+
+def test_lease_ids_are_never_reused_by_a_restarted_master(tmp_path: Path) -> None:
+    first = Store(tmp_path / "meta.db")
+    bases = [first.lease_base(), first.lease_base()]
+    first.close()
+    again = Store(tmp_path / "meta.db")
+    bases.append(again.lease_base())
+    again.close()
+    assert bases == sorted(set(bases)) and bases[1] - bases[0] >= 2**32
+    assert Leases(first_id=bases[2]).grant(session(), 1, 1, "/a", True, "s1").id == bases[2]
+
+
+def test_a_read_grant_carries_one_token_per_replica_each_for_its_slave(
+    files: Files, slave: Slave, registry: Registry, clock: ManualClock
+) -> None:
+    other = registry.register("s2", "127.0.0.3", 7000, Usage(10**12, 10**12, 0, 0))
+    oid = stored_file(files, slave, "/f")
+    with files.store.transaction():
+        files.store.set_replica(oid, other.id, 1)
+    grant = files.open(session(), Open("/f", READ))
+    assert isinstance(grant, ReadGrant) and len(grant.tokens) == 2
+    for address, key in ((slave.address, S1_KEY), (other.address, tokens.slave_key(KEY, "s2"))):
+        token = grant.token_for(address)
+        assert tokens.verify(key, token, ReadClaims, clock.time()) == ReadClaims(oid, 1)
+    with pytest.raises(tokens.TokenError, match="bad token signature"):
+        tokens.verify(S1_KEY, grant.token_for(other.address), ReadClaims, clock.time())

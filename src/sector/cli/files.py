@@ -20,6 +20,7 @@ import click
 
 from ..client import Client, Stat
 from ..errors import InvalidError, SectorIsADirectoryError, SectorNotFoundError
+from ..protocol import checksum
 from ..protocol.messages import READ, TRUNC, WRITE
 from ..protocol.paths import InvalidPath, has_wildcard, is_within, join, normalize, split
 from .base import SECTOR_PATH, State, pass_state
@@ -212,7 +213,7 @@ def stat(state: State, json_out: bool, paths: tuple[str, ...]) -> None:
             if not st.isdir:
                 rows += [
                     ("version", str(st.version)),
-                    ("checksum", f"xxh3_128:{st.checksum}"),
+                    ("checksum", f"{checksum.NAME}:{st.checksum}"),
                     ("slaves", ", ".join(st.slaves) or "none alive"),
                 ]
             for key, value in rows:

@@ -2,7 +2,7 @@
 
 First found wins, field by field: explicit arguments (command-line flags),
 then the environment (``SECTOR_MASTER``, ``SECTOR_USER``, ``SECTOR_PASSWORD``,
-``SECTOR_CERT``), then ``client.conf`` under ``$SECTOR_HOME/conf`` (or
+``SECTOR_CERT``, ``SECTOR_DATA_TIMEOUT``), then ``client.conf`` under ``$SECTOR_HOME/conf`` (or
 ``~/.sector/conf``), and finally the local cluster that ``sector up`` runs
 from that home. The CLI and the examples all call :func:`resolve`, so they
 agree on where a setting comes from.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ClientSettings, parse_address, read_run_file, sector_home
-from .session import Client
+from .session import Client, data_timeout_from
 
 DEFAULT_MASTER = ("127.0.0.1", 6000)
 #: How a Sector path names its cluster: ``sector://[user@]host[:port]/path``.
@@ -68,10 +68,12 @@ class Target:
     user: str
     password: str | None
     cert: Path
+    #: Seconds a read waits for a silent slave (None: the Client's default).
+    data_timeout: float | None = None
 
     def connect(self) -> Client:
         """A logged-in client (raises the Sector exception on failure)."""
-        client = Client(self.host, self.port)
+        client = Client(self.host, self.port, data_timeout=self.data_timeout)
         client.login(self.user, self.password or "", self.cert)
         return client
 
@@ -90,7 +92,8 @@ def resolve(
     ``os.environ``), ``client.conf`` under ``home`` (default ``$SECTOR_HOME``
     or ``~/.sector``), then the local cluster ``sector up`` runs from there;
     127.0.0.1:6000 and user ``test`` when nothing says otherwise. Never fails:
-    ``password`` is None when no source gives one (ask, or fail at login).
+    ``password`` is None when no source gives one (ask, or fail at login); only a
+    malformed ``SECTOR_DATA_TIMEOUT`` is refused (E_INVALID).
     """
     env = os.environ if environ is None else environ
     home_path = Path(home or env.get("SECTOR_HOME") or sector_home()).expanduser()
@@ -118,4 +121,9 @@ def resolve(
         user=chosen_user,
         password=password or env.get("SECTOR_PASSWORD") or conf_password,
         cert=Path(cert_path).expanduser() if cert_path else home_path / "conf" / "master_node.cert",
+        data_timeout=(
+            data_timeout_from(env["SECTOR_DATA_TIMEOUT"])
+            if env.get("SECTOR_DATA_TIMEOUT")
+            else conf.data_timeout
+        ),
     )

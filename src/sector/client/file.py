@@ -52,6 +52,8 @@ POS_BEG, POS_CUR, POS_END = 1, 2, 3
 
 #: Bytes fetched ahead of a small read (a whole number of checksum blocks).
 READ_AHEAD = 1024 * 1024
+#: Downloads smaller than this use one stream whatever was asked.
+PARALLEL_MIN = 128 * 1024 * 1024
 WRITE_BUFFER = 1024 * 1024
 #: A put up to this size goes out in one ``sendall`` with its header (copying is cheaper).
 SMALL_PUT = 64 * 1024
@@ -183,6 +185,7 @@ class SectorFile:
         target: IO[bytes],
         verify: bool = True,
         progress: Callable[[int], None] | None = None,
+        streams: int = 1,
     ) -> int:
         """Stream the rest of the file into ``target``, each block checked before it is written.
 
@@ -190,12 +193,19 @@ class SectorFile:
         arrived must also add up to the file's stored checksum, which ties
         them to what the master recorded. ``progress`` is called with the byte
         count of each chunk as it lands, so a caller can draw a progress bar
-        without wrapping the stream.
+        without wrapping the stream. With ``streams`` > 1, a regular file of at
+        least :data:`PARALLEL_MIN` bytes is fetched from that many replicas at
+        once (as many as there are).
         """
         self._check_open()
         start = self.position
-        with _FileWriter(target.fileno(), self.size - self.position) as writer:
-            digest = self._read_path().stream(start, writer, progress)
+        reader = self._read_path()
+        streams = min(streams, len(reader.grant.replicas))
+        if streams > 1 and self.size - start >= PARALLEL_MIN and _is_regular(target):
+            digest = reader.stream_parallel(start, target.fileno(), streams, progress)
+        else:
+            with _FileWriter(target.fileno(), self.size - start) as writer:
+                digest = reader.stream(start, writer, progress)
         self.position = self.size
         if verify and digest is not None and digest != self._read_grant().checksum:
             raise SecurityError("downloaded bytes do not match the stored checksum", self.path)
@@ -532,6 +542,13 @@ class _FileWriter:
         if written < len(view):
             self.direct = not _set_direct(self.fd, False)
             _write_all(self.fd, view[written:])
+
+
+def _is_regular(target: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(target.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _set_direct(fd: int, on: bool) -> bool:

@@ -27,7 +27,12 @@ nothing else talks to a slave to read a stored file.
 
 from __future__ import annotations
 
+import errno
+import mmap
+import os
 import socket
+import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -42,6 +47,7 @@ from ..errors import (
     SectorBusyError,
     SectorConnectionError,
     SectorError,
+    SectorLocalFileError,
 )
 from ..protocol import checksum
 from ..protocol.checksum import BLOCK, SUM_SIZE, align_down, align_up
@@ -59,6 +65,12 @@ READ_REQUEST = 16 * 1024 * 1024
 #: Bytes asked for by one read request while streaming to a file: profiled downloads
 #: asking for one 4 MiB buffer at a time left the slave's ``sendfile`` idle between them.
 STREAM_REQUEST = 256 * 1024 * 1024
+#: O_DIRECT writes must start, and be sized, on this boundary.
+DIRECT_ALIGN = 4096
+#: Bytes a parallel stream receives at a time before writing them.
+SINK_BUFFER = 4 * 1024 * 1024
+#: Bytes one of several parallel streams takes at a time (see stream_parallel).
+SEGMENT = 64 * 1024 * 1024
 #: Grants renewed in a row (expired tokens) before the read is given up.
 MAX_RENEWALS = 3
 
@@ -122,6 +134,7 @@ class ReplicaReader:
         self._refreshes = 0
         self._renewals = 0  # expired tokens renewed since the last request that worked
         self._scratch = memoryview(bytearray(2 * BLOCK))
+        self._turn = 0  # replicas to skip when choosing the first (see _fork)
 
     @property
     def size(self) -> int:
@@ -194,33 +207,123 @@ class ReplicaReader:
         when ``start`` is 0 (compare it with the grant's), else None. ``start``
         is any offset: a partial first block goes through :meth:`read_into`.
         """
-        position = start
-        if position % BLOCK and position < self.size:
-            head = min(align_up(position, self.size), self.size) - position
-            view = sink.buffer()
-            try:
-                self.read_into(position, view[:head])
-            except BaseException:
-                sink.give_back(view)
-                raise
-            sink.write(view, head)
-            position += head
-            if progress is not None:
-                progress(head)
+        position = self._stream_head(start, sink, progress)
         digest = xxhash.xxh3_128() if start == 0 else None
-        while position < self.size:
-            length = min(STREAM_REQUEST, self.size - position)
-            position = self._with_failover(
-                self._stream_once, position, position + length, sink, digest, progress
-            )
+        self.stream_range(position, self.size, sink, digest.update if digest else None, progress)
         return digest.hexdigest() if digest is not None else None
+
+    def _stream_head(self, start: int, sink: Sink, progress: Callable[[int], None] | None) -> int:
+        """Bytes up to the first block boundary, when ``start`` is not on one; where next."""
+        if start % BLOCK == 0 or start >= self.size:
+            return start
+        head = align_up(start, self.size) - start
+        view = sink.buffer()
+        try:
+            self.read_into(start, view[:head])
+        except BaseException:
+            sink.give_back(view)
+            raise
+        sink.write(view, head)
+        if progress is not None:
+            progress(head)
+        return start + head
+
+    def stream_range(
+        self,
+        position: int,
+        end: int,
+        sink: Sink,
+        on_sums: Callable[[bytes], object] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Stream whole blocks ``position``..``end`` into ``sink``; their sums, in order,
+        to ``on_sums``."""
+        while position < end:
+            length = min(STREAM_REQUEST, end - position)
+            position = self._with_failover(
+                self._stream_once, position, position + length, sink, on_sums, progress
+            )
+
+    def stream_parallel(
+        self,
+        start: int,
+        fd: int,
+        streams: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> str | None:
+        """Like :meth:`stream`, into the regular file ``fd`` from its current offset, with
+        ``streams`` replicas sending at once.
+
+        The file is cut into :data:`SEGMENT` pieces that the streams take in
+        turn, each from its own replica (failing over on its own), each
+        written where it belongs with ``pwrite``; their sums are put back in
+        order for the file checksum.
+        """
+        base = os.lseek(fd, 0, os.SEEK_CUR) - start
+        lock = threading.Lock()
+
+        def note(count: int) -> None:
+            if progress is not None:
+                with lock:
+                    progress(count)
+
+        head = _PositionalSink(fd, base + start, self.size)
+        try:
+            position = self._stream_head(start, head, note)
+        finally:
+            head.close()
+        segments = deque(
+            (lo, min(lo + SEGMENT, self.size)) for lo in range(position, self.size, SEGMENT)
+        )
+        sums: dict[int, bytearray] = {}
+        failures: list[BaseException] = []
+
+        def work(reader: ReplicaReader) -> None:
+            try:
+                while not failures:
+                    with lock:
+                        if not segments:
+                            return
+                        lo, hi = segments.popleft()
+                    collected = sums.setdefault(lo, bytearray())
+                    sink = _PositionalSink(fd, base + lo, hi - lo)
+                    try:
+                        reader.stream_range(lo, hi, sink, collected.extend, note)
+                    finally:
+                        sink.close()
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                if reader is not self:
+                    reader.close()
+
+        readers = [self] + [self._fork(turn) for turn in range(1, streams)]
+        threads = [threading.Thread(target=work, args=(r,), daemon=True) for r in readers[1:]]
+        for thread in threads:
+            thread.start()
+        work(self)
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+        os.lseek(fd, base + self.size, os.SEEK_SET)
+        if start != 0:
+            return None
+        return checksum.of_sums(b"".join(sums[lo] for lo in sorted(sums)))
+
+    def _fork(self, turn: int) -> ReplicaReader:
+        """Another reader of the same grant, on its own connection, starting ``turn``
+        replicas further down the list."""
+        other = ReplicaReader(self.client, self.path, self.grant, self.timeout)
+        other._turn = turn
+        return other
 
     def _stream_once(
         self,
         position: int,
         end: int,
         sink: Sink,
-        digest: xxhash.xxh3_128 | None,
+        on_sums: Callable[[bytes], object] | None,
         progress: Callable[[int], None] | None,
     ) -> int:
         """One request for ``position``..``end``, received buffer by buffer into ``sink``.
@@ -249,8 +352,8 @@ class ReplicaReader:
                     raise _Stopped(position, exc) from exc
                 raise
             sink.write(view, count)
-            if digest is not None:
-                digest.update(block_sums)
+            if on_sums is not None:
+                on_sums(block_sums)
             position += count
             self._progress += count
             if progress is not None:
@@ -309,7 +412,9 @@ class ReplicaReader:
         """The first replica of the grant not yet failed; refresh the grant when none is left."""
         while True:
             excluded = self._failures.excluded()
-            for host, port in self.grant.replicas:
+            replicas = self.grant.replicas
+            turn = self._turn % len(replicas) if replicas else 0
+            for host, port in replicas[turn:] + replicas[:turn]:
                 address = (host, int(port))
                 if address not in excluded:
                     return address
@@ -393,6 +498,56 @@ class ReplicaReader:
 
 #: What a slave (or the way to it) can do wrong: each moves the read to another replica.
 _RETRYABLE = (OSError, ProtocolError, OutOfTurn, SectorError, BadBytes)
+
+
+class _PositionalSink:
+    """A :class:`Sink` writing ``length`` bytes at ``offset`` of a file with ``pwrite``.
+
+    Where it can, it writes through a descriptor of its own opened with
+    ``O_DIRECT`` from page-aligned buffers, as one stream's ``_FileWriter``
+    does (see ``file.py`` for the measured reason); the unaligned tail, and file
+    systems that refuse, go through the page cache.
+    """
+
+    def __init__(self, fd: int, offset: int, length: int):
+        self.fd, self.offset = fd, offset
+        size = max(BLOCK, min(SINK_BUFFER, length))
+        self._direct = -1
+        if hasattr(os, "O_DIRECT") and offset % DIRECT_ALIGN == 0:
+            try:
+                self._direct = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_DIRECT)
+            except OSError:
+                self._direct = -1
+        self._buffer = memoryview(mmap.mmap(-1, size))  # page-aligned, as O_DIRECT needs
+
+    def buffer(self) -> memoryview:
+        return self._buffer
+
+    def give_back(self, view: memoryview) -> None:
+        pass
+
+    def write(self, view: memoryview, count: int) -> None:
+        data = view[:count]
+        try:
+            if self._direct >= 0 and count % DIRECT_ALIGN == 0 and self.offset % DIRECT_ALIGN == 0:
+                try:
+                    data = data[os.pwrite(self._direct, data, self.offset) :]
+                    self.offset += count - len(data)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self.close()
+            while data:
+                written = os.pwrite(self.fd, data, self.offset)
+                data = data[written:]
+                self.offset += written
+        except OSError as exc:
+            raise SectorLocalFileError(f"local write failed: {exc.strerror}") from None
+
+    def close(self) -> None:
+        if self._direct >= 0:
+            os.close(self._direct)
+            self._direct = -1
 
 
 class _Stopped(Exception):

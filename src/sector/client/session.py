@@ -115,7 +115,11 @@ class Client:
         """``data_timeout``: seconds a read waits for a silent slave before trying another
         replica; by default ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30)."""
         self.host, self.port = host, port
-        self.data_timeout = data_timeout if data_timeout is not None else _data_timeout()
+        self.data_timeout = (
+            data_timeout
+            if data_timeout is not None
+            else data_timeout_from(os.environ.get("SECTOR_DATA_TIMEOUT"))
+        )
         self._lock = threading.RLock()
         self._sock: ssl.SSLSocket | None = None
         self._reader: FrameReader | None = None
@@ -424,8 +428,12 @@ class Client:
         *,
         resume: bool = False,
         progress: Callable[[int], None] | None = None,
+        streams: int = 1,
     ) -> Stat:
         """Copy a Sector file to a local path, verified against its checksum.
+
+        ``streams`` > 1 draws a large file from that many replicas at once
+        (see :meth:`SectorFile.read_to_file`).
 
         The bytes land in a temporary file beside ``local`` that replaces it
         only once complete and verified, so a failed download never leaves a
@@ -458,10 +466,14 @@ class Client:
                     target.truncate(offset)
                     target.seek(offset)
                     remote_file.seek(offset)
-                    remote_file.read_to_file(target, verify=not offset, progress=progress)
+                    remote_file.read_to_file(
+                        target, verify=not offset, progress=progress, streams=streams
+                    )
                 if offset and checksum.of_file(temp) != remote_file.grant.checksum:
                     temp.unlink()
-                    return self.download(remote, local_path, resume=False, progress=progress)
+                    return self.download(
+                        remote, local_path, resume=False, progress=progress, streams=streams
+                    )
             os.replace(temp, local_path)
         except OSError as exc:
             if not resume:
@@ -645,8 +657,8 @@ class Client:
         sock.close()
 
 
-def _data_timeout() -> float:
-    text = os.environ.get("SECTOR_DATA_TIMEOUT")
+def data_timeout_from(text: str | None) -> float:
+    """The read timeout ``SECTOR_DATA_TIMEOUT`` gives (:data:`DATA_TIMEOUT` when unset)."""
     if not text:
         return DATA_TIMEOUT
     try:

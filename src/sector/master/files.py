@@ -29,7 +29,7 @@ from ..errors import (
     SecurityError,
 )
 from ..protocol import tokens
-from ..protocol.data import ChainLink, ObjectId
+from ..protocol.data import ChainLink, LeaseEnd, ObjectId
 from ..protocol.master import Abort, Close, CloseReply, Open, ReadGrant, WriteGrant
 from ..protocol.messages import (
     ALL_MODE_BITS,
@@ -129,6 +129,7 @@ class Files:
         chain: list[Slave] = []
         if (mode & HIRELIABLE or policy.hireliable) and policy.number > 1:
             chain = self.placement.chain(slave, size, policy, policy.number - 1)
+        expires = self.clock.time() + self.token_ttl
         lease = self.leases.grant(
             session,
             oid,
@@ -136,18 +137,20 @@ class Files:
             path,
             row is None,
             slave.id,
+            expires,
             tuple(s.id for s in chain),
             policy.number if mode & HIRELIABLE or policy.hireliable else 0,
         )
         for chosen in (slave, *chain):
             chosen.active += 1
-        token = self._sign(slave.id, WriteClaims(oid, version, base, lease.id, slave.id, path))
+        claims = WriteClaims(oid, version, base, lease.id, slave.id, path)
+        token = self.keys.sign(slave.id, claims, expires)
         links = [
             # the chain's slaves start from nothing: the first passes the base on to them
             ChainLink(
                 s.host,
                 s.port,
-                self._sign(s.id, WriteClaims(oid, version, 0, lease.id, s.id, path)),
+                self.keys.sign(s.id, WriteClaims(oid, version, 0, lease.id, s.id, path), expires),
             )
             for s in chain
         ]
@@ -265,4 +268,10 @@ class Files:
                 slave.active = max(0, slave.active - 1)
             if discard:
                 # The slave may already have committed the bytes; nobody will point at them.
-                self.links.delete_on(slave_id, [ObjectId(lease.oid, lease.version)])
+                # And the lease's token must start no write any more (the slave may never
+                # have seen it: a client that aborts before writing, or goes away).
+                self.links.delete_on(
+                    slave_id,
+                    [ObjectId(lease.oid, lease.version)],
+                    [LeaseEnd(lease.id, lease.expires)],
+                )

@@ -9,6 +9,11 @@ is silent - SIGSTOPped, or cut off by the network with its connection still
 open - expires after ``CLIENT_TIMEOUT`` (see :meth:`.files.Files.expire_leases`),
 unless its slave reports bytes still arriving for it: a client streaming a
 large file talks to its slave, not to the master.
+
+Lease ids are never reused, not even by a restarted master (each run starts
+at a block of its own, :meth:`~.store.Store.lease_base`): a lease id is what
+binds a write token and a commit receipt to one write, so a receipt of an
+earlier write can never pass for this one's.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class Lease:
     created: bool
     slave_id: str
     session: Session
+    #: When the lease's write tokens expire (epoch seconds; 0: not said).
+    expires: float = 0.0
     #: HiRELIABLE: the slaves the first one streams the write on to.
     chain: tuple[str, ...] = ()
     #: HiRELIABLE: the close returns only once this many replicas hold the new version.
@@ -49,12 +56,12 @@ class Lease:
 
 
 class Leases:
-    def __init__(self) -> None:
+    def __init__(self, first_id: int = 1) -> None:
         self._by_id: dict[int, Lease] = {}
         self._writing: dict[int, int] = {}  # oid -> lease id
         self._creating: dict[str, int] = {}  # path of a new file -> lease id
         self._held: set[tuple[int, int]] = set()  # objects being copied (see hold)
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(max(1, first_id))
 
     def __iter__(self):
         return iter(self._by_id.values())
@@ -67,11 +74,21 @@ class Leases:
         path: str,
         created: bool,
         slave_id: str,
+        expires: float = 0.0,
         chain: tuple[str, ...] = (),
         wanted: int = 0,
     ) -> Lease:
         lease = Lease(
-            next(self._ids), oid, version, path, created, slave_id, session, chain, wanted
+            next(self._ids),
+            oid,
+            version,
+            path,
+            created,
+            slave_id,
+            session,
+            expires,
+            chain,
+            wanted,
         )
         self._by_id[lease.id] = lease
         session.leases.add(lease.id)

@@ -20,7 +20,7 @@ import msgspec
 from ..clock import Clock
 from ..errors import E_CONNECTION
 from ..protocol import tokens
-from ..protocol.data import AdminRequest, DeleteObjects, ObjectId
+from ..protocol.data import AdminRequest, DeleteObjects, LeaseEnd, ObjectId
 from ..protocol.framing import ProtocolError
 from ..protocol.messages import Error, replies_to
 from ..protocol.tokens import AdminClaims
@@ -32,6 +32,8 @@ log = logging.getLogger("sector.master")
 ADMIN_TOKEN_TTL = 120.0
 #: Seconds delete orders wait to be sent to a slave together.
 DELETE_BATCH_DELAY = 0.02
+#: Objects named by one delete order at most (~16 bytes each on the wire).
+DELETE_ORDER_MAX = 20_000
 
 
 class Links:
@@ -49,11 +51,14 @@ class Links:
             link = self._links[slave.id] = SlaveLink(slave, self.keys(slave.id), self.clock)
         return link
 
-    def delete_on(self, slave_id: str, objects: list[ObjectId]) -> None:
-        """Have a slave drop objects, soon and in a batch (see :meth:`SlaveLink.delete_later`)."""
+    def delete_on(
+        self, slave_id: str, objects: list[ObjectId], ended: list[LeaseEnd] | None = None
+    ) -> None:
+        """Have a slave drop objects, soon and in a batch (see :meth:`SlaveLink.delete_later`);
+        ``ended``: the write leases they were for, whose tokens must die with them."""
         slave = self.registry.get(slave_id)
         if slave is not None:
-            self.to(slave).delete_later(objects)
+            self.to(slave).delete_later(objects, ended or [])
 
     def forget(self, slave_id: str) -> None:
         link = self._links.pop(slave_id, None)
@@ -71,10 +76,12 @@ class SlaveLink:
         self._lock = asyncio.Lock()
         self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._doomed: list[ObjectId] = []
+        self._ended: list[LeaseEnd] = []
         self._tasks: set[asyncio.Task] = set()
 
     def _signed(self, order: AdminRequest) -> AdminRequest:
-        claims = AdminClaims(self.slave.id)
+        """``order`` with a token bound to it (the slave obeys each token once)."""
+        claims = AdminClaims(self.slave.id, order.digest())
         token = tokens.sign(self.key, claims, self.clock.time() + ADMIN_TOKEN_TTL)
         return msgspec.structs.replace(order, token=token)
 
@@ -101,10 +108,14 @@ class SlaveLink:
     async def call(self, order: AdminRequest, timeout: float = 600.0) -> Any:
         """Send one order and return the slave's reply: one ``order`` may get, or an
         :class:`Error` (E_CONNECTION when the slave cannot be reached)."""
-        signed = self._signed(order)
+        claims = AdminClaims(self.slave.id, order.digest())
         replies = replies_to(type(order))
         async with self._lock:
             for attempt in (1, 2):
+                # a fresh token each attempt: the slave accepts each token once, and the
+                # first attempt may have reached it before the connection broke
+                token = tokens.sign(self.key, claims, self.clock.time() + ADMIN_TOKEN_TTL)
+                signed = msgspec.structs.replace(order, token=token)
                 try:
                     if self._stream is None:
                         self._stream = await asyncio.wait_for(
@@ -122,18 +133,27 @@ class SlaveLink:
                         return Error(E_CONNECTION, f"slave {self.slave.id} unreachable: {exc}")
         raise AssertionError("unreachable")
 
-    def delete_later(self, objects: list[ObjectId]) -> None:
+    def delete_later(self, objects: list[ObjectId], ended: list[LeaseEnd] | None = None) -> None:
         """Best effort: a slave that misses this cleans up when it re-registers."""
-        if not objects or not self.slave.alive:
+        if not (objects or ended) or not self.slave.alive:
             return
-        if not self._doomed:
+        if not (self._doomed or self._ended):
             asyncio.get_running_loop().call_later(DELETE_BATCH_DELAY, self._flush_deletes)
         self._doomed.extend(objects)
+        self._ended.extend(ended or ())
 
     def _flush_deletes(self) -> None:
         objects, self._doomed = self._doomed, []
-        if objects and self.slave.alive:
-            task = asyncio.get_running_loop().create_task(self.call(DeleteObjects(objects)))
+        ended, self._ended = self._ended, []
+        if not self.slave.alive:
+            return
+        # orders of bounded size: a slave reads a frame only so large (see slave/server.py)
+        for start in range(0, max(len(objects), len(ended)), DELETE_ORDER_MAX):
+            order = DeleteObjects(
+                objects[start : start + DELETE_ORDER_MAX],
+                ended=ended[start : start + DELETE_ORDER_MAX],
+            )
+            task = asyncio.get_running_loop().create_task(self.call(order))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -76,7 +76,7 @@ class MasterServer:
         self.authority = Authority.load(settings.cert, settings.key)
         self.store = Store(settings.home / "metadata.db", clock)
         namespace = Namespace(self.store)
-        leases = Leases()
+        leases = Leases(first_id=self.store.lease_base())
         self.registry = Registry(clock, settings.slave_timeout)
         self.links = Links(self.registry, self.keys, clock)
         placement = Placement(

@@ -316,6 +316,14 @@ class Store:
         )
         return Row(entry_id, parent, name, is_dir, size, mtime, version, checksum, mtime)
 
+    def lease_base(self) -> int:
+        """The first lease id of this run of the master: above every id an earlier run
+        could have handed out (each run takes a block of 2**32)."""
+        with self.transaction():
+            run = int(self.get_meta("lease_runs") or 0) + 1  # type: ignore[call-overload]
+            self.set_meta("lease_runs", run)
+        return run << 32
+
     def issue_version(self, entry_id: int) -> int:
         """The next version number of a file for a new writer: never handed out before.
 

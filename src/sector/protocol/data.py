@@ -26,7 +26,7 @@ where its data ends is then unknown.
 
 Master -> slave (each with an admin token)::
 
-    delete(objects)                -> DeleteReply(deleted)
+    delete(objects, ended)         -> DeleteReply(deleted); ended: leases whose tokens die
     copy(src, dst)                 -> CopyReply(size, checksum)
     fetch(obj, size, checksum, sources, read_tokens)
                                    read the object from another slave -> FetchReply
@@ -40,6 +40,7 @@ slave fetching a replica from another slave) drives it the same way.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 import msgspec
@@ -180,13 +181,32 @@ class AbortWrite(Request, tag="abort"):
 
 
 class AdminRequest(Request):
-    """An order only the master may give. ``token`` is last so that the master's
-    link to the slave signs it in one place, just before sending."""
+    """An order only the master may give, with an admin token for exactly this order.
+
+    The master's link to the slave signs each order in one place, just before
+    sending (``token`` is replaced by name), over its :meth:`digest`: a token
+    seen on the wire is good for no other order, and only once.
+    """
+
+    def digest(self) -> bytes:
+        """SHA-256 of the order as sent, without its token: what its token vouches for."""
+        unsigned = msgspec.structs.replace(self, token=b"")  # type: ignore[call-arg]
+        return hashlib.sha256(encode(unsigned)).digest()
+
+
+class LeaseEnd(Message):
+    """A write lease that ended without a commit (aborted, its client gone): its
+    token must start no write from now on. ``until`` is when the token expires."""
+
+    lease: int
+    until: float
 
 
 class DeleteObjects(AdminRequest, tag="delete"):
     objects: list[ObjectId]
     token: bytes = b""
+    #: Leases that ended without a commit (their objects are among ``objects``).
+    ended: list[LeaseEnd] = []
 
     replies = (DeleteReply,)
 

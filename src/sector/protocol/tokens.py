@@ -23,6 +23,15 @@ are one of the tagged structs below, so a token for one purpose can never be
 read as another (a read token offered for a write is refused by its tag).
 Times are passed in by the caller, who reads them from its clock
 (:mod:`sector.clock`), so tests can expire a token without waiting.
+
+Tokens are bearer credentials, and on a plain data connection anyone on the
+path may see one, so what must happen once is bound to happen once: a write
+token names its lease, and the slave accepts one write session per lease
+(:mod:`sector.slave.spent`); an admin token carries the digest of the one
+order it allows and is accepted once; a receipt names its lease, whose ids
+are never reused (not even across master restarts), and the master accepts
+one ``close`` per lease. Read tokens may be used as often as their expiry
+allows, for the one version of the one file they name.
 """
 
 from __future__ import annotations
@@ -75,9 +84,11 @@ class WriteClaims(Claims, tag="write"):
 
 
 class AdminClaims(Claims, tag="admin"):
-    """The master's orders to slave ``slave``."""
+    """One order of the master to slave ``slave``: the order whose
+    :meth:`~sector.protocol.data.AdminRequest.digest` is ``digest``, once."""
 
     slave: str
+    digest: bytes = b""
 
 
 class Receipt(Claims, tag="receipt"):
@@ -139,6 +150,12 @@ def sign(key: bytes, claims: Claims, expires: float | None = None) -> bytes:
 def verify(key: bytes, token: object, kind: type[C], now: float) -> C:
     """The claims inside ``token`` if its signature is good, it is a ``kind`` token,
     and ``now`` (epoch seconds) is not past its expiry; else :class:`TokenError`."""
+    return verified(key, token, kind, now)[0]
+
+
+def verified(key: bytes, token: object, kind: type[C], now: float) -> tuple[C, float | None]:
+    """:func:`verify`, with the token's expiry: how long a single-use token must be
+    remembered as used (after that its expiry refuses it anyway)."""
     if not isinstance(token, bytes) or len(token) <= MAC_BYTES:
         raise TokenError("malformed token")
     body, mac = token[:-MAC_BYTES], token[-MAC_BYTES:]
@@ -152,4 +169,4 @@ def verify(key: bytes, token: object, kind: type[C], now: float) -> C:
         raise TokenError("token is not valid for this operation")
     if expires is not None and now > expires:
         raise TokenError("token expired", code=E_EXPIRED)
-    return claims
+    return claims, expires

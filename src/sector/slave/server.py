@@ -46,6 +46,7 @@ from ..protocol.data import (
     DeleteObjects,
     DeleteReply,
     FetchObject,
+    LeaseEnd,
     ObjectId,
     ObjectInfo,
     ObjectPath,
@@ -93,6 +94,7 @@ from ..transport import (
 from . import copies
 from .chain import Downstream
 from .scrub import Scrub
+from .spent import Spent
 from .storage import (
     CLUSTER_FILE,
     DamagedObject,
@@ -139,6 +141,8 @@ class SlaveServer:
         self._stopping = asyncio.Event()
         self.address: tuple[str, int] = (settings.host, settings.port)
         self._master_der = certificate_der(settings.cert)
+        #: write leases and orders already accepted once (see spent.py)
+        self.spent = Spent(clock)
         #: the process's exit status once stopped: 1 after a refused join
         self.exit_code = 0
         #: Lease -> when its write last received bytes (see _writes).
@@ -401,12 +405,34 @@ class SlaveServer:
 
     def claims(self, token: bytes | None, kind: type[C]) -> C:
         """What ``token`` allows, if the master signed it for us and for this; else raise."""
+        return self._verified(token, kind)[0]
+
+    def _verified(self, token: bytes | None, kind: type[C]) -> tuple[C, float | None]:
         if self.key is None:
             raise SectorConnectionError("slave is not registered with a master yet")
-        claims = tokens.verify(self.key, token, kind, self.clock.time())
+        claims, expires = tokens.verified(self.key, token, kind, self.clock.time())
         if isinstance(claims, (WriteClaims, AdminClaims)) and claims.slave != self.slave_id:
             raise SecurityError("token was issued for another slave")
+        return claims, expires
+
+    def start_write(self, token: bytes) -> WriteClaims:
+        """The claims of a write token, which starts one write session and no other."""
+        claims, expires = self._verified(token, WriteClaims)
+        if not self.spent.spend(("lease", claims.lease), expires):
+            raise SecurityError("this write token has been used already (one write per lease)")
         return claims
+
+    def obey(self, order: AdminRequest) -> None:
+        """Check that the master gave exactly this order, and only once; else raise."""
+        claims, expires = self._verified(order.token, AdminClaims)  # type: ignore[attr-defined]
+        if claims.digest != order.digest():
+            raise SecurityError("the order is not the one its token was signed for")
+        if not self.spent.spend(("order", claims.digest, order.token), expires):  # type: ignore[attr-defined]
+            raise SecurityError("this order was carried out already (a token is good once)")
+
+    def lease_ended(self, lease: LeaseEnd) -> None:
+        """The master says ``lease`` ended unused: its token must start no write."""
+        self.spent.spend(("lease", lease.lease), lease.until)
 
     def check_space(self, size: int) -> None:
         limit = self.settings.max_data_size
@@ -481,7 +507,7 @@ class DataConnection:
             return self._refuse(InvalidError(exc.detail), answer=not self.in_write)
         try:
             if isinstance(request, AdminRequest):
-                self.server.claims(request.token, AdminClaims)
+                self.server.obey(request)
             return await self.handlers[type(request)](request)
         except SectorError as exc:
             return self._refuse(exc, answer=bool(request.replies))
@@ -560,7 +586,7 @@ class DataConnection:
         self._end_write()
         self.in_write = True
         try:
-            claims = self.server.claims(request.token, WriteClaims)
+            claims = self.server.start_write(request.token)
             oid, version = claims.oid, claims.version
             if self.storage.find(oid, version) is not None:
                 raise SectorBusyError("that version is already committed")
@@ -705,6 +731,8 @@ class DataConnection:
 
     @handles(DeleteObjects)
     async def _delete(self, request: DeleteObjects) -> Reply:
+        for lease in request.ended:
+            self.server.lease_ended(lease)
         removed = sum(self.storage.delete(o.oid, o.version) for o in request.objects)
         return DeleteReply(removed)
 
