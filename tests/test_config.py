@@ -194,7 +194,8 @@ def test_master_settings_read_every_known_key(tmp_path: Path) -> None:
         f"{tmp_path / 'meta'}\nREPLICA_NUM\n\t3\nSLAVE_TIMEOUT\n\t12.5\n"
         "HEARTBEAT_INTERVAL\n\t0.5\nLOST_SLAVE_RETRY_TIME\n\t60\nCLIENT_TIMEOUT\n\t300\n"
         "SLAVE_MIN_DISK_SPACE\n\t10\nLOG_LEVEL\n\t5\nALLOW_USER_WITHOUT_CERT\n\tFALSE\n"
-        "LOG_MAX_SIZE\n\t500K\nLOG_BACKUPS\n\t2\n",
+        "LOG_MAX_SIZE\n\t500K\nLOG_BACKUPS\n\t2\n"
+        "HTTP_PORT\n\t6080\nHTTP_TLS\n\tTRUE\nMETRICS_AUTH\n\tyes\n",
     )
     write(conf / "slave_acl.conf", "# slaves\n10.0.0.0/8\n192.168.1.7\n")
     settings = MasterSettings.load(conf)
@@ -209,6 +210,7 @@ def test_master_settings_read_every_known_key(tmp_path: Path) -> None:
     assert settings.slave_min_disk_space == 10 * 1024 * 1024
     assert settings.log == LogSettings(level=5, max_size=500 * 1024, backups=2)
     assert settings.allow_user_without_cert is False
+    assert (settings.http_port, settings.http_tls, settings.metrics_auth) == (6080, True, True)
     assert settings.cert == conf / "master_node.cert"
     assert settings.key == conf / "master_node.key"
     assert settings.slave_acl == [
@@ -224,6 +226,22 @@ def test_master_settings_defaults_and_explicit_home(tmp_path: Path) -> None:
     assert settings.home == tmp_path / "elsewhere"
     assert (settings.port, settings.replica_num, settings.host) == (6000, 1, "127.0.0.1")
     assert MasterSettings.load(conf).home == tmp_path / "master"
+    # the dashboard is off unless HTTP_PORT is given; /metrics is open
+    assert (settings.http_port, settings.http_tls, settings.metrics_auth) == (None, False, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("HTTP_PORT\n\t70000\n", "master.conf:1: HTTP_PORT must be a port number, at most 65535"),
+        ("HTTP_PORT\n\tweb\n", "master.conf:1: HTTP_PORT must be a number, not 'web'"),
+        ("HTTP_PORT\n", "master.conf:1: HTTP_PORT takes exactly one value"),
+    ],
+)
+def test_master_settings_refuse_a_bad_http_port(tmp_path: Path, text: str, error: str) -> None:
+    write(tmp_path / "master.conf", text)
+    with pytest.raises(ConfigError, match=error):
+        MasterSettings.load(tmp_path)
 
 
 def test_master_settings_need_master_conf(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sector.logs import OneLineFormatter, python_level, setup_logging
+from sector.logs import OneLineFormatter, RecentEvents, python_level, setup_logging
 
 LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (INFO|ERROR) sector\.test: .*")
 
@@ -53,3 +53,27 @@ def test_the_formatter_is_the_same_for_file_and_stderr(log_file: Path) -> None:
     handlers = logging.getLogger().handlers
     assert len(handlers) == 2
     assert all(isinstance(h.formatter, OneLineFormatter) for h in handlers)
+
+
+def test_recent_events_keep_the_latest_warnings_and_errors_newest_first() -> None:
+    recent = RecentEvents(capacity=3)
+    logger = logging.getLogger("sector.test.recent")
+    logger.addHandler(recent)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("not kept: below WARNING")
+        for n in range(5):
+            logger.warning("warning %d", n)
+        try:
+            raise ValueError("bad\nthing")
+        except ValueError:
+            logger.exception("failed\nbadly")
+    finally:
+        logger.removeHandler(recent)
+    events = recent.events()
+    assert [e.level for e in events] == ["ERROR", "WARNING", "WARNING"]  # a ring of 3
+    assert [e.message for e in events[1:]] == ["warning 4", "warning 3"]
+    assert events[0].logger == "sector.test.recent"
+    # one line, as in the log file: the message's newline escaped, the traceback folded on
+    assert events[0].message.startswith(r"failed\nbadly | Traceback (most recent call last): | ")
+    assert events[0].message.endswith("ValueError: bad | thing")

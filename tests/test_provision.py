@@ -12,6 +12,7 @@ from sector.config import parse, user_settings
 from sector.master.users import check_password, hash_password
 from sector.provision import (
     ConfExists,
+    MasterConf,
     UserFile,
     default_slave_network,
     init_client,
@@ -131,3 +132,11 @@ def test_init_refuses_to_replace_files_unless_forced(tmp_path: Path) -> None:
         init_client(client, "127.0.0.1:6000", master)
     init_client(client, "127.0.0.1:6000", master, force=True)
     assert "MASTER_ADDRESS" in (client / "client.conf").read_text()
+
+
+def test_the_dashboard_is_off_in_a_conf_init_master_and_on_when_a_port_is_given() -> None:
+    written = parse(MasterConf().text())
+    assert "HTTP_PORT" not in written and "HTTP_TLS" not in written
+    assert "# HTTP_PORT\n#\t6080\n" in MasterConf().text()  # there to uncomment
+    enabled = parse(MasterConf(http_port=0).text())
+    assert enabled.values("HTTP_PORT") == ["0"]

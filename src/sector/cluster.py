@@ -36,6 +36,7 @@ from .master.users import hash_password
 from .slave.server import REGISTERED_FILE
 
 DEFAULT_PORT = 6000
+DEFAULT_HTTP_PORT = 6080
 DEFAULT_USER, DEFAULT_PASSWORD = "test", "xxx"
 ADMIN_USER, ADMIN_PASSWORD_FILE = provision.ADMIN_USER, provision.ADMIN_PASSWORD_FILE
 START_TIMEOUT = 30.0
@@ -107,6 +108,8 @@ def write_conf(
             slave_timeout=slave_timeout,
             min_disk_mb=16,
             log_level=log_level,
+            # the dashboard beside the master: 6080 beside 6000, any free port beside any
+            http_port=DEFAULT_HTTP_PORT if port == DEFAULT_PORT else 0,
             replica_num=replica_num,
             title="Sector master configuration, written by `sector up`. Edit freely: it is reused.",
         ).text(),
@@ -303,6 +306,8 @@ class LocalCluster:
     master_address: tuple[str, int] | None = None
     #: Whether start() wrote a new conf directory (False: an existing one was reused).
     wrote_conf: bool = False
+    #: The master's dashboard, "" when its HTTP_PORT is not set.
+    dashboard_url: str = ""
 
     @property
     def layout(self) -> Layout:
@@ -341,15 +346,14 @@ class LocalCluster:
         master = running.pop("master", None)
         try:
             if master is not None:
-                host, port = self._adopt(master, MASTER_READY).split()[:2]
-                self.master_address = (host, int(port))
+                self._master_ready(self._adopt(master, MASTER_READY))
             else:
                 # The running slaves still count themselves registered with the dead
                 # master until a heartbeat fails; the file each writes once registered
                 # with the new one is what we wait for below.
                 for slave in running.values():
                     (slave.directory / REGISTERED_FILE).unlink(missing_ok=True)
-                self.master_address = self._start_master(self._port_for(running))
+                self._start_master(self._port_for(running))
             for slave in running.values():
                 self._adopt(slave, REGISTERED_FILE)
             for number in range(1, self.slaves + 1):
@@ -386,7 +390,13 @@ class LocalCluster:
             )
         return port
 
-    def _start_master(self, port: int | None) -> tuple[str, int]:
+    def _master_ready(self, text: str) -> None:
+        """Read the master's ready file: ``host port pid [dashboard URL]``."""
+        fields = text.split()
+        self.master_address = (fields[0], int(fields[1]))
+        self.dashboard_url = fields[3] if len(fields) > 3 else ""
+
+    def _start_master(self, port: int | None) -> None:
         layout = self.layout
         home = layout.master_home
         ready = home / MASTER_READY
@@ -405,9 +415,7 @@ class LocalCluster:
             home,
             ready,
         )
-        text = self._wait_ready(process)
-        host, bound = text.split()[:2]
-        return host, int(bound)
+        self._master_ready(self._wait_ready(process))
 
     def _adopt(self, server: Running, ready_name: str) -> str:
         """Take a running server into this cluster once it is ready; its ready file's text."""
@@ -515,6 +523,7 @@ class LocalCluster:
         assert self.master_address is not None
         state = {
             "master": "{}:{}".format(*self.master_address),
+            "dashboard": self.dashboard_url,
             "pids": {p.name: p.popen.pid for p in self.processes},
             "cert": str(self.layout.cert),
         }

@@ -91,6 +91,15 @@ class ConfigFile:
             raise self.error(key, f"{key} must be at least {minimum}")
         return value
 
+    def port(self, key: str) -> int | None:
+        """A TCP port (0: any free one), or None when ``key`` is not given."""
+        if key not in self.entries:
+            return None
+        port = self.integer(key, 0, minimum=0)
+        if port > 65535:
+            raise self.error(key, f"{key} must be a port number, at most 65535")
+        return port
+
     def size(self, key: str, default: int, unit: int = MB) -> int:
         """Bytes from ``64`` (in ``unit``: Sector's sizes are in MB) or ``500K``, ``2G``."""
         text = self._only_value(key)
@@ -204,6 +213,19 @@ def parse_size(text: str, unit: int = 1) -> int:
     return int(float(number) * scale)
 
 
+def human_size(size: int | float) -> str:
+    """The reverse of :func:`parse_size`, as ``ls -h`` writes sizes: 1023 -> ``1023``,
+    1536 -> ``1.5K``, 10 MiB -> ``10M``."""
+    value = float(size)
+    if value < 1024:
+        return str(int(value))
+    for unit in _UNITS:
+        value /= 1024
+        if value < 1024 or unit == _UNITS[-1]:
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    raise AssertionError("unreachable")
+
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -279,6 +301,12 @@ class MasterSettings:
     master_acl: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
     topology: list[TopologyRule] = field(default_factory=list)
     replica_rules: ReplicaRules = field(default_factory=lambda: ReplicaRules())
+    #: The dashboard and /metrics: their port on ``host`` (0: any free port), None: off.
+    http_port: int | None = None
+    #: Serve them over TLS with the master's certificate (a login sends a password).
+    http_tls: bool = False
+    #: /metrics asks for an administrator's name and password (HTTP Basic) when True.
+    metrics_auth: bool = False
 
     @classmethod
     def load(cls, conf_dir: Path | str, home: Path | str | None = None) -> MasterSettings:
@@ -307,6 +335,9 @@ class MasterSettings:
             master_acl=read_acl(conf_dir / "master_acl.conf"),
             topology=read_topology(conf_dir / "topology.conf"),
             replica_rules=ReplicaRules.load(conf_dir / "replica.conf"),
+            http_port=conf.port("HTTP_PORT"),
+            http_tls=conf.boolean("HTTP_TLS", False),
+            metrics_auth=conf.boolean("METRICS_AUTH", False),
         )
 
 
@@ -485,6 +516,20 @@ class TopologyRule:
 
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
     location: str
+
+
+def topology_location(address: str, rules: list[TopologyRule]) -> str:
+    """Where ``address`` sits by ``topology.conf``: the narrowest range that holds it (so
+    ``10.0.0.0/8 /dc1`` can be refined by ``10.0.2.0/24 /dc1/rack2``), else ``/`` (the
+    whole cluster: no rule says more)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "/"
+    holding = [r for r in rules if ip.version == r.network.version and ip in r.network]
+    if not holding:
+        return "/"
+    return max(holding, key=lambda r: r.network.prefixlen).location
 
 
 def read_topology(path: Path) -> list[TopologyRule]:

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,9 +77,17 @@ class Server(Protocol):
 
 
 async def serve(
-    server: Server, name: str, bind: tuple[str, int], ready_file: Path, extra: str = ""
+    server: Server,
+    name: str,
+    bind: tuple[str, int],
+    ready_file: Path,
+    extra: str | Callable[[], str] = "",
 ) -> int:
-    """Run ``server`` until a signal asks it to stop; the process exit code."""
+    """Run ``server`` until a signal asks it to stop; the process exit code.
+
+    ``extra`` ends the ready file's line (a slave's id, the master's dashboard
+    URL); a callable is asked once the server listens.
+    """
     try:
         host, port = await server.start()
     except OSError as exc:
@@ -91,7 +99,8 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
     temp = ready_file.with_suffix(".tmp")
-    temp.write_text(f"{host} {port} {os.getpid()} {extra}".rstrip() + "\n")
+    note = extra() if callable(extra) else extra
+    temp.write_text(f"{host} {port} {os.getpid()} {note}".rstrip() + "\n")
     temp.replace(ready_file)
     try:
         await server.serve_forever()

@@ -21,6 +21,9 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -77,3 +80,50 @@ def setup_logging(
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(python_level(sector_level))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One warning or error, as the dashboard lists it."""
+
+    time: float
+    level: str
+    logger: str
+    message: str
+
+
+class RecentEvents(logging.Handler):
+    """The last ``capacity`` warnings and errors, kept in memory for the dashboard.
+
+    A ring buffer: old events fall off the end, so a server that logs the
+    same failure for a week holds ``capacity`` events, not a week of them.
+    Messages are the log file's (one line; a traceback folded onto it).
+    ``emit`` may run on any thread (logging does), hence the lock.
+    """
+
+    def __init__(self, capacity: int = 200, level: int = logging.WARNING):
+        super().__init__(level)
+        self.setFormatter(_MessageOnly())
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event = Event(record.created, record.levelname, record.name, self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        with self._guard:
+            self._events.append(event)
+
+    def events(self) -> list[Event]:
+        """Newest first."""
+        with self._guard:
+            return list(reversed(self._events))
+
+
+class _MessageOnly(OneLineFormatter):
+    """The message (and folded traceback) without the time, level and logger in front."""
+
+    def __init__(self) -> None:
+        logging.Formatter.__init__(self, "%(message)s")

@@ -99,6 +99,8 @@ class MasterConf:
     slave_timeout: float = 30.0
     min_disk_mb: int = 64
     log_level: int = 1
+    #: The dashboard's port; None writes the key commented out (the dashboard is off).
+    http_port: int | None = None
     replica_num: int = 1
     title: str = "Sector master configuration, written by `sector conf init`."
 
@@ -147,7 +149,23 @@ LOG_MAX_SIZE
 \t64
 LOG_BACKUPS
 \t5
-"""
+
+{self._http()}"""
+
+    def _http(self) -> str:
+        about = (
+            "# the web dashboard (log in as a Sector user) and Prometheus /metrics, on\n"
+            "# BIND_ADDRESS at this port (0: any free port); no HTTP_PORT: no dashboard\n"
+        )
+        options = (
+            "# HTTP_TLS TRUE serves them over TLS with this master's certificate: do so\n"
+            "# beyond one machine, since logging in sends a password;\n"
+            "# METRICS_AUTH TRUE makes /metrics ask for an administrator (HTTP Basic)\n"
+            "# HTTP_TLS\n#\tTRUE\n# METRICS_AUTH\n#\tTRUE\n"
+        )
+        if self.http_port is None:
+            return about + "# HTTP_PORT\n#\t6080\n" + options
+        return about + entry("HTTP_PORT", self.http_port) + options
 
 
 _DATA_DIRECTORY_EXAMPLE = """\

@@ -100,3 +100,14 @@ def test_the_cpu_per_operation_benchmark_runs(capsys: pytest.CaptureFixture[str]
         "rename",
         "delete",
     ]
+
+
+def test_the_dispatch_benchmark_runs_and_compares(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import dispatch
+
+    assert dispatch.main(["--requests", "200", "--rounds", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(" ", 1)[0].strip() for line in lines[1:4]] == [
+        "handler", "answer, metrics off", "answer"
+    ]  # fmt: skip
+    assert lines[4].startswith("instrumentation: ") and "x the baseline" in lines[4]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from sector.cli.admin import file_systems
 from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.slave.storage import filesystem_id
@@ -68,18 +67,6 @@ def test_df_adds_up_slaves_on_different_file_systems(
         shutil.rmtree(elsewhere, ignore_errors=True)
 
 
-def test_file_systems_keeps_one_report_per_disk_and_trusts_no_missing_id() -> None:
-    slaves = [
-        {"id": "b", "fs": "host/801/aa", "total": 100, "free": 40},
-        {"id": "a", "fs": "host/801/aa", "total": 100, "free": 41},
-        {"id": "c", "fs": "host/802/bb", "total": 50, "free": 10},
-        {"id": "d", "total": 70, "free": 7},  # an older slave that does not say: its own
-    ]
-    disks = file_systems(slaves)
-    assert sorted(disks) == ["d", "host/801/aa", "host/802/bb"]
-    assert disks["host/801/aa"]["id"] == "a"  # the same slave's figures every time
-
-
 def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
@@ -109,7 +96,8 @@ def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
     assert len({row.index(" 127.0.0.1:") for row in rows}) == 1
 
     info = json.loads(sector.ok("sysinfo", "--json"))
-    assert set(info) == {"master", "slaves"}
+    assert set(info) == {"master", "slaves", "capacity"}
+    assert (info["capacity"]["slaves"], info["capacity"]["disks"]) == (3, 1)
     assert {s["id"] for s in info["slaves"]} == set(_slave_ids(cluster).values())
     assert {s["fs"] for s in info["slaves"]} == {filesystem_id(cluster.layout.home)}
 

@@ -131,10 +131,13 @@ def test_detach_status_down(tmp_path: Path) -> None:
     up = _sector("up", "--detach", "--port", "0", "--slaves", "1", home=home)
     output = up.communicate(timeout=60)[0]
     assert up.returncode == 0, output
+    dashboard = re.search(r"  dashboard       : (http://127\.0\.0\.1:\d+/) \(log in", output)
+    assert dashboard, output  # on 127.0.0.1 like the master, its port any free one
     status = _sector("status", home=home)
     status_out = status.communicate(timeout=30)[0]
     assert status.returncode == 0
     assert re.search(r"master\s+pid \d+\s+running", status_out)
+    assert f"dashboard {dashboard.group(1)}" in status_out
     conf_before = (home / "conf" / "master.conf").read_text()
     down = _sector("down", home=home)
     assert "Stopped slave1, master." in down.communicate(timeout=60)[0]

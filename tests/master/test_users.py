@@ -187,3 +187,11 @@ def test_check_read_and_check_write_raise_e_permission_naming_the_path() -> None
     assert caught.value.path == "/r/f"
     with pytest.raises(PermissionError):
         user.check_read("/other")
+
+
+def test_a_browser_may_show_the_way_to_what_a_user_may_read_and_no_further() -> None:
+    user = make_user(read=["/home/alice"], write=["/shared/out"])
+    assert all(user.can_browse(p) for p in ("/", "/home", "/home/alice", "/home/alice/x"))
+    assert user.can_browse("/shared") and user.can_browse("/shared/out/f")
+    assert not user.can_browse("/home/bob") and not user.can_browse("/homework")
+    assert not user.can_read("/home")  # shown as a way in, not readable

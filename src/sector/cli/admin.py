@@ -16,15 +16,6 @@ from .base import EXIT_FAILURE, SECTOR_PATH, State, pass_state
 from .output import duration, human_size, local_time, plural, print_table
 
 
-def file_systems(slaves: list[dict]) -> dict[str, dict]:
-    """One slave's report per file system, keyed by its id (``fs``; a slave that does
-    not say counts as its own): slaves sharing a disk must not multiply its size."""
-    chosen: dict[str, dict] = {}
-    for slave in sorted(slaves, key=lambda s: s["id"]):
-        chosen.setdefault(_fs(slave), slave)
-    return chosen
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Raw figures (bytes) as JSON.")
 @pass_state
@@ -40,18 +31,16 @@ def df(state: State, as_json: bool) -> None:
       sector df
     """
     info = state.client().sysinfo()
-    live = [s for s in info["slaves"] if s["status"] == "alive"]
-    disks = file_systems(live)
-    total = sum(s["total"] for s in disks.values())
-    free = sum(s["free"] for s in disks.values())
+    capacity = info["capacity"]  # counted by the master (Registry.capacity)
+    total, free = capacity["total"], capacity["free"]
     health = info["master"]["health"]
     figures = {
-        "slaves": len(live),
-        "disks": len(disks),
+        "slaves": capacity["slaves"],
+        "disks": capacity["disks"],
         "size": total,
         "used": total - free,
         "available": free,
-        "stored": sum(s["stored"] for s in live),
+        "stored": capacity["stored"],
         "files": info["master"]["files"],
         "under_replicated": health["under_replicated"],
         "lost": health["lost"],
@@ -64,8 +53,8 @@ def df(state: State, as_json: bool) -> None:
         ["Slaves", "Disks", "Size", "Used", "Avail", "Use%", "Stored", "Files", "Under", "Lost"],
         [
             [
-                f"{len(live)}/{len(info['slaves'])}",
-                str(len(disks)),
+                f"{capacity['slaves']}/{len(info['slaves'])}",
+                str(capacity["disks"]),
                 human_size(total),
                 human_size(figures["used"]),
                 human_size(free),
@@ -115,11 +104,10 @@ def sysinfo(state: State, as_json: bool) -> None:
             f"SAFE MODE: {master['health']['safe_mode']}; nothing is deleted until an "
             "administrator runs `sector fsck --adopt` or `sector fsck --leave-safe-mode`"
         )
-    disks = file_systems([s for s in slaves if s["status"] == "alive"])
+    capacity = info["capacity"]
     click.echo(
-        f"capacity {human_size(sum(s['total'] for s in disks.values()))}, "
-        f"{human_size(sum(s['free'] for s in disks.values()))} free, "
-        f"on {plural(len(disks), 'disk')} (each counted once, however many slaves share it)"
+        f"capacity {human_size(capacity['total'])}, {human_size(capacity['free'])} free, "
+        f"on {plural(capacity['disks'], 'disk')} (each counted once, however many slaves share it)"
     )
     # Short names for the file systems, so the table shows which slaves share one.
     labels = {fs: f"disk{n}" for n, fs in enumerate(sorted({_fs(s) for s in slaves}), 1)}

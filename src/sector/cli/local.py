@@ -96,6 +96,10 @@ def up(home: Path | None, slaves: int, port: int | None, detach: bool) -> None:
             f"  adopted         : {', '.join(cluster.adopted)} (already running); "
             f"started: {', '.join(cluster.started) or 'nothing'}"
         )
+    if cluster.dashboard_url:
+        click.echo(f"  dashboard       : {cluster.dashboard_url} (log in as a Sector user)")
+    else:
+        click.echo("  dashboard       : off (set HTTP_PORT in conf/master.conf to have one)")
     if cluster.wrote_conf:
         copies = cluster.replica_num
         click.echo(
@@ -162,6 +166,8 @@ def status(home: Path | None) -> None:
         sys.exit(1)
     if state.get("master"):
         click.echo(f"master {state['master']}  certificate {state.get('cert', layout.cert)}")
+    if state.get("dashboard"):
+        click.echo(f"dashboard {state['dashboard']}")
     down_count = 0
     for name in sorted(known.keys() | running.keys(), key=server_order):
         if name in running:

@@ -14,21 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..config import parse_duration, parse_size
-
-_UNITS = "KMGTPE"
-
-
-def human_size(size: int | float) -> str:
-    """``ls -h`` style: 1023 -> ``1023``, 1536 -> ``1.5K``, 10 MiB -> ``10M``."""
-    value = float(size)
-    if value < 1024:
-        return str(int(value))
-    for unit in _UNITS:
-        value /= 1024
-        if value < 1024 or unit == _UNITS[-1]:
-            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
-    raise AssertionError("unreachable")
+from ..config import human_size, parse_duration, parse_size
 
 
 def size_text(size: int, human: bool) -> str:

@@ -361,7 +361,8 @@ class Client:
             raise
 
     def sysinfo(self) -> dict[str, Any]:
-        """The master's view: ``{"master": totals, "slaves": [one dict per slave]}``.
+        """The master's view: ``{"master": totals, "slaves": [one dict per slave],
+        "capacity": the live slaves' storage, each file system counted once}``.
 
         ``master["health"]`` says how safe the files are: ``under_replicated``
         and ``lost`` files, replicas ``copying`` and ``queued``, slaves
@@ -375,6 +376,7 @@ class Client:
         return {
             "master": master,
             "slaves": [msgspec.structs.asdict(slave) for slave in reply.slaves],
+            "capacity": msgspec.structs.asdict(reply.capacity),
         }
 
     def open(self, path: str, mode: int = READ) -> SectorFile:

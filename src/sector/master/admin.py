@@ -70,7 +70,7 @@ class Admin:
     def sysinfo(self, session: Session, request: Sysinfo) -> Reply:
         files, dirs, size = self.store.totals()
         admin = session.user.admin
-        replication, placement = self.replication, self.placement
+        replication = self.replication
         return SysinfoReply(
             MasterInfo(
                 self.started,
@@ -82,11 +82,10 @@ class Admin:
                 replication.health(),
             ),
             [
-                slave.describe(
-                    admin, self._salt, placement.location(slave), replication.drained(slave.id)
-                )
+                slave.describe(admin, self._salt, replication.drained(slave.id))
                 for slave in self.registry.slaves.values()
             ],
+            self.registry.capacity(),
         )
 
     @handles(Fsck)

@@ -66,6 +66,9 @@ class Leases:
     def __iter__(self):
         return iter(self._by_id.values())
 
+    def __len__(self) -> int:
+        return len(self._by_id)
+
     def grant(
         self,
         session: Session,

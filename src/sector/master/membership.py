@@ -153,7 +153,9 @@ class Membership:
             return refusal, None
         found = self._reconcile(request.slave_id, request.objects)
         host = request.host or peer.address
-        slave = self.registry.register(request.slave_id, host, request.port, request.usage)
+        slave = self.registry.register(
+            request.slave_id, host, request.port, request.usage, request.software
+        )
         self.links.to(slave)
         log.info(
             "slave %s joined from %s:%d (%d objects, %d stale)",

@@ -137,9 +137,6 @@ class Placement:
             dropped.append(victim)
         return dropped
 
-    def location(self, slave: Slave) -> str:
-        return self.topology.path(slave.host)
-
     def committed(self, slave_id: str, size: int) -> None:
         """``size`` bytes were just stored on a slave: count them before its next heartbeat
         does, so the next file's placement sees them (see the module docstring)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from prometheus_client import disable_created_metrics
+
 from ..certs import Authority, CertificateError
 from ..config import ConfigError, MasterSettings
 from ..lifecycle import EXIT_FAILURE, MASTER_READY, StartupError, claim_directory, run_loop, serve
@@ -66,11 +68,18 @@ def _check_tls_files(settings: MasterSettings) -> None:
 
 
 async def _serve(settings: MasterSettings) -> int:
+    # /metrics without prometheus_client's *_created series: one more line per
+    # counter and histogram child, which Prometheus does not read from the text format.
+    disable_created_metrics()
     try:
         master = MasterServer(settings)
     except (ConfigError, MetadataError) as exc:
         print(f"sector master: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return await serve(
-        master, "master", (settings.host, settings.port), settings.home / MASTER_READY
+        master,
+        "master",
+        (settings.host, settings.port),
+        settings.home / MASTER_READY,
+        extra=master.dashboard_url,
     )

@@ -12,7 +12,10 @@ Each part has one job and is handed what it needs:
   (with :class:`~.targets.Targets`, :class:`~.safety.Safety` and the people's
   say over it, :class:`~.stewardship.Stewardship`);
 * :class:`~.slaves.Registry`, :class:`~.placement.Placement`, :class:`~.links.Links` -
-  which slaves are alive, where bytes go, and the orders sent to slaves.
+  which slaves are alive, where bytes go, and the orders sent to slaves;
+* :class:`~.status.Status` and :class:`~.metrics.Metrics` - the cluster at a
+  glance and the counts behind ``/metrics``, served with the dashboard
+  (:mod:`.web`) when ``HTTP_PORT`` is set.
 
 Every handler is found through a table built from the ``@handles`` marks
 (:func:`~sector.protocol.messages.handler_table`), one per connection state,
@@ -33,6 +36,7 @@ import asyncio
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -40,8 +44,9 @@ from typing import Any
 from ..certs import Authority
 from ..clock import SYSTEM, Clock
 from ..config import MasterSettings
+from ..logs import RecentEvents
 from ..protocol import tokens
-from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS
+from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, Login
 from ..protocol.messages import Error, Message, Reply, Request, handler_table, is_expected
 from ..transport import server_tls_context
 from .admin import Admin
@@ -51,12 +56,14 @@ from .integrity import Integrity
 from .leases import Leases
 from .links import Links
 from .membership import Membership
+from .metrics import PROTOCOL, Metrics
 from .namespace import Namespace
 from .placement import Placement
 from .replication import Replication
 from .safety import Safety
 from .sessions import Peer, Session, Sessions
 from .slaves import Registry, Slave
+from .status import Health, Status
 from .stewardship import Stewardship
 from .store import Store
 from .targets import Targets
@@ -74,10 +81,11 @@ class MasterServer:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.keys = tokens.KeyRing(_load_key(settings.home / "token.key"))
         self.authority = Authority.load(settings.cert, settings.key)
+        self.clock = clock
         self.store = Store(settings.home / "metadata.db", clock)
-        namespace = Namespace(self.store)
-        leases = Leases(first_id=self.store.lease_base())
-        self.registry = Registry(clock, settings.slave_timeout)
+        self.namespace = namespace = Namespace(self.store)
+        self.leases = leases = Leases(first_id=self.store.lease_base())
+        self.registry = Registry(clock, settings.slave_timeout, settings.topology)
         self.links = Links(self.registry, self.keys, clock)
         placement = Placement(
             self.registry,
@@ -153,9 +161,23 @@ class MasterServer:
             self.integrity,
             stewardship,
         )
+        self.status = Status(
+            self.store,
+            self.registry,
+            leases,
+            clock,
+            self.bound_address,
+            settings.replica_num,
+            self._replication_health,
+        )
+        self.metrics = Metrics([*GREETINGS, *CLIENT_REQUESTS, *SLAVE_REPORTS])
+        self.metrics.watch(self.status)
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
         self.client_ops = handler_table(*parts, vocabulary=CLIENT_REQUESTS)
         self.slave_reports = handler_table(*parts, vocabulary=SLAVE_REPORTS)
+        #: The latest warnings and errors logged in this process, for the dashboard.
+        self.events = RecentEvents()
+        self.dashboard: Any = None  # a web.Dashboard while HTTP_PORT serves it
         self.server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
@@ -167,32 +189,71 @@ class MasterServer:
 
         The error boundary of client requests: whatever a handler raises
         becomes an :class:`Error` reply here (and is logged when it is a bug).
+        Every request is timed and counted here too (:mod:`.metrics`); the clock
+        is ``time.perf_counter``, not the injected one, because this measures the
+        work, whatever time a test pretends it is.
         """
+        started = time.perf_counter()
         if _tracing():
             log.debug("%s %r", session.user.name, request)
         session.last_active = self.clock.monotonic()
         try:
             reply = self.client_ops[type(request)](session, request)
         except Exception as exc:
-            return _failure(request, exc)
+            reply = _failure(request, exc)
         if isinstance(reply, Reply):
+            self.metrics.answered(type(request), started, reply)
             return reply
-        return _guarded(request, reply)
+        return self._answer_later(request, started, reply)
+
+    async def _answer_later(
+        self, request: Request, started: float, pending: Awaitable[Reply]
+    ) -> Reply:
+        try:
+            reply = await pending
+        except Exception as exc:
+            reply = _failure(request, exc)
+        self.metrics.answered(type(request), started, reply)
+        return reply
 
     def greet(self, peer: Peer, greeting: Request) -> Any:
         """A login, a registration or a join: ``(reply, Session | Slave | None)``, or an
         awaitable of it (a login hashes a password); the connection becomes what it says."""
+        started = time.perf_counter()
         try:
-            return self.greetings[type(greeting)](peer, greeting)
+            admitted = self.greetings[type(greeting)](peer, greeting)
         except Exception as exc:
-            return _failure(greeting, exc), None
+            admitted = _failure(greeting, exc), None
+        if isinstance(admitted, tuple):
+            return self._greeted(greeting, started, admitted)
+        return self._greet_later(greeting, started, admitted)
+
+    async def _greet_later(
+        self, greeting: Request, started: float, pending: Awaitable[tuple[Reply, Any]]
+    ) -> tuple[Reply, Any]:
+        try:
+            admitted = await pending
+        except Exception as exc:
+            admitted = _failure(greeting, exc), None
+        return self._greeted(greeting, started, admitted)
+
+    def _greeted(self, greeting: Request, started: float, admitted: tuple[Reply, Any]) -> Any:
+        reply, peer = admitted
+        self.metrics.answered(type(greeting), started, reply)
+        if type(greeting) is Login:
+            self.metrics.login(PROTOCOL, accepted=peer is not None)
+        return admitted
 
     def report(self, slave: Slave, report: Request) -> Reply | None:
         """A slave's heartbeat; None when a newer registration replaced this slave."""
+        started = time.perf_counter()
         try:
-            return self.slave_reports[type(report)](slave, report)
+            reply = self.slave_reports[type(report)](slave, report)
         except Exception as exc:
-            return _failure(report, exc)
+            reply = _failure(report, exc)
+        if reply is not None:
+            self.metrics.answered(type(report), started, reply)
+        return reply
 
     def end_session(self, session: Session) -> None:
         self.files.abandon(session)
@@ -216,6 +277,9 @@ class MasterServer:
             ssl_handshake_timeout=10,
         )
         host, port = self.server.sockets[0].getsockname()[:2]
+        logging.getLogger().addHandler(self.events)
+        if self.settings.http_port is not None:
+            await self._start_dashboard()
         self.spawn(
             self.membership.watch(self.settings.slave_timeout, self.settings.lost_slave_retry_time)
         )
@@ -224,6 +288,35 @@ class MasterServer:
             self.spawn(self.files.expire_leases(self.settings.client_timeout))
         log.info("master listening on %s:%d (metadata %s)", host, port, self.store.path)
         return host, port
+
+    async def _start_dashboard(self) -> None:
+        """The dashboard and /metrics on HTTP_PORT, served by this event loop.
+
+        Imported here: a master without HTTP_PORT never loads the web stack.
+        """
+        from .web import Dashboard
+
+        settings = self.settings
+        assert settings.http_port is not None
+        context = server_tls_context(settings.cert, settings.key) if settings.http_tls else None
+        self.dashboard = Dashboard(self)
+        try:
+            await self.dashboard.start(settings.host, settings.http_port, context)
+        except OSError as exc:  # said apart from the master's own port, which is listening
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(
+                f"the dashboard's HTTP_PORT {settings.host}:{settings.http_port}: {reason}"
+            ) from None
+
+    def dashboard_url(self) -> str:
+        """The dashboard's URL, or "" when it is off."""
+        return self.dashboard.url if self.dashboard is not None else ""
+
+    def _replication_health(self) -> Health:
+        """Replication's figures for the dashboard and /metrics, from the one place
+        ``sysinfo`` reads them too (:meth:`.Replication.health`)."""
+        health = self.replication.health()
+        return Health(health.under_replicated, health.lost, health.copying, health.draining)
 
     def bound_address(self) -> str:
         """``host:port`` as bound (the configured port may be 0: any free port)."""
@@ -240,6 +333,9 @@ class MasterServer:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.dashboard is not None:
+            await self.dashboard.close()
+        logging.getLogger().removeHandler(self.events)
         self.links.close()
         self.replication.close()
         for task in list(self._tasks):
@@ -279,13 +375,6 @@ def _failure(message: Message, exc: Exception) -> Error:
     if not is_expected(exc):
         log.error("unexpected failure handling %s", type(message).__name__, exc_info=exc)
     return Error.of(exc)
-
-
-async def _guarded(request: Request, pending: Awaitable[Reply]) -> Reply:
-    try:
-        return await pending
-    except Exception as exc:
-        return _failure(request, exc)
 
 
 __all__ = ["MasterServer"]

@@ -14,7 +14,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 from ..certs import Identity
 from ..config import address_allowed
-from ..errors import E_ACL, SectorError
+from ..errors import E_ACL, SectorError, SecurityError
 from ..protocol.master import Login, LoginReply, Logout, check_version
 from ..protocol.messages import Done, Error, Reply, handles
 from .users import User, Users
@@ -56,18 +56,21 @@ class Sessions:
     async def login(self, peer: Peer, request: Login) -> tuple[Reply, Session | None]:
         """The reply to a login, and the new session when it succeeded."""
         address = peer.address
-        if not address_allowed(address, self.acl):
-            return Error(E_ACL, f"{address} may not reach this master"), None
-        loop = asyncio.get_running_loop()
         try:
             check_version(request.version)
-            user = await loop.run_in_executor(
-                None, self.users.authenticate, request.user, request.password, address
-            )
+            user = await self.authenticate(address, request.user, request.password)
         except SectorError as exc:
             return Error.of(exc), None
         log.info("user %s logged in from %s", user.name, address)
         return LoginReply(user.name), Session(user, address)
+
+    async def authenticate(self, address: str, name: str, password: str) -> User:
+        """The user, when ``address`` may reach this master and the password is right:
+        the one check behind a Sector login and the dashboard's. Raises SectorError."""
+        if not address_allowed(address, self.acl):
+            raise SecurityError(f"{address} may not reach this master", code=E_ACL)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.users.authenticate, name, password, address)
 
     @handles(Logout)
     def logout(self, session: Session, request: Logout) -> Reply:

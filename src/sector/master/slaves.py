@@ -12,7 +12,8 @@ import hmac
 from dataclasses import dataclass
 
 from ..clock import Clock
-from ..protocol.master import SlaveInfo, Usage
+from ..config import TopologyRule, topology_location
+from ..protocol.master import Capacity, SlaveInfo, Usage
 
 
 @dataclass
@@ -37,6 +38,14 @@ class Slave:
     draining: bool = False
     #: Transfers granted to this slave and not yet finished (placement prefers idle slaves).
     active: int = 0
+    #: File bytes received and sent since the slave started, as its last report said.
+    received: int = 0
+    sent: int = 0
+    #: The slave machine's one-minute load average, as its last report said.
+    load: float = 0.0
+    #: The slave's software release, and where ``topology.conf`` puts its address.
+    software: str = ""
+    location: str = "/"
 
     @property
     def address(self) -> tuple[str, int]:
@@ -61,9 +70,7 @@ class Slave:
             return "drained" if drained else "draining"
         return "alive"
 
-    def describe(
-        self, reveal: bool = True, salt: bytes = b"", location: str = "/", drained: bool = False
-    ) -> SlaveInfo:
+    def describe(self, reveal: bool = True, salt: bytes = b"", drained: bool = False) -> SlaveInfo:
         """The slave as ``sysinfo`` shows it.
 
         Only administrators see where slaves are (``reveal``): for anyone else
@@ -87,20 +94,25 @@ class Slave:
             started=self.started,
             active=self.active,
             fs=fs,
-            location=location if reveal else "",
+            location=self.location if reveal else "",
             limit=self.limit,
         )
 
 
 class Registry:
-    def __init__(self, clock: Clock, timeout: float):
+    def __init__(self, clock: Clock, timeout: float, topology: list[TopologyRule] | None = None):
         self.clock = clock
         self.timeout = timeout
+        self.topology = topology or []
         self.slaves: dict[str, Slave] = {}
 
-    def register(self, slave_id: str, host: str, port: int, usage: Usage) -> Slave:
+    def register(
+        self, slave_id: str, host: str, port: int, usage: Usage, software: str = ""
+    ) -> Slave:
         """A slave (re)joins; it replaces any earlier registration under the same id."""
         slave = Slave(slave_id, host, port, self.clock.time(), self.clock.monotonic())
+        slave.software = software
+        slave.location = topology_location(host, self.topology)
         self.slaves[slave_id] = slave
         self.update(slave, usage)
         return slave
@@ -112,6 +124,7 @@ class Registry:
         slave.total, slave.free = usage.total, usage.free
         slave.stored, slave.files = usage.stored, usage.files
         slave.fs, slave.limit = usage.fs, usage.limit
+        slave.received, slave.sent, slave.load = usage.received, usage.sent, usage.load
 
     def is_current(self, slave: Slave) -> bool:
         """Whether ``slave`` is still the registration of record for its id."""
@@ -126,6 +139,31 @@ class Registry:
                 slave.alive = False
                 lost.append(slave)
         return lost
+
+    def capacity(self) -> Capacity:
+        """The live slaves' storage with each file system counted once: the one place
+        ``sysinfo``, ``df``, a mount's ``statfs``, the dashboard and /metrics take it from.
+
+        Slaves on one disk (those of ``sector up``) report the same ``fs`` and the
+        disk's size once; a slave that names no file system counts as its own. Of
+        slaves sharing a disk the one with the smallest id speaks for it, so the
+        figure does not flip between them from one heartbeat to the next.
+        """
+        live = sorted(self.live(), key=lambda s: s.id)
+        disks: dict[str, Slave] = {}
+        for slave in live:
+            disks.setdefault(slave.fs or slave.id, slave)
+        return Capacity(
+            slaves=len(live),
+            disks=len(disks),
+            total=sum(s.total for s in disks.values()),
+            free=sum(s.free for s in disks.values()),
+            stored=sum(s.stored for s in live),
+        )
+
+    def heartbeat_age(self, slave: Slave) -> float:
+        """Seconds since ``slave`` was last heard from."""
+        return max(0.0, self.clock.monotonic() - slave.last_seen)
 
     def forgotten(self, after: float) -> list[Slave]:
         """Remove, and return, the slaves dead and silent for longer than ``after`` seconds

@@ -1,9 +1,9 @@
 """Where slaves sit (``topology.conf``) and how far apart two of them are.
 
 A location is a path of levels, ``/dc1/rack2``, given to an address range by
-``topology.conf``; an address no line covers sits at the root, ``/``. When
-several lines cover an address the narrowest range wins, so a general
-``10.0.0.0/8 /dc1`` can be refined by ``10.0.2.0/24 /dc1/rack2``.
+``topology.conf`` (:func:`sector.config.topology_location`, which also gives
+each registered slave its ``location``); an address no line covers sits at
+the root, ``/``.
 
 Distance follows Sector's: two slaves on one host are 0 apart (one machine
 fails as a whole), and otherwise ``levels + 1 - shared`` where ``levels`` is
@@ -15,16 +15,13 @@ placed as far apart as this allows, and ``REPLICATION_DISTANCE`` caps it.
 
 from __future__ import annotations
 
-import ipaddress
-
-from ..config import TopologyRule
+from ..config import TopologyRule, topology_location
 from ..protocol.paths import components
 
 
 class Topology:
     def __init__(self, rules: list[TopologyRule]):
-        # narrowest range first: the most specific line wins
-        self.rules = sorted(rules, key=lambda r: r.network.prefixlen, reverse=True)
+        self.rules = rules
         self.levels = max((len(components(r.location)) for r in rules), default=0)
         self._cache: dict[str, tuple[str, ...]] = {}
 
@@ -36,14 +33,7 @@ class Topology:
         return found
 
     def _lookup(self, host: str) -> tuple[str, ...]:
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return ()
-        for rule in self.rules:
-            if address.version == rule.network.version and address in rule.network:
-                return tuple(components(rule.location))
-        return ()
+        return tuple(components(topology_location(host, self.rules)))
 
     def path(self, host: str) -> str:
         """``host``'s location as a path, as ``sysinfo`` shows it."""

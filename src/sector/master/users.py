@@ -73,6 +73,12 @@ class User:
     def can_write(self, path: str) -> bool:
         return self.admin or any(is_within(path, p) for p in self.write)
 
+    def can_browse(self, path: str) -> bool:
+        """Whether a browser may show ``path``: readable, or on the way to something
+        readable (``/home`` for a user who may read ``/home/alice``), so that the
+        dashboard can lead there without showing what else lies on the way."""
+        return self.can_read(path) or any(is_within(p, path) for p in self.read + self.write)
+
     def check_read(self, path: str) -> None:
         if not self.can_read(path):
             raise SectorPermissionError(f"user {self.name} may not read here", path)

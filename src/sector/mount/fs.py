@@ -140,11 +140,11 @@ class SectorOperations(mfusepy.Operations):
 
     @errno_boundary
     def statfs(self, path: str) -> dict[str, int]:
-        """Capacity summed over the live slaves, as ``sector df`` shows it."""
+        """The cluster's capacity as the master counts it (each file system once), as
+        ``sector df`` shows it."""
         info = self.client.sysinfo()
-        live = [s for s in info["slaves"] if s["status"] == "alive"]
-        total = sum(int(s["total"]) for s in live) // STATFS_BLOCK
-        free = sum(int(s["free"]) for s in live) // STATFS_BLOCK
+        total = int(info["capacity"]["total"]) // STATFS_BLOCK
+        free = int(info["capacity"]["free"]) // STATFS_BLOCK
         master = info["master"]
         used_entries = int(master["files"]) + int(master["dirs"])
         return {

@@ -21,7 +21,7 @@ Client -> master::
     open(path, mode)                   -> ReadGrant | WriteGrant (mode bits: READ, WRITE...)
     close(lease, receipt)              commit a write -> CloseReply(entry)
     abort(lease)                       drop a write, keeping the old version -> ok
-    sysinfo                            -> SysinfoReply(master, slaves)
+    sysinfo                            -> SysinfoReply(master, slaves, capacity)
     fsck(path)                         slaves re-hash their copies -> FsckReply
     bad-replica(oid, version, slave)   a reader got bytes failing their block sums
                                        there: the master has the slave check -> ok
@@ -36,7 +36,7 @@ Slave -> master::
 
     join(version, token, slave_id, request)
                                        -> JoinReply(certificate), then the master hangs up
-    register(version, slave_id, host, port, usage, objects, cluster)
+    register(version, slave_id, host, port, usage, objects, software, cluster)
                                        -> RegisterReply(key, heartbeat, slave_id, delete,
                                                         cluster, inventory, renamed)
     heartbeat(usage)                   -> ok
@@ -114,8 +114,28 @@ class Usage(Message):
     #: The file system under the data directory (``host/st_dev/f_fsid``): slaves sharing
     #: one disk report the same id, and their capacity is counted once.
     fs: str = ""
+    #: File bytes received from writers and sent to readers since the slave started
+    #: (counters: the master exports them to Prometheus, which copes with their resets).
+    received: NonNegative = 0
+    sent: NonNegative = 0
+    #: The slave machine's load average over the last minute.
+    load: float = 0.0
     #: The most the slave will store (its MAX_DATA_SIZE); 0: no limit but the disk.
     limit: int = 0
+
+
+class Capacity(Message):
+    """The live slaves' storage, each file system counted once (``Registry.capacity``).
+
+    ``stored`` is what the slaves hold for Sector (every replica); ``total``
+    and ``free`` are the disks', shared or not.
+    """
+
+    slaves: int = 0
+    disks: int = 0
+    total: int = 0
+    free: int = 0
+    stored: int = 0
 
 
 class Health(Message):
@@ -274,6 +294,8 @@ class CloseReply(Reply, tag="close"):
 class SysinfoReply(Reply, tag="sysinfo"):
     master: MasterInfo
     slaves: list[SlaveInfo]
+    #: Added after ``slaves``: what ``df``, a mount's ``statfs`` and the dashboard show.
+    capacity: Capacity = Capacity()
 
 
 class FsckReply(Reply, tag="fsck"):
@@ -345,6 +367,8 @@ class Register(Request, tag="register"):
     port: int
     usage: Usage
     objects: list[ObjectInfo] = []
+    #: The slave's software release (``sector.__version__``), shown by the dashboard.
+    software: str = ""
     cluster: str = ""
 
     replies = (RegisterReply,)

@@ -14,12 +14,13 @@ import asyncio
 import functools
 import logging
 import mmap
+import os
 import socket
 import ssl
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
-from .. import certs
+from .. import __version__, certs
 from ..clock import SYSTEM, Clock
 from ..config import JOIN_TOKEN_FILE, SlaveSettings
 from ..errors import (
@@ -140,6 +141,9 @@ class SlaveServer:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.address: tuple[str, int] = (settings.host, settings.port)
+        #: File bytes received from writers and sent to readers: reported in heartbeats.
+        self.received = 0
+        self.sent = 0
         self._master_der = certificate_der(settings.cert)
         #: write leases and orders already accepted once (see spent.py)
         self.spent = Spent(clock)
@@ -351,6 +355,7 @@ class SlaveServer:
             self.address[1],
             self._usage(),
             objects,
+            __version__,
             ours,
         )
         await write_message(writer, greeting)
@@ -393,7 +398,13 @@ class SlaveServer:
         return [lease for lease, when in self.writing.items() if when >= since]
 
     def _usage(self) -> Usage:
-        return Usage(**self.storage.usage(), limit=self.settings.max_data_size)
+        return Usage(
+            **self.storage.usage(),
+            received=self.received,
+            sent=self.sent,
+            load=os.getloadavg()[0],
+            limit=self.settings.max_data_size,
+        )
 
     def _mark_registered(self, registered: bool) -> None:
         """``slave.registered`` exists exactly while we are registered: launchers wait on it."""
@@ -530,6 +541,7 @@ class DataConnection:
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
             await self.loop.sock_sendall(self.sock, encode(ReadReply(len(data))) + data)
+            self.server.sent += len(data)
             return None
         claims = self.server.claims(request.token, ReadClaims)
         obj, handle = self._open_object(claims.oid, claims.version)
@@ -544,6 +556,7 @@ class DataConnection:
         await self.loop.sock_sendall(self.sock, encode(ReadReply(count, sums)))
         if count:
             await self.loop.sock_sendfile(self.sock, handle, offset, count)
+            self.server.sent += count
         return None
 
     def _open_object(self, oid: int, version: int) -> tuple[StoredObject, IO[bytes]]:
@@ -658,6 +671,7 @@ class DataConnection:
                             await down.put(position, chunk)
                 position += filled
                 remaining -= filled
+                self.server.received += filled
         finally:
             if in_flight is not None:
                 await in_flight
