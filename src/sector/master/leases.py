@@ -63,6 +63,10 @@ class Leases:
         self._held: set[tuple[int, int]] = set()  # objects being copied (see hold)
         self._ids = itertools.count(max(1, first_id))
 
+    def start_ids_at(self, first_id: int) -> None:
+        """Hand out lease ids from ``first_id`` on (never lower than already handed out)."""
+        self._ids = itertools.count(max(first_id, next(self._ids)))
+
     def __iter__(self):
         return iter(self._by_id.values())
 

@@ -150,7 +150,7 @@ class MasterServer:
             orphan_grace=settings.token_ttl,
         )
         stewardship = Stewardship(
-            self.store, namespace, self.registry, self.replication, self.safety
+            self.store, namespace, self.registry, self.replication, self.safety, leases
         )
         parts = (
             self.sessions,

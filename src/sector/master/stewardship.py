@@ -21,7 +21,9 @@
   later with files the namespace does not know puts the master back in safe
   mode - an adoption's ids are never taken for deleted ones - and adopting
   again brings them in. Leaving with ``discard`` instead gives those objects
-  up: they are deleted as stale.
+  up: they are deleted as stale. Either way the master's lease ids leap past
+  any its namespace's earlier life may have used: slaves take a lease's token
+  once, and a younger namespace's counter may be behind theirs.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ..protocol.master import (
 )
 from ..protocol.messages import Reply, handles
 from ..protocol.paths import InvalidPath, join, normalize
+from .leases import Leases
 from .namespace import Namespace
 from .replication import Replication
 from .safety import Safety
@@ -62,9 +65,10 @@ class Stewardship:
         registry: Registry,
         replication: Replication,
         safety: Safety,
+        leases: Leases,
     ):
         self.store, self.namespace, self.registry = store, namespace, registry
-        self.replication, self.safety = replication, safety
+        self.replication, self.safety, self.leases = replication, safety, leases
 
     @handles(Replicate)
     def replicate(self, session: Session, request: Replicate) -> Reply:
@@ -123,6 +127,7 @@ class Stewardship:
             )
         cluster = foreign.pop() if foreign else ours
         files, lost_found = self._bring_in(objects)
+        self._leap_leases()
         with self.store.transaction():
             if cluster != ours:
                 self.store.adopt_cluster_id(cluster)
@@ -145,9 +150,15 @@ class Stewardship:
                 self.store.raise_id_ceiling(max(o.oid for _, o in objects))
                 for _, obj in objects:  # a version newer than the file's: an orphan now
                     self.store.raise_issued(obj.oid, obj.version)
+        self._leap_leases()
         self.safety.leave()
         log.warning("safe mode left; %d unknown objects will be deleted", len(objects))
         return AdoptReply(0, 0, self.store.cluster_id)
+
+    def _leap_leases(self) -> None:
+        """Lease ids beyond any the slaves may have seen from the namespace's earlier life
+        (its run counter may be behind: a slave takes each lease's token once)."""
+        self.leases.start_ids_at(self.store.leap_lease_runs())
 
     def _bring_in(self, objects: list[tuple[str, ObjectInfo]]) -> tuple[int, int]:
         """Add each file (its newest version) to the namespace; (files, in lost+found)."""

@@ -324,6 +324,18 @@ class Store:
             self.set_meta("lease_runs", run)
         return run << 32
 
+    def leap_lease_runs(self, runs: int = 1 << 16) -> int:
+        """Skip ``runs`` runs' lease ids: a new first lease id (see :meth:`lease_base`).
+
+        For a namespace that may be younger than its cluster (``fsck --adopt``):
+        its run counter may be behind the one its slaves saw lease ids from,
+        and a slave takes each lease's token once.
+        """
+        with self.transaction():
+            run = int(self.get_meta("lease_runs") or 0) + runs  # type: ignore[call-overload]
+            self.set_meta("lease_runs", run)
+        return run << 32
+
     def issue_version(self, entry_id: int) -> int:
         """The next version number of a file for a new writer: never handed out before.
 
