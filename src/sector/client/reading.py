@@ -157,24 +157,26 @@ class ReplicaReader:
         start, stop = align_down(offset), align_up(end, self.size)
         inner_lo = align_up(offset, self.size)
         inner_hi = end if end == self.size else align_down(end)
+        scratch = self._scratch
+        # (first byte, end, where the bytes go); the parts of partial blocks go to scratch
+        regions: list[tuple[int, int, memoryview]] = []
         if inner_lo >= inner_hi:  # no whole block inside: all of it through the scratch
-            regions = [(start, stop, self._scratch[: stop - start])]
+            regions.append((start, stop, scratch[: stop - start]))
         else:
-            regions = [(inner_lo, inner_hi, view[inner_lo - offset : inner_hi - offset])]
             if start < inner_lo:
-                regions.insert(0, (start, inner_lo, self._scratch[: inner_lo - start]))
+                regions.append((start, inner_lo, scratch[: inner_lo - start]))
+            regions.append((inner_lo, inner_hi, view[inner_lo - offset : inner_hi - offset]))
             if inner_hi < stop:
-                regions.append((inner_hi, stop, self._scratch[BLOCK : BLOCK + stop - inner_hi]))
+                regions.append((inner_hi, stop, scratch[BLOCK : BLOCK + stop - inner_hi]))
         position = start
         while position < stop:
             chunk_end = min(stop, position + READ_REQUEST)
             self._with_failover(self._receive_regions, position, chunk_end, regions)
             position = chunk_end
         for lo, hi, target in regions:
-            if target.obj is not view.obj:  # a scratch region: copy out the wanted part
+            if lo < offset or hi > end:  # a partial block, in the scratch: copy out its part
                 a, b = max(lo, offset), min(hi, end)
-                if a < b:
-                    view[a - offset : b - offset] = target[a - lo : b - lo]
+                view[a - offset : b - offset] = target[a - lo : b - lo]
 
     def _receive_regions(
         self, lo: int, hi: int, regions: list[tuple[int, int, memoryview]]

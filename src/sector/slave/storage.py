@@ -44,6 +44,7 @@ import mmap
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -130,6 +131,7 @@ class Storage:
         self.stored_bytes = 0
         #: (oid, version) of objects quarantined and not yet reported to the master.
         self.quarantined: list[tuple[int, int]] = []
+        self._index_lock = threading.Lock()
         self._scan()
         self.paths: dict[tuple[int, int], str] = {}
         self._path_lines = 0
@@ -428,8 +430,13 @@ class Storage:
         return True
 
     def quarantine(self, obj: StoredObject) -> None:
-        """Move a damaged object (and its sums) aside: never served, never reported again."""
-        if self.index.get((obj.oid, obj.version)) is not obj:
+        """Move a damaged object (and its sums) aside: never served, never reported again.
+
+        It leaves the index first, so no read starts on it from then on. Checks
+        run on helper threads as well as the event loop; only one of two that
+        find the same damage moves it.
+        """
+        if not self._remove(obj):
             return  # already gone (deleted, replaced or quarantined meanwhile)
         self.quarantine_dir.mkdir(exist_ok=True)
         aside = self.quarantine_dir / f"{obj.path.name}.{int(time.time())}"
@@ -441,8 +448,6 @@ class Storage:
                 os.replace(source, target)
             except FileNotFoundError:
                 pass
-        del self.index[(obj.oid, obj.version)]
-        self.stored_bytes -= obj.size
         self.quarantined.append((obj.oid, obj.version))
         log.error(
             "object %d.%d does not match its checksum: quarantined as %s",
@@ -453,9 +458,16 @@ class Storage:
 
     def _forget(self, obj: StoredObject) -> None:
         """An object that vanished from the disk behind our back."""
-        if self.index.get((obj.oid, obj.version)) is obj:
+        self._remove(obj)
+
+    def _remove(self, obj: StoredObject) -> bool:
+        """Take ``obj`` out of the index if it is still there; whether this call did."""
+        with self._index_lock:
+            if self.index.get((obj.oid, obj.version)) is not obj:
+                return False
             del self.index[(obj.oid, obj.version)]
             self.stored_bytes -= obj.size
+            return True
 
     def copy(self, src: tuple[int, int], dst: tuple[int, int]) -> tuple[int, str]:
         """Copy an object locally (for ``cp``), checking the source in the same pass.
