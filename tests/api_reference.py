@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import sector
-from sector.client import Client
+from sector.client import Client, SectorFile, SectorTextFile
 from sector.fs import SectorBufferedFile, SectorFileSystem
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -49,6 +49,16 @@ def own_methods(cls: type) -> Iterator[tuple[str, Callable[..., Any]]]:
 SECTIONS: list[tuple[str, Callable[[], Iterator[tuple[str, Callable[..., Any]]]]]] = [
     ("`sector` (PySector's module API: status codes, never raises)", module_functions),
     ("`sector.client.Client` (raises `SectorError` subclasses)", lambda: own_methods(Client)),
+    (
+        "`sector.client.SectorFile` (from `Client.open` in a binary mode: an `io.BufferedIOBase`;"
+        " the methods it defines, the rest are `io`'s)",
+        lambda: own_methods(SectorFile),
+    ),
+    (
+        "`sector.client.SectorTextFile` (from `Client.open` in a text mode: an"
+        " `io.TextIOWrapper` over a `SectorFile`)",
+        lambda: own_methods(SectorTextFile),
+    ),
     (
         "`sector.fs.SectorFileSystem` (fsspec, `sector://`; the methods it defines, the rest"
         " are fsspec's)",

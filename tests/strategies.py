@@ -56,6 +56,8 @@ def value_of(kind: mi.Type, overrides: Overrides = {}) -> st.SearchStrategy[Any]
         return st.tuples(*(value_of(item, overrides) for item in kind.item_types))
     if isinstance(kind, mi.StructType):
         return structs(kind.cls, overrides)
+    if isinstance(kind, mi.LiteralType):
+        return st.sampled_from(kind.values)
     raise TypeError(f"no strategy for {kind!r}: teach tests/strategies.py about it")
 
 

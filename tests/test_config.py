@@ -303,6 +303,15 @@ def test_client_settings_default_to_sector_home_and_may_be_empty(
     assert ClientSettings.load(tmp_path / "nowhere") == ClientSettings()
 
 
+def test_client_settings_read_a_master_timeout_of_at_least_two_seconds(tmp_path: Path) -> None:
+    assert ClientSettings.load(tmp_path).timeout is None  # the client's default then
+    write(tmp_path / "client.conf", "MASTER_TIMEOUT\n\t7.5\n")
+    assert ClientSettings.load(tmp_path).timeout == 7.5
+    write(tmp_path / "client.conf", "MASTER_TIMEOUT\n\t1\n")
+    with pytest.raises(ConfigError, match="MASTER_TIMEOUT must be at least 2"):
+        ClientSettings.load(tmp_path)
+
+
 def test_sector_home_defaults_to_dot_sector(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SECTOR_HOME", raising=False)
     assert sector_home() == Path.home() / ".sector"

@@ -30,7 +30,7 @@ from importlib.metadata import version as _distribution_version
 from typing import ParamSpec, TypeVar
 
 from . import errors
-from .client import POS_BEG, POS_CUR, POS_END, Client, SectorFile, Stat
+from .client import Client, SectorFile, SectorTextFile, Stat
 from .errors import (
     E_ACCOUNT,
     E_ACL,
@@ -81,9 +81,13 @@ class SF_MODE:  # noqa: N801 - Sector's own name
 
 
 class SF_POS:  # noqa: N801 - Sector's own name
-    """Seek bases, as Sector named them."""
+    """Seek bases, as Sector named them (Python's files take os.SEEK_SET/CUR/END: 0/1/2)."""
 
-    BEG, CUR, END = POS_BEG, POS_CUR, POS_END
+    BEG, CUR, END = 1, 2, 3
+
+
+#: SF_POS -> Python's whence: the module translates here, SectorFile speaks Python.
+_WHENCE = {SF_POS.BEG: os.SEEK_SET, SF_POS.CUR: os.SEEK_CUR, SF_POS.END: os.SEEK_END}
 
 
 _log = logging.getLogger("sector")
@@ -243,8 +247,14 @@ def ls(path: str = "/") -> builtins.list[Stat] | None:
 
 @_status
 def open(path: str, mode: int = READ) -> int:  # noqa: A001 - PySector's name
-    """A handle (>= 0) for read/write/close, or E_NOEXIST, E_BUSY, E_PERMISSION, E_SUPPORT."""
+    """A handle (>= 0) for read/write/close, or E_NOEXIST, E_BUSY, E_PERMISSION, E_SUPPORT.
+
+    ``mode`` is SF_MODE's bits (a binary Python mode string works too; a text
+    mode is E_INVALID: these functions move bytes).
+    """
     global _next_handle
+    if isinstance(mode, str) and "b" not in mode:
+        return E_INVALID
     handle_file = _session().open(path, mode)
     with _state_lock:
         handle = _next_handle
@@ -255,7 +265,7 @@ def open(path: str, mode: int = READ) -> int:  # noqa: A001 - PySector's name
 
 def _file(handle: int) -> SectorFile:
     with _state_lock:
-        found = _files.get(handle)
+        found = _files.get(handle) if isinstance(handle, int) else None
     if found is None:
         raise errors.InvalidError(f"no open file with handle {handle!r}")
     return found
@@ -288,13 +298,20 @@ def write(handle: int, data: bytes | str, length: int | None = None) -> int:
     """Write ``data`` (or its first ``length`` bytes): the count, or E_INVALID, E_CONNECTION."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return _file(handle).write(data, length)
+    view = memoryview(data).cast("B")
+    if length is not None:
+        if length < 0:
+            return E_INVALID
+        view = view[:length]
+    return _file(handle).write(view)
 
 
 @_status
-def seek(handle: int, offset: int, whence: int = POS_BEG) -> int:
+def seek(handle: int, offset: int, whence: int = SF_POS.BEG) -> int:
     """Move to ``offset`` from SF_POS.BEG/CUR/END (1/2/3): the new position, or E_INVALID."""
-    return _file(handle).seek(offset, whence)
+    if whence not in _WHENCE:
+        return E_INVALID
+    return _file(handle).seek(offset, _WHENCE[whence])
 
 
 @_status
@@ -347,6 +364,7 @@ __all__ = [
     "SF_POS",
     "Client",
     "SectorFile",
+    "SectorTextFile",
     "Stat",
     "SectorError",
     "errors",

@@ -406,6 +406,8 @@ class ClientSettings:
     user: str | None = None
     password: str | None = None
     cert: Path | None = None
+    #: MASTER_TIMEOUT: seconds of silence from the master before a call fails.
+    timeout: float | None = None
     #: DATA_TIMEOUT: seconds a read waits for a silent slave before trying another replica.
     data_timeout: float | None = None
 
@@ -414,11 +416,14 @@ class ClientSettings:
         conf_dir = Path(conf_dir) if conf_dir else sector_home() / "conf"
         conf = load(conf_dir / "client.conf")
         cert = conf.first("CERTIFICATE")
+        # at least 2 s: the master reports progress on a long request every second
+        timeout = conf.number("MASTER_TIMEOUT", 0.0, minimum=2.0)
         return cls(
             master=conf.address("MASTER_ADDRESS"),
             user=conf.first("USERNAME"),
             password=conf.first("PASSWORD"),
             cert=conf_path(conf_dir, cert, "") if cert else None,
+            timeout=timeout if "MASTER_TIMEOUT" in conf else None,
             data_timeout=(
                 conf.number("DATA_TIMEOUT", 0.0, minimum=0.1) if "DATA_TIMEOUT" in conf else None
             ),

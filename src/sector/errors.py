@@ -13,6 +13,7 @@ all share it.
 from __future__ import annotations
 
 import errno
+import io
 
 E_UNKNOWN = -1
 E_PERMISSION = -1001
@@ -132,6 +133,15 @@ class SectorBusyError(_OSLike, BlockingIOError):
 
 class SectorLocalFileError(_OSLike):
     code, errno_value = E_LOCALFILE, errno.EIO
+
+
+class UnsupportedOperationError(_OSLike, io.UnsupportedOperation):
+    """A file call the file was not opened for (reading one opened to write ...).
+
+    ``io.UnsupportedOperation``, as Python's own files raise, with E_INVALID.
+    """
+
+    code, errno_value = E_INVALID, errno.EBADF
 
 
 class SectorNotEmptyError(_OSLike):

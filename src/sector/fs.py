@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
@@ -42,7 +43,6 @@ from .errors import (
     SecurityError,
 )
 from .protocol.checksum import NAME as CHECKSUM_NAME
-from .protocol.messages import APPEND, READ, TRUNC, WRITE
 from .protocol.paths import join, split
 
 #: Ranges fetched at once by :meth:`SectorFileSystem.cat_ranges` (one data connection each).
@@ -65,6 +65,8 @@ class SectorFileSystem(AbstractFileSystem):
     rather than sharing its parent's connection. Errors are Sector's
     exceptions, which subclass the built-ins fsspec expects
     (``FileNotFoundError``, ``FileExistsError``, ``PermissionError`` ...).
+    ``timeout``: seconds the master may stay silent before a call fails
+    (``MASTER_TIMEOUT``; the client's default otherwise).
     """
 
     protocol = "sector"
@@ -80,11 +82,14 @@ class SectorFileSystem(AbstractFileSystem):
         password: str | None = None,
         cert: str | os.PathLike[str] | None = None,
         max_concurrency: int = MAX_CONCURRENCY,
+        timeout: float | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         master = f"{host}:{port}" if host and port else host
-        self.target: Target = resolve(master=master, user=user, password=password, cert=cert)
+        self.target: Target = resolve(
+            master=master, user=user, password=password, cert=cert, timeout=timeout
+        )
         if port and not host:
             self.target.port = int(port)
         self.max_concurrency = max(1, max_concurrency)
@@ -239,6 +244,21 @@ class SectorFileSystem(AbstractFileSystem):
             )
         return datetime.fromtimestamp(info["created"], tz=timezone.utc)
 
+    def touch(self, path: str, truncate: bool = True, **kwargs: Any) -> None:
+        """Make ``path`` an empty file, or with ``truncate=False`` only set an existing
+        one's modification time to now (created empty if missing).
+
+        Raises PermissionError without the right to write there.
+        """
+        path = self._strip_protocol(path)
+        if not truncate:
+            try:
+                self.client.set_mtime(path, time.time())
+                return
+            except FileNotFoundError:
+                pass
+        self.pipe_file(path, b"")
+
     def hosts(self, path: str) -> list[tuple[str, int]]:
         """The slaves (host, port) holding the current version of a file.
 
@@ -318,7 +338,7 @@ class SectorFileSystem(AbstractFileSystem):
 
         As on POSIX, a destination that is a directory (or ends in ``/``)
         receives the source inside it, and an existing destination *file* is
-        replaced (``Client.move(overwrite=True)``: not atomic, see there).
+        replaced atomically (``Client.move(overwrite=True)``: one transaction).
         Several sources (a list or a glob) go into ``path2``. Raises
         FileNotFoundError for a missing source and IsADirectoryError rather than
         replace a directory.
@@ -348,8 +368,8 @@ class SectorFileSystem(AbstractFileSystem):
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy one file inside Sector: the slave copies the bytes, none pass through here.
 
-        An existing destination file is replaced (see ``Client.copy``: it is
-        missing only between two metadata requests). A directory source makes
+        An existing destination file is replaced, atomically (``Client.copy``:
+        it is never missing). A directory source makes
         the directory (fsspec's ``copy`` of a tree calls this for every entry).
         """
         src, dst = self._strip_protocol(path1), self._strip_protocol(path2)
@@ -365,18 +385,16 @@ class SectorFileSystem(AbstractFileSystem):
     ) -> bytes:
         """The bytes of ``path`` from ``start`` to ``end`` (negative: from the end).
 
-        Only the range crosses the network, in one read request per 16 MiB
-        into a buffer of exactly that size. FileNotFoundError when missing,
-        IsADirectoryError for a directory.
+        Only the range crosses the network: one read request, received straight
+        into the bytes returned (see ``SectorFile.read``). FileNotFoundError
+        when missing, IsADirectoryError for a directory.
         """
-        with self.client.open(self._strip_protocol(path), READ) as handle:
+        with self.client.open(self._strip_protocol(path)) as handle:
             first, last = _clamp(start, end, handle.size)
             if last <= first:
                 return b""
-            buffer = bytearray(last - first)
             handle.seek(first)
-            count = handle.readinto(buffer)
-        return bytes(buffer) if count == len(buffer) else bytes(buffer[:count])
+            return handle.read(last - first)
 
     def cat_ranges(
         self,
@@ -417,13 +435,12 @@ class SectorFileSystem(AbstractFileSystem):
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         """Write ``value`` as the whole file, visible at once when complete.
 
-        ``mode="create"`` refuses an existing file with FileExistsError
-        (checked before writing: Sector has no exclusive create yet).
+        ``mode="create"`` refuses an existing file with FileExistsError,
+        atomically: the master decides at open, so of two clients creating one
+        path only one succeeds.
         """
         path = self._strip_protocol(path)
-        if mode == "create" and self.exists(path):
-            raise FileExistsError(path)
-        with self.client.open(path, WRITE | TRUNC) as handle:
+        with self.client.open(path, "xb" if mode == "create" else "wb") as handle:
             handle.write(value)
 
     def put_file(
@@ -438,16 +455,21 @@ class SectorFileSystem(AbstractFileSystem):
 
         ``callback`` sees the size and then each chunk sent. A local directory
         makes the remote directory. ``mode="create"`` refuses an existing file
-        (FileExistsError); a local read error is E_LOCALFILE.
+        (FileExistsError, atomically at the master); a local read error is
+        E_LOCALFILE.
         """
         rpath = self._strip_protocol(rpath)
-        if mode == "create" and self.exists(rpath):
-            raise FileExistsError(rpath)
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return
         callback.set_size(os.path.getsize(lpath))
-        self.client.upload(lpath, rpath, progress=callback.relative_update, verify=True)
+        self.client.upload(
+            lpath,
+            rpath,
+            progress=callback.relative_update,
+            verify=True,
+            exclusive=mode == "create",
+        )
 
     def get_file(
         self,
@@ -474,7 +496,7 @@ class SectorFileSystem(AbstractFileSystem):
             return
         callback.set_size(info["size"])
         if outfile is not None:
-            with self.client.open(rpath, READ) as handle:
+            with self.client.open(rpath) as handle:
                 while chunk := handle.read(BLOCK_SIZE):
                     outfile.write(chunk)
                     callback.relative_update(len(chunk))
@@ -493,11 +515,10 @@ class SectorFileSystem(AbstractFileSystem):
     ) -> SectorBufferedFile:
         """A buffered file (``rb``, ``wb``, ``ab``, ``xb``); writes commit when it closes.
 
-        ``xb`` raises FileExistsError for an existing file (checked at open).
+        ``xb`` raises FileExistsError for an existing file (or one another client
+        is creating), decided by the master when the file is opened.
         """
         path = self._strip_protocol(path)
-        if mode == "xb" and self.exists(path):
-            raise FileExistsError(path)
         return SectorBufferedFile(
             self,
             path,
@@ -531,8 +552,10 @@ class SectorBufferedFile(AbstractBufferedFile):
         self._handle: SectorFile | None = None
         size = None
         if mode == "rb":
-            self._handle = fs.client.open(path, READ)
+            self._handle = fs.client.open(path)
             size = self._handle.size
+        elif mode == "xb":  # at open, not at the first block: FileExistsError belongs here
+            self._handle = fs.client.open(path, "xb")
         super().__init__(fs, path, mode, size=size, **kwargs)
 
     def read(self, length: int = -1) -> bytes:
@@ -553,17 +576,12 @@ class SectorBufferedFile(AbstractBufferedFile):
     def _fetch_range(self, start: int, end: int) -> bytes:
         """Bytes ``start:end`` of the version opened; fewer only at the end of the file."""
         assert self._handle is not None
-        end = min(end, self.size)
-        if end <= start:
-            return b""
-        buffer = bytearray(end - start)
         self._handle.seek(start)
-        count = self._handle.readinto(buffer)
-        return bytes(buffer[:count]) if count < len(buffer) else bytes(buffer)
+        return self._handle.read(max(0, min(end, self.size) - start))
 
     def _initiate_upload(self) -> None:
-        base = APPEND if self.mode == "ab" else TRUNC
-        self._handle = self.fs.client.open(self.path, WRITE | base)
+        if self._handle is None:  # (``xb`` opened it already)
+            self._handle = self.fs.client.open(self.path, "ab" if self.mode == "ab" else "wb")
 
     def _upload_chunk(self, final: bool = False) -> bool:
         assert self._handle is not None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import struct
 from pathlib import Path
 
 from .protocol.data import DataSession
@@ -30,6 +31,7 @@ __all__ = [
     "receive_reply",
     "recv_body",
     "recv_exact_into",
+    "recv_whole",
     "send_message",
     "server_tls_context",
     "sock_read_body",
@@ -111,6 +113,34 @@ def recv_exact_into(sock: socket.socket, view: memoryview) -> None:
         if not received:
             raise ConnectionError("connection closed by peer")
         view = view[received:]
+
+
+#: The most one ``recv`` returns on Linux (MAX_RW_COUNT: 2 GiB less a page).
+MAX_RECV = 0x7FFFF000
+
+
+def recv_whole(sock: socket.socket, length: int) -> bytes:
+    """Up to ``length`` bytes as one new ``bytes``, received in place: no copy afterwards.
+
+    ``recv(n, MSG_WAITALL)`` on a blocking socket has the kernel copy the bytes
+    straight into the object Python allocates for the result (not even zeroed
+    first), and returns when all have come. A socket with a timeout is
+    non-blocking underneath, where MSG_WAITALL returns only what has already
+    arrived, so for this call the socket blocks, with its timeout handed to
+    the kernel (``SO_RCVTIMEO``). Fewer bytes than asked (at most
+    :data:`MAX_RECV` are) mean the peer stopped or stalled: the caller decides
+    whether to carry on. Plain TCP sockets only: TLS sockets take no flags.
+    """
+    timeout = sock.gettimeout()
+    seconds = timeout or 0.0  # 0: no limit
+    limit = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+    sock.settimeout(None)
+    try:
+        return sock.recv(min(length, MAX_RECV), socket.MSG_WAITALL)
+    finally:
+        sock.settimeout(timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
 
 
 def recv_body(sock: socket.socket) -> bytearray:

@@ -1,6 +1,7 @@
 """One overwrite rule for mv, cp, upload and download: replace, as cp and mv do; -n keeps.
 
-A directory is never replaced by a file (nor a file by a directory).
+A file never replaces a directory; a directory replaces only an empty directory
+(as ``mv`` and ``rename(2)`` do).
 """
 
 from __future__ import annotations
@@ -49,11 +50,25 @@ def test_cp_replaces_a_file_and_keeps_it_with_no_clobber(
     assert [e.name for e in client.ls(two_files)] == ["dir", "new", "old"]  # no temporary left
 
 
-def test_a_directory_is_never_replaced(sector: Sector, two_files: str, client: Client) -> None:
+def test_a_file_never_replaces_a_directory(sector: Sector, two_files: str, client: Client) -> None:
     line = sector.fails("mv", f"{two_files}/new", f"{two_files}/dir/")
-    assert line == f"sector: {two_files}/dir/new: a directory is not replaced (E_INVALID)"
+    assert (
+        line == f"sector: {two_files}/dir/new: is a directory: a file cannot replace it (E_INVALID)"
+    )
     assert sector.fails("cp", f"{two_files}/new", f"{two_files}/dir/") == line
     assert client.stat(f"{two_files}/dir/new").isdir
+
+
+def test_a_directory_replaces_only_an_empty_directory(
+    sector: Sector, two_files: str, client: Client
+) -> None:
+    client.mkdir(f"{two_files}/moving/inside")
+    client.mkdir(f"{two_files}/full/moving/kept")
+    line = sector.fails("mv", f"{two_files}/moving", f"{two_files}/full/")
+    assert line == f"sector: {two_files}/full/moving: directory not empty (E_NOEMPTY)"
+    client.mkdir(f"{two_files}/empty/moving")
+    sector.ok("mv", f"{two_files}/moving", f"{two_files}/empty/")
+    assert [e.name for e in client.ls(f"{two_files}/empty/moving")] == ["inside"]
 
 
 def test_upload_replaces_and_no_clobber_skips(

@@ -45,3 +45,11 @@ def test_a_malformed_timeout_is_refused(text: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SECTOR_DATA_TIMEOUT", text)
     with pytest.raises(InvalidError, match="SECTOR_DATA_TIMEOUT"):
         Client("localhost", 1)
+
+
+def test_the_master_timeout_comes_from_the_argument_then_client_conf(tmp_path: Path) -> None:
+    home = home_with(tmp_path, "MASTER_TIMEOUT\n\t9\n")
+    assert resolve(home=home, environ={}).timeout == 9.0
+    assert resolve(home=home, environ={}, timeout=4.0).timeout == 4.0
+    unset = resolve(home=tmp_path / "elsewhere", environ={})
+    assert unset.timeout is None  # the client's default applies

@@ -371,3 +371,15 @@ def test_large_reads_bypass_the_cache_and_small_ones_use_it_at_the_right_place(
         f.seek(3)
         assert f.read() == data[3:]  # direct, to the end
         assert f.read() == b""
+
+
+def test_touch_without_truncate_only_moves_the_time(fs: SectorFileSystem, workdir: str) -> None:
+    fs.pipe_file(f"{workdir}/kept", b"contents")
+    fs.client.set_mtime(f"{workdir}/kept", 1000)
+    fs.touch(f"{workdir}/kept", truncate=False)
+    assert fs.cat_file(f"{workdir}/kept") == b"contents"
+    assert fs.info(f"{workdir}/kept")["mtime"] > 1000
+    fs.touch(f"{workdir}/new", truncate=False)
+    assert fs.cat_file(f"{workdir}/new") == b""
+    fs.touch(f"{workdir}/kept")
+    assert fs.cat_file(f"{workdir}/kept") == b""

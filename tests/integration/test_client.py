@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sector import errors
-from sector.client import POS_END, Client
+from sector.client import Client
 from sector.cluster import Layout, LocalCluster, write_conf
 from sector.protocol import checksum
 from sector.protocol.messages import APPEND, READ, RW, TRUNC, WRITE
@@ -78,7 +79,7 @@ class TestModes:
     def test_rw_reads_its_own_writes_before_commit(self, client: Client, workdir: str) -> None:
         write_file(client, f"{workdir}/f", b"hello world")
         with client.open(f"{workdir}/f", RW) as handle:
-            handle.seek(0, POS_END)
+            handle.seek(0, os.SEEK_END)
             handle.write(b"!!")
             handle.seek(6)
             assert handle.read(100) == b"world!!"

@@ -25,7 +25,15 @@ from hypothesis import strategies as st
 from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.errors import E_INVALID, E_SECURITY, E_SUPPORT
-from sector.protocol.data import SLAVE_REQUESTS, AbortWrite, Commit, Put, ReadReply, Write
+from sector.protocol.data import (
+    SLAVE_REQUESTS,
+    AbortWrite,
+    Commit,
+    Put,
+    ReadReply,
+    Truncate,
+    Write,
+)
 from sector.protocol.framing import HEADER, ProtocolError, encode
 from sector.protocol.master import (
     CLIENT_REQUESTS,
@@ -265,8 +273,8 @@ def _ends_the_connection(refused: ProtocolError) -> bool:
 
 
 def _streaming_after(request: Request, streaming: bool) -> bool:
-    if isinstance(request, (Write, Put)):
-        return True  # a put outside a write session is an error kept for the commit
+    if isinstance(request, (Write, Put, Truncate)):
+        return True  # a put or truncate outside a write session is an error kept for the commit
     if isinstance(request, (Commit, AbortWrite)):
         return False
     return streaming

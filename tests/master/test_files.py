@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sector.clock import ManualClock
-from sector.errors import E_BUSY, E_EXPIRED, SectorError, SecurityError
+from sector.errors import E_BUSY, E_EXIST, E_EXPIRED, E_NOEXIST, SectorError, SecurityError
 from sector.master.files import Files
 from sector.master.leases import Leases
 from sector.master.links import Links
@@ -132,6 +132,30 @@ def test_an_aborted_writes_version_is_never_given_to_the_next_writer(
         return [aborted.version, again.version]
 
     assert asyncio.run(rewrite_after_an_abort()) == [2, 3]
+
+
+def test_exclusive_create_is_decided_by_the_master_alone(files: Files, slave: Slave) -> None:
+    stored_file(files, slave, "/taken")
+    with pytest.raises(SectorError) as exists:
+        files.open(session(), Open("/taken", WRITE, "exclusive"))
+    assert exists.value.code == E_EXIST
+    files.open(session("first"), Open("/new", WRITE, "exclusive"))
+    with pytest.raises(SectorError) as racing:  # the first creator holds the path until close
+        files.open(session("second"), Open("/new", WRITE, "exclusive"))
+    assert racing.value.code == E_EXIST
+    with pytest.raises(SectorError) as busy:  # an ordinary open still waits its turn
+        files.open(session("third"), Open("/new", WRITE))
+    assert busy.value.code == E_BUSY
+
+
+def test_create_never_refuses_a_missing_file_and_opens_an_existing_one(
+    files: Files, slave: Slave
+) -> None:
+    with pytest.raises(SectorError) as missing:
+        files.open(session(), Open("/missing", READ | WRITE, "never"))
+    assert missing.value.code == E_NOEXIST
+    stored_file(files, slave, "/there")
+    assert isinstance(files.open(session(), Open("/there", READ | WRITE, "never")), WriteGrant)
 
 
 def receipt(lease_grant: WriteGrant, size: int = 5) -> bytes:

@@ -184,8 +184,8 @@ def test_remove_a_missing_path_is_e_noexist(ns: Namespace) -> None:
 
 def test_move_a_file_keeps_its_id(ns: Namespace) -> None:
     file_id = add_file(ns, "/a/f", size=5)
-    moved = ns.move("/a/f", "/b/g")
-    assert moved.id == file_id and moved.size == 5
+    moved, replaced = ns.move("/a/f", "/b/g")
+    assert moved.id == file_id and moved.size == 5 and replaced.files == []
     assert ns.find("/a/f") is None
 
 
@@ -269,3 +269,63 @@ def test_create_file_refuses_a_taken_path(ns: Namespace) -> None:
     add_file(ns, "/d/f")
     with pytest.raises(FileExistsError):
         add_file(ns, "/d/f")
+
+
+# --- move with replace (POSIX rename) -------------------------------------------------
+
+
+def test_replacing_a_file_is_one_transaction_that_hands_back_its_copies(
+    ns: Namespace, store: Store
+) -> None:
+    moving = add_file(ns, "/a", size=1)
+    replaced_id = add_file(ns, "/b", size=2)
+    with store.transaction():
+        store.set_replica(replaced_id, "s1", 1)
+    moved, replaced = ns.move("/a", "/b", replace=True)
+    assert moved.id == moving and ns.stat("/b").id == moving
+    assert [r.id for r in replaced.files] == [replaced_id]
+    assert replaced.copies == [("s1", replaced_id, 1)]
+    assert ns.find("/a") is None and store.get(replaced_id) is None
+
+
+def test_a_directory_replaces_only_an_empty_directory(ns: Namespace) -> None:
+    add_file(ns, "/src/f")
+    ns.mkdir("/full/sub")
+    ns.mkdir("/empty")
+    with pytest.raises(OSError) as full:
+        ns.move("/src", "/full", replace=True)
+    assert code_of(full) == E_NOEMPTY and ns.stat("/src/f")
+    ns.move("/src", "/empty", replace=True)
+    assert ns.stat("/empty/f") and ns.find("/src") is None
+
+
+@pytest.mark.parametrize(
+    ("src_is_dir", "error"), [(False, IsADirectoryError), (True, NotADirectoryError)]
+)
+def test_a_file_and_a_directory_never_replace_each_other(
+    ns: Namespace, src_is_dir: bool, error: type[Exception]
+) -> None:
+    ns.mkdir("/dir")
+    add_file(ns, "/file")
+    src, dst = ("/dir", "/file") if src_is_dir else ("/file", "/dir")
+    with pytest.raises(error):
+        ns.move(src, dst, replace=True)
+    assert ns.stat("/dir").is_dir and not ns.stat("/file").is_dir
+
+
+def test_a_rename_onto_itself_changes_nothing(ns: Namespace) -> None:
+    file_id = add_file(ns, "/same")
+    moved, replaced = ns.move("/same", "/same", replace=True)
+    assert moved.id == file_id and ns.stat("/same").id == file_id and replaced.copies == []
+
+
+def test_set_mtime_keeps_a_finite_time_and_refuses_others(ns: Namespace) -> None:
+    add_file(ns, "/f")
+    ns.set_mtime("/f", -86400.0)  # before 1970 is a time too
+    assert ns.stat("/f").mtime == -86400.0
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError) as caught:
+            ns.set_mtime("/f", bad)
+        assert code_of(caught) == E_INVALID
+    with pytest.raises(FileNotFoundError):
+        ns.set_mtime("/missing", 1.0)

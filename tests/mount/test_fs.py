@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -114,11 +115,6 @@ def test_open_sees_what_another_client_closed_before_it(here: Path, workdir: str
     assert (here / "shared.txt").read_bytes() == b"version two, longer"
 
 
-@pytest.mark.xfail(
-    reason="rename over an existing file is rm + move until the master has a replacing move "
-    "(see the mount's NEEDS note): another client can see the target missing",
-    strict=True,
-)
 def test_rename_over_an_existing_file_is_atomic_for_other_clients(
     here: Path, workdir: str, client: Client, cluster
 ):
@@ -163,6 +159,21 @@ def test_rename_replaces_an_existing_file_as_posix_says(here: Path, workdir: str
     assert sorted(os.listdir(here)) == ["b", "e", "x"]
 
 
+def test_utime_sets_the_time_the_master_keeps(here: Path, workdir: str, client: Client) -> None:
+    (here / "dated").write_bytes(b"x")
+    os.utime(here / "dated", ns=(1_500_000_000_000_000_000, 1_500_000_000_250_000_000))
+    assert os.stat(here / "dated").st_mtime_ns == 1_500_000_000_250_000_000
+    assert client.stat(f"{workdir}/dated").timestamp == 1_500_000_000.25
+    with open(here / "dated", "r+b") as f:  # set while changes are staged: kept by the commit
+        f.write(b"y")
+        f.flush()  # (a write after the utime would set the time to now, as POSIX says)
+        os.utime(f.fileno(), (1_400_000_000, 1_400_000_000))
+    assert client.stat(f"{workdir}/dated").timestamp == 1_400_000_000
+    assert sector_bytes(client, f"{workdir}/dated") == b"y"
+    os.utime(here / "dated")  # now
+    assert abs(client.stat(f"{workdir}/dated").timestamp - time.time()) < 60
+
+
 def errno_of(call, *args) -> int:
     with pytest.raises(OSError) as raised:
         call(*args)
@@ -181,6 +192,18 @@ def test_errors_carry_the_posix_errno(here: Path, workdir: str, client: Client):
     assert errno_of(os.listdir, here / "file") == errno.ENOTDIR
     assert errno_of(os.rmdir, here / "file") == errno.ENOTDIR
     assert errno_of(os.unlink, here / "dir") == errno.EISDIR
+
+
+def test_o_excl_is_decided_by_the_master(here: Path, workdir: str, client: Client) -> None:
+    with client.open(f"{workdir}/lock", "wb") as remote:  # another client is creating it
+        remote.write(b"theirs")
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+        assert errno_of(os.open, here / "lock", flags) == errno.EEXIST
+    fd = os.open(here / "mine", flags)
+    os.write(fd, b"mine")
+    os.close(fd)
+    assert sector_bytes(client, f"{workdir}/mine") == b"mine"
+    assert sector_bytes(client, f"{workdir}/lock") == b"theirs"
 
 
 def test_a_file_another_client_is_writing_is_busy(here: Path, workdir: str, client: Client):

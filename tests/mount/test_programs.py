@@ -90,6 +90,20 @@ def test_rsync_a_in_and_out_leaves_identical_trees(here: Path, tmp_path: Path) -
     assert tree_of(here / "synced") == tree_of(source)
 
 
+def test_rsync_a_keeps_times_so_a_second_pass_has_nothing_to_do(here: Path, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    make_tree(source)
+    for number, path in enumerate(sorted(source.rglob("*"))):
+        os.utime(path, (1_600_000_000 + number, 1_600_000_000.5 + number))
+    run("rsync", "-a", f"{source}/", f"{here}/synced/")
+    for path in source.rglob("*"):
+        copied = here / "synced" / path.relative_to(source)
+        assert abs(copied.stat().st_mtime - path.stat().st_mtime) < 1e-3, path
+    changes = run("rsync", "-a", "--itemize-changes", f"{source}/", f"{here}/synced/")
+    assert changes.strip() == ""
+
+
 def test_tar_extracts_onto_the_mount_and_archives_from_it(here: Path, tmp_path: Path) -> None:
     source = tmp_path / "src"
     source.mkdir()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import stat
 import time
 
 import pytest
@@ -65,18 +67,35 @@ def _reads(path) -> bool:
         return False
 
 
-def test_a_user_without_write_rights_gets_eacces(make_cluster, make_mount) -> None:
+def test_a_user_without_write_rights_gets_eacces_and_sees_it_in_the_modes(
+    make_cluster, make_mount
+) -> None:
     cluster = make_cluster(slaves=1)
     with cluster.connect() as client:
         client.mkdir("/public")
+        client.mkdir("/reader-only")
         with client.open("/public/readme", 2) as remote:  # WRITE
             remote.write(b"read me")
+        with client.open("/reader-only/mine", "wb") as remote:
+            remote.write(b"mine")
     (cluster.layout.conf / "users" / "reader").write_text(
         "PASSWORD\n\treader-password\nREAD_PERMISSION\n\t/\nWRITE_PERMISSION\n\t/reader-only\n"
     )
     cluster.restart_master(kill=False)  # users are read when the master starts
     mount = make_mount(cluster, SECTOR_USER="reader", SECTOR_PASSWORD="reader-password")
     assert (mount.path / "public" / "readme").read_bytes() == b"read me"
+    modes = {
+        name: stat.S_IMODE(os.stat(mount.path / name).st_mode)
+        for name in ("public", "public/readme", "reader-only", "reader-only/mine")
+    }
+    assert modes == {
+        "public": 0o555,
+        "public/readme": 0o444,
+        "reader-only": 0o755,
+        "reader-only/mine": 0o644,
+    }
+    listed = {e.name: stat.S_IMODE(e.stat().st_mode) for e in os.scandir(mount.path / "public")}
+    assert listed == {"readme": 0o444}  # (from the listing, as ls -l shows it)
     for call, args in (
         (os.mkdir, (mount.path / "public" / "sub",)),
         (open, (mount.path / "public" / "new", "wb")),
@@ -86,3 +105,28 @@ def test_a_user_without_write_rights_gets_eacces(make_cluster, make_mount) -> No
         number, _ = timed_errno(call, *args)
         assert number == errno.EACCES, (call, errno.errorcode.get(number))
     assert (mount.path / "public" / "readme").read_bytes() == b"read me"
+
+
+def test_a_master_that_hangs_gives_eio_within_master_timeout_then_the_mount_recovers(
+    make_cluster, make_mount
+) -> None:
+    """A master that stops answering without closing (SIGSTOP, as behind a network cut)."""
+    cluster = make_cluster(slaves=1)
+    with open(cluster.layout.conf / "client.conf", "a") as conf:
+        conf.write("\nMASTER_TIMEOUT\n\t2\n")
+    mount = make_mount(cluster)
+    (mount.path / "kept.txt").write_bytes(b"kept")
+    master = cluster.process("master").popen.pid
+    os.kill(master, signal.SIGSTOP)
+    try:
+        for call, args in (
+            (os.stat, (mount.path / "never-seen",)),
+            (os.mkdir, (mount.path / "new-dir",)),
+        ):
+            number, took = timed_errno(call, *args)
+            assert number == errno.EIO, (call, errno.errorcode.get(number))
+            assert took < ANSWER_WITHIN, (call, took)
+    finally:
+        os.kill(master, signal.SIGCONT)
+    wait_until(lambda: _reads(mount.path / "kept.txt"), 30, "the mount to recover")
+    (mount.path / "new-dir").mkdir()

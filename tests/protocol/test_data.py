@@ -25,6 +25,7 @@ from sector.protocol.data import (
     Put,
     Read,
     ReadReply,
+    Truncate,
     Write,
 )
 from sector.protocol.framing import HEADER_SIZE, ProtocolError, encode
@@ -139,6 +140,13 @@ def test_reading_ones_own_write_returns_to_the_write() -> None:
     session.put(5, 1)
 
 
+def test_a_truncate_is_part_of_the_write_stream() -> None:
+    session = DataSession()
+    session.begin_write(b"w")
+    assert sent(session.truncate(7)) == Truncate(7)
+    assert session.writing and session.wanted == 0
+
+
 def test_an_abort_ends_the_write_without_a_reply() -> None:
     session = DataSession()
     session.begin_write(b"w")
@@ -151,6 +159,7 @@ def test_an_abort_ends_the_write_without_a_reply() -> None:
     [
         pytest.param(lambda s: s.put(0, 1), id="put-outside-a-write"),
         pytest.param(lambda s: s.commit(), id="commit-outside-a-write"),
+        pytest.param(lambda s: s.truncate(0), id="truncate-outside-a-write"),
         pytest.param(lambda s: s.abort(), id="abort-outside-a-write"),
         pytest.param(lambda s: (s.read(0, 1, b"t"), s.read(0, 1, b"t")), id="read-over-read"),
         pytest.param(lambda s: (s.begin_write(b"w"), s.begin_write(b"w")), id="write-in-write"),

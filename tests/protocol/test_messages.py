@@ -150,7 +150,7 @@ def test_the_replies_to_a_request_are_its_own_and_an_error() -> None:
 
 def test_requests_without_replies_are_the_write_stream() -> None:
     silent = {t for t in data.SLAVE_REQUESTS if not t.replies}
-    assert silent == {data.Write, data.Put, data.AbortWrite}
+    assert silent == {data.Write, data.Put, data.Truncate, data.AbortWrite}
 
 
 def test_a_message_is_a_frozen_value() -> None:

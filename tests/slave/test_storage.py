@@ -65,6 +65,29 @@ def test_overwriting_already_hashed_bytes_gives_the_checksum_of_the_final_conten
     assert session.commit() == (10, checksum.of_bytes(b"aaBBaaaaaa"))
 
 
+@pytest.mark.parametrize(
+    ("length", "kept_in_order"), [(6, True), (3, False), (12, True), (0, False)]
+)
+def test_a_truncate_cuts_or_zero_extends_and_the_checksum_follows(
+    storage: Storage, length: int, kept_in_order: bool
+) -> None:
+    session = WriteSession.begin(storage, 15, 1, lease=1, base=0)
+    session.write_at(0, memoryview(b"abcdef"))
+    session.truncate(length)
+    assert session.in_order == kept_in_order and session.size == length
+    expected = (b"abcdef" + bytes(6))[:length]
+    assert session.read_at(0, 100) == expected
+    assert session.commit() == (length, checksum.of_bytes(expected))
+
+
+def test_writes_after_a_truncate_land_in_place(storage: Storage) -> None:
+    session = WriteSession.begin(storage, 16, 1, lease=1, base=0)
+    session.write_at(0, memoryview(b"0123456789"))
+    session.truncate(4)
+    session.write_at(4, memoryview(b"XY"))
+    assert session.commit() == (6, checksum.of_bytes(b"0123XY"))
+
+
 def test_a_gap_reads_as_zeros(storage: Storage) -> None:
     session = WriteSession.begin(storage, 10, 1, lease=1, base=0)
     session.write_at(4, memoryview(b"tail"))

@@ -296,9 +296,9 @@ def put_unless_there(no_clobber: bool, action: Callable[..., None]) -> None:
 def mv(state: State, no_clobber: bool, sources: tuple[str, ...], dst: str) -> None:
     """Move or rename files and directories (one metadata change, no data copied).
 
-    An existing destination file is replaced (removed, then the source
-    renamed: for a moment neither is there), unless -n; a directory is never
-    replaced.
+    An existing destination file is replaced, atomically (other clients see
+    the old file or the new one, never neither), unless -n; a directory
+    replaces only an empty directory, as mv does.
 
     \b
     Example:

@@ -1,6 +1,6 @@
 """The blocking client library: :class:`Client` sessions and :class:`SectorFile`."""
 
-from .file import POS_BEG, POS_CUR, POS_END, SectorFile
+from .file import SectorFile, SectorTextFile
 from .session import Client, Stat
 
-__all__ = ["POS_BEG", "POS_CUR", "POS_END", "Client", "SectorFile", "Stat"]
+__all__ = ["Client", "SectorFile", "SectorTextFile", "Stat"]

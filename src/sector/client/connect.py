@@ -68,12 +68,19 @@ class Target:
     user: str
     password: str | None
     cert: Path
+    #: Seconds the master may stay silent (None: the client's default).
+    timeout: float | None = None
     #: Seconds a read waits for a silent slave (None: the Client's default).
     data_timeout: float | None = None
 
     def connect(self) -> Client:
         """A logged-in client (raises the Sector exception on failure)."""
-        client = Client(self.host, self.port, data_timeout=self.data_timeout)
+        client = Client(
+            self.host,
+            self.port,
+            **({"timeout": self.timeout} if self.timeout else {}),
+            data_timeout=self.data_timeout,
+        )
         client.login(self.user, self.password or "", self.cert)
         return client
 
@@ -85,6 +92,7 @@ def resolve(
     cert: str | os.PathLike | None = None,
     home: str | os.PathLike | None = None,
     environ: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> Target:
     """Where to connect and as whom, each field from the first place that sets it.
 
@@ -121,6 +129,7 @@ def resolve(
         user=chosen_user,
         password=password or env.get("SECTOR_PASSWORD") or conf_password,
         cert=Path(cert_path).expanduser() if cert_path else home_path / "conf" / "master_node.cert",
+        timeout=timeout or conf.timeout,
         data_timeout=(
             data_timeout_from(env["SECTOR_DATA_TIMEOUT"])
             if env.get("SECTOR_DATA_TIMEOUT")

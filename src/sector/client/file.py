@@ -1,13 +1,15 @@
-"""SectorFile: one open Sector file, read from or written to a slave directly.
+"""SectorFile: one open Sector file as a Python binary file, read from or written to a slave.
 
+It is an :class:`io.BufferedIOBase` (see :class:`SectorFile` for what that
+allows); :mod:`.modes` turns Python's mode strings into Sector's mode bits.
 Reading goes through :class:`~.reading.ReplicaReader`, the client's one read
 path: every byte checked against its block sums before it is returned, and a
 slave that fails, stalls or sends bad bytes left behind for the next replica
 at the same offset. Read-ahead (whole blocks) makes many small ``read`` calls
-cost few round trips. Writing streams to one slave
-without waiting for replies; nothing becomes visible until :meth:`close`,
-which commits the new version atomically (readers see the previous version
-until then, and a writer that dies leaves it intact).
+cost few round trips. Writing streams to one slave without waiting for
+replies; nothing becomes visible until :meth:`close`, which commits the new
+version atomically (readers see the previous version until then, and a writer
+that dies leaves it intact).
 
 The conversation with the slave is :class:`~sector.protocol.data.DataSession`'s:
 it makes every frame and checks every reply, and this module only moves the
@@ -19,14 +21,16 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import mmap
 import os
 import queue
 import socket
 import stat
+import sys
 import threading
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import (
     InvalidError,
@@ -35,20 +39,19 @@ from ..errors import (
     SectorError,
     SectorLocalFileError,
     SecurityError,
+    UnsupportedOperationError,
 )
 from ..protocol.checksum import align_down
 from ..protocol.data import DataSession, OutOfTurn
 from ..protocol.framing import ProtocolError
 from ..protocol.master import Abort, Close, ReadGrant, WriteGrant
-from ..protocol.messages import APPEND, READ, SECURE, TRUNC, WRITE, Error
+from ..protocol.messages import APPEND, SECURE, Error
 from ..transport import close_quietly, receive_reply, recv_exact_into
+from .modes import OpenMode, parse_mode
 from .reading import ReplicaReader
 
 if TYPE_CHECKING:
     from .session import Client, Stat
-
-# Seek bases (Sector's SF_POS).
-POS_BEG, POS_CUR, POS_END = 1, 2, 3
 
 #: Bytes fetched ahead of a small read (a whole number of checksum blocks).
 READ_AHEAD = 1024 * 1024
@@ -66,119 +69,280 @@ WRITEBACK_STEP = 32 * 1024 * 1024
 WRITEBACK_LOOKBACK = 3
 #: O_DIRECT writes must start, and be sized, on this boundary (a page: safe everywhere).
 DIRECT_ALIGN = 4096
+#: Bytes a line of ``readline`` is searched for per look (one read-ahead block).
+LINE_STEP = READ_AHEAD
 
 
-class SectorFile:
-    """A Sector file opened with :meth:`Client.open`.
+class SectorFile(io.BufferedIOBase):
+    """A Sector file opened with :meth:`Client.open`: a binary Python file object.
 
-    Modes combine Sector's bits: ``READ`` (1), ``WRITE`` (2), ``RW`` (3),
-    ``TRUNC`` (4, start empty), ``APPEND`` (8, start at the end). Reads and
-    writes happen at the current position; ``seek`` takes SF_POS bases.
+    It is an :class:`io.BufferedIOBase`, so it goes wherever Python expects a
+    binary file: ``io.TextIOWrapper(f)``, ``pandas``, ``pyarrow``, ``shutil``,
+    line iteration. It buffers itself (a read-ahead block for small reads, a
+    write buffer for small writes), and large reads go straight from the slave
+    into the result. ``seek`` takes Python's ``os.SEEK_SET``/``SEEK_CUR``/
+    ``SEEK_END``; the ``sector`` module translates PySector's SF_POS at its
+    boundary.
+
+    Reading streams from the replica the master named and resumes on the next
+    one if a slave fails. Writing streams to one slave; nothing becomes
+    visible until :meth:`close` commits the new version atomically: readers
+    see the previous version until then, and leaving a ``with`` block by an
+    exception, :meth:`abort`, or dropping the file unclosed keeps it.
+
+    ``mode`` is Python's name for how it was opened (``rb``, ``wb``, ``ab``,
+    ``rb+`` ...), ``sector_mode`` Sector's bits (``READ`` 1, ``WRITE`` 2,
+    ``RW`` 3, ``TRUNC`` 4, ``APPEND`` 8), ``name`` the Sector path.
     """
 
-    def __init__(self, client: Client, path: str, mode: int, grant: ReadGrant | WriteGrant):
-        self.client, self.path, self.mode = client, path, mode
+    def __init__(
+        self,
+        client: Client,
+        path: str,
+        mode: int | OpenMode,
+        grant: ReadGrant | WriteGrant,
+    ):
+        super().__init__()
+        opened = mode if isinstance(mode, OpenMode) else parse_mode(mode)
+        self.client, self.path = client, path
+        self.sector_mode: int = opened.bits
+        self.mode: str = opened.name
         self._grant = grant
         self.size: int = grant.size
         self.position = 0
-        self.closed = False
         self.committed: Stat | None = None
-        self._buffer = b""
+        self._buffer = bytearray()
         self._buffer_start = 0
         self._pending = bytearray()
         self._pending_start = 0
-        self._writing = bool(mode & (WRITE | TRUNC | APPEND))
-        self._sock: socket.socket | None = None
+        self._writing = opened.writing
+        self._readable = opened.readable
+        self._append = opened.append
+        self._sock: socket.socket | None = None  # the write session's connection
         self._data = DataSession()
+        #: The one read path (checked blocks, fail-over): for files opened to read only;
+        #: a file being written reads its own writes from its slave.
         self._reader: ReplicaReader | None = None
         if isinstance(grant, ReadGrant) and not self._writing:
             self._reader = ReplicaReader(client, path, grant, client.data_timeout)
-        if mode & SECURE:
+        #: Committed, aborted or released: nothing is left to send (see flush).
+        self._finished = False
+        try:
+            if opened.bits & SECURE:
+                raise NotSupportedError("SECURE (encrypted data) mode is not available yet", path)
+            if self._writing:
+                if not isinstance(grant, WriteGrant):
+                    raise SectorConnectionError(
+                        "the master answered a write open with a read grant"
+                    )
+                self._connect(grant.slave)
+                self._send(self._data.begin_write(grant.token, grant.chain))
+                if opened.bits & APPEND:
+                    self.position = self.size
+        except BaseException:
             self._abort_quietly()
-            raise NotSupportedError("SECURE (encrypted data) mode is not available yet", path)
-        if self._writing:
-            if not isinstance(grant, WriteGrant):
-                raise SectorConnectionError("the master answered a write open with a read grant")
-            self._connect(grant.slave)
-            self._send(self._data.begin_write(grant.token, grant.chain))
-            if mode & APPEND:
-                self.position = self.size
-
-    def __enter__(self) -> SectorFile:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+            self._drop_connection()
+            self._close_reader()
+            self._finish()
+            raise
 
     @property
     def grant(self) -> ReadGrant | WriteGrant:
         """What the master granted: for reading, renewed as tokens expire or replicas fail."""
         return self._reader.grant if self._reader is not None else self._grant
 
+    def __enter__(self) -> SectorFile:
+        self._check_open()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """Close (committing a written file); after an exception, abort instead."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        """Dropped unclosed: a written file keeps its previous version, as if its writer died.
+
+        (``io.IOBase`` would close, and so commit, whatever half a program wrote.)
+        """
+        try:
+            if not self.closed:
+                self.abort()  # for a file opened to read: its connection back to the pool
+        except Exception:
+            pass
+
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"mode={self.mode}"
+        state = "closed" if self.closed else f"mode={self.mode!r}"
         return f"<SectorFile {self.path} {state}>"
 
     @property
+    def name(self) -> str:
+        """The Sector path the file was opened at; never fails."""
+        return self.path
+
     def readable(self) -> bool:
-        return bool(self.mode & READ) or not self._writing
+        """True when opened for reading (any mode with READ, or no write bit); never fails."""
+        return self._readable
+
+    def writable(self) -> bool:
+        """True when opened for writing (a new version is being written); never fails."""
+        return self._writing
+
+    def seekable(self) -> bool:
+        """True: reads and writes may go anywhere in the file; never fails."""
+        return True
 
     def tell(self) -> int:
+        """The position, from the start of the file; ValueError (E_INVALID) when closed."""
+        self._check_open()
         return self.position
 
-    def seek(self, offset: int, whence: int = POS_BEG) -> int:
-        """Move the position; ``whence`` is POS_BEG (1), POS_CUR (2) or POS_END (3)."""
-        base = {POS_BEG: 0, POS_CUR: self.position, POS_END: self.size}.get(whence)
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position: from the start (``os.SEEK_SET``, 0), the position
+        (``SEEK_CUR``, 1) or the end (``SEEK_END``, 2); returns the new position.
+
+        Past the end is allowed (writing there leaves zeros between). Raises
+        InvalidError (a ValueError, E_INVALID) for another ``whence``, a
+        position before the start, or a closed file.
+        """
+        self._check_open()
+        bases = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.size}
+        base = bases.get(whence)
         if base is None:
-            raise InvalidError(f"seek base must be 1, 2 or 3, not {whence!r}", self.path)
+            raise InvalidError(
+                f"whence must be os.SEEK_SET, SEEK_CUR or SEEK_END (0, 1, 2), not {whence!r}",
+                self.path,
+            )
         if base + offset < 0:
             raise InvalidError("cannot seek before the start of the file", self.path)
         self.position = base + offset
         return self.position
 
     def eof(self) -> bool:
+        """True at or past the end of the file (PySector's ``eof``); never fails."""
         return self.position >= self.size
 
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes from the position (all the rest if negative); b'' at the end."""
-        self._check_open()
-        if not self.readable:
-            raise InvalidError("file was not opened for reading", self.path)
+    # -- reading ----------------------------------------------------------------------
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes from the position (all the rest if negative or None).
+
+        Fewer only at the end of the file; b"" there. Small reads come from a
+        read-ahead block; a read of a large range is one request to the slave,
+        received straight into the bytes returned. Raises UnsupportedOperation
+        (E_INVALID) if the file was not opened for reading, SectorConnectionError
+        when no replica can be read.
+        """
+        self._check_readable()
         if self._writing:
-            return self._read_own_writes(size)
+            return self._read_own_writes(-1 if size is None else size)
         end = self.size if size is None or size < 0 else min(self.size, self.position + size)
         wanted = end - self.position
         if wanted <= 0:
             return b""
-        start = self.position - self._buffer_start
-        if start >= 0 and start + wanted <= len(self._buffer):
-            self.position = end
-            return self._buffer[start : start + wanted]
-        if wanted >= READ_AHEAD:
-            out = bytearray(wanted)
-            self._fetch_into(self.position, memoryview(out))
-            self.position = end
-            return bytes(out)
-        # read ahead from the block the position is in: every request is then whole blocks
-        ahead_start = align_down(self.position)
-        block = bytearray(min(READ_AHEAD, self.size - ahead_start))
-        self._fetch_into(ahead_start, memoryview(block))
-        self._buffer, self._buffer_start = bytes(block), ahead_start
-        start = self.position - ahead_start
+        if wanted >= READ_AHEAD and not self._in_buffer(self.position, wanted):
+            data = self._fetch_bytes(self.position, wanted)
+        else:
+            data = bytes(self._buffered(self.position, wanted))
         self.position = end
-        return self._buffer[start : start + wanted]
+        return data
 
-    def readinto(self, target: bytearray | memoryview) -> int:
-        """Fill ``target`` from the position without an extra copy; returns the count."""
-        view = memoryview(target).cast("B")
+    def read1(self, size: int = -1) -> bytes:
+        """Like :meth:`read` (and failing as it does), but a negative ``size`` asks for
+        one read-ahead block rather than the rest of the file."""
+        return self.read(READ_AHEAD if size is None or size < 0 else size)
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` (any writable bytes-like object) from the position; the count.
+
+        Fewer bytes only at the end of the file. A large buffer is filled
+        straight from the slave, without an intermediate copy. Raises as
+        :meth:`read` does.
+        """
+        self._check_readable()
+        view = memoryview(buffer).cast("B")
+        if self._writing:
+            data = self._read_own_writes(len(view))
+            view[: len(data)] = data
+            return len(data)
         count = min(len(view), max(0, self.size - self.position))
-        if count:
+        if not count:
+            return 0
+        if count >= READ_AHEAD and not self._in_buffer(self.position, count):
             self._fetch_into(self.position, view[:count])
-            self.position += count
+        else:
+            view[:count] = self._buffered(self.position, count)
+        self.position += count
         return count
+
+    def readinto1(self, buffer: Any) -> int:
+        """The same as :meth:`readinto` (which never stops short of the end); raises as it."""
+        return self.readinto(buffer)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """One line, up to and including ``b"\\n"`` (at most ``size`` bytes); b"" at the end.
+
+        Searched for in the read-ahead block, so iterating over a file's lines
+        costs one request per block, not one per line. Raises as :meth:`read` does.
+        """
+        self._check_readable()
+        limit = sys.maxsize if size is None or size < 0 else size
+        parts: list[bytes] = []
+        while limit > 0:
+            data, start, end = self._window(min(limit, LINE_STEP))
+            if start == end:
+                break
+            newline = data.find(b"\n", start, end)
+            stop = end if newline < 0 else newline + 1
+            parts.append(bytes(memoryview(data)[start:stop]))
+            self.position += stop - start
+            limit -= stop - start
+            if newline >= 0:
+                break
+        return b"".join(parts)
+
+    def _window(self, length: int) -> tuple[bytes | bytearray, int, int]:
+        """``(data, start, end)``: up to ``length`` bytes at the position, without moving it.
+
+        What the read-ahead block holds from the position on, refilled only when
+        the position is outside it; ``start == end`` at the end of the file.
+        """
+        if self._writing:
+            position = self.position
+            own = self._read_own_writes(length)
+            self.position = position
+            return own, 0, len(own)
+        length = min(length, self.size - self.position)
+        if length <= 0:
+            return b"", 0, 0
+        start = self.position - self._buffer_start
+        if not 0 <= start < len(self._buffer):
+            self._buffered(self.position, length)
+            start = self.position - self._buffer_start
+        return self._buffer, start, min(len(self._buffer), start + length)
+
+    def _in_buffer(self, offset: int, length: int) -> bool:
+        start = offset - self._buffer_start
+        return start >= 0 and start + length <= len(self._buffer)
+
+    def _buffered(self, offset: int, length: int) -> memoryview:
+        """Bytes ``offset:offset+length`` from the read-ahead block, refilled if needed."""
+        if not self._in_buffer(offset, length):
+            # from the start of the checksum block the offset is in: whole blocks are
+            # received straight into the buffer (see ReplicaReader.read_into)
+            start = align_down(offset)
+            block = bytearray(max(offset + length - start, min(READ_AHEAD, self.size - start)))
+            self._fetch_into(start, memoryview(block))
+            self._buffer, self._buffer_start = block, start
+        start = offset - self._buffer_start
+        return memoryview(self._buffer)[start : start + length]
+
+    def _fetch_bytes(self, offset: int, length: int) -> bytes:
+        """``length`` checked bytes from ``offset`` as one new object, received in place where
+        the range allows (see :meth:`ReplicaReader.read_bytes`)."""
+        return self._read_path().read_bytes(offset, length)
 
     def read_to_file(
         self,
@@ -195,7 +359,10 @@ class SectorFile:
         count of each chunk as it lands, so a caller can draw a progress bar
         without wrapping the stream. With ``streams`` > 1, a regular file of at
         least :data:`PARALLEL_MIN` bytes is fetched from that many replicas at
-        once (as many as there are).
+        once (as many as there are). Raises SecurityError (E_SECURITY) on a
+        checksum mismatch, SectorConnectionError or ResourceError when no
+        replica can be read, SectorLocalFileError when ``target`` cannot be
+        written.
         """
         self._check_open()
         start = self.position
@@ -217,7 +384,7 @@ class SectorFile:
 
     def _read_path(self) -> ReplicaReader:
         if self._reader is None:
-            raise InvalidError("file was not opened for reading", self.path)
+            raise UnsupportedOperationError("file was not opened for reading", self.path)
         return self._reader
 
     def _read_grant(self) -> ReadGrant:
@@ -225,18 +392,25 @@ class SectorFile:
             raise InvalidError("file was not opened for reading", self.path)
         return self.grant
 
-    def write(self, data: bytes | bytearray | memoryview, length: int | None = None) -> int:
-        """Write at the position; returns the count. Visible to others after close."""
+    # -- writing ----------------------------------------------------------------------
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` (any bytes-like object) at the position; returns its length.
+
+        In an append mode (``ab``, ``ab+``) every write goes to the end. Bytes
+        are buffered and streamed to the slave; others see them only once
+        :meth:`close` commits. Raises UnsupportedOperation (E_INVALID) if the
+        file was not opened for writing; a broken slave connection raises
+        SectorConnectionError here or at close.
+        """
         self._check_open()
         if not self._writing:
-            raise InvalidError("file was not opened for writing", self.path)
+            raise UnsupportedOperationError("file was not opened for writing", self.path)
         view = memoryview(data).cast("B")
-        if length is not None:
-            if length < 0:
-                raise InvalidError("length must not be negative", self.path)
-            view = view[:length]
         if not view:
             return 0
+        if self._append:
+            self.position = self.size
         if self._pending and self.position != self._pending_start + len(self._pending):
             self._flush_pending()
         if not self._pending:
@@ -249,6 +423,32 @@ class SectorFile:
         self.position += len(view)
         self.size = max(self.size, self.position)
         return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        """Cut the version being written to ``size`` bytes (default: the position), or
+        extend it with zeros; returns ``size``. The position does not move.
+
+        One request to the slave, which cuts its copy in place: no bytes pass
+        through the client. Raises UnsupportedOperation (E_INVALID) for a file
+        opened to read, InvalidError for a negative size, SectorConnectionError
+        if the slave connection broke (other failures arrive at close).
+        """
+        self._check_open()
+        if not self._writing:
+            raise UnsupportedOperationError("file was not opened for writing", self.path)
+        size = self.position if size is None else size
+        if size < 0:
+            raise InvalidError(f"cannot truncate to a negative size ({size})", self.path)
+        self._flush_pending()
+        try:
+            self._send(self._data.truncate(size))
+        except OSError as exc:
+            self._drop_connection()
+            raise SectorConnectionError(
+                f"slave connection broke while writing: {exc}", self.path
+            ) from None
+        self.size = size
+        return size
 
     def write_from_file(
         self, source: IO[bytes], progress: Callable[[int], None] | None = None
@@ -292,9 +492,13 @@ class SectorFile:
         return total
 
     def flush(self) -> None:
-        """Send buffered bytes to the slave (they become visible only at close)."""
+        """Send buffered bytes to the slave (they become visible only at close).
+
+        Raises SectorConnectionError if the slave connection broke; nothing to
+        do (and no error) for a file opened to read or already finished.
+        """
         self._check_open()
-        if self._writing:
+        if self._writing and not self._finished:  # (finished: io's close flushing after us)
             self._flush_pending()
 
     def _flush_pending(self, commit: bool = False) -> None:
@@ -343,14 +547,28 @@ class SectorFile:
         return bytes(data)
 
     def close(self) -> None:
-        """Finish: for a written file, commit the new version atomically."""
+        """Finish: a written file's new version is committed, atomically; never twice.
+
+        Raises SectorConnectionError if the slave connection broke and
+        E_SECURITY if the master refuses the slave's receipt: nothing is
+        committed then, and the file is closed either way.
+        """
         if self.closed:
             return
-        if not self._writing:
-            self.closed = True
-            if self._reader is not None:
-                self._reader.close()
-            return
+        try:
+            if self._writing:
+                self._commit()
+            else:
+                self._close_reader()
+        finally:
+            self._finish()
+
+    def _commit(self) -> None:
+        if self._sock is None:  # a write failed and dropped the connection
+            self._abort_quietly()
+            raise SectorConnectionError(
+                "the slave connection broke while writing: nothing was committed", self.path
+            )
         try:
             self._flush_pending(commit=True)
             assert self._sock is not None
@@ -358,11 +576,9 @@ class SectorFile:
         except (OSError, ProtocolError) as exc:
             self._drop_connection()
             self._abort_quietly()
-            self.closed = True
             raise SectorConnectionError(
                 f"slave connection broke at commit: {exc}", self.path
             ) from None
-        self.closed = True
         self._release_connection()
         if isinstance(reply, Error):
             self._abort_quietly()
@@ -374,23 +590,36 @@ class SectorFile:
         self.committed = Stat.from_entry(done.entry)
 
     def abort(self) -> None:
-        """Drop everything written since open; the previous version stays."""
+        """Drop everything written since open; the previous version stays. Never raises
+        for a Sector failure (the master and slave clean up after a lost client too)."""
         if self.closed:
             return
-        self.closed = True
-        if self._writing:
-            if self._sock is not None:
-                try:
-                    self._send(self._data.abort())
-                    self._release_connection()
-                except (OSError, SectorError, OutOfTurn):  # OutOfTurn: a reply was in flight
-                    self._drop_connection()
-            self._abort_quietly()
-        elif self._reader is not None:
-            self._reader.close()
+        self._pending = bytearray()
+        try:
+            if self._writing:
+                if self._sock is not None:
+                    try:
+                        self._send(self._data.abort())
+                        self._release_connection()
+                    except (OSError, SectorError, OutOfTurn):  # OutOfTurn: a reply was in flight
+                        self._drop_connection()
+                self._abort_quietly()
+            else:
+                self._close_reader()
+        finally:
+            self._finish()
 
     def stat(self) -> Stat:
+        """The committed version's :class:`Stat` after a write, else the master's current one.
+
+        Raises as :meth:`Client.stat` does (FileNotFoundError if it is gone).
+        """
         return self.committed or self.client.stat(self.path)
+
+    def _finish(self) -> None:
+        """Mark the file closed, with nothing left for ``io``'s close to flush."""
+        self._finished = True
+        super().close()
 
     def _abort_quietly(self) -> None:
         if isinstance(self.grant, WriteGrant):
@@ -401,7 +630,12 @@ class SectorFile:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise InvalidError("file is closed", self.path)
+            raise InvalidError("I/O operation on a closed file", self.path)
+
+    def _check_readable(self) -> None:
+        self._check_open()
+        if not self._readable:
+            raise UnsupportedOperationError("file was not opened for reading", self.path)
 
     def _connect(self, address: tuple[str, int]) -> None:
         """Take a connection to ``address`` (pooled if one is idle) and start a conversation."""
@@ -426,6 +660,38 @@ class SectorFile:
         if self._sock is not None:
             close_quietly(self._sock)
             self._sock = None
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+class SectorTextFile(io.TextIOWrapper):
+    """A Sector file opened in a text mode: an ``io.TextIOWrapper`` over a :class:`SectorFile`.
+
+    As for the binary file, leaving a ``with`` block by an exception,
+    :meth:`abort`, or dropping the file unclosed keeps the previous version;
+    :meth:`close` commits. ``buffer`` is the :class:`SectorFile`.
+    """
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """Close (committing a written file); after an exception, abort instead."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        try:
+            if not self.closed:
+                self.abort()
+        except Exception:
+            pass
+
+    def abort(self) -> None:
+        """Drop everything written since open (text not yet encoded too); the previous
+        version stays. Never raises for a Sector failure."""
+        self.buffer.abort()
 
 
 class _FileWriter:
@@ -571,4 +837,4 @@ def _write_all(fd: int, view: memoryview) -> None:
         raise SectorLocalFileError(f"local write failed: {exc.strerror}") from None
 
 
-__all__ = ["POS_BEG", "POS_CUR", "POS_END", "SectorFile"]
+__all__ = ["SectorFile", "SectorTextFile"]

@@ -31,6 +31,7 @@ import errno
 import mmap
 import os
 import socket
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -55,7 +56,7 @@ from ..protocol.data import DataSession, OutOfTurn, ReadReply
 from ..protocol.framing import ProtocolError
 from ..protocol.master import Address, Open, ReadGrant, ReportBadReplica
 from ..protocol.messages import READ, Error
-from ..transport import close_quietly, receive_reply, recv_exact_into
+from ..transport import MAX_RECV, close_quietly, receive_reply, recv_exact_into, recv_whole
 
 if TYPE_CHECKING:
     from .session import Client
@@ -177,6 +178,58 @@ class ReplicaReader:
             if lo < offset or hi > end:  # a partial block, in the scratch: copy out its part
                 a, b = max(lo, offset), min(hi, end)
                 view[a - offset : b - offset] = target[a - lo : b - lo]
+
+    def read_bytes(self, offset: int, length: int) -> bytes:
+        """The file's bytes ``offset``..``offset+length`` as one new object, checked.
+
+        When the range is whole blocks (or runs to the end of the file) and the
+        connection is plain TCP, the bytes are received in one request straight
+        into the object returned (``recv(MSG_WAITALL)``, see
+        :func:`~sector.transport.recv_whole`), then checked: no buffer to zero,
+        no copy. Measured with ``fs.cat_file`` of 1 GiB: filling a bytearray in
+        16 MiB requests and copying it into ``bytes`` ran at 0.41x ``sector
+        download``. Anything else - a partial block at either end, a TLS
+        connection, a slave that stops part-way - goes through
+        :meth:`read_into` and one copy.
+        """
+        end = offset + length
+        whole_blocks = offset % BLOCK == 0 and (end % BLOCK == 0 or end == self.size)
+        if not length or not whole_blocks or length > MAX_RECV or end > self.size:
+            block = bytearray(length)
+            self.read_into(offset, memoryview(block))
+            return bytes(block)
+        try:
+            data = self._receive_whole(offset, end)
+        except _RETRYABLE as exc:
+            self._recover(exc)
+            data = b""
+        if len(data) == length:
+            assert isinstance(data, bytes)
+            return data
+        rest = bytearray(length - len(data))  # a slave stopped part-way: the rest as usual
+        self.read_into(offset + len(data), memoryview(rest))
+        return b"".join((data, rest))
+
+    def _receive_whole(self, lo: int, hi: int) -> bytes | memoryview:
+        """One request for ``lo``..``hi`` (whole blocks), received into a new object; the
+        checked bytes that came (all of them, or the whole blocks of a part)."""
+        sock, sums = self._request(lo, hi - lo)
+        if isinstance(sock, ssl.SSLSocket):  # TLS takes no MSG_WAITALL: receive, then copy
+            block = bytearray(hi - lo)
+            recv_exact_into(sock, memoryview(block))
+            self._data.received_raw(len(block))
+            data: bytes = bytes(block)
+        else:
+            data = recv_whole(sock, hi - lo)
+            self._data.received_raw(len(data))
+        good = len(data) if len(data) == hi - lo else align_down(len(data))
+        self._check(memoryview(data)[:good], sums[: checksum.sums_length(good)], lo)
+        self._progress += good
+        if good == hi - lo:
+            self._release()
+            return data
+        self._drop_connection()  # what the slave still sends of that reply goes unread
+        return memoryview(data)[:good]
 
     def _receive_regions(
         self, lo: int, hi: int, regions: list[tuple[int, int, memoryview]]

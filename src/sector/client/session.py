@@ -9,15 +9,15 @@ logged in again before the call is retried once.
 
 from __future__ import annotations
 
+import codecs
 import os
-import secrets
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import msgspec
 
@@ -31,7 +31,6 @@ from ..errors import (
     SectorError,
     SectorIsADirectoryError,
     SectorLocalFileError,
-    SectorNotADirectoryError,
     SecurityError,
 )
 from ..protocol import checksum
@@ -39,15 +38,13 @@ from ..protocol import master as wire
 from ..protocol.framing import ProtocolError
 from ..protocol.messages import (
     PROTOCOL_VERSION,
-    READ,
-    TRUNC,
-    WRITE,
     Error,
     Reply,
     Request,
+    Working,
     replies_to,
 )
-from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize, split
+from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
 from ..transport import (
     FrameReader,
     certificate_der,
@@ -56,10 +53,18 @@ from ..transport import (
     close_quietly,
     send_message,
 )
-from .file import SectorFile
+from .file import SectorFile, SectorTextFile
+from .modes import parse_mode
+
+#: The mode strings that give a binary file (for the type checker; any valid one works).
+BinaryMode = Literal["rb", "wb", "ab", "xb", "rb+", "wb+", "ab+", "xb+", "r+b", "w+b", "a+b", "x+b"]
 
 CONNECT_TIMEOUT = 5.0
-#: Generous, because ``copy`` of a large file waits for the slave to finish.
+#: Seconds the master may stay silent before a call fails (``MASTER_TIMEOUT`` in
+#: client.conf). Silent only: while it works on a long request (a copy waiting for
+#: its slave) it says so every second, so no request of any length is cut off.
+MASTER_TIMEOUT = 30.0
+#: A data connection waits this long for a slave while writing (reads: DATA_TIMEOUT).
 CALL_TIMEOUT = 600.0
 #: Seconds a slave may send nothing while we read before the read moves to another
 #: replica (``DATA_TIMEOUT`` in client.conf, ``SECTOR_DATA_TIMEOUT`` in the environment).
@@ -110,11 +115,23 @@ class Client:
     """
 
     def __init__(
-        self, host: str = "localhost", port: int = 6000, *, data_timeout: float | None = None
+        self,
+        host: str = "localhost",
+        port: int = 6000,
+        timeout: float = MASTER_TIMEOUT,
+        *,
+        data_timeout: float | None = None,
     ):
-        """``data_timeout``: seconds a read waits for a silent slave before trying another
-        replica; by default ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30)."""
+        """``timeout``: seconds the master may stay silent before a call fails
+        (:data:`MASTER_TIMEOUT`, 30). ``data_timeout``: seconds a read waits for a
+        silent slave before trying another replica; by default
+        ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30)."""
+        if not timeout > 0:
+            raise InvalidError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.host, self.port = host, port
+        #: Seconds of silence from the master after which a call fails with
+        #: SectorConnectionError (and the connection is dialled afresh next time).
+        self.timeout = float(timeout)
         self.data_timeout = (
             data_timeout
             if data_timeout is not None
@@ -127,6 +144,9 @@ class Client:
         self._pool: dict[tuple[str, int], list[socket.socket]] = {}
         self._pool_lock = threading.Lock()
         self.user: str | None = None
+        #: What the logged-in user may read and write (``rights.can_write(path)``), as the
+        #: master told us at login; it checks every request with the same rules.
+        self.rights = wire.Rights()
 
     def __enter__(self) -> Client:
         return self
@@ -159,7 +179,9 @@ class Client:
                 f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX
             ) from None
         try:
-            raw = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
+            raw = socket.create_connection(
+                (self.host, self.port), timeout=min(CONNECT_TIMEOUT, self.timeout)
+            )
         except OSError as exc:
             raise SectorConnectionError(
                 f"cannot reach the master at {self.host}:{self.port}: {exc}"
@@ -178,7 +200,7 @@ class Client:
         except (ssl.SSLError, OSError) as exc:
             raw.close()
             raise SectorConnectionError(f"TLS handshake with the master failed: {exc}") from None
-        sock.settimeout(CALL_TIMEOUT)
+        sock.settimeout(self.timeout)
         self._sock = sock
         self._reader = FrameReader(sock)
         try:
@@ -189,7 +211,7 @@ class Client:
         if isinstance(reply, Error):
             self._disconnect()
             raise reply.exception()
-        self.user = user
+        self.user, self.rights = user, reply.rights
 
     def logout(self) -> None:
         """End the session and its master connection; never raises."""
@@ -201,7 +223,7 @@ class Client:
                     pass
             self._disconnect()
             self._credentials = None
-            self.user = None
+            self.user, self.rights = None, wire.Rights()
 
     def close(self) -> None:
         """Log out and drop every connection; never raises."""
@@ -218,14 +240,24 @@ class Client:
             self._sock = None
 
     def _exchange(self, request: Request) -> Any:
-        """Send ``request``, return the master's reply: one it may send, or an Error."""
+        """Send ``request``, return the master's reply: one it may send, or an Error.
+
+        ``Working`` frames (a long request still being worked on) are skipped:
+        the timeout counts silence, each frame starts it again.
+        """
         assert self._sock is not None and self._reader is not None
+        vocabulary = replies_to(type(request))
         try:
             send_message(self._sock, request)
-            return replies_to(type(request)).decode(self._reader.read())
+            while isinstance(reply := vocabulary.decode(self._reader.read()), Working):
+                pass
+            return reply
         except TimeoutError:
             self._disconnect()
-            raise SectorConnectionError("the master did not answer in time") from None
+            raise _Silent(
+                f"the master at {self.host}:{self.port} said nothing for {self.timeout:g} s "
+                "(MASTER_TIMEOUT in client.conf)"
+            ) from None
         except (OSError, ProtocolError) as exc:
             self._disconnect()
             raise SectorConnectionError(f"connection to the master broke: {exc}") from None
@@ -252,8 +284,9 @@ class Client:
                         self._connect()
                     reply: Reply = self._exchange(request)
                     break
-                except SectorConnectionError:
-                    if attempt == 2 or not request.survives_reconnect:
+                except SectorConnectionError as exc:
+                    # a silent master would most likely stay silent: fail now, in bounded time
+                    if attempt == 2 or not request.survives_reconnect or isinstance(exc, _Silent):
                         raise
         if isinstance(reply, Error):
             raise reply.exception()
@@ -309,56 +342,34 @@ class Client:
         """Rename a file or directory: one metadata change, however big the tree.
 
         Raises FileExistsError (E_EXIST) when ``dst`` exists, unless
-        ``overwrite`` and ``dst`` is a file: then it is replaced. That
-        replacement is two requests (remove ``dst``, then move), so for a moment
-        nothing is at ``dst``: the master has no atomic replacing rename yet.
-        IsADirectoryError if ``dst`` is a directory, NotADirectoryError if a
-        directory would replace a file.
+        ``overwrite``: then ``dst`` is replaced as POSIX ``rename(2)`` replaces,
+        in one transaction at the master (other clients see the old ``dst`` or
+        the new one, never neither), and the replaced file's bytes are deleted.
+        A file replaces a file and a directory an empty directory; otherwise
+        IsADirectoryError, NotADirectoryError, or OSError (E_NOEMPTY) for a
+        full directory. BlockingIOError (E_BUSY) when ``dst`` is being written.
         """
-        src, dst = _normal(src), _normal(dst)
-        try:
-            self.call(wire.Move(src, dst))
-        except FileExistsError:
-            if not overwrite:
-                raise
-            self._replace(src, dst, kept_on_failure=True)
+        self.call(wire.Move(_normal(src), _normal(dst), overwrite))
 
     def copy(self, src: str, dst: str, *, overwrite: bool = False) -> None:
         """Copy a file inside Sector; the bytes are copied by the slave, not through us.
 
         Raises FileExistsError (E_EXIST) when ``dst`` exists, unless
-        ``overwrite`` and ``dst`` is a file: then the copy is made under a
-        temporary name beside ``dst`` and renamed over it, so ``dst`` is
-        missing only between two metadata requests, never while bytes are
-        copied.
+        ``overwrite`` and ``dst`` is a file: then the copy replaces it in the
+        transaction that records the copy, so ``dst`` is never missing.
+        IsADirectoryError when ``src`` or ``dst`` is a directory, BlockingIOError
+        (E_BUSY) when ``dst`` is being written.
         """
-        src, dst = _normal(src), _normal(dst)
-        try:
-            self.call(wire.Copy(src, dst))
-        except FileExistsError:
-            if not overwrite:
-                raise
-            parent, name = split(dst)
-            temporary = join(parent, f".{name}.sector-{secrets.token_hex(6)}")
-            self.call(wire.Copy(src, temporary))
-            self._replace(temporary, dst, kept_on_failure=False)
+        self.call(wire.Copy(_normal(src), _normal(dst), overwrite))
 
-    def _replace(self, src: str, dst: str, kept_on_failure: bool) -> None:
-        """Put ``src`` where the file ``dst`` is: remove ``dst``, then move (not atomic)."""
-        try:
-            if self.stat(dst).isdir:
-                raise SectorIsADirectoryError("a directory is not replaced", dst)
-            if self.stat(src).isdir:
-                raise SectorNotADirectoryError("a directory cannot replace a file", dst)
-            self.call(wire.Rm(dst, False))
-            self.call(wire.Move(src, dst))
-        except BaseException:
-            if not kept_on_failure:
-                try:
-                    self.call(wire.Rm(src, False))
-                except SectorError:
-                    pass
-            raise
+    def set_mtime(self, path: str, mtime: float) -> None:
+        """Set a file's or directory's modification time (seconds since the epoch).
+
+        As ``os.utime`` does; a file's next commit sets it again, to the commit's
+        time. Raises FileNotFoundError, PermissionError (E_PERMISSION: no write
+        right there), ValueError (E_INVALID) for a time that is not finite.
+        """
+        self.call(wire.SetTime(_normal(path), float(mtime)))
 
     def sysinfo(self) -> dict[str, Any]:
         """The master's view: ``{"master": totals, "slaves": [one dict per slave],
@@ -379,15 +390,65 @@ class Client:
             "capacity": msgspec.structs.asdict(reply.capacity),
         }
 
-    def open(self, path: str, mode: int = READ) -> SectorFile:
-        """Open a Sector file; see :class:`SectorFile` for the modes.
+    @overload
+    def open(self, path: str, mode: BinaryMode | int = "rb") -> SectorFile: ...
 
-        Raises FileNotFoundError (reading a missing file), BlockingIOError
-        (E_BUSY: someone is writing it), PermissionError, IsADirectoryError,
-        NotImplementedError (SECURE), ResourceError (no live slave).
+    @overload
+    def open(
+        self,
+        path: str,
+        mode: str,
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> SectorFile | SectorTextFile: ...
+
+    def open(
+        self,
+        path: str,
+        mode: str | int = "rb",
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> SectorFile | SectorTextFile:
+        """Open a Sector file as a Python file object, as :func:`open` would.
+
+        ``mode`` is Python's (``"rb"``, ``"wb"``, ``"ab"``, ``"rb+"``, ``"xb"``,
+        and the text modes ``"r"``, ``"w"``, ``"a"``, ``"x"`` with ``+``) or
+        Sector's mode bits (``READ | WRITE`` ...; see :mod:`sector.client.modes`).
+        A binary mode gives a :class:`SectorFile`; a text mode wraps it in a
+        :class:`SectorTextFile` (``io.TextIOWrapper``, UTF-8 unless
+        ``encoding`` says otherwise). A written file becomes visible, whole,
+        when it is closed.
+
+        Raises FileNotFoundError (reading, or ``r+``, a missing file),
+        FileExistsError (``x``: the file exists or is being created),
+        BlockingIOError (E_BUSY: someone is writing it), PermissionError,
+        IsADirectoryError, ValueError (a bad mode or newline), LookupError (an
+        unknown encoding), NotImplementedError (SECURE), ResourceError (no live
+        slave).
         """
+        opened = parse_mode(mode)
+        if not opened.text and (encoding, errors, newline) != (None, None, None):
+            raise InvalidError("a binary mode takes no encoding, errors or newline", path)
+        if opened.text:
+            codecs.lookup(encoding or "utf-8")  # LookupError, as open() raises, before any lease
+            if newline not in (None, "", "\n", "\r", "\r\n"):
+                raise InvalidError(f"illegal newline value: {newline!r}", path)
         path = _normal(path)
-        return SectorFile(self, path, mode, self.call(wire.Open(path, mode)))
+        grant = self.call(wire.Open(path, opened.bits, opened.create))
+        binary = SectorFile(self, path, opened, grant)
+        if not opened.text:
+            return binary
+        try:
+            text = SectorTextFile(binary, encoding or "utf-8", errors, newline)
+        except BaseException:
+            binary.abort()
+            raise
+        text.mode = mode  # type: ignore[misc] # as open() names its text files
+        return text
 
     def upload(
         self,
@@ -396,9 +457,12 @@ class Client:
         *,
         progress: Callable[[int], None] | None = None,
         verify: bool = False,
+        exclusive: bool = False,
     ) -> Stat:
         """Copy a local file into Sector (replacing any file there), atomically.
 
+        With ``exclusive`` an existing file (or one another client is creating)
+        is FileExistsError instead, decided by the master when the upload starts.
         ``progress`` is called with each chunk's byte count as it is sent.
         With ``verify`` the local file is hashed again after the commit and
         compared with the checksum the slave computed over what it received;
@@ -412,7 +476,7 @@ class Client:
             raise SectorLocalFileError(
                 f"cannot read {local_path}: {exc.strerror}", str(local_path)
             ) from None
-        with source, self.open(remote, WRITE | TRUNC) as remote_file:
+        with source, self.open(remote, "xb" if exclusive else "wb") as remote_file:
             remote_file.write_from_file(source, progress)
         committed = remote_file.committed
         assert committed is not None
@@ -454,7 +518,7 @@ class Client:
             local_path = local_path / Path(remote).name
         temp = local_path.with_name(f".{local_path.name}.sector-part")
         try:
-            with self.open(remote, READ) as remote_file:
+            with self.open(remote) as remote_file:
                 offset = self._resume_offset(remote_file, local_path, temp) if resume else 0
                 if offset is None:
                     return remote_file.stat()
@@ -657,6 +721,10 @@ class Client:
                 idle.append(sock)
                 return
         sock.close()
+
+
+class _Silent(SectorConnectionError):
+    """The master said nothing for the client's timeout (not worth an immediate retry)."""
 
 
 def data_timeout_from(text: str | None) -> float:

@@ -27,7 +27,7 @@ from ..certs import identity
 from ..errors import E_UNKNOWN
 from ..protocol.framing import FrameDecoder, ProtocolError, encode
 from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, refusal
-from ..protocol.messages import Error, InvalidMessage, Reply
+from ..protocol.messages import Error, InvalidMessage, Reply, Working
 from .sessions import Peer, Session
 from .slaves import Slave
 
@@ -36,10 +36,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sector.master")
 
+_WORKING = bytes(encode(Working()))
+
 #: A peer must identify itself (login or register) this soon after connecting.
 GREETING_TIMEOUT = 30.0
 #: Requests one connection may have waiting before the master stops reading it.
 MAX_QUEUED = 256
+#: While a request waits (a copy on its slave, fsck, a login's password hash), the
+#: master sends ``Working`` this often: a client's timeout then counts only silence.
+KEEPALIVE_INTERVAL = 1.0
 
 
 class MasterConnection(asyncio.Protocol):
@@ -55,6 +60,7 @@ class MasterConnection(asyncio.Protocol):
         self.peer = Peer(self.address)
         self.transport: asyncio.Transport | None = None
         self._greeting_timer: asyncio.TimerHandle | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
         self._paused_by: set[str] = set()  # why reading is paused: "queue", "replies"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -81,6 +87,8 @@ class MasterConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         if self._greeting_timer is not None:
             self._greeting_timer.cancel()
         if self.session is not None:
@@ -117,6 +125,7 @@ class MasterConnection(asyncio.Protocol):
                 self._send(reply)
             elif reply is not None:
                 self.waiting = True
+                self._schedule_keepalive()
                 self.master.spawn(self._finish(reply))
                 break
         if "queue" in self._paused_by and len(self.queue) <= MAX_QUEUED:
@@ -129,9 +138,26 @@ class MasterConnection(asyncio.Protocol):
             log.exception("unexpected failure answering %s", self.address)
             reply = Error(E_UNKNOWN, "internal error in the master (see its log)")
         self.waiting = False
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         if reply is not None:
             self._send(reply)
         self._work()
+
+    def _schedule_keepalive(self) -> None:
+        self._keepalive = asyncio.get_running_loop().call_later(
+            KEEPALIVE_INTERVAL, self._still_working
+        )
+
+    def _still_working(self) -> None:
+        """Tell the peer its request is still being worked on (only long-running requests
+        wait, and their askers accept this: see ``Request.long_running``)."""
+        if not self.waiting or self.closing or self.transport is None:
+            return
+        if not self.transport.is_closing():
+            self.transport.write(_WORKING)
+        self._schedule_keepalive()
 
     def _handle(self, body: bytearray) -> Reply | Awaitable[Reply | None] | None:
         if self.session is not None:

@@ -24,13 +24,14 @@ from ..clock import Clock
 from ..errors import (
     InvalidError,
     ResourceError,
+    SectorExistsError,
     SectorIsADirectoryError,
     SectorNotFoundError,
     SecurityError,
 )
 from ..protocol import tokens
 from ..protocol.data import ChainLink, LeaseEnd, ObjectId
-from ..protocol.master import Abort, Close, CloseReply, Open, ReadGrant, WriteGrant
+from ..protocol.master import Abort, Close, CloseReply, Create, Open, ReadGrant, WriteGrant
 from ..protocol.messages import (
     ALL_MODE_BITS,
     APPEND,
@@ -81,7 +82,7 @@ class Files:
         if mode <= 0 or mode & ~ALL_MODE_BITS:
             raise InvalidError(f"bad open mode {mode!r}", path)
         if mode & (WRITE | TRUNC | APPEND):
-            return self._open_write(session, path, mode)
+            return self._open_write(session, path, mode, request.create)
         session.user.check_read(path)
         row = self.namespace.file(path)
         holders = self.placement.for_read(row, near=session.address)
@@ -100,15 +101,22 @@ class Files:
             signed,
         )
 
-    def _open_write(self, session: Session, path: str, mode: int) -> Reply:
+    def _open_write(self, session: Session, path: str, mode: int, create: Create) -> Reply:
         session.user.check_write(path)
         if mode & READ:
             session.user.check_read(path)
         row = self.namespace.find(path)
+        if row is not None and create == "exclusive":
+            raise SectorExistsError("exists already (exclusive create)", path)
         if row is not None and row.is_dir:
             raise SectorIsADirectoryError("is a directory", path)
         if row is None:
+            if create == "never":
+                raise SectorNotFoundError(path=path)
             self.namespace.check_new(path)
+            if create == "exclusive" and self.leases.is_creating(path):
+                # another client's new file: it will exist when that client closes it
+                raise SectorExistsError("being created by another client", path)
             self.leases.check_not_creating(path)
             policy = self.targets.policy_for_new(path, self.namespace.find)
             oid, version, base, size = self.store.allocate_id(), 1, 0, 0

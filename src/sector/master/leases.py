@@ -142,6 +142,9 @@ class Leases:
         if oid in self._writing:
             raise SectorBusyError("file is open for writing elsewhere", path)
 
+    def is_creating(self, path: str) -> bool:
+        return path in self._creating
+
     def check_not_creating(self, path: str) -> None:
         if path in self._creating:
             raise SectorBusyError("a file is being created at this path", path)

@@ -9,8 +9,8 @@ not mix their counts):
   ``_count`` is the number of requests), the requests refused, by op and Sector
   error code, and logins by interface and result. The histogram's children are
   bound once per op here, so the hot path is one dict look-up and one
-  ``observe``: ``python -m bench.dispatch`` measures +1.5-2.7 µs of CPU per
-  request, against ~70-90 µs of master CPU per ``stat`` in all (README,
+  ``observe``: ``python -m bench.dispatch`` measures +1.2-2.7 µs of CPU per
+  request, against 63-92 µs of master CPU per ``stat`` in all (README,
   "Dashboard and metrics").
 * **State**, read when scraped by :class:`ClusterCollector` from the objects
   that hold it (slave registry, leases, store, replication) - so nothing on the

@@ -7,7 +7,9 @@ about slaves or sockets: it is the tree, and the rules for changing it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 
 from ..errors import (
     InvalidError,
@@ -168,25 +170,62 @@ class Namespace:
             self.store.touch(row.parent)
         return Removal([r for r in [row, *below] if not r.is_dir], copies)
 
-    def move(self, src: str, dst: str) -> Row:
-        """Rename; a directory moves with everything in it, as one metadata change."""
+    def move(self, src: str, dst: str, replace: bool = False) -> tuple[Row, Removal]:
+        """Rename; a directory moves with everything in it, as one metadata change.
+
+        Something at ``dst`` is E_EXIST, unless ``replace``: then it is replaced
+        the way POSIX ``rename(2)`` replaces, in the same transaction, so others
+        see the old entry or the new one and never neither. Returns the moved
+        entry and what was replaced (its copies are the slaves' to delete).
+        """
         if src == ROOT:
             raise SectorPermissionError("the root cannot be moved", src)
         row = self.stat(src)
-        if self.find(dst) is not None:
+        if src == dst:
+            return row, Removal([], [])
+        target = self.find(dst)
+        if target is not None and not replace:
             raise SectorExistsError(path=dst)
         if row.is_dir and is_within(dst, src):
             raise InvalidError("cannot move a directory into itself", dst)
         parent_path, name = split(dst)
         if row.is_dir:
             self._forget_dirs()
+        replaced = Removal([], [])
         with self.store.transaction():
+            if target is not None:
+                replaced = self.clear_for(target, dst, incoming_dir=row.is_dir)
             parent = self._make_dirs(parent_path)
             self.store.rename(row.id, parent.id, name)
             self.store.touch(row.parent)
             if parent.id != row.parent:
                 self.store.touch(parent.id)
-        return replace(row, parent=parent.id, name=name)
+        return dataclass_replace(row, parent=parent.id, name=name), replaced
+
+    def clear_for(self, target: Row, path: str, incoming_dir: bool) -> Removal:
+        """Delete ``target`` (at ``path``) to put another entry there; inside a transaction.
+
+        ``rename(2)``'s rules: a file replaces a file, a directory an empty
+        directory (E_NOEMPTY for a full one); a mismatch is IsADirectoryError or
+        NotADirectoryError.
+        """
+        if target.is_dir and not incoming_dir:
+            raise SectorIsADirectoryError("is a directory: a file cannot replace it", path)
+        if incoming_dir and not target.is_dir:
+            raise SectorNotADirectoryError("not a directory: a directory cannot replace it", path)
+        if target.is_dir:
+            if self.store.has_children(target.id):
+                raise SectorNotEmptyError(path=path)
+            self._forget_dirs()
+        return Removal([] if target.is_dir else [target], self.store.delete([target.id]))
+
+    def set_mtime(self, path: str, mtime: float) -> None:
+        """Set an entry's modification time (``utime``); E_INVALID unless finite."""
+        if not math.isfinite(mtime):
+            raise InvalidError(f"a time must be a finite number of seconds, not {mtime}", path)
+        row = self.stat(path)
+        with self.store.transaction():
+            self.store.touch(row.id, mtime)
 
     def check_new(self, path: str) -> None:
         """Refuse a path that exists already, or that would need a file as parent."""

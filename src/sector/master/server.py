@@ -33,6 +33,7 @@ without disturbing anyone else. Time is read from an injected clock
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import secrets
@@ -175,6 +176,8 @@ class MasterServer:
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
         self.client_ops = handler_table(*parts, vocabulary=CLIENT_REQUESTS)
         self.slave_reports = handler_table(*parts, vocabulary=SLAVE_REPORTS)
+        for table in (self.greetings, self.client_ops, self.slave_reports):
+            _check_waiting_is_announced(table)
         #: The latest warnings and errors logged in this process, for the dashboard.
         self.events = RecentEvents()
         self.dashboard: Any = None  # a web.Dashboard while HTTP_PORT serves it
@@ -347,6 +350,18 @@ class MasterServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _check_waiting_is_announced(table: dict[type[Message], Any]) -> None:
+    """A handler that waits must handle a ``long_running`` request: the connection sends
+    ``Working`` while it waits, which only such a request's asker expects."""
+    for message_type, handler in table.items():
+        if inspect.iscoroutinefunction(handler) and not getattr(
+            message_type, "long_running", False
+        ):
+            raise TypeError(
+                f"{message_type.__name__} is answered by a coroutine: mark it long_running"
+            )
 
 
 def _load_key(path: Path) -> bytes:

@@ -62,7 +62,7 @@ class Sessions:
         except SectorError as exc:
             return Error.of(exc), None
         log.info("user %s logged in from %s", user.name, address)
-        return LoginReply(user.name), Session(user, address)
+        return LoginReply(user.name, user.rights), Session(user, address)
 
     async def authenticate(self, address: str, name: str, password: str) -> User:
         """The user, when ``address`` may reach this master and the password is right:

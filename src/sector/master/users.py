@@ -29,6 +29,7 @@ from ..errors import (
     SectorPermissionError,
     SecurityError,
 )
+from ..protocol.master import Rights
 from ..protocol.paths import is_within
 
 _SCHEME = "scrypt"
@@ -67,11 +68,14 @@ class User:
     acl: list = field(default_factory=list)
     admin: bool = False
 
+    def __post_init__(self) -> None:
+        self.rights = Rights(list(self.read), list(self.write), self.admin)
+
     def can_read(self, path: str) -> bool:
-        return self.admin or any(is_within(path, p) for p in self.read + self.write)
+        return self.rights.can_read(path)
 
     def can_write(self, path: str) -> bool:
-        return self.admin or any(is_within(path, p) for p in self.write)
+        return self.rights.can_write(path)
 
     def can_browse(self, path: str) -> bool:
         """Whether a browser may show ``path``: readable, or on the way to something

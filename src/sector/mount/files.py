@@ -18,9 +18,9 @@ writes, and that object holds at most:
 :meth:`OpenFile.commit` (the mount calls it at ``close()`` and ``fsync()``)
 publishes the staged version atomically: other clients see all of it or none.
 
-Sector has no "truncate to N" today, so a shrink is staged by copying the
-first N bytes into a fresh version (see :meth:`OpenFile.truncate`); a
-truncate to 0 is just a new empty version.
+A truncate is staged like any write: the slave cuts or extends the new
+version in place (see :meth:`OpenFile.truncate`); to 0 it is just a new,
+empty version.
 """
 
 from __future__ import annotations
@@ -28,23 +28,19 @@ from __future__ import annotations
 import errno
 import logging
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 from ..client import Client, SectorFile, Stat
+from ..errors import SectorError
 from ..protocol.messages import READ, RW, TRUNC, WRITE
 from .errors import MountError
 
 log = logging.getLogger("sector.mount")
 
-#: A staged shrink keeps up to this much of the kept prefix in memory, the rest on disk.
-SPOOL_IN_MEMORY = 16 * 1024 * 1024
 #: Sequential reads of a committed file at least this large stream ahead (ReadAhead).
 READ_AHEAD_FROM = 8 * 1024 * 1024
-#: Bytes moved per step when a staged truncate copies or zero-fills.
-COPY_STEP = 4 * 1024 * 1024
 NEW_VERSION = READ | WRITE | TRUNC
 
 
@@ -63,6 +59,9 @@ class OpenFile:
         self.size = committed.size if committed else 0
         self.version = committed.version if committed else 0
         self.mtime = committed.timestamp if committed else time.time()
+        #: A time ``utimens`` set while changes were staged: applied once they are
+        #: committed (a commit sets the time to its own).
+        self.pending_mtime: float | None = None
         #: Made by ``create`` and not committed yet: the master does not know the path.
         self.created = False
         self.writer: SectorFile | None = None
@@ -85,10 +84,14 @@ class OpenFile:
 
     # -- opening ----------------------------------------------------------
 
-    def create(self) -> None:
-        """Start a new, empty file (its first version is committed at close)."""
+    def create(self, exclusive: bool = False) -> None:
+        """Start a new, empty file (its first version is committed at close).
+
+        ``exclusive`` (``O_EXCL``): the master refuses, atomically, a path that
+        exists or that another client is creating (EEXIST).
+        """
         with self.lock:
-            self.writer = self.client.open(self.path, NEW_VERSION)
+            self.writer = self.client.open(self.path, "xb+" if exclusive else NEW_VERSION)
             self.size, self.created, self.dirty = 0, True, True
 
     def open_reader(self) -> int:
@@ -138,7 +141,7 @@ class OpenFile:
             writer.seek(offset)
             count = writer.write(data)
             self.size = max(self.size, offset + count)
-            self.dirty, self.mtime = True, time.time()
+            self.dirty, self.mtime, self.pending_mtime = True, time.time(), None
             return count
 
     def append(self, data: bytes) -> int:
@@ -148,7 +151,12 @@ class OpenFile:
             return self.write(self.size, data)
 
     def truncate(self, length: int) -> None:
-        """Stage the file cut (or extended with zeros) to ``length`` bytes."""
+        """Stage the file cut (or extended with zeros) to ``length`` bytes.
+
+        To zero: a fresh, empty version (nothing to copy). Otherwise the
+        slave staging the new version cuts or extends its copy in place: one
+        request, no bytes through the mount.
+        """
         with self.lock:
             if length == self.size and self.staged:
                 return  # (unstaged, ``size`` may predate another client's commit)
@@ -156,35 +164,10 @@ class OpenFile:
                 self._abort_writer()
                 self._close_reader()
                 self.writer = self.client.open(self.path, NEW_VERSION)
-            elif length > self.size:
-                writer = self._writer()
-                zeros = bytes(min(COPY_STEP, length - self.size))
-                for start in range(self.size, length, COPY_STEP):
-                    writer.seek(start)
-                    writer.write(zeros[: min(COPY_STEP, length - start)])
             else:
-                self._restage_prefix(length)
+                self._writer().truncate(length)
             self.size, self.dirty, self.mtime = length, True, time.time()
-
-    def _restage_prefix(self, length: int) -> None:
-        """Shrink: a new version holding the first ``length`` bytes of this one.
-
-        The bytes pass through this process (spooled to a temporary file past
-        SPOOL_IN_MEMORY) because a Sector write session cannot be shortened;
-        the slave-side ``truncate`` listed in the mount's NEEDS note would make
-        this one request.
-        """
-        source = self.writer or self._reader()
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-            for start in range(0, length, COPY_STEP):
-                source.seek(start)
-                spool.write(source.read(min(COPY_STEP, length - start)))
-            self._abort_writer()
-            self._close_reader()
-            self.writer = self.client.open(self.path, NEW_VERSION)
-            spool.seek(0)
-            while chunk := spool.read(COPY_STEP):
-                self.writer.write(chunk)
+            self.pending_mtime = None
 
     # -- publishing ---------------------------------------------------------
 
@@ -214,6 +197,22 @@ class OpenFile:
                 committed.version,
                 committed.timestamp,
             )
+            if self.pending_mtime is not None:
+                mtime, self.pending_mtime = self.pending_mtime, None
+                try:
+                    self.client.set_mtime(self.path, mtime)
+                    self.mtime = mtime
+                except SectorError as exc:  # the bytes are committed: not worth failing close
+                    log.warning("%s: committed, but its time was not set: %s", self.path, exc)
+
+    def set_mtime_after_commit(self, mtime: float) -> bool:
+        """Remember ``mtime`` for the commit of staged changes; False when nothing is staged
+        (the caller sets it at the master now)."""
+        with self.lock:
+            if not self.staged or self.detached:
+                return False
+            self.mtime = self.pending_mtime = mtime
+            return True
 
     def close(self) -> None:
         """The last descriptor is gone: publish anything left staged, drop connections."""

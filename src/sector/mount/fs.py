@@ -30,15 +30,18 @@ import ctypes
 import errno
 import itertools
 import logging
+import math
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import mfusepy
 
 from ..client import Client, Stat
+from ..protocol.paths import join
 from .errors import MountError, errno_boundary
 from .files import OpenFile, OpenFiles
 
@@ -56,6 +59,8 @@ DEFAULT_TIMEOUTS = {"attr_timeout": 1.0, "entry_timeout": 1.0, "negative_timeout
 FUSE_READDIR_PLUS = 1 << 0  # enum fuse_readdir_flags
 FUSE_FILL_DIR_PLUS = 1 << 1  # enum fuse_fill_dir_flags
 FUSE_UNKNOWN_INO = 0xFFFFFFFF
+UTIME_NOW = (1 << 30) - 1  # <sys/stat.h>
+UTIME_OMIT = (1 << 30) - 2
 RENAME_NOREPLACE = 1 << 0
 RENAME_EXCHANGE = 1 << 1
 
@@ -92,8 +97,10 @@ class SectorOperations(mfusepy.Operations):
 
     # -- attributes -----------------------------------------------------------
 
-    def _attrs(self, isdir: bool, size: int, mtime: float) -> dict[str, Any]:
-        ns = int(mtime * 1e9)
+    def _attrs(self, path: str, isdir: bool, size: int, mtime: float) -> dict[str, Any]:
+        """``stat`` of one entry; its mode shows what the Sector user may do there."""
+        seconds = math.floor(mtime)  # exact: mtime * 1e9 would round away the nanoseconds
+        ns = seconds * 10**9 + round((mtime - seconds) * 1e9)
         attrs: dict[str, Any] = {
             "st_uid": self.uid,
             "st_gid": self.gid,
@@ -103,39 +110,55 @@ class SectorOperations(mfusepy.Operations):
             "st_blksize": BLOCK_SIZE,
         }
         if isdir:
-            attrs.update(st_mode=stat.S_IFDIR | 0o755, st_nlink=2, st_size=0)
+            attrs.update(st_mode=stat.S_IFDIR | self._permissions(path, 0o755), st_nlink=2)
+            attrs["st_size"] = 0
         else:
             attrs.update(
-                st_mode=stat.S_IFREG | 0o644,
+                st_mode=stat.S_IFREG | self._permissions(path, 0o644),
                 st_nlink=1,
                 st_size=size,
                 st_blocks=(size + 511) // 512,
             )
         return attrs
 
-    def _stat_attrs(self, entry: Stat) -> dict[str, Any]:
-        return self._attrs(entry.isdir, entry.size, entry.timestamp)
+    def _permissions(self, path: str, writable: int) -> int:
+        """Mode bits from the user's Sector rights (the login told us them): ``writable``
+        where it may write, without the write bits where it may only read, none elsewhere.
+
+        With ``default_permissions`` the kernel then refuses a write the master
+        would refuse, before asking us (``root`` excepted, as everywhere).
+        """
+        rights = self.client.rights
+        if rights.can_write(path):
+            return writable
+        return writable & ~0o222 if rights.can_read(path) else 0
+
+    def _stat_attrs(self, path: str, entry: Stat) -> dict[str, Any]:
+        return self._attrs(path, entry.isdir, entry.size, entry.timestamp)
 
     def _open_attrs(self, entry: OpenFile) -> dict[str, Any]:
-        return self._attrs(False, entry.size, entry.mtime)
+        return self._attrs(entry.path, False, entry.size, entry.mtime)
 
     @errno_boundary
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
         entry = self._handle(fh).file if fh is not None else self.files.get(path)
         if entry is not None and entry.staged and not entry.detached:
             return self._open_attrs(entry)
-        return self._stat_attrs(self.client.stat(path))
+        return self._stat_attrs(path, self.client.stat(path))
 
     @errno_boundary
     def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, Any]]]:
         """The directory's entries with their attributes, from one ``ls`` request."""
-        listed = {entry.name: self._stat_attrs(entry) for entry in self.client.ls(path)}
+        listed = {
+            entry.name: self._stat_attrs(join(path, entry.name), entry)
+            for entry in self.client.ls(path)
+        }
         for name, entry in self.files.in_directory(path):
             if entry.staged and not entry.detached:  # ours, newer than the master knows
                 listed[name] = self._open_attrs(entry)
         # libfuse gives "." and ".." no inode of its own in readdirplus; without one
         # (0) programs skip them as deleted entries.
-        here = {**self._attrs(True, 0, 0), "st_ino": FUSE_UNKNOWN_INO}
+        here = {**self._attrs(path, True, 0, 0), "st_ino": FUSE_UNKNOWN_INO}
         return [(".", here), ("..", here), *listed.items()]
 
     @errno_boundary
@@ -160,8 +183,8 @@ class SectorOperations(mfusepy.Operations):
             "f_namemax": 255,
         }
 
-    # Sector keeps neither modes, owners nor settable times (see the NEEDS note in
-    # the README): accept the calls so cp -p, rsync -a and tar x do their work.
+    # Sector keeps neither modes nor owners (see "What does not work" in the README):
+    # accept the calls so cp -p, rsync -a and tar x do their work.
     @errno_boundary
     def chmod(self, path: str, mode: int) -> int:
         return 0
@@ -172,6 +195,18 @@ class SectorOperations(mfusepy.Operations):
 
     @errno_boundary
     def utimens(self, path: str, times: Any = None) -> int:
+        """The modification time, kept by the master; access times are not kept.
+
+        A file with staged changes gets it when they are committed (the commit
+        would otherwise set its own time over it).
+        """
+        mtime_ns = _requested_mtime(times)
+        if mtime_ns is None:
+            return 0
+        mtime = mtime_ns // 10**9 + mtime_ns % 10**9 / 1e9  # (mtime_ns / 1e9 loses digits)
+        entry = self.files.get(path)
+        if entry is None or not entry.set_mtime_after_commit(mtime):
+            self.client.set_mtime(path, mtime)
         return 0
 
     # -- namespace -------------------------------------------------------------
@@ -200,7 +235,8 @@ class SectorOperations(mfusepy.Operations):
 
     @errno_boundary
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        """One ``move`` in the master; replacing an existing file is rm + move (not atomic).
+        """One ``move`` in the master, replacing an existing ``new`` atomically as
+        ``rename(2)`` does (unless ``RENAME_NOREPLACE``).
 
         Files created here and not yet committed are committed first: until
         then the master does not know them by any name.
@@ -212,33 +248,24 @@ class SectorOperations(mfusepy.Operations):
         for entry in self.files.under(old):
             if entry.created:
                 entry.commit()
+        replace = not flags & RENAME_NOREPLACE
         try:
-            self.client.move(old, new)
-        except FileExistsError:
-            if flags & RENAME_NOREPLACE:
+            self.client.move(old, new, overwrite=replace)
+        except BlockingIOError:
+            # Busy: perhaps only because this mount is writing the file being
+            # replaced - its staged version is bound for the bin either way.
+            own = self.files.get(new)
+            if not replace or own is None or own.writer is None:
                 raise
-            self._replace(old, new)
+            own.detach()
+            self.client.move(old, new, overwrite=True)
+        replaced = self.files.forget(new)
+        if replaced is not None:
+            replaced.detach()
         self.files.moved(old, new)
         self._cached_versions.pop(old, None)
         self._cached_versions.pop(new, None)
         return 0
-
-    def _replace(self, old: str, new: str) -> None:
-        """POSIX rename over an existing target, as two master requests.
-
-        NOT atomic until the master has a replacing move: between the ``rm``
-        and the ``move`` another client sees no file at ``new``.
-        """
-        source, target = self.client.stat(old), self.client.stat(new)
-        if target.isdir and not source.isdir:
-            raise MountError(errno.EISDIR, f"{new} is a directory")
-        if source.isdir and not target.isdir:
-            raise MountError(errno.ENOTDIR, f"{new} is not a directory")
-        replaced = self.files.forget(new)
-        if replaced is not None:
-            replaced.detach()
-        self.client.rm(new, recursive=False)  # a full directory: E_NOEMPTY, as POSIX says
-        self.client.move(old, new)
 
     # -- files -------------------------------------------------------------------
 
@@ -262,7 +289,7 @@ class SectorOperations(mfusepy.Operations):
         entry = self.files.acquire(path, make)
         try:
             if created or entry.detached:
-                entry.create()
+                entry.create(exclusive=bool(fi.flags & os.O_EXCL))
             else:  # O_CREAT on a file we already hold open: an ordinary open
                 self._open_entry(entry, fi)
         except BaseException:
@@ -382,6 +409,19 @@ class SectorOperations(mfusepy.Operations):
             self._drop(handle.file)
         self.handles.clear()
         self.client.close()
+
+
+def _requested_mtime(times: tuple[int, int] | None) -> int | None:
+    """The mtime ``utimens`` asks for, in ns: None to leave it (UTIME_OMIT), now for UTIME_NOW.
+
+    libfuse hands the special values over as a timespec of 0 s and that many ns.
+    """
+    if times is None:
+        return time.time_ns()
+    mtime = times[1]
+    if mtime == UTIME_OMIT:
+        return None
+    return time.time_ns() if mtime == UTIME_NOW else mtime
 
 
 class SectorFUSE(mfusepy.FUSE):

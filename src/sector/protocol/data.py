@@ -15,6 +15,8 @@ Client -> slave::
     write(token, chain)            start a write session; no reply (with a chain, the
                                    slave streams the write on to the next slaves)
     put(offset, length)            then ``length`` raw bytes; no reply
+    truncate(length)               cut the new version to ``length`` bytes (or extend
+                                   it with zeros); no reply
     commit                         -> CommitReply(receipt, size, checksum); the
                                       receipt goes to the master with ``close``
     abort                          end the write session, keep nothing; no reply
@@ -169,6 +171,12 @@ class Put(Request, tag="put"):
     raw_follows = True
 
 
+class Truncate(Request, tag="truncate"):
+    """Inside a write session: the new version is ``length`` bytes long from now on."""
+
+    length: NonNegative
+
+
 class Commit(Request, tag="commit"):
     replies = (CommitReply,)
 
@@ -256,6 +264,7 @@ SLAVE_REQUESTS = Vocabulary(
     Read,
     Write,
     Put,
+    Truncate,
     Commit,
     AbortWrite,
     DeleteObjects,
@@ -345,6 +354,11 @@ class DataSession:
         """The frame announcing ``length`` bytes at ``offset``; the caller sends them next."""
         self._check_writing("put")
         return encode(Put(offset, length))
+
+    def truncate(self, length: int) -> bytearray:
+        """The frame that cuts (or zero-extends) the version being written to ``length``."""
+        self._check_writing("truncate")
+        return encode(Truncate(length))
 
     def commit(self) -> bytearray:
         self._check_writing("commit")

@@ -9,16 +9,19 @@ session carries on. Requests on one connection are answered in order.
 
 Client -> master::
 
-    login(version, user, password)     -> LoginReply(user)
+    login(version, user, password)     -> LoginReply(user, rights)
     logout                             -> ok, then the master hangs up
     ping                               -> PingReply(time)
     stat(path)                         -> StatReply(entry)      entry: Entry, with slaves
     ls(path)                           -> LsReply(entries)      a file lists as itself
     mkdir(path)                        creates missing parents  -> ok
     rm(path, recursive)                -> ok
-    move(src, dst)                     -> ok
-    copy(src, dst)                     the bytes are copied slave-side -> ok
-    open(path, mode)                   -> ReadGrant | WriteGrant (mode bits: READ, WRITE...)
+    move(src, dst, replace)            -> ok; replace: over a file or empty directory,
+                                          atomically (POSIX rename)
+    copy(src, dst, replace)            the bytes are copied slave-side -> ok
+    set-time(path, mtime)              the modification time, as utime sets it -> ok
+    open(path, mode, create)           -> ReadGrant | WriteGrant (mode bits: READ, WRITE...;
+                                          create: allow | exclusive | never)
     close(lease, receipt)              commit a write -> CloseReply(entry)
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves, capacity)
@@ -50,6 +53,10 @@ accepted only on a connection whose TLS client certificate is a member's, and
 names the slave that certificate was issued to; the reply's key is that
 slave's own (:func:`sector.protocol.tokens.slave_key`).
 
+Requests that wait on slaves or threads (``long_running``: login, copy,
+fsck, shutdown, close) get ``Working`` frames every second until their reply, so a
+client can time out a silent master quickly without cutting off a long copy.
+
 A ``ReadGrant`` names the replicas to read from and carries a read token; a
 ``WriteGrant`` names the one slave to write to, a write token and the lease
 that ``close`` (with the slave's signed receipt) or ``abort`` ends.
@@ -57,7 +64,7 @@ that ``close`` (with the slave's signed receipt) or ``abort`` ends.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -74,9 +81,14 @@ from .messages import (
     Request,
     Vocabulary,
 )
+from .paths import is_within
 
 #: (host, port) of a slave's data port.
 Address = tuple[str, int]
+#: What opening for writing does about the file (``Open.create``): make it if missing
+#: (Sector's way), make it only if missing (``O_EXCL``: E_EXIST when it is there or
+#: being created), or never make it (E_NOEXIST when missing).
+Create = Literal["allow", "exclusive", "never"]
 #: A slave's id: it names the slave in its certificate, the master's records and log lines.
 SlaveId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
@@ -186,6 +198,26 @@ class SlaveInfo(Message):
     limit: int = 0
 
 
+class Rights(Message):
+    """Where a user may read and write: the roots of its permissions.
+
+    A path is readable at or below a ``read`` or ``write`` root, writable at or
+    below a ``write`` root; ``admin`` may do anything. The master checks every
+    request with these; a client may ask them ahead (the mount shows them as
+    permission bits).
+    """
+
+    read: list[str] = []
+    write: list[str] = []
+    admin: bool = False
+
+    def can_read(self, path: str) -> bool:
+        return self.admin or any(is_within(path, root) for root in (*self.read, *self.write))
+
+    def can_write(self, path: str) -> bool:
+        return self.admin or any(is_within(path, root) for root in self.write)
+
+
 class Problem(Message):
     """One thing ``fsck`` found: ``problem`` is missing, damaged, unreachable or
     under-replicated (``detail``: how many replicas count, of how many wanted)."""
@@ -200,7 +232,10 @@ class Problem(Message):
 
 
 class LoginReply(Reply, tag="login"):
+    """Welcome: the user's name and what it may read and write."""
+
     user: str
+    rights: Rights = msgspec.field(default_factory=Rights)
 
 
 class JoinReply(Reply, tag="join"):
@@ -344,6 +379,7 @@ class Login(Request, tag="login"):
     password: str
 
     replies = (LoginReply,)
+    long_running = True  # the password hash runs on a thread
 
 
 class Join(Request, tag="join"):
@@ -411,22 +447,50 @@ class Rm(Request, tag="rm"):
 
 
 class Move(Request, tag="move"):
+    """Rename. With ``replace``, as POSIX ``rename(2)``: an existing file at ``dst``
+    (or an empty directory, for a directory) is replaced in the same transaction."""
+
     src: str
     dst: str
+    replace: bool = False
 
     replies = (Done,)
 
 
 class Copy(Request, tag="copy"):
+    """Copy a file, slave-side. With ``replace`` the copy replaces a file at ``dst``
+    in the transaction that records it."""
+
     src: str
     dst: str
+    replace: bool = False
+
+    replies = (Done,)
+    long_running = True  # the slave copies the bytes meanwhile
+
+
+class SetTime(Request, tag="set-time"):
+    """Set an entry's modification time (seconds since the epoch), as ``utime`` does.
+
+    A file's next commit sets it again, to the commit's time.
+    """
+
+    path: str
+    mtime: float
 
     replies = (Done,)
 
 
 class Open(Request, tag="open"):
+    """Open for reading or (with a write bit in ``mode``) for writing a new version.
+
+    ``create`` applies to writing only; "exclusive" is decided by the master
+    alone, so two clients racing to create one path never both succeed.
+    """
+
     path: str
     mode: int = READ
+    create: Create = "allow"
 
     replies = (ReadGrant, WriteGrant)
 
@@ -442,6 +506,8 @@ class Close(Request, tag="close"):
     replies = (CloseReply,)
     # the lease belonged to the session that broke; a new session cannot close it
     survives_reconnect = False
+    # a HiRELIABLE close whose chain lost a slave waits for the copy that replaces it
+    long_running = True
 
 
 class Abort(Request, tag="abort"):
@@ -458,6 +524,7 @@ class Fsck(Request, tag="fsck"):
     path: str
 
     replies = (FsckReply,)
+    long_running = True  # slaves re-read what they hold
 
 
 class ReportBadReplica(Request, tag="bad-replica"):
@@ -510,6 +577,7 @@ class Shutdown(Request, tag="shutdown"):
     slave: str | None = None
 
     replies = (ShutdownReply,)
+    long_running = True  # the slaves are told first
 
 
 # --- a slave's reports ------------------------------------------------------------------
@@ -557,6 +625,7 @@ CLIENT_REQUESTS = Vocabulary(
     Rm,
     Move,
     Copy,
+    SetTime,
     Open,
     Close,
     Abort,

@@ -85,6 +85,10 @@ class Request(Message, tag_field="op"):
     #: Whether a client may send it again on a fresh connection after the old one
     #: broke before the reply came. Not for a request tied to the old session.
     survives_reconnect: ClassVar[bool] = True
+    #: Whether the peer may take long to answer (the master waiting on slaves, on a
+    #: password hash): it then sends :class:`Working` meanwhile, so that the asker's
+    #: timeout measures silence rather than the length of the work.
+    long_running: ClassVar[bool] = False
 
 
 class Reply(Message, tag_field="reply"):
@@ -93,6 +97,13 @@ class Reply(Message, tag_field="reply"):
 
 class Done(Reply, tag="ok"):
     """Success, with nothing more to say."""
+
+
+class Working(Reply, tag="working"):
+    """Not the reply yet: the request is being worked on, and its reply will follow.
+
+    Sent every second or so while a :attr:`Request.long_running` request waits.
+    """
 
 
 class Error(Reply, tag="error"):
@@ -236,11 +247,13 @@ _REPLIES: dict[type[Request], Vocabulary] = {}
 
 
 def replies_to(request_type: type[Request]) -> Vocabulary:
-    """What the peer may answer to ``request_type``: one of its ``replies``, or an Error."""
+    """What the peer may answer to ``request_type``: one of its ``replies``, or an Error
+    (and, before either, :class:`Working` for a long-running request)."""
     vocabulary = _REPLIES.get(request_type)
     if vocabulary is None:
+        meanwhile = (Working,) if request_type.long_running else ()
         vocabulary = _REPLIES[request_type] = Vocabulary(
-            f"the replies to {tag_of(request_type)!r}", *request_type.replies, Error
+            f"the replies to {tag_of(request_type)!r}", *request_type.replies, Error, *meanwhile
         )
     return vocabulary
 

@@ -55,6 +55,7 @@ from ..protocol.data import (
     Read,
     ReadReply,
     StopSlave,
+    Truncate,
     VerifyObjects,
     VerifyReply,
     Write,
@@ -675,6 +676,22 @@ class DataConnection:
         finally:
             if in_flight is not None:
                 await in_flight
+
+    @handles(Truncate)
+    async def _truncate(self, request: Truncate) -> None:
+        """Cut or zero-extend the version being written; a failure is the write's sticky error."""
+        if not self.in_write:
+            self.in_write = True  # so that commit reports this, not a reply out of turn
+            self.write_error = self.write_error or InvalidError("truncate without a write session")
+        if self.write is None or self.write_error is not None:
+            return
+        try:
+            self.server.check_space(max(0, request.length - self.write.size))
+            self.write.truncate(request.length)
+        except SectorError as exc:
+            self.write_error = exc
+        except OSError as exc:
+            self.write_error = disk_error(exc)
 
     def _write_chunk(self, position: int, view: memoryview) -> None:
         """Write (and hash) one received chunk; a disk error becomes the sticky error.

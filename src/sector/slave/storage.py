@@ -664,6 +664,18 @@ class WriteSession:
             return
         self.direct = on
 
+    def truncate(self, length: int) -> None:
+        """Cut the new version to ``length`` bytes, or extend it with zeros.
+
+        The running hash stays valid for the bytes still there in order; past
+        that (bytes cut that were hashed, or zeros never hashed), commit hashes
+        the file again.
+        """
+        os.ftruncate(self.fd, length)
+        if length < self.hashed:
+            self.in_order = False
+        self.size = length
+
     def read_at(self, offset: int, length: int) -> bytes:
         if self.direct:  # unaligned reads need the page cache
             self._set_direct(False)

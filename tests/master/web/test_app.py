@@ -316,7 +316,22 @@ def test_a_taken_http_port_stops_the_master_saying_so(
         master_conf.write_text(
             provision.set_values(master_conf.read_text(), "HTTP_PORT", [str(port)])
         )
-        cluster = LocalCluster(home=home, slaves=1, port=0)
+        cluster = LocalCluster(home=home, slaves=0, port=0)
         with pytest.raises(ClusterError) as refused:
             cluster.start()
     assert f"HTTP_PORT 127.0.0.1:{port}: Address already in use" in str(refused.value)
+
+
+def test_without_http_port_the_master_serves_no_dashboard(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    home = tmp_path_factory.mktemp("no-http-home")
+    layout = Layout(home)
+    write_conf(layout, port=0)
+    master_conf = layout.conf / "master.conf"
+    master_conf.write_text(provision.set_values(master_conf.read_text(), "HTTP_PORT", None))
+    with LocalCluster(home=home, slaves=0, port=0) as cluster:
+        assert cluster.master_address is not None
+        assert cluster.dashboard_url == ""
+        ready = (layout.master_home / "master.addr").read_text().split()
+        assert len(ready) == 3  # host port pid: no URL after them
