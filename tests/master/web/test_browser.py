@@ -225,10 +225,14 @@ def test_a_user_sees_no_slave_addresses_and_only_the_paths_they_may_read(
     expect(page.locator("main")).to_contain_text("Only administrators see the master's log")
 
 
-def test_a_wrong_password_is_refused(cluster: LocalCluster, page: playwright_api.Page) -> None:
+def test_a_wrong_password_is_refused(
+    cluster: LocalCluster, page: playwright_api.Page, tmp_path: Path
+) -> None:
     log_in(page, cluster.dashboard_url, USER, "not-" + PASSWORD)
     expect(page.locator("#problem")).to_have_text("Wrong user name or password.")
     expect(page.locator("#password")).to_have_value("")
+    expect(page.locator("#user")).to_have_value(USER)  # kept, to try again
+    shoot(page, tmp_path, "login-refused")
     page.goto(cluster.dashboard_url)
     expect(page).to_have_url(cluster.dashboard_url + "login?next=/")
 

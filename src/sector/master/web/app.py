@@ -238,7 +238,9 @@ class Dashboard:
     async def _login_form(self, request: web.Request) -> web.Response:
         return self._login_page(request, problem=None)
 
-    def _login_page(self, request: web.Request, problem: str | None) -> web.Response:
+    def _login_page(
+        self, request: web.Request, problem: str | None, user_name: str = ""
+    ) -> web.Response:
         token = request.cookies.get(auth.LOGIN_COOKIE) or auth.new_token()
         response = self._html(
             "login.html",
@@ -247,6 +249,7 @@ class Dashboard:
                 "login_token": token,
                 "next": _local_target(request.query.get("next")),
                 "problem": problem,
+                "user_name": user_name,
                 "version": __version__,
                 "master": self.master.bound_address(),
             },
@@ -269,7 +272,7 @@ class Dashboard:
             self.master.metrics.login(DASHBOARD, accepted=False)
             log.warning("dashboard login refused from %s: %s", address, exc)
             # one answer for a wrong name and a wrong password: do not say which names exist
-            return self._login_page(request, problem=_refusal(exc))
+            return self._login_page(request, _refusal(exc), _field(form, "user"))
         self.master.metrics.login(DASHBOARD, accepted=True)
         log.info("user %s logged in to the dashboard from %s", user.name, address)
         response = web.HTTPSeeOther(_local_target(_field(form, "next")))
