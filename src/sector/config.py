@@ -333,7 +333,8 @@ class MasterSettings:
     heartbeat_interval: float = 5.0
     token_ttl: float = 600.0
     lost_slave_retry_time: float = 600.0
-    client_timeout: float = 0.0
+    client_timeout: float = 600.0
+    inventory_interval: float = 600.0
     slave_min_disk_space: int = 64 * 1024 * 1024
     log: LogSettings = field(default_factory=LogSettings)
     allow_user_without_cert: bool = True
@@ -371,7 +372,8 @@ class MasterSettings:
             heartbeat_interval=conf.number("HEARTBEAT_INTERVAL", 5.0, minimum=0.05),
             token_ttl=conf.number("DATA_TOKEN_TTL", 600.0, minimum=0.1),
             lost_slave_retry_time=conf.number("LOST_SLAVE_RETRY_TIME", 600.0, minimum=0),
-            client_timeout=conf.number("CLIENT_TIMEOUT", 0.0, minimum=0),
+            client_timeout=conf.number("CLIENT_TIMEOUT", 600.0, minimum=0),
+            inventory_interval=conf.number("INVENTORY_INTERVAL", 600.0, minimum=0),
             slave_min_disk_space=conf.size("SLAVE_MIN_DISK_SPACE", 64 * MB),
             log=LogSettings.load(conf),
             allow_user_without_cert=conf.boolean("ALLOW_USER_WITHOUT_CERT", True),
@@ -587,13 +589,17 @@ class TopologyRule:
 
 
 def topology_location(address: str, rules: list[TopologyRule]) -> str:
-    """Where ``address`` sits by ``topology.conf``: the first rule whose range holds it,
-    else ``/`` (the whole cluster: no rule says more)."""
+    """Where ``address`` sits by ``topology.conf``: the narrowest range that holds it (so
+    ``10.0.0.0/8 /dc1`` can be refined by ``10.0.2.0/24 /dc1/rack2``), else ``/`` (the
+    whole cluster: no rule says more)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return "/"
-    return next((rule.location for rule in rules if ip in rule.network), "/")
+    holding = [r for r in rules if ip.version == r.network.version and ip in r.network]
+    if not holding:
+        return "/"
+    return max(holding, key=lambda r: r.network.prefixlen).location
 
 
 def read_topology(path: Path) -> list[TopologyRule]:

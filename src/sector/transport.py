@@ -32,6 +32,7 @@ __all__ = [
     "check_master",
     "client_tls_context",
     "close_quietly",
+    "dial",
     "read_body",
     "receive_reply",
     "recv_body",
@@ -141,6 +142,16 @@ class Channel:
             if filled == length:
                 return body
             body.extend(bytes(min(length - filled, len(body))))
+
+    async def receive_reply(self, session: DataSession) -> Reply:
+        """Drive ``session`` until the slave's reply is in (raw bytes after it stay unread)."""
+        while True:
+            part = bytearray(_wanted(session))
+            if await self.recv_exact_into(memoryview(part)) < len(part):
+                raise ConnectionError("connection closed by peer")
+            reply = session.receive(part)
+            if reply is not None:
+                return reply
 
 
 class TlsChannel(Channel):
@@ -252,13 +263,31 @@ async def sock_receive_reply(
     loop: asyncio.AbstractEventLoop, sock: socket.socket, session: DataSession
 ) -> Reply:
     """Drive ``session`` until the slave's reply is in (raw bytes after it stay unread)."""
-    while True:
-        part = bytearray(_wanted(session))
-        if await sock_recv_exact_into(loop, sock, memoryview(part)) < len(part):
-            raise ConnectionError("connection closed by peer")
-        reply = session.receive(part)
-        if reply is not None:
-            return reply
+    return await Channel(loop, sock).receive_reply(session)
+
+
+async def dial(
+    loop: asyncio.AbstractEventLoop,
+    address: tuple[str, int],
+    context: ssl.SSLContext | None,
+    timeout: float,
+) -> Channel:
+    """A connection to another slave's data port, as a client makes one: plain, or over
+    TLS with ``context`` (checked to chain to the master's certificate by the context;
+    the caller checks the peer is a slave). ``timeout`` bounds the connect and handshake."""
+    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
+        if context is None:
+            return Channel(loop, sock)
+        channel = TlsChannel(loop, sock, context, server_side=False)
+        await asyncio.wait_for(channel.handshake(), timeout)
+        return channel
+    except BaseException:
+        sock.close()
+        raise
 
 
 # --- blocking sockets -------------------------------------------------------------------

@@ -22,9 +22,9 @@ from sector.cluster import Layout, LocalCluster, write_conf
 from sector.protocol.data import Read
 from sector.protocol.framing import encode
 from sector.protocol.master import Open
-from sector.protocol.messages import READ, SECURE, TRUNC, WRITE, Error, replies_to
+from sector.protocol.messages import HIRELIABLE, READ, SECURE, TRUNC, WRITE, Error, replies_to
 from sector.transport import recv_body
-from tests.support import PASSWORD, USER, connect, slave_addresses
+from tests.support import PASSWORD, USER, connect, slave_addresses, wait_until
 
 MiB = 1024 * 1024
 
@@ -97,12 +97,13 @@ def test_only_a_slave_of_the_cluster_passes_for_one(
 
 @pytest.fixture
 def encrypting(tmp_path: Path) -> Iterator[LocalCluster]:
-    """A private cluster with DATA_ENCRYPTION TRUE."""
+    """A private cluster of two slaves with DATA_ENCRYPTION TRUE and two replicas a file."""
     layout = Layout(tmp_path / "home")
     write_conf(layout, port=0)
     conf = layout.conf / "master.conf"
-    conf.write_text(conf.read_text() + "DATA_ENCRYPTION\n\tTRUE\n")
-    cluster = LocalCluster(home=layout.home, slaves=1, port=0, heartbeat=0.2, slave_timeout=2.0)
+    text = conf.read_text().replace("REPLICA_NUM\n\t1", "REPLICA_NUM\n\t2")
+    conf.write_text(text + "DATA_ENCRYPTION\n\tTRUE\n")
+    cluster = LocalCluster(home=layout.home, slaves=2, port=0, heartbeat=0.2, slave_timeout=2.0)
     cluster.start()
     yield cluster
     cluster.stop()
@@ -125,6 +126,11 @@ def test_a_cluster_with_data_encryption_moves_file_bytes_over_tls_only(
             )
         with client.open("/f", READ) as handle:
             assert handle.read() == b"only ever encrypted"
+        # the second replica is copied slave to slave, over TLS too
+        wait_until(lambda: len(client.stat("/f").slaves) == 2, what="the second replica")
+        with client.open("/chained", WRITE | HIRELIABLE) as handle:  # a chain of slaves
+            handle.write(b"both at once")
+        assert len(client.stat("/chained").slaves) == 2
         client.rm("/f")  # the master's orders still reach the slave (plain, signed)
         assert not client.exists("/f")
 

@@ -134,7 +134,7 @@ class SectorFile(io.BufferedIOBase):
                         "the master answered a write open with a read grant"
                     )
                 self._connect(grant.slave)
-                self._send(self._data.begin_write(grant.token))
+                self._send(self._data.begin_write(grant.token, grant.chain))
                 if opened.bits & APPEND:
                     self.position = self.size
         except BaseException:
@@ -585,7 +585,7 @@ class SectorFile(io.BufferedIOBase):
         from .session import Stat
 
         assert isinstance(self.grant, WriteGrant)
-        done = self.client.call(Close(self.grant.lease, reply.receipt))
+        done = self.client.call(Close(self.grant.lease, reply.receipt, reply.more))
         self.committed = Stat.from_entry(done.entry)
 
     def abort(self) -> None:

@@ -388,11 +388,17 @@ class Client:
         """The master's view: ``{"master": totals, "slaves": [one dict per slave],
         "capacity": the live slaves' storage, each file system counted once}``.
 
+        ``master["health"]`` says how safe the files are: ``under_replicated``
+        and ``lost`` files, replicas ``copying`` and ``queued``, slaves
+        ``draining``, and ``safe_mode`` (why nothing is deleted, if so).
+
         Raises SectorConnectionError when the master cannot be reached.
         """
         reply = self.call(wire.Sysinfo())
+        master = msgspec.structs.asdict(reply.master)
+        master["health"] = msgspec.structs.asdict(reply.master.health)
         return {
-            "master": msgspec.structs.asdict(reply.master),
+            "master": master,
             "slaves": [msgspec.structs.asdict(slave) for slave in reply.slaves],
             "capacity": msgspec.structs.asdict(reply.capacity),
         }
@@ -666,6 +672,43 @@ class Client:
             "replicas": reply.replicas,
             "problems": [msgspec.structs.asdict(problem) for problem in reply.problems],
         }
+
+    def set_replication(self, path: str, number: int, *, hireliable: bool | None = None) -> int:
+        """Keep ``number`` replicas of ``path`` and everything under it; the file count.
+
+        The setting stays on the path (it follows renames) and wins over
+        replica.conf's rules for it; ``number`` 0 removes the path's own count.
+        ``hireliable`` True makes writes there return only once every replica
+        holds the new version (as the HiRELIABLE open mode does), False turns
+        that off, None leaves the path without a setting of its own. More
+        replicas than live slaves is not an error: the file is kept at as many
+        as there are, and counted under-replicated. Raises PermissionError
+        without write permission, FileNotFoundError.
+        """
+        return self.call(wire.Replicate(_normal(path), number, hireliable)).files
+
+    def decommission(self, slave: str, *, cancel: bool = False) -> dict[str, Any]:
+        """Drain a slave (by id or ``host:port``): copy all it holds elsewhere, after which
+        its replicas no longer count; ``cancel`` stops that. Administrators only.
+
+        Returns ``{"slave": id, "files": files it holds}``; ``sysinfo`` shows it
+        ``draining`` until every one has its replicas elsewhere, then ``drained``.
+        Raises PermissionError (E_PERMISSION) for other users, FileNotFoundError
+        for an unknown slave.
+        """
+        reply = self.call(wire.Decommission(slave, cancel))
+        return {"slave": reply.slave, "files": reply.files}
+
+    def adopt(self, *, discard: bool = False) -> dict[str, Any]:
+        """Take the master out of safe mode. Administrators only.
+
+        By default what the slaves hold and the namespace does not know is added
+        to it at the paths the slaves recorded (``/lost+found`` when none is
+        known or it is taken); with ``discard`` it is given up and deleted.
+        Returns ``{"files", "lost_found", "cluster"}``. Raises InvalidError when
+        the master is not in safe mode.
+        """
+        return msgspec.structs.asdict(self.call(wire.Adopt(discard)))
 
     def shutdown(self, slave: str | None = None) -> list[str]:
         """Stop one slave (by id or ``host:port``), or the whole cluster; admin only.

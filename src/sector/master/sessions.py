@@ -53,6 +53,9 @@ class Session:
     #: Set by ``logout`` and ``shutdown``: what to do once the reply is on its way.
     logged_out: bool = False
     stop_master: bool = False
+    #: When it last sent a request (the master's monotonic clock): its write leases
+    #: expire CLIENT_TIMEOUT after this unless their slaves report bytes arriving.
+    last_active: float = 0.0
 
 
 #: Threads checking passwords: half the cores, so logins never take all of them.

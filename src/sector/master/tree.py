@@ -35,6 +35,7 @@ from .links import Links
 from .namespace import Namespace, Removal
 from .placement import Placement
 from .quotas import Quotas
+from .replication import Replication
 from .sessions import Session
 from .store import Row, Store
 
@@ -61,9 +62,10 @@ class Tree:
         leases: Leases,
         placement: Placement,
         links: Links,
+        replication: Replication,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
-        self.placement, self.links = placement, links
+        self.placement, self.links, self.replication = placement, links, replication
         self.quotas = Quotas(store)
 
     @handles(Stat)
@@ -159,8 +161,11 @@ class Tree:
         link = self.links.to(holders[0])
         oid = self.store.allocate_id()
         self.leases.reserve_path(dst)
+        self.leases.hold(oid, 1)  # no inventory may take the new object for garbage
         try:
-            reply = await link.call(CopyObject(ObjectId(row.id, row.version), ObjectId(oid, 1)))
+            reply = await link.call(
+                CopyObject(ObjectId(row.id, row.version), ObjectId(oid, 1), path=dst)
+            )
             if isinstance(reply, Error):
                 raise reply.exception(src)
             # the slave took its time: look at dst again, it may have changed meanwhile
@@ -178,5 +183,7 @@ class Tree:
             raise
         finally:
             self.leases.free_path(dst)
+            self.leases.unhold(oid, 1)
         self._delete_copies(replaced)
+        self.replication.changed(oid)
         return Done()

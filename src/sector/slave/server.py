@@ -11,7 +11,6 @@ and learns of any failure from the reply to ``commit``.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import logging
 import mmap
@@ -20,7 +19,7 @@ import resource
 import socket
 import ssl
 from collections.abc import Callable
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from .. import __version__, certs
 from ..clock import SYSTEM, Clock
@@ -28,7 +27,6 @@ from ..config import JOIN_TOKEN_FILE, SlaveSettings
 from ..errors import (
     E_SECURITY,
     E_SUPPORT,
-    E_UNKNOWN,
     InvalidError,
     NoDiskError,
     SectorBusyError,
@@ -42,15 +40,18 @@ from ..protocol.data import (
     SLAVE_REQUESTS,
     AbortWrite,
     AdminRequest,
+    ChainLink,
     Commit,
     CommitReply,
     CopyObject,
     CopyReply,
     DeleteObjects,
     DeleteReply,
+    FetchObject,
     LeaseEnd,
     ObjectId,
     ObjectInfo,
+    ObjectPath,
     Put,
     Read,
     ReadReply,
@@ -63,6 +64,7 @@ from ..protocol.data import (
 from ..protocol.framing import ProtocolError, encode
 from ..protocol.master import (
     Heartbeat,
+    Inventory,
     Join,
     JoinReply,
     Quarantined,
@@ -80,6 +82,7 @@ from ..protocol.messages import (
     handler_table,
     handles,
     replies_to,
+    tag_of,
 )
 from ..protocol.tokens import AdminClaims, Claims, ReadClaims, Receipt, WriteClaims
 from ..transport import (
@@ -89,14 +92,24 @@ from ..transport import (
     certificate_der,
     check_master,
     client_tls_context,
+    dial,
     read_body,
     server_tls_context,
     sock_peek,
     write_message,
 )
+from . import copies
+from .chain import Downstream
 from .scrub import Scrub
 from .spent import Spent
-from .storage import DamagedObject, Storage, StoredObject, WriteSession
+from .storage import (
+    CLUSTER_FILE,
+    DamagedObject,
+    Storage,
+    StoredObject,
+    WriteSession,
+    disk_error,
+)
 
 log = logging.getLogger("sector.slave")
 
@@ -130,6 +143,10 @@ class JoinRefused(Exception):
     """This slave cannot become a member (no join token, or the master refused it)."""
 
 
+class Refused(Exception):
+    """The master will not have us, or we will not have it; the message says why."""
+
+
 class SlaveServer:
     def __init__(self, settings: SlaveSettings, clock: Clock = SYSTEM):
         self.settings = settings
@@ -160,6 +177,9 @@ class SlaveServer:
         self._tls: tuple[float, ssl.SSLContext] | None = None  # (certificate mtime, context)
         #: the process's exit status once stopped: 1 after a refused join
         self.exit_code = 0
+        #: Lease -> when its write last received bytes (see _writes).
+        self.writing: dict[int, float] = {}
+        self._last_report = clock.monotonic()
 
     @property
     def slave_id(self) -> str:
@@ -257,8 +277,11 @@ class SlaveServer:
 
         A slave without a membership certificate from this master joins first
         (:meth:`_join`); a refused join is final: the slave stops, saying why.
+        A master that refuses the registration (or that we refuse: another
+        cluster's) is tried again every two seconds - it may be put right.
         """
         delay = 0.1
+        refused = ""
         while True:
             writer = None
             try:
@@ -268,19 +291,12 @@ class SlaveServer:
                     self.settings.cert, self.settings.own_cert, self.settings.own_key
                 )
                 reader, writer = await self._dial_master(context)
-                interval = await self._register(reader, writer)
+                welcome = await self._register(reader, writer)
                 self.registered.set()
                 self._mark_registered(True)
                 log.info("registered with master %s:%d", *self.settings.master)
-                delay = 0.1
-                while True:
-                    await self._report_quarantined(reader, writer)
-                    self._report_now.clear()
-                    try:  # the heartbeat's time, or sooner when there is trouble to tell
-                        await asyncio.wait_for(self._report_now.wait(), interval)
-                    except asyncio.TimeoutError:
-                        pass
-                    await self._tell_master(reader, writer, Heartbeat(self._usage()))
+                delay, refused = 0.1, ""
+                await self._report(reader, writer, welcome)
             except asyncio.CancelledError:
                 raise
             except JoinRefused as exc:
@@ -288,6 +304,11 @@ class SlaveServer:
                 self.exit_code = 1
                 self.stop()
                 return
+            except Refused as exc:  # said once, then retried quietly: the master may change
+                if str(exc) != refused:
+                    log.error("master %s:%d refused us: %s", *self.settings.master, exc)
+                    refused = str(exc)
+                await asyncio.sleep(2.0)
             except Exception as exc:  # any failure means: reconnect later
                 if self.registered.is_set():
                     log.warning("lost the master (%s); reconnecting", exc)
@@ -298,6 +319,46 @@ class SlaveServer:
             finally:
                 if writer is not None:
                     writer.close()
+
+    async def _report(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, welcome: RegisterReply
+    ) -> None:
+        """Heartbeats, and now and then the whole inventory, until the connection breaks."""
+        loop = asyncio.get_running_loop()
+        every = welcome.inventory
+        next_inventory = loop.time() + every if every else None
+        while True:
+            await self._report_quarantined(reader, writer)
+            self._report_now.clear()
+            try:  # the heartbeat's time, or sooner when there is trouble to tell
+                await asyncio.wait_for(self._report_now.wait(), welcome.heartbeat)
+            except asyncio.TimeoutError:
+                pass
+            await self._ask(reader, writer, Heartbeat(self._usage(), self._writes()))
+            if next_inventory is not None and loop.time() >= next_inventory:
+                objects = [ObjectInfo(*item) for item in self.storage.inventory()]
+                reply = await self._ask(reader, writer, Inventory(objects))
+                self._apply(reply.delete, reply.renamed)
+                next_inventory = loop.time() + every
+
+    async def _ask(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, report: Request
+    ) -> Any:
+        """Send one report on the master link; its answer (a refusal ends the link)."""
+        await write_message(writer, report)
+        body = await asyncio.wait_for(read_body(reader), 60)
+        if body is None:
+            raise ConnectionError("master closed the connection")
+        reply = replies_to(type(report)).decode(body)
+        if isinstance(reply, Error):
+            raise ConnectionError(f"master refused a {tag_of(type(report))}: {reply.msg}")
+        return reply
+
+    def _apply(self, stale: list[ObjectId], renamed: list[ObjectPath]) -> None:
+        for obj in stale:
+            self.storage.delete(obj.oid, obj.version)
+        for moved in renamed:
+            self.storage.note_path(moved.oid, moved.version, moved.path)
 
     async def _dial_master(
         self, context: ssl.SSLContext
@@ -348,12 +409,20 @@ class SlaveServer:
         temp.replace(self.settings.own_cert)
         log.info("joined the cluster: certificate %s", self.settings.own_cert)
 
-    async def _register(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
-        """Introduce ourselves with everything we hold; the heartbeat interval granted."""
+    async def _register(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> RegisterReply:
+        """Introduce ourselves with everything we hold; the master's welcome.
+
+        A master of another cluster is refused (:class:`Refused`) before any of
+        its orders is carried out: it may not know our files, and would have
+        them deleted.
+        """
         advertised = self.address[0]
         if advertised in ("0.0.0.0", "::", ""):
             advertised = writer.get_extra_info("sockname")[0]
         objects = [ObjectInfo(*item) for item in self.storage.inventory()]
+        ours = self.storage.cluster_id
         greeting = Register(
             PROTOCOL_VERSION,
             self.slave_id,
@@ -362,6 +431,7 @@ class SlaveServer:
             self._usage(),
             objects,
             __version__,
+            ours,
         )
         await write_message(writer, greeting)
         body = await asyncio.wait_for(read_body(reader), 60)
@@ -369,26 +439,19 @@ class SlaveServer:
             raise ConnectionError("master closed the connection during registration")
         reply = replies_to(Register).decode(body)
         if isinstance(reply, Error):
-            log.error("master refused registration: %s", reply.msg)
-            raise ConnectionError("registration refused")
+            raise Refused(reply.msg)
         assert isinstance(reply, RegisterReply)
+        if ours and reply.cluster != ours:
+            raise Refused(
+                f"it serves cluster {reply.cluster or '(none)'} and this slave belongs to "
+                f"cluster {ours} ({self.settings.data_dir / CLUSTER_FILE})"
+            )
+        if not ours and reply.cluster:
+            self.storage.join_cluster(reply.cluster)
         self.key = reply.key
         self.encrypted_only = reply.data_encryption
-        for stale in reply.delete:
-            self.storage.delete(stale.oid, stale.version)
-        return reply.heartbeat
-
-    async def _tell_master(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, report: Request
-    ) -> None:
-        """Send one report on the master link and check its answer."""
-        await write_message(writer, report)
-        body = await asyncio.wait_for(read_body(reader), 30)
-        if body is None:
-            raise ConnectionError("master closed the connection")
-        reply = replies_to(type(report)).decode(body)
-        if isinstance(reply, Error):
-            raise ConnectionError(f"master refused a {type(report).__name__}: {reply.msg}")
+        self._apply(reply.delete, reply.renamed)
+        return reply
 
     async def _report_quarantined(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -396,8 +459,25 @@ class SlaveServer:
         """Tell the master which replicas were quarantined; kept for next time if that fails."""
         pending = self.storage.quarantined[:]
         if pending:
-            await self._tell_master(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
+            await self._ask(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
             del self.storage.quarantined[: len(pending)]
+
+    async def dial_slave(self, address: tuple[str, int], timeout: float) -> Channel:
+        """A data connection to another slave (a replica copy, a HiRELIABLE chain): over
+        TLS, showing our membership certificate and checking theirs, when the cluster
+        encrypts its data connections (DATA_ENCRYPTION); plain TCP otherwise."""
+        context = None
+        if self.encrypted_only:
+            context = client_tls_context(
+                self.settings.cert, self.settings.own_cert, self.settings.own_key
+            )
+        channel = await dial(asyncio.get_running_loop(), address, context, timeout)
+        if isinstance(channel, TlsChannel):
+            identity = certs.identity(channel.peer_certificate())
+            if identity is None or identity.role != certs.ROLE_SLAVE:
+                channel.sock.close()
+                raise SecurityError(f"{address[0]}:{address[1]} is not a slave of this cluster")
+        return channel
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The context of TLS data connections: this slave's membership certificate as
@@ -412,12 +492,24 @@ class SlaveServer:
             self._tls = (stamp, context)
         return self._tls[1]
 
+    def wrote(self, lease: int) -> None:
+        """Bytes arrived for the write under ``lease``: the master hears it is alive."""
+        self.writing[lease] = self.clock.monotonic()
+
+    def _writes(self) -> list[int]:
+        """Leases whose writes received bytes since the last heartbeat (the master keeps
+        their leases from expiring while their clients talk only to us)."""
+        since = self._last_report
+        self._last_report = self.clock.monotonic()
+        return [lease for lease, when in self.writing.items() if when >= since]
+
     def _usage(self) -> Usage:
         return Usage(
             **self.storage.usage(),
             received=self.received,
             sent=self.sent,
             load=os.getloadavg()[0],
+            limit=self.settings.max_data_size,
             trouble=self.trouble,
         )
 
@@ -492,6 +584,9 @@ class DataConnection:
         self.write_error: SectorError | None = None
         self.write_limit = -1  # bytes the new version may reach (the writer's quota)
         self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
+        self.write_path = ""
+        #: The next slave of a HiRELIABLE write's chain (see chain.py).
+        self.downstream: Downstream | None = None
         self._buffer: mmap.mmap | None = None  # made by the first put
         self.spare: mmap.mmap | None = None
         # the watchdog (see serve): what the connection is doing, and since when
@@ -698,7 +793,7 @@ class DataConnection:
         except FileNotFoundError as exc:
             raise SectorNotFoundError(str(exc)) from None
         except OSError as exc:
-            raise _disk_error(exc) from None
+            raise disk_error(exc) from None
 
     @handles(Write)
     async def _begin_write(self, request: Write) -> None:
@@ -717,10 +812,22 @@ class DataConnection:
             # Starting empty is one open(): cheaper than a hop to a thread and back;
             # copying (and checking) a base version is not.
             self.write = await self._on_disk(begin) if claims.base else begin()
+            self.write_path = claims.path
+            self.server.wrote(claims.lease)
         except SectorError as exc:
             self.write_error = exc
         except OSError as exc:
-            self.write_error = _disk_error(exc)
+            self.write_error = disk_error(exc)
+        if request.chain and self.write_error is None:
+            await self._start_chain(request.chain)
+
+    async def _start_chain(self, chain: list[ChainLink]) -> None:
+        """HiRELIABLE: stream this write on to the next slave (with the base copied here)."""
+        assert self.write is not None
+        self.downstream = Downstream(chain[0], chain[1:], self.server.dial_slave)
+        await self.downstream.open()
+        if self.write.size:
+            await self.downstream.put_file(self.write.temp, self.write.size)
 
     @handles(Put)
     async def _put(self, request: Put) -> None:
@@ -736,6 +843,8 @@ class DataConnection:
                 self._check_limit(offset + remaining)
             except SectorError as exc:
                 self.write_error = exc
+        if self.write is not None:
+            self.server.wrote(self.write.lease)
         position = offset
         in_flight: asyncio.Future | None = None
         spare = False  # which buffer to fill: never the one a thread is writing from
@@ -750,14 +859,21 @@ class DataConnection:
                     await in_flight
                     in_flight = None
                 if self.write is not None and self.write_error is None:
+                    chunk = view[:filled]
+                    down = self.downstream
                     if filled >= THREADED_WRITE:
-                        # the disk write runs on a thread while the next buffer fills
+                        # the disk write runs on a thread while the next buffer fills,
+                        # and a HiRELIABLE chain's next slave gets the chunk meanwhile
                         in_flight = self.loop.run_in_executor(
-                            None, self._write_chunk, position, view[:filled]
+                            None, self._write_chunk, position, chunk
                         )
+                        if down is not None and down.alive:
+                            in_flight = asyncio.gather(in_flight, down.put(position, chunk))
                         spare = not spare
                     else:
-                        self._write_chunk(position, view[:filled])
+                        self._write_chunk(position, chunk)
+                        if down is not None and down.alive:
+                            await down.put(position, chunk)
                 position += filled
                 remaining -= filled
                 self.server.received += filled
@@ -790,7 +906,7 @@ class DataConnection:
         except SectorError as exc:
             self.write_error = exc
         except OSError as exc:
-            self.write_error = _disk_error(exc)
+            self.write_error = disk_error(exc)
 
     def _write_chunk(self, position: int, view: memoryview) -> None:
         """Write (and hash) one received chunk; a disk error becomes the sticky error.
@@ -801,7 +917,7 @@ class DataConnection:
         try:
             self.write.write_at(position, view, aligned=True)
         except OSError as exc:
-            self.write_error = _disk_error(exc)
+            self.write_error = disk_error(exc)
 
     def _spare_buffer(self) -> memoryview:
         """The second receive buffer, made on first use (only large puts need it)."""
@@ -811,32 +927,47 @@ class DataConnection:
 
     @handles(Commit)
     async def _commit(self, request: Commit) -> Reply:
-        error, write = self.write_error, self.write
-        self.write = None
+        error, write, down = self.write_error, self.write, self.downstream
+        self.write = self.downstream = None
         self._end_write()
+        if write is not None:
+            self.server.writing.pop(write.lease, None)
         if error is None and write is None:
             error = InvalidError("commit without a write session")
         if error is not None:
             if write is not None:
                 write.discard()
+            if down is not None:
+                down.close()
             raise error
         assert write is not None
+        # the chain's slaves commit (and fsync) while we do
+        chained = asyncio.ensure_future(down.commit()) if down is not None else None
         try:
             size, checksum = await self.loop.run_in_executor(None, write.commit)
         except OSError as exc:
             write.discard()
-            raise _disk_error(exc) from None
+            if chained is not None:
+                chained.cancel()
+                down.close()  # type: ignore[union-attr]
+            raise disk_error(exc) from None
+        self.storage.note_path(write.oid, write.version, self.write_path)
         receipt = Receipt(
             write.oid, write.version, size, checksum, self.server.slave_id, write.lease
         )
-        return CommitReply(self.server.sign_receipt(receipt), size, checksum)
+        more = await chained if chained is not None else []
+        return CommitReply(self.server.sign_receipt(receipt), size, checksum, more)
 
     @handles(AbortWrite)
     async def _abort(self, request: AbortWrite) -> None:
         self._end_write()
 
     def _end_write(self) -> None:
+        if self.downstream is not None:  # the next slave drops its part when we hang up
+            self.downstream.close()
+            self.downstream = None
         if self.write is not None:
+            self.server.writing.pop(self.write.lease, None)
             self.write.discard()
             self.write = None
         self.write_error = None
@@ -857,7 +988,12 @@ class DataConnection:
         size, digest = await self._on_disk(
             self.storage.copy, (src.oid, src.version), (dst.oid, dst.version)
         )
+        self.storage.note_path(dst.oid, dst.version, request.path)
         return CopyReply(size, digest)
+
+    @handles(FetchObject)
+    async def _fetch(self, request: FetchObject) -> Reply:
+        return await copies.fetch(self.server, request)
 
     @handles(VerifyObjects)
     async def _verify(self, request: VerifyObjects) -> Reply:
@@ -877,15 +1013,6 @@ class DataConnection:
         log.info("shutdown requested by the master")
         self.server.stop()
         return Done()
-
-
-def _disk_error(exc: OSError) -> SectorError:
-    """What a failed disk operation means to the peer."""
-    if isinstance(exc, FileNotFoundError):
-        return SectorNotFoundError(str(exc))
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return NoDiskError("slave disk is full")
-    return SectorError(f"slave storage error: {exc}", code=E_UNKNOWN)
 
 
 __all__ = ["SlaveServer"]
