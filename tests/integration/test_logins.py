@@ -80,7 +80,7 @@ def test_200_wrong_passwords_are_logged_and_slowed_and_the_real_user_elsewhere_i
     checked, refused = codes.count(E_PASSWORD), codes.count(E_SECURITY)
     assert checked + refused == ATTACKS
     assert checked <= FREE + 6, "only the first few guesses are ever checked"
-    assert real_login < 1.0, f"the real user waited {real_login:.2f} s"
+    assert real_login < 1.5, f"the real user waited {real_login:.2f} s"
     rate = checked / attack
     assert rate < 5, f"{rate:.1f} guesses/s checked"
     log = open_cluster.layout.master_home / "master.log"
