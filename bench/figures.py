@@ -33,8 +33,52 @@ def _phase_median(runs: list[dict[str, float]], phase: str) -> float:
     return median(r[phase] for r in runs)
 
 
+#: Upload time with 2 replicas (background copies) / with 1, measured in the same run.
+REPLICAS_FACTOR = 1.1
+#: Upload time with 2 replicas written HiRELIABLE (the close waits) / with 1.
+HIRELIABLE_FACTOR = 1.5
+#: Repair rate against the disk's own cp + fsync rate, and readers' throughput during it.
+REPAIR_FACTOR = 0.5
+
+
+def replication_figures(results: Results, m: dict, size: int) -> None:
+    repl = m.get("replication")
+    if not repl:
+        return
+    add = results.add
+    group = f"Replication ({size // (1024 * 1024)} MiB file, 3 slaves)"
+    one, one_all = _rates(size, repl["upload_1_s"])
+    two, two_all = _rates(size, repl["upload_2_s"])
+    sure, sure_all = _rates(size, repl["upload_hi_s"])
+    add(Figure(group, "upload, 2 replicas MB/s", two, "MB/s", "upload, 1 replica, same run", one,
+               target=f"time <= {REPLICAS_FACTOR}x 1 replica",
+               target_ok=two * REPLICAS_FACTOR >= one, samples=two_all))
+    add(Figure(group, "upload, 2 replicas HiRELIABLE MB/s", sure, "MB/s",
+               "upload, 1 replica, same run", one,
+               target=f"time <= {HIRELIABLE_FACTOR}x 1 replica",
+               target_ok=sure * HIRELIABLE_FACTOR >= one, samples=sure_all))
+    peer = m.get("moosefs") or {}
+    if peer.get("write_goal2_s"):
+        mfs, _ = _rates(size, peer["write_goal2_s"])
+        for name, value in (("upload, 2 replicas MB/s", two),
+                            ("upload, 2 replicas HiRELIABLE MB/s", sure)):
+            add(Figure(group, name, value, "MB/s", "MooseFS goal 2 write (cp in + fsync)", mfs))
+    cp, _ = _rates(size, repl["cp_s"])
+    repair = repl["repair_bytes"] / repl["repair_s"] / MB
+    add(Figure(group, "re-replication of a dead slave MB/s", repair, "MB/s",
+               "cp + fsync, same run", cp, target=f">= {REPAIR_FACTOR}x cp + fsync",
+               target_ok=repair >= REPAIR_FACTOR * cp,
+               note=f"{repl['repair_bytes'] / MB:.0f} MB in {repl['repair_s']:.1f} s, "
+                    "from the kill to every file at 2 live replicas"))
+    add(Figure(group, "reads during re-replication MB/s", repl["read_during_mb_s"], "MB/s",
+               "reads just before, same run", repl["read_before_mb_s"],
+               target=f">= {REPAIR_FACTOR}x before",
+               target_ok=repl["read_during_mb_s"] >= REPAIR_FACTOR * repl["read_before_mb_s"]))
+
+
 def build(results: Results, m: dict, size: int) -> None:
     add = results.add
+    replication_figures(results, m, size)
     gb = size / 1e9
     raw = m.get("raw_tcp")
     large = m.get("large")
@@ -81,6 +125,8 @@ def build(results: Results, m: dict, size: int) -> None:
                 add(Figure("CPU seconds per GB", f"{direction}: all Sector processes", total,
                            "s/GB", "MooseFS master+chunkserver+mount", mfs,
                            higher_is_better=False))
+        if large.get("secure_upload_s"):
+            _encryption_figures(results, large, size)
         if "parallel_s" in large:
             streams = results.context.get("streams", 4)
             single, _ = _rates(size, large["single_stream_s"])
@@ -227,6 +273,23 @@ def _integrity_figures(results: Results, m: dict, size: int, large: dict | None)
         add(Figure("Two replicas", "download from both at once (+fsync) MB/s", dual, "MB/s",
                    "one stream, same file, same run", single, samples=samples,
                    note="the client keeps one stream unless asked (streams=2)"))
+
+
+def _encryption_figures(results: Results, large: dict, size: int) -> None:
+    """SF_MODE.SECURE (TLS data connections) beside the plain, zero-copy ones of the
+    same run: rate, and the CPU all Sector processes spend per GB."""
+    add = results.add
+    gb = size / 1e9
+    group = "Encrypted data connections (SECURE: TLS)"
+    for direction, name in (("upload", "upload"), ("download", "download (+fsync)")):
+        plain, _ = _rates(size, large[f"{direction}_s"])
+        tls, samples = _rates(size, large[f"secure_{direction}_s"])
+        add(Figure(group, f"{name} MB/s", tls, "MB/s", f"plain {name}, same run", plain,
+                   samples=samples))
+        cpu = median(sum(u.values()) for u in large["cpu"][f"secure_{direction}"]) / gb
+        plain_cpu = median(sum(u.values()) for u in large["cpu"][direction]) / gb
+        add(Figure(group, f"{direction}: all Sector processes, CPU s/GB", cpu, "s/GB",
+                   f"plain {direction}, same run", plain_cpu, higher_is_better=False))
 
 
 def _data_figures(results: Results, data: dict) -> None:

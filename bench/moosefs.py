@@ -6,7 +6,9 @@ master), so the traffic is kept on loopback the way that script does it: the
 chunkserver dials MASTER_HOST=0.0.0.0 while bound to 127.0.0.1 (Linux routes
 0.0.0.0 to the local host), and the master remaps the chunkserver's 127.0.0.1
 to 0.0.0.0 (REMAP_BITS=32) so the client dials 0.0.0.0:port -> 127.0.0.1:port.
-Goal 1 (one copy), trash time 0, default mount options (fsync before close).
+Goal 1 (one copy), trash time 0, default mount options (fsync before close);
+:meth:`MooseFS.add_chunkserver` and :meth:`MooseFS.set_goal` make a second copy
+possible, for the replication figures (goal 2 beside Sector's 2 replicas).
 Everything started here is stopped by PID and unmounted in :meth:`stop`.
 """
 
@@ -89,6 +91,7 @@ class MooseFS:
         self.root = root
         self.mount = root / "mnt"
         self.procs: dict[str, subprocess.Popen] = {}
+        self.chunkservers = 0
         self.ports = {name: _free_port() for name in ("ml", "cs", "cl", "csserv")}
 
     @property
@@ -148,25 +151,12 @@ class MooseFS:
             "REMAP_BITS = 32\nREMAP_SOURCE_IP_CLASS = 127.0.0.1\n"
             "REMAP_DESTINATION_IP_CLASS = 0.0.0.0\n"
         )
-        (root / "cs.hdd.cfg").write_text(f"{root / 'cs' / 'hdd'}\n")
-        (root / "cs.cfg").write_text(
-            f"DATA_PATH = {root / 'cs'}\nHDD_CONF_FILENAME = {root / 'cs.hdd.cfg'}\n"
-            f"BIND_HOST = 127.0.0.1\nMASTER_HOST = 0.0.0.0\nMASTER_PORT = {ports['cs']}\n"
-            f"CSSERV_LISTEN_HOST = 127.0.0.1\nCSSERV_LISTEN_PORT = {ports['csserv']}\n"
-        )
         (root / "mfsmount.cfg").write_text("")
-        subprocess.run(["chown", "-R", "mfs:mfs", str(root / "master"), str(root / "cs")],
-                       check=True)
+        subprocess.run(["chown", "-R", "mfs:mfs", str(root / "master")], check=True)
         self._spawn("mfsmaster", ["mfsmaster", "-f", "-c", str(root / "mfsmaster.cfg")])
         self._wait("mfsmaster did not listen", lambda: _listening(ports["cl"]), 30,
                    "mfsmaster.log")
-        self._spawn("mfschunkserver", ["mfschunkserver", "-f", "-c", str(root / "cs.cfg")])
-        self._wait(
-            "the chunkserver did not register",
-            lambda: b"register end" in (root / "mfsmaster.log").read_bytes(),
-            30,
-            "mfsmaster.log",
-        )
+        self.add_chunkserver()
         self._spawn("mfsmount", ["mfsmount", "-f", str(self.mount), "-H", "127.0.0.1", "-P",
                                  str(ports["cl"]), "-o", f"mfscfgfile={root / 'mfsmount.cfg'}"])
         self._wait("mfsmount did not mount", lambda: os.path.ismount(self.mount), 15,
@@ -182,13 +172,44 @@ class MooseFS:
             os.fsync(out.fileno())
         warm.unlink()
 
+    def add_chunkserver(self) -> None:
+        """Start one more chunkserver (its own data, port and log), and wait for it."""
+        root, number = self.root, self.chunkservers + 1
+        name = "cs" if number == 1 else f"cs{number}"
+        data = root / name
+        (data / "hdd").mkdir(parents=True)
+        port = self.ports["csserv"] if number == 1 else _free_port()
+        (root / f"{name}.hdd.cfg").write_text(f"{data / 'hdd'}\n")
+        (root / f"{name}.cfg").write_text(
+            f"DATA_PATH = {data}\nHDD_CONF_FILENAME = {root / f'{name}.hdd.cfg'}\n"
+            f"BIND_HOST = 127.0.0.1\nMASTER_HOST = 0.0.0.0\n"
+            f"MASTER_PORT = {self.ports['cs']}\n"
+            f"CSSERV_LISTEN_HOST = 127.0.0.1\nCSSERV_LISTEN_PORT = {port}\n"
+        )
+        subprocess.run(["chown", "-R", "mfs:mfs", str(data)], check=True)
+        process = "mfschunkserver" if number == 1 else f"mfschunkserver{number}"
+        self._spawn(process, ["mfschunkserver", "-f", "-c", str(root / f"{name}.cfg")])
+        self._wait(
+            f"chunkserver {number} did not register",
+            lambda: (root / "mfsmaster.log").read_bytes().count(b"register end") >= number,
+            30,
+            "mfsmaster.log",
+        )
+        self.chunkservers = number
+
+    def set_goal(self, folder: Path, goal: int) -> None:
+        """Keep ``goal`` copies of every chunk under ``folder`` (MooseFS's REPLICA_NUM)."""
+        subprocess.run(["mfssetgoal", "-r", str(goal), str(folder)], capture_output=True,
+                       check=True)
+
     def stop(self) -> None:
         if os.path.ismount(self.mount):
             for command in (["umount", str(self.mount)], ["fusermount3", "-u", str(self.mount)],
                             ["umount", "-l", str(self.mount)]):
                 if subprocess.run(command, capture_output=True, check=False).returncode == 0:
                     break
-        for name in ("mfsmount", "mfschunkserver", "mfsmaster"):
+        chunkservers = sorted(n for n in self.procs if n.startswith("mfschunkserver"))
+        for name in ("mfsmount", *chunkservers, "mfsmaster"):
             proc = self.procs.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue

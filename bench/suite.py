@@ -2,7 +2,8 @@
 
 Order of a run: the raw limits (loopback TCP, ``cp`` with fsync, cold disk
 read), Sector's large-file upload and download interleaved with the ``cp``
-baseline run by run (so both see the same moment of a noisy machine),
+baseline run by run (so both see the same moment of a noisy machine), the
+cost of replicas to a writer and the speed of repair (:mod:`.replication`),
 parallel range reads, what checking every block costs and a download from two
 replicas at once beside one stream, Sector through fsspec (pandas, ranges) beside its
 baselines, the metadata phases on the local disk and on Sector with
@@ -31,7 +32,7 @@ from .figures import build
 from .report import print_report, write_markdown
 
 HERE = Path(__file__).resolve().parent
-ALL_PARTS = ("raw", "large", "integrity", "data", "meta", "ns", "peer", "mount")
+ALL_PARTS = ("raw", "large", "repl", "integrity", "data", "meta", "ns", "peer", "mount")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,11 +125,13 @@ class Suite:
                 self.part("peer install", self.install_peer)
             if "raw" in args.parts or "large" in args.parts:
                 self.part("raw TCP", self.raw_tcp)
-            if args.parts & {"large", "integrity", "data", "peer", "mount"}:
+            if args.parts & {"large", "repl", "integrity", "data", "peer", "mount"}:
                 log(f"making a {args.size_mb} MiB random source file in {self.work}")
                 make_file(self.source, self.size)
             if "large" in args.parts:
                 self.part("large files", self.large)
+            if "repl" in args.parts:
+                self.part("replication", self.replication)
             if "integrity" in args.parts:
                 self.part("integrity", self.integrity)
             if "data" in args.parts:
@@ -189,6 +192,13 @@ class Suite:
     def large(self) -> None:
         self.m["large"] = sector_runs.large_files(
             self.work, self.source, self.size, self.args.runs, self.drop, self.args.streams
+        )
+
+    def replication(self) -> None:
+        from .replication import measure
+
+        self.m["replication"] = measure(
+            self.work, self.source, self.size, self.args.runs, self.drop
         )
 
     def integrity(self) -> None:
@@ -298,6 +308,20 @@ class Suite:
                     out["dd_read_s"].append(baselines.cold_read(target, self.drop))
                     target.unlink()
             out["meta"] = self.phases_on_directory(peer.mount, "meta", "MooseFS")
+            if self.source.exists() and "repl" in args.parts:
+                log("MooseFS: a second chunkserver, goal 2")
+                peer.add_chunkserver()
+                folder = peer.mount / "goal2"
+                folder.mkdir()
+                peer.set_goal(folder, 2)
+                out["write_goal2_s"] = []
+                for run in range(args.runs):
+                    log(f"MooseFS goal 2 large file run {run + 1}/{args.runs}")
+                    seconds, _ = baselines.timed_cp(
+                        self.source, folder / "big.bin", self.drop, peer.pids
+                    )
+                    out["write_goal2_s"].append(seconds)
+                    (folder / "big.bin").unlink()
             out["non_loopback_sockets"] = peer.check_loopback()
             self.m["moosefs"] = out
         finally:

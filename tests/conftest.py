@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalCluster]]:
     started: list[LocalCluster] = []
 
-    def make(slaves: int = 3, scrub_rate: float = 0) -> LocalCluster:
-        running = start_cluster(tmp_path_factory.mktemp("private-home"), slaves, scrub_rate)
+    def make(slaves: int = 3, **options: Any) -> LocalCluster:
+        """A private cluster; ``options`` as :func:`tests.support.start_cluster` takes them."""
+        running = start_cluster(tmp_path_factory.mktemp("private-home"), slaves, **options)
         started.append(running)
         return running
 

@@ -18,7 +18,8 @@ from typing import TypeVar
 
 from sector import certs
 from sector.client import Client
-from sector.cluster import DEFAULT_PASSWORD, DEFAULT_USER, LocalCluster
+from sector.cluster import DEFAULT_PASSWORD, DEFAULT_USER, LocalCluster, write_conf
+from sector.provision import set_values
 
 T = TypeVar("T")
 
@@ -55,11 +56,25 @@ def slave_addresses(cluster: LocalCluster) -> list[tuple[str, int]]:
     return found
 
 
-def start_cluster(home: Path, slaves: int = 3, scrub_rate: float = 0) -> LocalCluster:
+def start_cluster(
+    home: Path,
+    slaves: int = 3,
+    *,
+    replicas: int | None = None,
+    master_conf: dict[str, str] | None = None,
+    conf_files: dict[str, str] | None = None,
+    slave_hosts: list[str] | None = None,
+    scrub_rate: float = 0,
+) -> LocalCluster:
     """A running test cluster: quick heartbeats, a short slave timeout, verbose logs.
 
-    No background scrub unless asked for: tests that damage a replica on disk
-    decide who finds it.
+    ``replicas`` is REPLICA_NUM (default: ``sector up``'s, 2 with two slaves or
+    more); ``master_conf`` sets more master.conf keys (short timeouts for a test),
+    ``conf_files`` writes whole files of the conf directory (topology.conf ...),
+    and ``slave_hosts`` gives slave n the address ``slave_hosts[n - 1]``.
+
+    No background scrub unless asked for (``scrub_rate``, MB/s): tests that damage
+    a replica on disk decide who finds it.
     """
     cluster = LocalCluster(
         home=home,
@@ -68,8 +83,17 @@ def start_cluster(home: Path, slaves: int = 3, scrub_rate: float = 0) -> LocalCl
         log_level=5,
         heartbeat=0.2,
         slave_timeout=2.0,
+        replicas=replicas,
+        slave_hosts=slave_hosts or [],
         scrub_rate=scrub_rate,
     )
+    layout = cluster.layout
+    write_conf(layout, 0, 5, 0.2, 2.0, scrub_rate, cluster.replica_num)
+    master = layout.conf / "master.conf"
+    for key, value in (master_conf or {}).items():
+        master.write_text(set_values(master.read_text(), key, [value]))
+    for name, text in (conf_files or {}).items():
+        (layout.conf / name).write_text(text)
     cluster.start()
     return cluster
 

@@ -81,6 +81,7 @@ def write_conf(
     heartbeat: float = 2.0,
     slave_timeout: float = 10.0,
     scrub_rate: float = 4,
+    replica_num: int = 1,
 ) -> bool:
     """Write a complete, commented conf directory unless one exists; True if written.
 
@@ -109,6 +110,7 @@ def write_conf(
             log_level=log_level,
             # the dashboard beside the master: 6080 beside 6000, any free port beside any
             http_port=DEFAULT_HTTP_PORT if port == DEFAULT_PORT else 0,
+            replica_num=replica_num,
             title="Sector master configuration, written by `sector up`. Edit freely: it is reused.",
         ).text(),
         "slave.conf": provision.slave_conf(
@@ -292,17 +294,31 @@ class LocalCluster:
     slave_timeout: float = 10.0
     #: MB/s of the slaves' background scrub (SCRUB_RATE), for a conf written now
     scrub_rate: float = 4
+    #: REPLICA_NUM of a new conf; None: 2 with two slaves or more, else 1
+    replicas: int | None = None
+    #: The address slave ``n`` binds to is ``slave_hosts[n - 1]`` (default: the conf's,
+    #: 127.0.0.1): 127.0.0.2, .3 ... give each slave its own host, for topology.conf
+    slave_hosts: list[str] = field(default_factory=list)
     #: the pid of a ``sector up`` supervising this cluster in the foreground, recorded
     #: in the run file so that another ``sector up`` or ``sector down`` can find it
     launcher: int | None = None
     processes: list[Process] = field(default_factory=list)
     master_address: tuple[str, int] | None = None
+    #: Whether start() wrote a new conf directory (False: an existing one was reused).
+    wrote_conf: bool = False
     #: The master's dashboard, "" when its HTTP_PORT is not set.
     dashboard_url: str = ""
 
     @property
     def layout(self) -> Layout:
         return Layout(Path(self.home).expanduser().resolve())
+
+    @property
+    def replica_num(self) -> int:
+        """REPLICA_NUM for a new conf: two copies as soon as there are two slaves."""
+        if self.replicas is not None:
+            return self.replicas
+        return 2 if self.slaves >= 2 else 1
 
     @property
     def adopted(self) -> list[str]:
@@ -315,13 +331,14 @@ class LocalCluster:
     def start(self) -> None:
         layout = self.layout
         layout.home.mkdir(parents=True, exist_ok=True)
-        write_conf(
+        self.wrote_conf = write_conf(
             layout,
             DEFAULT_PORT if self.port is None else self.port,
             self.log_level,
             self.heartbeat,
             self.slave_timeout,
             self.scrub_rate,
+            self.replica_num,
         )
         # a fresh join token beside slave.conf: a new slave joins with it at its first start
         provision.write_join_token(layout.conf, layout.conf, JOIN_TOKEN_VALIDITY)
@@ -426,6 +443,11 @@ class LocalCluster:
                 "--master",
                 "{}:{}".format(*self.master_address),
                 "--no-log-stderr",
+                *(
+                    ["--bind", self.slave_hosts[number - 1]]
+                    if number <= len(self.slave_hosts)
+                    else []
+                ),
             ],
             data,
             data / REGISTERED_FILE,
@@ -433,8 +455,11 @@ class LocalCluster:
         self._wait_ready(process)
         return process
 
-    def restart_master(self, kill: bool = True) -> None:
-        """Stop the master (``kill -9`` by default) and start it again on the same port."""
+    def restart_master(
+        self, kill: bool = True, meanwhile: Callable[[], object] | None = None
+    ) -> None:
+        """Stop the master (``kill -9`` by default) and start it again on the same port;
+        ``meanwhile`` runs while it is down (a test's fault: a lost metadata file...)."""
         master = self.process("master")
         if kill:
             master.popen.kill()
@@ -442,6 +467,8 @@ class LocalCluster:
             master.popen.terminate()
         master.popen.wait(timeout=START_TIMEOUT)
         self.processes.remove(master)
+        if meanwhile is not None:
+            meanwhile()
         assert self.master_address is not None
         self._start_master(self.master_address[1])
         self._write_run_file()

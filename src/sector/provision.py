@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import certs
-from .config import JOIN_TOKEN_FILE, ConfigError, parse
+from .config import JOIN_TOKEN_FILE, ConfigError, parse, quote
 from .master.users import hash_password
 
 SECRET_MODE = 0o600
@@ -65,8 +65,9 @@ def write_file(path: Path, text: str | bytes, secret: bool = False) -> Path:
 
 
 def entry(key: str, *values: object) -> str:
-    """One KEY and its TAB-indented values, in Sector's format."""
-    return key + "\n" + "".join(f"\t{value}\n" for value in values)
+    """One KEY and its TAB-indented values, in Sector's format (quoted where a value
+    would not read back as written: see :func:`sector.config.quote`)."""
+    return key + "\n" + "".join(f"\t{quote(str(value))}\n" for value in values)
 
 
 def set_values(text: str, key: str, values: list[str] | None, path: Path | str = "") -> str:
@@ -101,6 +102,7 @@ class MasterConf:
     log_level: int = 1
     #: The dashboard's port; None writes the key commented out (the dashboard is off).
     http_port: int | None = None
+    replica_num: int = 1
     title: str = "Sector master configuration, written by `sector conf init`."
 
     def text(self) -> str:
@@ -120,9 +122,10 @@ BIND_ADDRESS
 DATA_DIRECTORY
 \t{self.data_dir}
 
-# copies of each file the master aims for
+# copies of each file the master keeps (replica.conf and `sector replicate` refine it
+# per path); a file has fewer only while there are fewer live slaves
 REPLICA_NUM
-\t1
+\t{self.replica_num}
 
 # seconds between slave heartbeats, and of silence before a slave is declared dead
 HEARTBEAT_INTERVAL
@@ -270,9 +273,22 @@ TOPOLOGY_TEMPLATE = """\
 """
 
 REPLICA_TEMPLATE = """\
-# Per-path replication rules (used once replication lands), e.g.
+# Per-path replication rules: a path pattern (* and ? match within a name; a pattern
+# covers everything below what it matches), then a value. The most specific pattern
+# wins; `sector replicate PATH N` sets the count at run time. For example:
+#
+# replicas to keep (REPLICA_NUM in master.conf for every other path)
 # REPLICATION_NUMBER
-#\t/important/*\t3
+#\t/important\t3
+#\t/scratch/*\t1
+#
+# the most two replicas may be apart in topology.conf's terms (1: one rack)
+# REPLICATION_DISTANCE
+#\t/rack-local\t1
+#
+# where the replicas must live (a topology.conf location)
+# REPLICATION_LOCATION
+#\t/eu-data\t/dc-eu
 """
 
 

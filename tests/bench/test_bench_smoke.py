@@ -22,8 +22,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--skip-peer", "--no-drop-caches",
-         "--clients", "4", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--skip-peer",
+            "--no-drop-caches",
+            "--clients",
+            "4",
+            "--json",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -50,7 +60,10 @@ def test_every_figure_has_a_baseline_and_ratio(report: dict) -> None:
 @pytest.mark.timeout(240)
 def test_all_parts_are_reported(report: dict) -> None:
     groups = {f["group"].split(" ")[0] for f in report["figures"]}
-    expected = {"Large", "CPU", "Parallel", "fsspec,", "fsspec", "pandas,", "Small", "Namespace"}
+    expected = {
+        "Large", "CPU", "Parallel", "fsspec,", "fsspec", "pandas,", "Small", "Namespace",
+        "Replication",
+    }  # fmt: skip
     assert expected <= groups
     baselines_by_metric = {f["metric"]: f["baseline"] for f in report["figures"]}
     assert baselines_by_metric["fs.cat_file MB/s"].startswith("sector download")
@@ -97,7 +110,12 @@ def test_the_cpu_per_operation_benchmark_runs(capsys: pytest.CaptureFixture[str]
     assert cpu.main(["--files", "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[1:]] == [
-        "create", "stat", "ls", "read", "rename", "delete"
+        "create",
+        "stat",
+        "ls",
+        "read",
+        "rename",
+        "delete",
     ]
 
 

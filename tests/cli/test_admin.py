@@ -32,12 +32,14 @@ def _slave_ids(cluster: LocalCluster) -> dict[str, str]:
 def test_df_counts_the_disk_three_local_slaves_share_once(
     cluster: LocalCluster, sector: Sector
 ) -> None:
-    header, row = sector.ok("df").splitlines()
+    header, row, owned = sector.ok("df").splitlines()
     assert header.split() == [
-        "Slaves", "Disks", "Size", "Used", "Avail", "Use%", "Stored", "Files"
+        "Slaves", "Disks", "Size", "Used", "Avail", "Use%", "Stored", "Files", "Under", "Lost"
     ]  # fmt: skip
     assert row.split()[:2] == ["3/3", "1"]
+    assert re.fullmatch(r"test owns \S+ in \d+ files? \(no quota\)", owned)
     figures = json.loads(sector.ok("df", "--json"))
+    assert figures["user"]["user"] == "test" and figures["user"]["quota"] == 0
     assert (figures["slaves"], figures["disks"]) == (3, 1)
     assert figures["size"] == shutil.disk_usage(cluster.layout.home).total
     assert figures["size"] == figures["used"] + figures["available"] > 0
@@ -77,18 +79,21 @@ def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
     assert cluster.master_address is not None
     assert lines[0].startswith("master {}:{}, up since ".format(*cluster.master_address))
     assert re.fullmatch(
-        r"\d+ files?, \d+ directories, \S+ stored; 3 of 3 slaves alive; replicas wanted: 1",
+        r"\d+ files?, \d+ directories, \S+ stored; 3 of 3 slaves alive; replicas wanted: 2",
         lines[1],
     )
+    assert lines[2].startswith("replication: ")
     assert re.fullmatch(
         r"capacity \S+, \S+ free, on 1 disk \(each counted once, however many slaves share it\)",
-        lines[2],
+        lines[3],
     )
-    assert lines[3] == ""
-    header, rows = lines[4], lines[5:]
-    assert header.split() == ["ID", "ADDRESS", "STATUS", "DISK", "FREE", "STORED", "FILES"]
+    assert lines[4] == ""
+    header, rows = lines[5], lines[6:]
+    assert header.split() == [
+        "ID", "ADDRESS", "LOCATION", "STATUS", "DISK", "FREE", "STORED", "FILES"
+    ]  # fmt: skip
     assert sorted(row.split()[0] for row in rows) == sorted(_slave_ids(cluster).values())
-    assert all(row.split()[2:4] == ["alive", "disk1"] for row in rows)
+    assert all(row.split()[2:5] == ["/", "alive", "disk1"] for row in rows)
     # aligned: each column starts at the same offset in every row
     assert len({row.index(" 127.0.0.1:") for row in rows}) == 1
 
@@ -102,8 +107,9 @@ def test_sysinfo_shows_totals_then_one_aligned_row_per_slave(
 def test_sysinfo_shows_where_slaves_are_to_administrators_only(
     cluster: LocalCluster, sector: Sector
 ) -> None:
-    rows = sector.ok("sysinfo").splitlines()[5:]
-    assert len(rows) == 3 and all(row.split()[:4] == ["-", "-", "alive", "disk1"] for row in rows)
+    rows = sector.ok("sysinfo").splitlines()[6:]  # below the header line
+    assert len(rows) == 3
+    assert all(row.split()[:5] == ["-", "-", "-", "alive", "disk1"] for row in rows)
     info = json.loads(sector.ok("sysinfo", "--json"))
     assert {(s["id"], s["address"]) for s in info["slaves"]} == {("", "")}
     hostname = filesystem_id(cluster.layout.home).split("/")[0]
@@ -118,7 +124,9 @@ def test_fsck_of_healthy_files_exits_zero(
     for name in ("a", "b"):
         (tmp_path / name).write_bytes(name.encode() * 1000)
         client.upload(tmp_path / name, f"{remote}/{name}")
-    assert sector.ok("fsck", remote) == f"checked 2 files (2 replicas) under {remote}: all good\n"
+    for name in ("a", "b"):  # the second replicas follow the upload in the background
+        wait_until(lambda n=name: len(client.stat(f"{remote}/{n}").slaves) == 2, what="copies")
+    assert sector.ok("fsck", remote) == f"checked 2 files (4 replicas) under {remote}: all good\n"
     assert sector.fails("fsck", f"{remote}/nope") == (
         f"sector: {remote}/nope: no such file or directory (E_NOEXIST)"
     )
@@ -127,7 +135,7 @@ def test_fsck_of_healthy_files_exits_zero(
 def test_fsck_finds_damaged_and_missing_files_then_shutdown_stops_the_cluster(
     make_cluster: Callable[..., LocalCluster], tmp_path: Path
 ) -> None:
-    cluster = make_cluster(slaves=2)
+    cluster = make_cluster(slaves=2, replicas=1)  # one replica each: fsck sees every loss
     client = connect(cluster)
     sector = sector_for(cluster)
     root = sector_for(

@@ -95,11 +95,6 @@ class TestModes:
         assert data == b"helloworld"
         assert client.stat(f"{workdir}/f").checksum == checksum.of_bytes(data)
 
-    def test_secure_mode_is_reported_unsupported(self, client: Client, workdir: str) -> None:
-        with pytest.raises(errors.NotSupportedError):
-            client.open(f"{workdir}/s", WRITE | 16)
-        assert not client.exists(f"{workdir}/s")
-
 
 class TestVersionsAndChecksums:
     def test_each_commit_raises_the_version_and_records_the_checksum(
@@ -111,22 +106,26 @@ class TestVersionsAndChecksums:
             assert (info.version, info.size) == (version, len(content))
             assert info.checksum == checksum.of_bytes(content)
 
-    def test_a_download_from_the_only_replica_gone_rotten_fails_and_writes_nothing(
+    def test_a_download_whose_every_replica_has_rotten_fails_and_writes_nothing(
         self, cluster, client: Client, workdir: str, tmp_path: Path
     ) -> None:
         """With no good replica left the error is E_RESOURCE (tests/integration/
         test_integrity.py has the files with a good replica to fall back on)."""
         write_file(client, f"{workdir}/rot", b"precious bytes" * 1000)
         info = client.stat(f"{workdir}/rot")
-        stored = [
-            p
-            for n in range(1, 4)
-            for p in (cluster.layout.slave_dir(n) / "objects").rglob(f"*.{info.checksum}")
-        ]
-        assert len(stored) == 1
-        with open(stored[0], "r+b") as rotten:
-            rotten.seek(100)
-            rotten.write(b"X")
+
+        def stored() -> list[Path]:
+            return [
+                p
+                for n in range(1, 4)
+                for p in (cluster.layout.slave_dir(n) / "objects").rglob(f"*.{info.checksum}")
+            ]
+
+        wait_until(lambda: len(stored()) == 2, what="the second replica")
+        for replica in stored():  # every replica rots: nothing good is left to read
+            with open(replica, "r+b") as rotten:
+                rotten.seek(100)
+                rotten.write(b"X")
         with pytest.raises(errors.ResourceError) as caught:
             client.download(f"{workdir}/rot", tmp_path / "rot")
         assert caught.value.code == errors.E_RESOURCE
@@ -284,7 +283,8 @@ class TestDataStaysPut:
         write_file(client, f"{workdir}/src", b"copy on the slave" * 1000)
         client.copy(f"{workdir}/src", f"{workdir}/dst")
         source, copy = client.stat(f"{workdir}/src"), client.stat(f"{workdir}/dst")
-        assert copy.slaves == source.slaves
+        # the copy's first replica is made beside the source (more follow in the background)
+        assert set(copy.slaves) & set(source.slaves)
         assert (copy.size, copy.checksum) == (source.size, source.checksum)
         assert read_file(client, f"{workdir}/dst") == b"copy on the slave" * 1000
 

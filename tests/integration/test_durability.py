@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
+import pytest
+
 from sector.client import Client
-from sector.protocol.messages import READ, TRUNC, WRITE
+from sector.errors import SectorError
+from sector.protocol.data import CommitReply, DataSession
+from sector.protocol.master import Open
+from sector.protocol.messages import APPEND, READ, TRUNC, WRITE
+from sector.transport import receive_reply
 from tests.support import connect, wait_until
 
 
@@ -90,3 +98,75 @@ def test_stale_replica_of_a_removed_file_is_deleted_on_rejoin(make_cluster) -> N
     cluster.start_slave(1)
     wait_until(lambda: not _objects(cluster, 1), what="the orphaned object to be deleted")
     client.close()
+
+
+def _commit_without_close(client: Client, path: str, extra: bytes) -> tuple[int, int]:
+    """Append ``extra`` as a new version that the slave commits but the master never
+    hears of (its writer's ``close`` never comes): the (oid, version) written."""
+    grant = client.call(Open(path, WRITE | APPEND))
+    session = DataSession()
+    with socket.create_connection(tuple(grant.slave)) as sock:
+        sock.sendall(session.begin_write(grant.token))
+        sock.sendall(session.put(grant.size, len(extra)) + extra)
+        sock.sendall(session.commit())
+        assert isinstance(receive_reply(sock, session), CommitReply)
+    return grant.oid, grant.version
+
+
+def test_an_append_in_flight_when_the_master_dies_hides_nothing_and_is_collected(
+    make_cluster, tmp_path: Path
+) -> None:
+    # the issue's session: 1 MiB, then WRITE|APPEND of 1 MiB more, flush, kill -9 the master
+    cluster = make_cluster(
+        slaves=2, replicas=1, master_conf={"DATA_TOKEN_TTL": "3", "INVENTORY_INTERVAL": "1"}
+    )
+    client = connect(cluster)
+    first = os.urandom(1 << 20)
+    with client.open("/grow", WRITE) as handle:
+        handle.write(first)
+    writer = client.open("/grow", WRITE | APPEND)
+    writer.write(os.urandom(1 << 20))
+    writer.flush()
+    with client.open("/other", WRITE) as handle:
+        handle.write(b"other")
+    other = connect(cluster)
+    orphan = _commit_without_close(other, "/other", b"x")  # see below
+
+    cluster.restart_master(kill=True)
+
+    # readable at once, from the slave holding version 1 beside the unfinished version 2
+    wait_until(lambda: _live_slaves(client) == 2, what="slaves to re-register")
+    assert client.stat("/grow").slaves
+    with client.open("/grow", READ) as handle:
+        assert handle.read() == first
+    with pytest.raises(SectorError):  # its lease died with the master
+        writer.close()
+    with client.open("/grow", READ) as handle:
+        assert handle.read() == first
+
+    # the orphan committed on a slave and never closed goes away on its own, once older
+    # than the data token lifetime - without the slave registering again
+    name = "{}.{}.".format(*orphan)
+    on_disk = lambda: any(n.startswith(name) for n in _all_objects(cluster))  # noqa: E731
+    wait_until(lambda: not on_disk(), timeout=30, what="the orphan to be collected")
+    registrations = sum(
+        (cluster.layout.slave_dir(n) / "slave.log").read_text().count("registered with master")
+        for n in (1, 2)
+    )
+    assert registrations == 4  # at the start and after the master's restart, no more
+    assert _read(client, "/other") == b"other"
+    other.close()
+    client.close()
+
+
+def _read(client: Client, path: str) -> bytes:
+    with client.open(path, READ) as handle:
+        return handle.read()
+
+
+def _all_objects(cluster) -> list[str]:
+    return [
+        p.name
+        for n in range(1, cluster.slaves + 1)
+        for p in (cluster.layout.slave_dir(n) / "objects").rglob("*.*.*")
+    ]

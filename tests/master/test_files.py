@@ -19,9 +19,12 @@ from sector.master.leases import Leases
 from sector.master.links import Links
 from sector.master.namespace import Namespace
 from sector.master.placement import Placement
+from sector.master.replication import Replication
+from sector.master.safety import Safety
 from sector.master.sessions import Session
 from sector.master.slaves import Registry, Slave
 from sector.master.store import Store
+from sector.master.targets import Targets
 from sector.master.users import User
 from sector.protocol import tokens
 from sector.protocol.data import LeaseEnd
@@ -62,7 +65,10 @@ def files(store: Store, registry: Registry, clock: ManualClock) -> Files:
     keys = tokens.KeyRing(KEY)
     links = Links(registry, keys, clock)
     placement = Placement(registry, store, min_free=0)
-    return Files(store, Namespace(store), Leases(), placement, links, keys, TTL, clock)
+    replication = Replication(
+        store, registry, placement, Targets(store, 1), links, Safety(), keys, clock, TTL, settle=0
+    )
+    return Files(store, Namespace(store), Leases(), placement, links, replication, keys, TTL, clock)
 
 
 def session(name: str = "alice") -> Session:
@@ -97,7 +103,7 @@ def test_a_write_grant_names_the_lease_the_version_and_the_slave(
     grant = files.open(session(), Open("/f", WRITE))
     assert isinstance(grant, WriteGrant) and grant.slave == slave.address
     claims = tokens.verify(S1_KEY, grant.token, WriteClaims, clock.time())
-    assert claims == WriteClaims(oid, 2, base=1, lease=grant.lease, slave=slave.id)
+    assert claims == WriteClaims(oid, 2, base=1, lease=grant.lease, slave=slave.id, path="/f")
     assert slave.active == 1
 
 

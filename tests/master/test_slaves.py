@@ -1,4 +1,4 @@
-"""The slave registry and placement, on a clock the tests drive (no waiting)."""
+"""The slave registry, on a clock the tests drive (no waiting)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 
 from sector.clock import ManualClock
 from sector.config import TopologyRule
-from sector.errors import NoDiskError, ResourceError
-from sector.master.placement import Placement
 from sector.master.slaves import Registry
 from sector.master.store import Store
 from sector.protocol.master import Usage
@@ -86,46 +84,6 @@ def test_a_slave_is_found_by_id_or_by_address(registry: Registry) -> None:
     assert registry.find("s1") is slave
     assert registry.find("127.0.0.2:7000") is slave
     assert registry.find("127.0.0.2:7001") is None
-
-
-# --- placement ----------------------------------------------------------------------
-
-
-def test_writes_go_to_the_least_busy_then_the_emptiest(registry: Registry, store: Store) -> None:
-    placement = Placement(registry, store, min_free=64 * MiB)
-    full = registry.register("full", "h", 1, usage(free=100 * MiB))
-    empty = registry.register("empty", "h", 2, usage(free=900 * MiB))
-    assert placement.for_write() is empty
-    empty.active = 1
-    assert placement.for_write() is full
-
-
-def test_no_room_and_no_slave_are_different_errors(
-    registry: Registry, store: Store, clock: ManualClock
-) -> None:
-    placement = Placement(registry, store, min_free=64 * MiB)
-    registry.register("tight", "h", 1, usage(free=10 * MiB))
-    with pytest.raises(NoDiskError):
-        placement.for_write()
-    clock.advance(TIMEOUT + 1)
-    registry.expire()
-    with pytest.raises(ResourceError, match="no live slave"):
-        placement.for_write()
-
-
-def test_reads_go_to_live_holders_of_the_current_version_least_busy_first(
-    registry: Registry, store: Store
-) -> None:
-    placement = Placement(registry, store, min_free=0)
-    busy, idle, stale, gone = (registry.register(i, "h", n, usage()) for n, i in enumerate("abcd"))
-    busy.active = 3
-    with store.transaction():
-        row = store.insert(1, "f", False, version=2)
-        for slave, version in ((busy, 2), (idle, 2), (stale, 1), (gone, 2)):
-            store.set_replica(row.id, slave.id, version)
-    gone.alive = False  # as expire() or a dropped connection leaves it
-    assert placement.for_read(row) == [idle, busy]
-    assert sorted(placement.addresses(row)) == ["h:0", "h:1", "h:3"]  # stat shows the dead too
 
 
 # --- capacity -----------------------------------------------------------------------

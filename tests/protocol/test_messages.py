@@ -126,7 +126,9 @@ def test_a_refusal_names_the_field_and_the_rule() -> None:
 def test_a_refusal_lists_what_would_have_been_allowed() -> None:
     with pytest.raises(InvalidMessage) as refused:
         master.SLAVE_REPORTS.decode(encoded(["stat", "/"]))
-    assert str(refused.value) == "'stat' is not one of a slave's reports: heartbeat, quarantined"
+    assert str(refused.value) == (
+        "'stat' is not one of a slave's reports: heartbeat, inventory, quarantined"
+    )
     assert refused.value.expected is None
 
 

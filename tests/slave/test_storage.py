@@ -180,7 +180,7 @@ def test_a_restart_finds_the_objects_and_clears_tmp(tmp_path: Path) -> None:
     again = Storage(tmp_path / "data")
     assert again.slave_id == first.slave_id
     assert list(again.tmp_dir.iterdir()) == []
-    assert sorted(again.inventory()) == sorted(
+    assert sorted(item[:4] for item in again.inventory()) == sorted(
         [[30, 2, size, digest], [300, 1, 11, checksum.of_bytes(b"other shard")]]
     )
     found = again.find(30, 2)

@@ -100,6 +100,12 @@ def up(home: Path | None, slaves: int, port: int | None, detach: bool) -> None:
         click.echo(f"  dashboard       : {cluster.dashboard_url} (log in as a Sector user)")
     else:
         click.echo("  dashboard       : off (set HTTP_PORT in conf/master.conf to have one)")
+    if cluster.wrote_conf:
+        copies = cluster.replica_num
+        click.echo(
+            f"  replicas        : {copies} of every file (REPLICA_NUM in conf/master.conf"
+            + (", as there are two slaves or more)" if copies > 1 else ")")
+        )
     click.echo(f"  state directory : {layout.home}")
     click.echo(f"  configuration   : {layout.conf}")
     click.echo(f"  certificate     : {layout.cert}")

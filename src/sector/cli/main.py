@@ -30,6 +30,8 @@ COMMANDS = [
     admin.df,
     admin.sysinfo,
     admin.fsck,
+    admin.replicate,
+    admin.decommission,
     admin.shutdown,
     mount.mount,
     mount.umount,

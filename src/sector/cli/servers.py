@@ -63,6 +63,7 @@ def master(conf: Path, home: Path | None, port: int | None, log_stderr: bool) ->
 )
 @click.option("--master", metavar="HOST:PORT", help="Override MASTER_ADDRESS of slave.conf.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Override SLAVE_PORT (0: any free).")
+@click.option("--bind", metavar="ADDRESS", help="Override BIND_ADDRESS of slave.conf.")
 @click.option(
     "--join",
     "join_token",
@@ -77,6 +78,7 @@ def slave(
     master: str | None,
     port: int | None,
     join_token: str | None,
+    bind: str | None,
     log_stderr: bool,
 ) -> None:
     """Run a slave server, storing files in its data directory, until SIGTERM or Ctrl-C.
@@ -100,4 +102,4 @@ def slave(
     """
     from ..slave.run import run
 
-    sys.exit(run(conf, data, master, port, log_stderr, join_token))
+    sys.exit(run(conf, data, master, port, log_stderr, join_token, bind))

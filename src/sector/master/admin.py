@@ -17,6 +17,8 @@ from ..protocol.master import (
     Ping,
     PingReply,
     Problem,
+    Quota,
+    QuotaReply,
     Shutdown,
     ShutdownReply,
     Sysinfo,
@@ -27,6 +29,7 @@ from ..protocol.paths import normalize
 from .links import Links
 from .namespace import Namespace
 from .placement import Placement
+from .replication import Replication
 from .sessions import Session
 from .slaves import Registry
 from .store import Row, Store
@@ -42,6 +45,7 @@ class Admin:
         registry: Registry,
         placement: Placement,
         links: Links,
+        replication: Replication,
         clock: Clock,
         address: Callable[[], str],
         replica_num: int,
@@ -49,6 +53,7 @@ class Admin:
     ):
         self.store, self.namespace = store, namespace
         self.registry, self.placement, self.links = registry, placement, links
+        self.replication = replication
         self.clock = clock
         #: ``host:port`` the master is bound to (the configured port may be 0: any).
         self.address = address
@@ -67,11 +72,29 @@ class Admin:
     def sysinfo(self, session: Session, request: Sysinfo) -> Reply:
         files, dirs, size = self.store.totals()
         admin = session.user.admin
+        replication = self.replication
         return SysinfoReply(
-            MasterInfo(self.started, self.address(), files, dirs, size, self.replica_num),
-            [s.describe(admin, self._salt) for s in self.registry.slaves.values()],
+            MasterInfo(
+                self.started,
+                self.address(),
+                files,
+                dirs,
+                size,
+                self.replica_num,
+                replication.health(),
+            ),
+            [
+                slave.describe(admin, self._salt, replication.drained(slave.id))
+                for slave in self.registry.slaves.values()
+            ],
             self.registry.capacity(),
         )
+
+    @handles(Quota)
+    def quota(self, session: Session, request: Quota) -> Reply:
+        user = session.user
+        used, files = self.store.usage(user.name)
+        return QuotaReply(user.name, used, files, user.quota)
 
     @handles(Fsck)
     async def fsck(self, session: Session, request: Fsck) -> Reply:
@@ -87,15 +110,23 @@ class Admin:
         session.user.check_read(path)
         top = self.namespace.stat(path)
         files = [top] if not top.is_dir else self.store.descendants(top.id)
-        found: list[tuple[int, str | None, str]] = []  # (oid, slave, problem)
+        found: list[tuple[int, str | None, str, str]] = []  # (oid, slave, problem, detail)
         by_slave: dict[str, list[Row]] = {}
         replicas = 0
+        policy = self.replication.targets.policy
         for row in files:
             if row.is_dir:
                 continue
             live = [h for h in self.placement.holders(row) if self.registry.is_live(h)]
             if not live:
-                found.append((row.id, None, "missing"))
+                found.append((row.id, None, "missing", ""))
+            else:
+                counted = sum(1 for h in live if not self.registry.slaves[h].draining)
+                wanted = policy(row).number
+                if counted < wanted and row.size:
+                    found.append(
+                        (row.id, None, "under-replicated", f"{counted} of {wanted} replicas")
+                    )
             for slave_id in live:
                 by_slave.setdefault(slave_id, []).append(row)
                 replicas += 1
@@ -110,15 +141,18 @@ class Admin:
         )
         for slave_id, reply in zip(slave_ids, replies, strict=True):
             if isinstance(reply, Error):
-                found.extend((r.id, slave_id, "unreachable") for r in by_slave[slave_id])
+                found.extend((r.id, slave_id, "unreachable", "") for r in by_slave[slave_id])
                 continue
             for problem, objects in (("missing", reply.missing), ("damaged", reply.damaged)):
                 for obj in objects:
-                    found.append((obj.oid, slave_id, problem))
+                    found.append((obj.oid, slave_id, problem, ""))
                     self.replica_lost(obj.oid, obj.version, slave_id, problem)
         if not session.user.admin:  # which slave it is, is for administrators (see sysinfo)
-            found = [(oid, slave and "", what) for oid, slave, what in found]
-        problems = [Problem(self.store.path_of(oid), slave, what) for oid, slave, what in found]
+            found = [(oid, slave and "", what, detail) for oid, slave, what, detail in found]
+        problems = [
+            Problem(self.store.path_of(oid), slave, what, detail)
+            for oid, slave, what, detail in found
+        ]
         problems.sort(key=lambda p: (p.path, p.slave or ""))
         return FsckReply(sum(not r.is_dir for r in files), replicas, problems)
 

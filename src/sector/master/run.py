@@ -21,6 +21,7 @@ from ..locks import MASTER_LOCK
 from ..logs import setup_logging
 from ..transport import server_tls_context
 from .server import MasterServer
+from .store import MetadataError
 
 
 def run(
@@ -72,7 +73,7 @@ async def _serve(settings: MasterSettings) -> int:
     disable_created_metrics()
     try:
         master = MasterServer(settings)
-    except ConfigError as exc:
+    except (ConfigError, MetadataError) as exc:
         print(f"sector master: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return await serve(

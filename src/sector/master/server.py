@@ -8,6 +8,9 @@ Each part has one job and is handed what it needs:
 * :class:`~.admin.Admin` - ping, sysinfo, fsck, shutdown;
 * :class:`~.membership.Membership` - slaves registering and reporting;
 * :class:`~.integrity.Integrity` - damaged replicas: reported, checked, given up;
+* :class:`~.replication.Replication` - every file kept at its replica target
+  (with :class:`~.targets.Targets`, :class:`~.safety.Safety` and the people's
+  say over it, :class:`~.stewardship.Stewardship`);
 * :class:`~.slaves.Registry`, :class:`~.placement.Placement`, :class:`~.links.Links` -
   which slaves are alive, where bytes go, and the orders sent to slaves;
 * :class:`~.status.Status` and :class:`~.metrics.Metrics` - the cluster at a
@@ -57,10 +60,15 @@ from .membership import Membership
 from .metrics import PROTOCOL, Metrics
 from .namespace import Namespace
 from .placement import Placement
+from .replication import Replication
+from .safety import Safety
 from .sessions import Peer, Session, Sessions
 from .slaves import Registry, Slave
-from .status import Status
+from .status import Health, Status
+from .stewardship import Stewardship
 from .store import Store
+from .targets import Targets
+from .topology import Topology
 from .tree import Tree
 from .users import Users
 
@@ -70,6 +78,7 @@ log = logging.getLogger("sector.master")
 class MasterServer:
     def __init__(self, settings: MasterSettings, clock: Clock = SYSTEM):
         self.settings = settings
+        self.clock = clock
         settings.home.mkdir(parents=True, exist_ok=True)
         self.keys = tokens.KeyRing(_load_key(settings.home / "token.key"))
         self.authority = Authority.load(settings.cert, settings.key)
@@ -79,26 +88,50 @@ class MasterServer:
         self.leases = leases = Leases(first_id=self.store.lease_base())
         self.registry = Registry(clock, settings.slave_timeout, settings.topology)
         self.links = Links(self.registry, self.keys, clock)
-        placement = Placement(self.registry, self.store, settings.slave_min_disk_space)
-        self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)
+        placement = Placement(
+            self.registry,
+            self.store,
+            settings.slave_min_disk_space,
+            Topology(settings.topology),
+        )
+        self.safety = Safety()
+        self.replication = Replication(
+            self.store,
+            self.registry,
+            placement,
+            Targets(self.store, settings.replica_num, settings.replica_rules),
+            self.links,
+            self.safety,
+            self.keys,
+            clock,
+            settings.token_ttl,
+            settle=settings.slave_timeout + settings.heartbeat_interval,
+        )
+        users = Users.load(settings.conf_dir / "users", settings.reveal_unknown_users)
+        self.sessions = Sessions(users, settings.master_acl, clock)
         self.files = Files(
             self.store,
             namespace,
             leases,
             placement,
             self.links,
+            self.replication,
             self.keys,
             settings.token_ttl,
             clock,
+            settings.data_encryption,
         )
-        tree = Tree(self.store, namespace, leases, placement, self.links)
-        self.integrity = Integrity(self.store, self.registry, self.links, self.spawn)
+        tree = Tree(self.store, namespace, leases, placement, self.links, self.replication)
+        self.integrity = Integrity(
+            self.store, self.registry, self.links, self.spawn, self.replication.replica_lost
+        )
         admin = Admin(
             self.store,
             namespace,
             self.registry,
             placement,
             self.links,
+            self.replication,
             clock,
             self.bound_address,
             settings.replica_num,
@@ -109,18 +142,40 @@ class MasterServer:
             self.links,
             self.store,
             leases,
+            self.replication,
+            self.safety,
             self.keys,
             self.authority,
             settings.slave_acl,
             settings.heartbeat_interval,
             clock,
+            settings.inventory_interval,
+            orphan_grace=settings.token_ttl,
+            data_encryption=settings.data_encryption,
+        )
+        stewardship = Stewardship(
+            self.store, namespace, self.registry, self.replication, self.safety, leases
+        )
+        parts = (
+            self.sessions,
+            tree,
+            self.files,
+            admin,
+            self.membership,
+            self.integrity,
+            stewardship,
         )
         self.status = Status(
-            self.store, self.registry, leases, clock, self.bound_address, settings.replica_num
+            self.store,
+            self.registry,
+            leases,
+            clock,
+            self.bound_address,
+            settings.replica_num,
+            self._replication_health,
         )
         self.metrics = Metrics([*GREETINGS, *CLIENT_REQUESTS, *SLAVE_REPORTS])
         self.metrics.watch(self.status)
-        parts = (self.sessions, tree, self.files, admin, self.membership, self.integrity)
         self.greetings = handler_table(*parts, vocabulary=GREETINGS)
         self.client_ops = handler_table(*parts, vocabulary=CLIENT_REQUESTS)
         self.slave_reports = handler_table(*parts, vocabulary=SLAVE_REPORTS)
@@ -147,6 +202,7 @@ class MasterServer:
         started = time.perf_counter()
         if _tracing():
             log.debug("%s %r", session.user.name, request)
+        session.last_active = self.clock.monotonic()
         try:
             reply = self.client_ops[type(request)](session, request)
         except Exception as exc:
@@ -230,7 +286,12 @@ class MasterServer:
         logging.getLogger().addHandler(self.events)
         if self.settings.http_port is not None:
             await self._start_dashboard()
-        self.spawn(self.membership.watch(self.settings.slave_timeout))
+        self.spawn(
+            self.membership.watch(self.settings.slave_timeout, self.settings.lost_slave_retry_time)
+        )
+        self.spawn(self.replication.run())
+        if self.settings.client_timeout:
+            self.spawn(self.files.expire_leases(self.settings.client_timeout))
         log.info("master listening on %s:%d (metadata %s)", host, port, self.store.path)
         return host, port
 
@@ -257,6 +318,12 @@ class MasterServer:
         """The dashboard's URL, or "" when it is off."""
         return self.dashboard.url if self.dashboard is not None else ""
 
+    def _replication_health(self) -> Health:
+        """Replication's figures for the dashboard and /metrics, from the one place
+        ``sysinfo`` reads them too (:meth:`.Replication.health`)."""
+        health = self.replication.health()
+        return Health(health.under_replicated, health.lost, health.copying, health.draining)
+
     def bound_address(self) -> str:
         """``host:port`` as bound (the configured port may be 0: any free port)."""
         if self.server is not None:
@@ -276,6 +343,8 @@ class MasterServer:
             await self.dashboard.close()
         logging.getLogger().removeHandler(self.events)
         self.links.close()
+        self.sessions.close()
+        self.replication.close()
         for task in list(self._tasks):
             task.cancel()
         self.store.close()

@@ -30,7 +30,14 @@ class Slave:
     #: the file system the slave stores on (slave/storage.py ``filesystem_id``): slaves
     #: sharing one disk report the same, and their capacity is counted once
     fs: str = ""
+    #: The most it will store (its MAX_DATA_SIZE); 0: no limit but the disk.
+    limit: int = 0
+    #: what the slave says keeps it from serving (see Usage.trouble): "" when healthy
+    trouble: str = ""
     alive: bool = True
+    #: Being decommissioned: it serves reads and is a source of copies, but takes no new
+    #: replica and its own no longer count towards any file's target.
+    draining: bool = False
     #: Transfers granted to this slave and not yet finished (placement prefers idle slaves).
     active: int = 0
     #: File bytes received and sent since the slave started, as its last report said.
@@ -46,15 +53,37 @@ class Slave:
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
 
-    def describe(self, reveal: bool = True, salt: bytes = b"") -> SlaveInfo:
+    @property
+    def counts(self) -> bool:
+        """Whether its replicas count towards their files' targets (alive, not draining)."""
+        return self.alive and not self.draining
+
+    def room(self, min_free: int) -> int:
+        """Bytes it may still take: free disk above ``min_free``, within its own limit."""
+        room = self.free - min_free
+        if self.limit:
+            room = min(room, self.limit - self.stored)
+        return room
+
+    def status(self, drained: bool = False) -> str:
+        """``alive``; ``unhealthy`` while it says it cannot serve (no new files go
+        there, and readers try it last); ``draining``/``drained`` while decommissioned;
+        ``dead`` once silent or disconnected."""
+        if not self.alive:
+            return "dead"
+        if self.draining:
+            return "drained" if drained else "draining"
+        return "unhealthy" if self.trouble else "alive"
+
+    def describe(self, reveal: bool = True, salt: bytes = b"", drained: bool = False) -> SlaveInfo:
         """The slave as ``sysinfo`` shows it.
 
         Only administrators see where slaves are (``reveal``): for anyone else
-        the id and address are blank and the file system id (which holds the
-        host name) is replaced by a keyed digest of it, still equal for slaves
-        sharing a disk so that capacity is counted once. A slave's address
-        lets a peer aim at it; users reach slaves through grants, which name
-        only the slaves holding what they may read or write.
+        the id, address and location are blank and the file system id (which
+        holds the host name) is replaced by a keyed digest of it, still equal
+        for slaves sharing a disk so that capacity is counted once. A slave's
+        address lets a peer aim at it; users reach slaves through grants, which
+        name only the slaves holding what they may read or write.
         """
         fs = self.fs or self.id
         if not reveal:
@@ -62,7 +91,7 @@ class Slave:
         return SlaveInfo(
             id=self.id if reveal else "",
             address=f"{self.host}:{self.port}" if reveal else "",
-            status="alive" if self.alive else "dead",
+            status=self.status(drained),
             total=self.total,
             free=self.free,
             stored=self.stored,
@@ -70,7 +99,11 @@ class Slave:
             started=self.started,
             active=self.active,
             fs=fs,
+            location=self.location if reveal else "",
+            limit=self.limit,
+            trouble=self.trouble if self.alive else "",
         )
+
 
 
 class Registry:
@@ -97,8 +130,9 @@ class Registry:
         slave.alive = True
         slave.total, slave.free = usage.total, usage.free
         slave.stored, slave.files = usage.stored, usage.files
-        slave.fs = usage.fs
+        slave.fs, slave.limit = usage.fs, usage.limit
         slave.received, slave.sent, slave.load = usage.received, usage.sent, usage.load
+        slave.trouble = usage.trouble
 
     def is_current(self, slave: Slave) -> bool:
         """Whether ``slave`` is still the registration of record for its id."""
@@ -138,6 +172,15 @@ class Registry:
     def heartbeat_age(self, slave: Slave) -> float:
         """Seconds since ``slave`` was last heard from."""
         return max(0.0, self.clock.monotonic() - slave.last_seen)
+
+    def forgotten(self, after: float) -> list[Slave]:
+        """Remove, and return, the slaves dead and silent for longer than ``after`` seconds
+        (LOST_SLAVE_RETRY_TIME): they no longer show in ``sysinfo``."""
+        now = self.clock.monotonic()
+        gone = [s for s in self.slaves.values() if not s.alive and now - s.last_seen > after]
+        for slave in gone:
+            del self.slaves[slave.id]
+        return gone
 
     def get(self, slave_id: str) -> Slave | None:
         return self.slaves.get(slave_id)

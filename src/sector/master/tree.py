@@ -34,6 +34,8 @@ from .leases import Leases
 from .links import Links
 from .namespace import Namespace, Removal
 from .placement import Placement
+from .quotas import Quotas
+from .replication import Replication
 from .sessions import Session
 from .store import Row, Store
 
@@ -60,9 +62,11 @@ class Tree:
         leases: Leases,
         placement: Placement,
         links: Links,
+        replication: Replication,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
-        self.placement, self.links = placement, links
+        self.placement, self.links, self.replication = placement, links, replication
+        self.quotas = Quotas(store)
 
     @handles(Stat)
     def stat(self, session: Session, request: Stat) -> Reply:
@@ -89,6 +93,7 @@ class Tree:
     def rm(self, session: Session, request: Rm) -> Reply:
         path = normalize(request.path)
         session.user.check_write(path)
+        session.user.check_removable(path)
         row = self.namespace.stat(path)
         self.leases.check_not_writing(row.id, path)
         self._delete_copies(self.namespace.remove(path, request.recursive, row))
@@ -108,8 +113,10 @@ class Tree:
         src, dst = normalize(request.src), normalize(request.dst)
         session.user.check_write(src)
         session.user.check_write(dst)
+        session.user.check_removable(src)
         self.leases.check_not_creating(dst)
         if request.replace:
+            session.user.check_removable(dst)  # replacing a write root removes it too
             self._check_replaceable(dst)
         _, replaced = self.namespace.move(src, dst, request.replace)
         self._delete_copies(replaced)
@@ -146,14 +153,19 @@ class Tree:
         self.leases.check_not_creating(dst)
         if request.replace:
             self._check_replaceable(dst)
+        # the copy is the copier's; a file it replaces frees what it held
+        self.quotas.check(session.user, row.size, target, dst)
         holders = self.placement.for_read(row)
         if not holders:
             raise ResourceError("no live slave holds the source file", src)
         link = self.links.to(holders[0])
         oid = self.store.allocate_id()
         self.leases.reserve_path(dst)
+        self.leases.hold(oid, 1)  # no inventory may take the new object for garbage
         try:
-            reply = await link.call(CopyObject(ObjectId(row.id, row.version), ObjectId(oid, 1)))
+            reply = await link.call(
+                CopyObject(ObjectId(row.id, row.version), ObjectId(oid, 1), path=dst)
+            )
             if isinstance(reply, Error):
                 raise reply.exception(src)
             # the slave took its time: look at dst again, it may have changed meanwhile
@@ -164,12 +176,14 @@ class Tree:
                 existing = self.namespace.find(dst) if request.replace else None
                 if existing is not None:
                     replaced = self.namespace.clear_for(existing, dst, incoming_dir=False)
-                self.namespace.create_file(dst, oid, row.size, 1, reply.checksum)
+                self.namespace.create_file(dst, oid, row.size, 1, reply.checksum, session.user.name)
                 self.store.set_replica(oid, link.slave.id, 1)
         except SectorError:
             link.delete_later([ObjectId(oid, 1)])
             raise
         finally:
             self.leases.free_path(dst)
+            self.leases.unhold(oid, 1)
         self._delete_copies(replaced)
+        self.replication.changed(oid)
         return Done()

@@ -12,7 +12,8 @@ Client -> slave::
                                       block they touch, for the reader to check
                                       (no token, inside a write session: the bytes
                                       written so far, for RW mode, without sums)
-    write(token)                   start a write session; no reply
+    write(token, chain)            start a write session; no reply (with a chain, the
+                                   slave streams the write on to the next slaves)
     put(offset, length)            then ``length`` raw bytes; no reply
     truncate(length)               cut the new version to ``length`` bytes (or extend
                                    it with zeros); no reply
@@ -29,6 +30,8 @@ Master -> slave (each with an admin token)::
 
     delete(objects, ended)         -> DeleteReply(deleted); ended: leases whose tokens die
     copy(src, dst)                 -> CopyReply(size, checksum)
+    fetch(obj, size, checksum, sources, read_tokens)
+                                   read the object from another slave -> FetchReply
     verify(objects)                -> VerifyReply(damaged, missing)
     shutdown                       -> ok
 
@@ -61,12 +64,28 @@ class ObjectId(Message):
 
 
 class ObjectInfo(Message):
-    """A stored object as a slave reports it when joining."""
+    """A stored object as a slave reports it when joining.
+
+    ``age``: seconds since the slave stored it (its own clock: no two machines'
+    clocks are compared). ``path``: the file's path when this version was
+    written (or last heard of), kept beside the object so that a namespace
+    can be rebuilt from the slaves (``sector fsck --adopt``).
+    """
 
     oid: StoredInt
     version: StoredInt
     size: NonNegative
     checksum: str
+    age: float = 0.0
+    path: str = ""
+
+
+class ObjectPath(Message):
+    """Where in the namespace an object's file is now (a rename the slave should note)."""
+
+    oid: int
+    version: int
+    path: str
 
 
 # --- replies ----------------------------------------------------------------------------
@@ -87,9 +106,13 @@ class ReadReply(Reply, tag="read"):
 
 
 class CommitReply(Reply, tag="commit"):
+    """Committed here. ``more``: the receipts of the slaves further down the write's
+    chain that committed it too (HiRELIABLE), for the master to count."""
+
     receipt: bytes
     size: int
     checksum: str
+    more: list[bytes] = []
 
 
 class DeleteReply(Reply, tag="delete"):
@@ -97,6 +120,13 @@ class DeleteReply(Reply, tag="delete"):
 
 
 class CopyReply(Reply, tag="copy"):
+    size: int
+    checksum: str
+
+
+class FetchReply(Reply, tag="fetch"):
+    """The object is stored, and its bytes were checked against the checksum asked for."""
+
     size: int
     checksum: str
 
@@ -117,8 +147,21 @@ class Read(Request, tag="read"):
     replies = (ReadReply,)
 
 
-class Write(Request, tag="write"):
+class ChainLink(Message):
+    """A slave further down a HiRELIABLE write's chain, and its own write token."""
+
+    host: str
+    port: int
     token: bytes
+
+
+class Write(Request, tag="write"):
+    """Start a write. With a ``chain``, the slave streams every byte it receives on
+    to ``chain[0]`` (which passes them to the rest) as they arrive, and commits
+    there too before it answers the commit."""
+
+    token: bytes
+    chain: list[ChainLink] = []
 
 
 class Put(Request, tag="put"):
@@ -180,8 +223,27 @@ class CopyObject(AdminRequest, tag="copy"):
     src: ObjectId
     dst: ObjectId
     token: bytes = b""
+    #: The copy's path in the namespace, kept beside it (see ObjectInfo.path).
+    path: str = ""
 
     replies = (CopyReply,)
+
+
+class FetchObject(AdminRequest, tag="fetch"):
+    """Make a replica: read ``obj`` from one of ``sources`` (other slaves' data ports,
+    tried in turn, resuming at the same offset) each with its own read token
+    (``read_tokens``, in the same order: a source checks it with its own key), and
+    keep it only if all ``size`` bytes arrived and match ``checksum``."""
+
+    obj: ObjectId
+    size: NonNegative
+    checksum: str
+    sources: list[tuple[str, int]]
+    read_tokens: list[bytes]
+    path: str = ""
+    token: bytes = b""
+
+    replies = (FetchReply,)
 
 
 class VerifyObjects(AdminRequest, tag="verify"):
@@ -207,6 +269,7 @@ SLAVE_REQUESTS = Vocabulary(
     AbortWrite,
     DeleteObjects,
     CopyObject,
+    FetchObject,
     VerifyObjects,
     StopSlave,
 )
@@ -279,12 +342,13 @@ class DataSession:
         self._offset, self._verified_read = offset, token is not None
         return encode(Read(offset, length, token))
 
-    def begin_write(self, token: bytes) -> bytearray:
+    def begin_write(self, token: bytes, chain: list[ChainLink] | None = None) -> bytearray:
+        """Start writing; with a ``chain``, the slave passes the bytes on (HiRELIABLE)."""
         self._check_quiet("start a write")
         if self.writing:
             raise OutOfTurn("a write session is already open")
         self.writing = True
-        return encode(Write(token))
+        return encode(Write(token, chain or []))
 
     def put(self, offset: int, length: int) -> bytearray:
         """The frame announcing ``length`` bytes at ``offset``; the caller sends them next."""

@@ -25,18 +25,26 @@ Client -> master::
     close(lease, receipt)              commit a write -> CloseReply(entry)
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves, capacity)
+    quota                              -> QuotaReply(user, used, files, quota)
     fsck(path)                         slaves re-hash their copies -> FsckReply
     bad-replica(oid, version, slave)   a reader got bytes failing their block sums
                                        there: the master has the slave check -> ok
     shutdown(slave?)                   admin only: one slave, or all and the master
+    replicate(path, number, hireliable)
+                                       a path's own replica count -> ReplicateReply
+    decommission(slave, cancel)        admin only: drain a slave -> DecommissionReply
+    adopt(discard)                     admin only: leave safe mode, adopting (or
+                                       giving up) what the namespace does not know
 
 Slave -> master::
 
     join(version, token, slave_id, request)
                                        -> JoinReply(certificate), then the master hangs up
-    register(version, slave_id, host, port, usage, objects, software)
-                                       -> RegisterReply(key, heartbeat, slave_id, delete)
+    register(version, slave_id, host, port, usage, objects, software, cluster)
+                                       -> RegisterReply(key, heartbeat, slave_id, delete,
+                                                        cluster, inventory, renamed)
     heartbeat(usage)                   -> ok
+    inventory(objects)                 now and then -> InventoryReply(delete, renamed)
     quarantined(objects)               replicas found damaged and moved aside -> ok
 
 ``join`` is how a slave becomes a member: it sends a join token the operator
@@ -47,7 +55,7 @@ names the slave that certificate was issued to; the reply's key is that
 slave's own (:func:`sector.protocol.tokens.slave_key`).
 
 Requests that wait on slaves or threads (``long_running``: login, copy,
-fsck, shutdown) get ``Working`` frames every second until their reply, so a
+fsck, shutdown, close) get ``Working`` frames every second until their reply, so a
 client can time out a silent master quickly without cutting off a long copy.
 
 A ``ReadGrant`` names the replicas to read from and carries a read token; a
@@ -62,7 +70,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from ..errors import E_INVALID, E_SECURITY, NotSupportedError
-from .data import NonNegative, ObjectId, ObjectInfo
+from .data import ChainLink, NonNegative, ObjectId, ObjectInfo, ObjectPath
 from .messages import (
     PROTOCOL_VERSION,
     READ,
@@ -125,6 +133,11 @@ class Usage(Message):
     sent: NonNegative = 0
     #: The slave machine's load average over the last minute.
     load: float = 0.0
+    #: The most the slave will store (its MAX_DATA_SIZE); 0: no limit but the disk.
+    limit: int = 0
+    #: Why the slave cannot serve as it should right now (it cannot accept connections:
+    #: out of file descriptors...); empty when healthy. New files go elsewhere meanwhile.
+    trouble: str = ""
 
 
 class Capacity(Message):
@@ -141,6 +154,26 @@ class Capacity(Message):
     stored: int = 0
 
 
+class Health(Message):
+    """How safe the files are: what ``sysinfo``, ``df`` and the dashboard show.
+
+    ``under_replicated``: files with fewer live replicas than they want (but
+    at least one); ``lost``: files no live slave holds; ``copying``: replicas
+    being made now; ``queued``: files waiting for a copy; ``draining``: slaves
+    being decommissioned; ``safe_mode``: why the master deletes nothing (empty
+    when it is not in safe mode); ``scanned``: False until the master has
+    checked every file once after starting (the counts are partial until then).
+    """
+
+    under_replicated: int = 0
+    lost: int = 0
+    copying: int = 0
+    queued: int = 0
+    draining: int = 0
+    safe_mode: str = ""
+    scanned: bool = False
+
+
 class MasterInfo(Message):
     started: float
     address: str
@@ -148,6 +181,7 @@ class MasterInfo(Message):
     dirs: int
     size: int
     replica_num: int
+    health: Health = Health()
 
 
 class SlaveInfo(Message):
@@ -162,6 +196,12 @@ class SlaveInfo(Message):
     active: int
     #: The slave's file system (see :attr:`Usage.fs`); its own id when it said none.
     fs: str = ""
+    #: Where ``topology.conf`` puts it (``/dc1/rack2``; ``/`` when no line does).
+    location: str = "/"
+    #: Bytes it may store at most (MAX_DATA_SIZE); 0: no limit but the disk.
+    limit: int = 0
+    #: Why an alive slave is ``unhealthy`` (see :attr:`Usage.trouble`); empty otherwise.
+    trouble: str = ""
 
 
 class Rights(Message):
@@ -185,11 +225,13 @@ class Rights(Message):
 
 
 class Problem(Message):
-    """One thing ``fsck`` found: ``problem`` is missing, damaged or unreachable."""
+    """One thing ``fsck`` found: ``problem`` is missing, damaged, unreachable or
+    under-replicated (``detail``: how many replicas count, of how many wanted)."""
 
     path: str
     slave: str | None
     problem: str
+    detail: str = ""
 
 
 # --- replies ----------------------------------------------------------------------------
@@ -212,13 +254,28 @@ class RegisterReply(Reply, tag="register"):
     """Welcome: this slave's token key, how often to report, and what to delete before serving.
 
     Stale objects travel here rather than as a separate order so that a slave
-    drops them before it serves anyone, with no window for a race.
+    drops them before it serves anyone, with no window for a race. ``cluster``
+    is the master's cluster id: a slave that belongs to another cluster must not
+    serve this master (nor delete anything it says). ``inventory``: seconds
+    between the slave's full inventories (see :class:`Inventory`); 0: never.
     """
 
     key: bytes
     heartbeat: float
     slave_id: str
     delete: list[ObjectId] = []
+    cluster: str = ""
+    inventory: float = 0.0
+    renamed: list[ObjectPath] = []
+    #: DATA_ENCRYPTION: serve clients' reads and writes over TLS only.
+    data_encryption: bool = False
+
+
+class InventoryReply(Reply, tag="inventory"):
+    """What to delete (orphans, superseded versions) and which objects' paths changed."""
+
+    delete: list[ObjectId] = []
+    renamed: list[ObjectPath] = []
 
 
 class PingReply(Reply, tag="ping"):
@@ -248,6 +305,8 @@ class ReadGrant(Reply, tag="read-grant"):
     token: bytes
     replicas: list[Address]
     tokens: list[bytes] = []
+    #: Read over TLS (SF_MODE.SECURE, or the cluster's DATA_ENCRYPTION).
+    secure: bool = False
 
     def token_for(self, address: tuple[str, int]) -> bytes:
         """The token to show the replica at ``address`` (one of ``replicas``)."""
@@ -258,7 +317,11 @@ class ReadGrant(Reply, tag="read-grant"):
 
 
 class WriteGrant(Reply, tag="write-grant"):
-    """Write the next version of a file on ``slave``; ``size`` is what it starts from."""
+    """Write the next version of a file on ``slave``; ``size`` is what it starts from.
+
+    ``chain`` (HiRELIABLE writes): the slaves ``slave`` streams the bytes on to as
+    they arrive, each with its token; they go in the ``write`` request.
+    """
 
     lease: int
     oid: int
@@ -266,6 +329,9 @@ class WriteGrant(Reply, tag="write-grant"):
     size: int
     token: bytes
     slave: Address
+    chain: list[ChainLink] = []
+    #: Write over TLS (SF_MODE.SECURE, or the cluster's DATA_ENCRYPTION).
+    secure: bool = False
 
 
 class CloseReply(Reply, tag="close"):
@@ -283,6 +349,37 @@ class FsckReply(Reply, tag="fsck"):
     files: int
     replicas: int
     problems: list[Problem]
+
+
+class ReplicateReply(Reply, tag="replicate"):
+    """How many files the new setting covers (they are recounted in the background)."""
+
+    files: int
+
+
+class DecommissionReply(Reply, tag="decommission"):
+    """The slave's id and how many files it holds (all copied elsewhere before it is
+    drained)."""
+
+    slave: str
+    files: int
+
+
+class AdoptReply(Reply, tag="adopt"):
+    """What ``adopt`` brought into the namespace: files at their recorded paths, files
+    put in ``/lost+found`` (no path known, or the path taken), and the cluster id."""
+
+    files: int
+    lost_found: int
+    cluster: str
+class QuotaReply(Reply, tag="quota"):
+    """What the user owns (the current versions it wrote) against its ``quota``
+    (bytes; 0: none)."""
+
+    user: str
+    used: int
+    files: int
+    quota: int
 
 
 class ShutdownReply(Reply, tag="shutdown"):
@@ -317,7 +414,8 @@ class Join(Request, tag="join"):
 
 
 class Register(Request, tag="register"):
-    """A member slave's greeting: who it is, where it serves, and everything it holds."""
+    """A member slave's greeting: who it is, where it serves, everything it holds, and
+    the cluster it belongs to (empty for a slave that never registered)."""
 
     version: int
     slave_id: SlaveId
@@ -327,6 +425,7 @@ class Register(Request, tag="register"):
     objects: list[ObjectInfo] = []
     #: The slave's software release (``sector.__version__``), shown by the dashboard.
     software: str = ""
+    cluster: str = ""
 
     replies = (RegisterReply,)
 
@@ -417,14 +516,18 @@ class Open(Request, tag="open"):
 
 
 class Close(Request, tag="close"):
-    """Commit a write: the lease, and the receipt the slave signed at commit."""
+    """Commit a write: the lease, the receipt the slave signed at commit, and those of
+    the slaves down its chain (``more``, HiRELIABLE)."""
 
     lease: int
     receipt: bytes
+    more: list[bytes] = []
 
     replies = (CloseReply,)
     # the lease belonged to the session that broke; a new session cannot close it
     survives_reconnect = False
+    # a HiRELIABLE close whose chain lost a slave waits for the copy that replaces it
+    long_running = True
 
 
 class Abort(Request, tag="abort"):
@@ -456,6 +559,42 @@ class ReportBadReplica(Request, tag="bad-replica"):
     replies = (Done,)
 
 
+class Replicate(Request, tag="replicate"):
+    """Set how many replicas a path and everything under it keep (``number`` 0: no count
+    of its own: replica.conf and REPLICA_NUM decide), and whether their writes are
+    HiRELIABLE (None: no setting of its own). Replaces the path's earlier setting."""
+
+    path: str
+    number: int = 0
+    hireliable: bool | None = None
+
+    replies = (ReplicateReply,)
+
+
+class Decommission(Request, tag="decommission"):
+    """Admin only: copy everything a slave (id or ``host:port``) holds elsewhere, after
+    which its replicas no longer count; ``cancel`` stops that."""
+
+    slave: str
+    cancel: bool = False
+
+    replies = (DecommissionReply,)
+
+
+class Adopt(Request, tag="adopt"):
+    """Admin only: leave safe mode. By default the files the slaves hold and the
+    namespace does not know are added to it (at the paths the slaves recorded);
+    with ``discard`` they are given up instead, and deleted."""
+
+    discard: bool = False
+
+    replies = (AdoptReply,)
+class Quota(Request, tag="quota"):
+    """How much the logged-in user owns, and may."""
+
+    replies = (QuotaReply,)
+
+
 class Shutdown(Request, tag="shutdown"):
     """Stop one slave (by id or ``host:port``), or with None every slave and the master."""
 
@@ -469,9 +608,23 @@ class Shutdown(Request, tag="shutdown"):
 
 
 class Heartbeat(Request, tag="heartbeat"):
+    """The slave is alive, with this much space. ``writes``: the leases whose writes it
+    received bytes for since its last heartbeat (they must not expire meanwhile)."""
+
     usage: Usage
+    writes: list[int] = []
 
     replies = (Done,)
+
+
+class Inventory(Request, tag="inventory"):
+    """Everything the slave holds, sent now and then (``RegisterReply.inventory``), so
+    that objects nobody will ever read - left by a crash - are collected without
+    waiting for the slave to register again."""
+
+    objects: list[ObjectInfo]
+
+    replies = (InventoryReply,)
 
 
 class Quarantined(Request, tag="quarantined"):
@@ -504,8 +657,12 @@ CLIENT_REQUESTS = Vocabulary(
     Fsck,
     Shutdown,
     ReportBadReplica,
+    Replicate,
+    Decommission,
+    Adopt,
+    Quota,
 )
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Quarantined)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined)
 
 
 def check_version(version: int) -> None:

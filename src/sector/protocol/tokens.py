@@ -72,13 +72,18 @@ class ReadClaims(Claims, tag="read"):
 
 class WriteClaims(Claims, tag="write"):
     """Write version ``version`` of ``oid`` on slave ``slave``, under lease ``lease``,
-    starting from the bytes of version ``base`` (0: from nothing)."""
+    starting from the bytes of version ``base`` (0: from nothing). ``path`` is the
+    file's path, which the slave keeps beside the object (for ``fsck --adopt``);
+    ``limit`` the most bytes the new version may grow to (the writer's quota; -1: no
+    limit)."""
 
     oid: int
     version: int
     base: int
     lease: int
     slave: str
+    path: str = ""
+    limit: int = -1
 
 
 class AdminClaims(Claims, tag="admin"):

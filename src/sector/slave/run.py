@@ -29,6 +29,7 @@ def run(
     port: int | None = None,
     log_stderr: bool = False,
     join_token: str | None = None,
+    bind: str | None = None,
 ) -> int:
     try:
         settings = SlaveSettings.load(conf_dir, data_dir)
@@ -37,6 +38,8 @@ def run(
             settings.master = _master_address(master)
         if port is not None:
             settings.port = port
+        if bind:
+            settings.host = bind
         lock = claim_directory(settings.data_dir, SLAVE_LOCK, "data directory", "--data")
         (settings.data_dir / SLAVE_READY).unlink(missing_ok=True)
         log = settings.log

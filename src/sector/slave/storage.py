@@ -24,12 +24,21 @@ Quarantine (``quarantine/``) is where damaged objects go: moved aside, never
 served again, never reported in the inventory, kept for a person to look at
 (delete them freely). :attr:`Storage.quarantined` lists what was moved there
 since the master was last told.
+
+Beside the objects, ``paths.log`` records the Sector path each object was
+written under (or last heard of from the master), one JSON line per event,
+so that a lost namespace can be rebuilt from the slaves (``sector fsck
+--adopt``). It is advice, not truth: written without fsync (a crash may lose
+its last lines, and the object then comes back under ``/lost+found``), and
+compacted when it holds many more lines than objects. ``cluster.id`` names the
+cluster whose master this slave serves; it never serves another.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import logging
 import mmap
 import os
@@ -42,6 +51,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import E_UNKNOWN, NoDiskError, SectorError, SectorNotFoundError
 from ..protocol.checksum import CHUNK as COPY_CHUNK
 from ..protocol.checksum import SUM_SIZE, BlockHasher, of_sums, sums_length
 from ..protocol.checksum import hash_file as _hash_file
@@ -60,6 +70,19 @@ CHECK_CHUNK = 1024 * 1024
 
 class DamagedObject(Exception):
     """An object's bytes do not match its checksum; it has been quarantined."""
+
+
+CLUSTER_FILE = "cluster.id"
+PATHS_FILE = "paths.log"
+
+
+def disk_error(exc: OSError) -> SectorError:
+    """What a failed disk operation means to the peer."""
+    if isinstance(exc, FileNotFoundError):
+        return SectorNotFoundError(str(exc))
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoDiskError("slave disk is full")
+    return SectorError(f"slave storage error: {exc}", code=E_UNKNOWN)
 
 
 def filesystem_id(path: Path) -> str:
@@ -110,6 +133,64 @@ class Storage:
         self.quarantined: list[tuple[int, int]] = []
         self._index_lock = threading.Lock()
         self._scan()
+        self.paths: dict[tuple[int, int], str] = {}
+        self._path_lines = 0
+        self._load_paths()
+
+    # --- the cluster we belong to -------------------------------------------------------
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster whose master we serve; empty until we first registered."""
+        try:
+            return (self.root / CLUSTER_FILE).read_text().strip()
+        except FileNotFoundError:
+            return ""
+
+    def join_cluster(self, cluster_id: str) -> None:
+        """Belong to ``cluster_id`` from now on (written once, at the first registration)."""
+        temp = self.root / (CLUSTER_FILE + ".tmp")
+        temp.write_text(cluster_id + "\n")
+        os.replace(temp, self.root / CLUSTER_FILE)
+        _fsync_dir(self.root)
+
+    # --- where each object lives in the namespace (advice for --adopt) ------------------
+
+    def _load_paths(self) -> None:
+        journal = self.root / PATHS_FILE
+        try:
+            with open(journal, encoding="utf-8") as lines:
+                for line in lines:
+                    self._path_lines += 1
+                    try:
+                        oid, version, path = json.loads(line)
+                    except (ValueError, TypeError):
+                        continue  # a line torn by a crash
+                    if (oid, version) in self.index:
+                        self.paths[(oid, version)] = path
+        except FileNotFoundError:
+            pass
+        if self._path_lines > 2 * len(self.paths) + 1000:
+            self._rewrite_paths()
+
+    def note_path(self, oid: int, version: int, path: str) -> None:
+        """Remember the Sector path of an object we hold (or are about to)."""
+        if not path or self.paths.get((oid, version)) == path:
+            return
+        self.paths[(oid, version)] = path
+        with open(self.root / PATHS_FILE, "a", encoding="utf-8") as journal:
+            journal.write(json.dumps([oid, version, path]) + "\n")
+        self._path_lines += 1
+        if self._path_lines > 2 * len(self.paths) + 1000:
+            self._rewrite_paths()
+
+    def _rewrite_paths(self) -> None:
+        temp = self.root / (PATHS_FILE + ".tmp")
+        with open(temp, "w", encoding="utf-8") as journal:
+            for (oid, version), path in self.paths.items():
+                journal.write(json.dumps([oid, version, path]) + "\n")
+        os.replace(temp, self.root / PATHS_FILE)
+        self._path_lines = len(self.paths)
 
     def _load_id(self) -> str:
         """A stable identity, kept across restarts so the master recognises us."""
@@ -157,20 +238,27 @@ class Storage:
                 pass
 
     def inventory(self) -> list[list]:
-        """[oid, version, size, checksum] for everything stored: what we report on joining.
+        """[oid, version, size, checksum, age, path] for everything stored: what we report.
 
         Each file is looked at again, so one that vanished from the disk behind our
         back is not claimed (and the master re-replicates it rather than trusting us).
+        ``age`` is seconds since it was stored, by this machine's clock.
         """
         items = []
+        now = time.time()
         for key, obj in list(self.index.items()):
             try:
-                obj.size = obj.path.stat().st_size
+                info = obj.path.stat()
             except FileNotFoundError:
                 del self.index[key]
+                self.paths.pop(key, None)
                 self.stored_bytes -= obj.size
                 continue
-            items.append([obj.oid, obj.version, obj.size, obj.checksum])
+            obj.size = info.st_size
+            age = max(0.0, now - info.st_mtime)
+            items.append(
+                [obj.oid, obj.version, obj.size, obj.checksum, age, self.paths.get(key, "")]
+            )
         return items
 
     def find(self, oid: int, version: int) -> StoredObject | None:
@@ -231,6 +319,7 @@ class Storage:
 
     def delete(self, oid: int, version: int) -> bool:
         obj = self.index.pop((oid, version), None)
+        self.paths.pop((oid, version), None)
         if obj is None:
             return False
         self._unlink(obj)

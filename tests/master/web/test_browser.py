@@ -23,7 +23,7 @@ import pytest
 
 from sector.client import Client
 from sector.cluster import LocalCluster
-from tests.support import PASSWORD, USER, admin, connect, root_password
+from tests.support import PASSWORD, USER, admin, connect, root_password, wait_until
 
 from .test_app import FAMILIES, add_user
 
@@ -96,7 +96,8 @@ def fill_with_files(client: Client, tmp_path: Path) -> None:
 def test_an_administrator_watches_the_cluster_and_sees_a_killed_slave_turn_dead(
     make_cluster: Callable[..., LocalCluster], page: playwright_api.Page, tmp_path: Path
 ) -> None:
-    cluster = make_cluster(slaves=3)
+    # one replica per file: the killed slave's files have none left, as the page shows
+    cluster = make_cluster(slaves=3, replicas=1)
     client = connect(cluster)
     root = admin(cluster)  # sysinfo shows slaves to administrators only
     fill_with_files(client, tmp_path)
@@ -210,9 +211,12 @@ def test_a_user_sees_no_slave_addresses_and_only_the_paths_they_may_read(
     page.goto(cluster.dashboard_url + "browse" + workdir)
     expect(page.locator(f'tr[data-entry="{name}"]')).to_have_count(1)
     expect(page.locator('tr[data-entry="private"]')).to_have_count(0)
+    wait_until(  # its second replica follows the upload in the background
+        lambda: len(client.stat(f"{mine}/notes.txt").slaves) == 2, what="two replicas"
+    )
     page.click(f'tr[data-entry="{name}"] a')
     page.click('tr[data-entry="notes.txt"] a')
-    expect(page.locator("#replicas tr[data-replica]")).to_have_count(1)
+    expect(page.locator("#replicas tr[data-replica]")).to_have_count(2)
     expect(page.locator("#replicas")).to_contain_text("slave ")
     shoot(page, tmp_path, "file-as-user")
     page.goto(cluster.dashboard_url + "browse" + workdir + "/private/secret.txt")
