@@ -1,0 +1,128 @@
+"""An open file's staged writes (mount/files.py), driven as the kernel drives them.
+
+``OpenFile`` is called here the way the FUSE operations call it - 1 MiB
+writes in libfuse's buffer, reads, ``getattr``'s size, truncates, the commit
+at ``close`` - against a real cluster but without a kernel mount, so each
+step's effect can be checked exactly. Large writes are gathered by
+:class:`WriteBehind` and sent from a thread: whatever the program does next
+must see them as if they had been written at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from sector.client import Client
+from sector.cluster import LocalCluster
+from sector.errors import SectorError
+from sector.mount.files import OpenFile, WriteBehind
+from sector.protocol.messages import READ
+
+pytestmark = pytest.mark.timeout(120)
+
+MiB = 1024 * 1024
+
+
+def sector_bytes(client: Client, path: str) -> bytes:
+    with client.open(path, READ) as remote:
+        return remote.read()
+
+
+def kernel_write(file: OpenFile, offset: int, data: bytes) -> None:
+    """As libfuse hands a write over: a view of memory taken back (scribbled on) after."""
+    buffer = bytearray(data)
+    assert file.write(offset, memoryview(buffer)) == len(data)
+    buffer[:] = bytes(len(buffer))  # libfuse reuses its buffer for the next request
+
+
+def read(file: OpenFile, offset: int, size: int) -> bytes:
+    buffer = bytearray(size)
+    count = file.read_into(offset, memoryview(buffer))
+    return bytes(buffer[:count])
+
+
+def test_large_writes_are_read_back_before_they_are_sent(client: Client, workdir: str) -> None:
+    path = f"{workdir}/big"
+    data = os.urandom(20 * MiB + 12_345)  # two full batches and a partial one
+    file = OpenFile(client, path)
+    file.create()
+    for offset in range(0, len(data), MiB):
+        kernel_write(file, offset, data[offset : offset + MiB])
+    assert file.size == len(data)  # what getattr shows
+    assert read(file, 19 * MiB, 2 * MiB) == data[19 * MiB :]  # from the unsent batch
+    assert read(file, 3 * MiB, 100) == data[3 * MiB : 3 * MiB + 100]
+    assert not client.exists(path)  # staged, not published
+    file.close()
+    assert sector_bytes(client, path) == data
+
+
+def test_later_writes_land_over_earlier_ones_whatever_their_size(
+    client: Client, workdir: str
+) -> None:
+    path = f"{workdir}/layers"
+    file = OpenFile(client, path)
+    file.create()
+    kernel_write(file, 0, b"a" * (3 * MiB))  # gathered behind
+    kernel_write(file, MiB, b"small")  # written directly, after the gathered bytes
+    kernel_write(file, 6 * MiB, b"b" * MiB)  # a jump: the batch so far goes first
+    kernel_write(file, 512 * 1024, b"c" * MiB)  # back over the first batch
+    file.commit()
+    expected = bytearray(b"a" * (3 * MiB) + bytes(3 * MiB) + b"b" * MiB)
+    expected[MiB : MiB + 5] = b"small"
+    expected[512 * 1024 : 512 * 1024 + MiB] = b"c" * MiB
+    assert sector_bytes(client, path) == expected
+    file.close()
+
+
+def test_truncate_and_append_see_the_gathered_writes(client: Client, workdir: str) -> None:
+    path = f"{workdir}/cut"
+    data = os.urandom(10 * MiB)
+    file = OpenFile(client, path)
+    file.create()
+    for offset in range(0, len(data), MiB):
+        kernel_write(file, offset, data[offset : offset + MiB])
+    file.truncate(9 * MiB + 7)  # inside the unsent partial batch
+    assert file.append(memoryview(b"tail" * 40_000)) == 160_000
+    assert file.size == 9 * MiB + 7 + 160_000
+    file.close()
+    assert sector_bytes(client, path) == data[: 9 * MiB + 7] + b"tail" * 40_000
+
+
+def test_memory_held_behind_is_bounded_however_large_the_file(client: Client, workdir: str) -> None:
+    file = OpenFile(client, f"{workdir}/long")
+    file.create()
+    chunk = os.urandom(MiB)
+    for offset in range(0, 80 * MiB, MiB):
+        kernel_write(file, offset, chunk)
+        behind = file.behind
+        assert behind is not None
+        in_use = (behind.batch is not None) + behind.queue.qsize() + 1  # +1: being sent
+        assert in_use + behind.free.qsize() <= WriteBehind.DEPTH + 2
+    file.close()
+    assert client.stat(f"{workdir}/long").size == 80 * MiB
+
+
+def test_a_failed_send_behind_is_reported_and_nothing_is_published(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(slaves=1)
+    client = cluster.connect()
+    try:
+        with client.open("/kept", "wb") as old:
+            old.write(b"the committed version")
+        before = client.stat("/kept")
+        file = OpenFile(client, "/kept", before)
+        kernel_write(file, 0, b"x" * MiB)  # opens the write session on the only slave
+        cluster.stop_process("slave1", kill=True)
+        with pytest.raises(SectorError):  # at a later write
+            for offset in range(MiB, 64 * MiB, MiB):
+                kernel_write(file, offset, b"x" * MiB)
+        with pytest.raises(SectorError):  # and again at close: the session is broken
+            file.close()
+        after = client.stat("/kept")
+        assert (after.version, after.size) == (before.version, before.size)
+    finally:
+        client.close()
