@@ -107,7 +107,9 @@ class MasterServer:
             settings.token_ttl,
             settle=settings.slave_timeout + settings.heartbeat_interval,
         )
-        self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)
+        self.sessions = Sessions(
+            Users.load(settings.conf_dir / "users"), settings.master_acl, settings.client_timeout
+        )
         self.files = Files(
             self.store,
             namespace,

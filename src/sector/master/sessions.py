@@ -48,9 +48,13 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, users: Users, acl: list[IPv4Network | IPv6Network]):
+    def __init__(
+        self, users: Users, acl: list[IPv4Network | IPv6Network], lease_timeout: float = 0.0
+    ):
         self.users = users
         self.acl = acl
+        #: CLIENT_TIMEOUT, told to clients at login (see :class:`~.leases.Leases`).
+        self.lease_timeout = lease_timeout
 
     @handles(Login)
     async def login(self, peer: Peer, request: Login) -> tuple[Reply, Session | None]:
@@ -62,7 +66,7 @@ class Sessions:
         except SectorError as exc:
             return Error.of(exc), None
         log.info("user %s logged in from %s", user.name, address)
-        return LoginReply(user.name, user.rights), Session(user, address)
+        return LoginReply(user.name, user.rights, self.lease_timeout), Session(user, address)
 
     async def authenticate(self, address: str, name: str, password: str) -> User:
         """The user, when ``address`` may reach this master and the password is right:

@@ -232,10 +232,13 @@ class Problem(Message):
 
 
 class LoginReply(Reply, tag="login"):
-    """Welcome: the user's name and what it may read and write."""
+    """Welcome: the user's name and what it may read and write. ``lease_timeout``: the
+    master's CLIENT_TIMEOUT (0: none), after which the write leases of a client it has
+    not heard from expire - a client with files open for writing pings it sooner."""
 
     user: str
     rights: Rights = msgspec.field(default_factory=Rights)
+    lease_timeout: float = 0.0
 
 
 class JoinReply(Reply, tag="join"):
