@@ -257,7 +257,7 @@ def replicate(state: State, path: str, number: int, hireliable: bool | None) -> 
       sector replicate /scratch 1
     """
     files = state.client().set_replication(path, number, hireliable=hireliable)
-    wanted = f"{number} replicas" if number else "the replica count of the rules"
+    wanted = plural(number, "replica") if number else "the replica count of the rules"
     click.echo(f"{path}: {wanted} for {plural(files, 'file')}")
 
 

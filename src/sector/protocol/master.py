@@ -238,10 +238,13 @@ class Problem(Message):
 
 
 class LoginReply(Reply, tag="login"):
-    """Welcome: the user's name and what it may read and write."""
+    """Welcome: the user's name and what it may read and write. ``lease_timeout``: the
+    master's CLIENT_TIMEOUT (0: none), after which the write leases of a client it has
+    not heard from expire - a client with files open for writing pings it sooner."""
 
     user: str
     rights: Rights = msgspec.field(default_factory=Rights)
+    lease_timeout: float = 0.0
 
 
 class JoinReply(Reply, tag="join"):
@@ -372,6 +375,8 @@ class AdoptReply(Reply, tag="adopt"):
     files: int
     lost_found: int
     cluster: str
+
+
 class QuotaReply(Reply, tag="quota"):
     """What the user owns (the current versions it wrote) against its ``quota``
     (bytes; 0: none)."""
@@ -589,6 +594,8 @@ class Adopt(Request, tag="adopt"):
     discard: bool = False
 
     replies = (AdoptReply,)
+
+
 class Quota(Request, tag="quota"):
     """How much the logged-in user owns, and may."""
 

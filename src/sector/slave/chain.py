@@ -91,9 +91,7 @@ class Downstream:
             return []
         try:
             await self._send(self.session.commit())
-            reply = await asyncio.wait_for(
-                self.channel.receive_reply(self.session), COMMIT_TIMEOUT
-            )
+            reply = await asyncio.wait_for(self.channel.receive_reply(self.session), COMMIT_TIMEOUT)
         except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
             self._drop(f"its commit failed: {exc or type(exc).__name__}")
             return []
