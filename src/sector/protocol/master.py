@@ -220,12 +220,14 @@ class Rights(Message):
 
 class Problem(Message):
     """One thing ``fsck`` found: ``problem`` is missing, damaged, unreachable or
-    under-replicated (``detail``: how many replicas count, of how many wanted)."""
+    under-replicated (``detail``: how many replicas count, of how many wanted).
+    ``repaired``: an ``fsck --repair`` brought the file back to its target."""
 
     path: str
     slave: str | None
     problem: str
     detail: str = ""
+    repaired: bool = False
 
 
 # --- replies ----------------------------------------------------------------------------
@@ -521,7 +523,11 @@ class Sysinfo(Request, tag="sysinfo"):
 
 
 class Fsck(Request, tag="fsck"):
+    """Check every replica under ``path``; with ``repair`` (administrators only), also copy
+    what is missing at once, skipping the repair queue, before answering."""
+
     path: str
+    repair: bool = False
 
     replies = (FsckReply,)
     long_running = True  # slaves re-read what they hold
