@@ -406,3 +406,34 @@ def test_the_scrub_finds_a_flipped_byte_on_its_own(make_cluster) -> None:
     assert len(quarantined(cluster, 1)) == 2  # the bytes and their sums
     assert all(client.stat(f"/scrubbed/{name}").slaves for name in ("a", "c"))
     client.close()
+
+
+# --- copies between slaves are checked too ----------------------------------------------
+
+
+def test_a_copy_from_a_rotten_replica_is_refused_and_its_source_quarantined(
+    make_cluster,
+) -> None:
+    """Replicas on A (rotted) and B; B dies, so the master copies A's to C. C checks
+    each block as it arrives: the bad bytes are never kept, the master hears that A
+    sent them and has A check its replica (quarantined); once B is back, the file is
+    made whole again from B."""
+    cluster = make_cluster(slaves=3)
+    client = connect(cluster)
+    data = os.urandom(3 * MiB)
+    with client.open("/copied/f", sector.WRITE) as handle:
+        handle.write(data)
+    wait_until(lambda: len(client.stat("/copied/f").slaves) == 2, what="two replicas")
+    a, b = (number_of(cluster, client, s) for s in client.stat("/copied/f").slaves)
+    [c] = set(slave_numbers(cluster)) - {a, b}
+    flip_byte(object_path(cluster, a, client, "/copied/f"), 2 * MiB + 1)
+
+    cluster.stop_process(f"slave{b}", kill=True)
+    wait_until(lambda: quarantined(cluster, a), timeout=30, what="A's replica quarantined")
+    assert not list((cluster.layout.slave_dir(c) / "objects").rglob("*.*.*")), "nothing kept"
+
+    cluster.start_slave(b)
+    wait_until(lambda: len(client.stat("/copied/f").slaves) == 2, what="the file made whole")
+    for number in {number_of(cluster, client, s) for s in client.stat("/copied/f").slaves}:
+        assert object_path(cluster, number, client, "/copied/f").read_bytes() == data
+    client.close()

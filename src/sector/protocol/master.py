@@ -45,6 +45,8 @@ Slave -> master::
     heartbeat(usage)                   -> ok
     inventory(objects)                 now and then -> InventoryReply(delete, renamed)
     quarantined(objects)               replicas found damaged and moved aside -> ok
+    bad-source(obj, source)            a copy from that slave got bytes failing
+                                       their sums: have it check its replica -> ok
 
 ``join`` is how a slave becomes a member: it sends a join token the operator
 made and a request for a certificate of the key it just made; the master
@@ -618,6 +620,17 @@ class Quarantined(Request, tag="quarantined"):
     replies = (Done,)
 
 
+class BadSource(Request, tag="bad-source"):
+    """While copying ``obj`` from the slave at ``source`` (``host:port``), this slave got
+    bytes that failed their block sums: the master has that slave check its replica,
+    as it does when a reader says so (:class:`ReportBadReplica`)."""
+
+    obj: ObjectId
+    source: str
+
+    replies = (Done,)
+
+
 # --- connection states ------------------------------------------------------------------
 
 GREETINGS = Vocabulary("the greetings", Login, Register, Join)
@@ -643,7 +656,7 @@ CLIENT_REQUESTS = Vocabulary(
     Decommission,
     Adopt,
 )
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined, BadSource)
 
 
 def check_version(version: int) -> None:

@@ -62,6 +62,7 @@ from ..protocol.data import (
 )
 from ..protocol.framing import ProtocolError, encode
 from ..protocol.master import (
+    BadSource,
     Heartbeat,
     Inventory,
     Join,
@@ -152,6 +153,8 @@ class SlaveServer:
         self.exit_code = 0
         #: Lease -> when its write last received bytes (see _writes).
         self.writing: dict[int, float] = {}
+        #: Reports of sources that sent a copy bad bytes, for the master (see copies.py).
+        self.suspects: list[BadSource] = []
         self._last_report = clock.monotonic()
 
     @property
@@ -381,11 +384,19 @@ class SlaveServer:
     async def _report_quarantined(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        """Tell the master which replicas were quarantined; kept for next time if that fails."""
+        """Tell the master which replicas were quarantined here and which sources sent a
+        copy bad bytes; kept for next time if that fails."""
         pending = self.storage.quarantined[:]
         if pending:
             await self._ask(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
             del self.storage.quarantined[: len(pending)]
+        while self.suspects:
+            await self._ask(reader, writer, self.suspects[0])
+            self.suspects.pop(0)
+
+    def suspect(self, obj: ObjectId, source: str) -> None:
+        """A copy got bytes failing their sums from ``source``: the master will hear of it."""
+        self.suspects.append(BadSource(obj, source))
 
     def wrote(self, lease: int) -> None:
         """Bytes arrived for the write under ``lease``: the master hears it is alive."""
