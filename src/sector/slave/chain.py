@@ -57,7 +57,8 @@ class Downstream:
             self.sock = sock
             await asyncio.wait_for(self.loop.sock_connect(sock, address), STALL_TIMEOUT)
             await self._send(self.session.begin_write(self.link.token, self.rest))
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncio.TimeoutError, ValueError, OverflowError) as exc:
+            # ValueError, OverflowError: a host name IDNA cannot encode, a port out of range
             self._drop(f"cannot reach it: {exc or type(exc).__name__}")
 
     async def put(self, offset: int, data: memoryview) -> None:
