@@ -145,6 +145,8 @@ def build(results: Results, m: dict, size: int) -> None:
                 add(Figure("CPU seconds per GB", f"{direction}: all Sector processes", total,
                            "s/GB", "MooseFS master+chunkserver+mount", mfs,
                            higher_is_better=False))
+        if large.get("secure_upload_s"):
+            _encryption_figures(results, large, size)
         if "parallel_s" in large:
             streams = results.context.get("streams", 4)
             single, _ = _rates(size, large["single_stream_s"])
@@ -251,6 +253,23 @@ def _integrity_figures(results: Results, m: dict, size: int, large: dict | None)
         add(Figure("Two replicas", "download from both at once (+fsync) MB/s", dual, "MB/s",
                    "one stream, same file, same run", single, samples=samples,
                    note="the client keeps one stream unless asked (streams=2)"))
+
+
+def _encryption_figures(results: Results, large: dict, size: int) -> None:
+    """SF_MODE.SECURE (TLS data connections) beside the plain, zero-copy ones of the
+    same run: rate, and the CPU all Sector processes spend per GB."""
+    add = results.add
+    gb = size / 1e9
+    group = "Encrypted data connections (SECURE: TLS)"
+    for direction, name in (("upload", "upload"), ("download", "download (+fsync)")):
+        plain, _ = _rates(size, large[f"{direction}_s"])
+        tls, samples = _rates(size, large[f"secure_{direction}_s"])
+        add(Figure(group, f"{name} MB/s", tls, "MB/s", f"plain {name}, same run", plain,
+                   samples=samples))
+        cpu = median(sum(u.values()) for u in large["cpu"][f"secure_{direction}"]) / gb
+        plain_cpu = median(sum(u.values()) for u in large["cpu"][direction]) / gb
+        add(Figure(group, f"{direction}: all Sector processes, CPU s/GB", cpu, "s/GB",
+                   f"plain {direction}, same run", plain_cpu, higher_is_better=False))
 
 
 def _data_figures(results: Results, data: dict) -> None:

@@ -47,28 +47,31 @@ def cpu_by_role(used: dict[str, float]) -> dict[str, float]:
 
 
 def upload(client: Client, running: LocalCluster, source: Path, remote: str,
-           drop: bool) -> tuple[float, dict[str, float]]:
-    """Seconds and CPU seconds by role for one upload from a (cold) local file."""
+           drop: bool, secure: bool = False) -> tuple[float, dict[str, float]]:
+    """Seconds and CPU seconds by role for one upload from a (cold) local file;
+    with ``secure``, over TLS (SF_MODE.SECURE)."""
     if drop:
         drop_caches()
     meter = CpuMeter(server_pids(running))
     meter.start()
     started = time.perf_counter()
-    client.upload(source, remote)
+    client.upload(source, remote, secure=secure)
     elapsed = time.perf_counter() - started
     return elapsed, cpu_by_role(meter.stop())
 
 
 def download(client: Client, running: LocalCluster, remote: str, target: Path,
-             drop: bool, streams: int = 1) -> tuple[float, dict[str, float]]:
-    """Seconds (until the local copy is fsynced, like ``cp`` + ``sync``) and CPU by role."""
+             drop: bool, streams: int = 1,
+             secure: bool = False) -> tuple[float, dict[str, float]]:
+    """Seconds (until the local copy is fsynced, like ``cp`` + ``sync``) and CPU by role;
+    with ``secure``, over TLS."""
     target.unlink(missing_ok=True)
     if drop:
         drop_caches()
     meter = CpuMeter(server_pids(running))
     meter.start()
     started = time.perf_counter()
-    client.download(remote, target, streams=streams)
+    client.download(remote, target, streams=streams, secure=secure)
     fsync_path(target)
     elapsed = time.perf_counter() - started
     used = cpu_by_role(meter.stop())
@@ -125,7 +128,9 @@ def large_files(work: Path, source: Path, size: int, runs: int, drop: bool,
     from .mount import mounted
 
     out: dict = {"upload_s": [], "download_s": [], "cp_s": [], "cp_cpu": [],
-                 "cold_read_s": [], "cpu": {"upload": [], "download": []}}
+                 "cold_read_s": [], "secure_upload_s": [], "secure_download_s": [],
+                 "cpu": {"upload": [], "download": [], "secure_upload": [],
+                         "secure_download": []}}
     with cluster(work / "sector-large") as running, ExitStack() as stack:
         client = running.connect()
         mount_dir = None
@@ -148,6 +153,17 @@ def large_files(work: Path, source: Path, size: int, runs: int, drop: bool,
                                          work / "download.bin", drop)
                 out["download_s"].append(seconds)
                 out["cpu"]["download"].append(used)
+                # the same bytes over TLS (SF_MODE.SECURE), right after the plain ones
+                log(f"large file run {run}/{runs}: upload, download in SECURE mode")
+                seconds, used = upload(client, running, source, "/bench/big-secure.bin", drop,
+                                       secure=True)
+                out["secure_upload_s"].append(seconds)
+                out["cpu"]["secure_upload"].append(used)
+                seconds, used = download(client, running, "/bench/big-secure.bin",
+                                         work / "download.bin", drop, secure=True)
+                out["secure_download_s"].append(seconds)
+                out["cpu"]["secure_download"].append(used)
+                client.rm("/bench/big-secure.bin")
                 if mount_dir is not None:
                     log(f"large file run {run}/{runs}: cp into and out of the mount")
                     inside = mount_dir / "bench" / "big-mount.bin"

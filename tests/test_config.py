@@ -20,6 +20,7 @@ from sector.config import (
     parse,
     parse_address,
     parse_size,
+    quote,
     read_acl,
     read_run_file,
     read_topology,
@@ -43,11 +44,34 @@ def test_a_key_may_hold_several_values_indented_by_tabs_or_spaces() -> None:
     assert conf.first("READ_PERMISSION") == "/a"
 
 
-def test_hash_starts_a_comment_anywhere_on_a_line() -> None:
-    text = "# heading\nSECTOR_PORT # the port\n\t6000 # default\n  # indented comment\n\n"
+def test_hash_starts_a_comment_at_a_line_start_or_after_a_blank() -> None:
+    text = "# heading\nSECTOR_PORT # the port\n\t6000\t# default\n  # indented comment\n\n"
     conf = parse(text)
     assert conf.values("SECTOR_PORT") == ["6000"]
     assert list(conf.entries) == ["SECTOR_PORT"]
+
+
+def test_a_hash_inside_a_value_is_kept() -> None:
+    """Issue 9: ``PASSWORD abc#def`` was read as ``abc``."""
+    conf = parse("PASSWORD\n\tabc#def\nREAD_PERMISSION\n\t/data/#tmp # a comment\n")
+    assert conf.values("PASSWORD") == ["abc#def"]
+    assert conf.values("READ_PERMISSION") == ["/data/#tmp"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["two words # and a hash", "#starts with one", "  spaced  ", 'has "quotes"', "back\\slash", ""],
+)
+def test_a_quoted_value_is_taken_as_written_and_quote_writes_it(value: str) -> None:
+    written = quote(value)
+    conf = parse(f"PASSWORD\n\t{written}   # a comment after it\n")
+    assert conf.values("PASSWORD") == [value]
+    assert quote("plain#word") == "plain#word"  # quoted only when it must be
+
+
+def test_an_unfinished_quote_is_an_error_at_its_line() -> None:
+    with pytest.raises(ConfigError, match=r":2: a quoted value must end with"):
+        parse('PASSWORD\n\t"abc\n')
 
 
 def test_a_key_without_values_is_present_but_empty() -> None:

@@ -7,6 +7,13 @@ TAB (or spaces) hold its values; ``#`` starts a comment. For example::
     SECTOR_PORT
             6000
 
+A ``#`` starts a comment at the start of a line or after a space or TAB, so a
+value may hold one inside a word (``PASSWORD`` ``abc#def`` is ``abc#def``,
+which Sector cut to ``abc``), and ``6000  # the port`` is still ``6000``. A
+value written in double quotes is taken as it is, ``#``, spaces and all:
+``"two words # and a hash"``; inside the quotes ``\"`` is a quote and
+``\\`` a backslash. :func:`quote` writes a value that way when it must.
+
 Every file a person edits is read through :func:`parse`, which reports a bad
 line as ``file:line: what is wrong`` so that start-up can stop with one clear
 message.
@@ -139,18 +146,54 @@ class ConfigFile:
             raise self.error(key, f"{key}: {exc}") from None
 
 
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def quote(value: str) -> str:
+    """``value`` as it must be written to read back unchanged (quoted only if needed)."""
+    plain = value and value == value.strip() and not value.startswith('"')
+    if plain and _comment_at(value) is None:
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _comment_at(line: str) -> int | None:
+    """Where a comment starts in ``line`` (a ``#`` first, or after a blank); None: nowhere."""
+    for index, char in enumerate(line):
+        if char == "#" and (index == 0 or line[index - 1] in " \t"):
+            return index
+    return None
+
+
+def _split_line(raw: str, path: Path | str, number: int) -> tuple[bool, str | None]:
+    """(indented, content) of a line: its text without the comment, a quoted value
+    unquoted; content None for a blank or comment-only line."""
+    stripped = raw.lstrip(" \t")
+    indented = len(stripped) < len(raw)
+    if stripped.startswith('"'):
+        match = _QUOTED.match(stripped)
+        rest = stripped[match.end() :].strip() if match else ""
+        if match is None or (rest and not rest.startswith("#")):
+            raise ConfigError(path, number, 'a quoted value must end with " (then nothing)')
+        return indented, _ESCAPE.sub(r"\1", match.group(1))
+    cut = _comment_at(stripped)
+    content = (stripped if cut is None else stripped[:cut]).rstrip()
+    return indented, content or None
+
+
 def parse(text: str, path: Path | str = "<string>") -> ConfigFile:
     """Parse Sector-format text; values before any key are an error."""
     config = ConfigFile(Path(path))
     current: Entry | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].rstrip()
-        if not line.strip():
+        indented, line = _split_line(raw, path, number)
+        if line is None:
             continue
-        if line[0] in " \t":
+        if indented:
             if current is None:
                 raise ConfigError(path, number, "value given before any KEY line")
-            current.values.append(line.strip())
+            current.values.append(line)
             current.value_lines.append(number)
             continue
         key = line.strip()
@@ -295,6 +338,11 @@ class MasterSettings:
     slave_min_disk_space: int = 64 * 1024 * 1024
     log: LogSettings = field(default_factory=LogSettings)
     allow_user_without_cert: bool = True
+    #: DATA_ENCRYPTION: every data connection over TLS, whatever the open mode asks.
+    data_encryption: bool = False
+    #: UNKNOWN_USER_ERROR E_ACCOUNT: tell a login for an unknown user so (Sector did);
+    #: by default it is answered as a wrong password is (E_PASSWORD), in as long.
+    reveal_unknown_users: bool = False
     cert: Path = Path()
     key: Path = Path()
     slave_acl: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
@@ -329,6 +377,8 @@ class MasterSettings:
             slave_min_disk_space=conf.size("SLAVE_MIN_DISK_SPACE", 64 * MB),
             log=LogSettings.load(conf),
             allow_user_without_cert=conf.boolean("ALLOW_USER_WITHOUT_CERT", True),
+            reveal_unknown_users=_unknown_user_error(conf),
+            data_encryption=conf.boolean("DATA_ENCRYPTION", False),
             cert=conf_path(conf_dir, conf.first("CERTIFICATE"), "master_node.cert"),
             key=conf_path(conf_dir, conf.first("PRIVATE_KEY"), "master_node.key"),
             slave_acl=read_acl(conf_dir / "slave_acl.conf"),
@@ -345,6 +395,14 @@ class MasterSettings:
 JOIN_TOKEN_FILE = "join.token"
 
 
+def _unknown_user_error(conf: ConfigFile) -> bool:
+    """``UNKNOWN_USER_ERROR``: E_PASSWORD (the default: reveal nothing) or E_ACCOUNT."""
+    value = (conf.first("UNKNOWN_USER_ERROR") or "E_PASSWORD").upper()
+    if value not in ("E_PASSWORD", "E_ACCOUNT"):
+        raise conf.error("UNKNOWN_USER_ERROR", "UNKNOWN_USER_ERROR must be E_PASSWORD or E_ACCOUNT")
+    return value == "E_ACCOUNT"
+
+
 @dataclass
 class SlaveSettings:
     conf_dir: Path
@@ -358,6 +416,11 @@ class SlaveSettings:
     cert: Path = Path()
     #: Bytes per second the scrub re-reads stored objects at (0: no scrub).
     scrub_rate: float = 4 * MB
+    #: Seconds a data connection may sit idle between requests (outside a write) before
+    #: the slave closes it; and seconds a peer may leave a request half-sent, or send
+    #: nothing at all after connecting. See DataConnection in slave/server.py.
+    idle_timeout: float = 300.0
+    stall_timeout: float = 30.0
     #: a join token given on the command line (``sector slave --join``)
     join_token: str | None = None
 
@@ -397,6 +460,8 @@ class SlaveSettings:
             log=LogSettings.load(conf),
             cert=conf_path(conf_dir, conf.first("CERTIFICATE"), "master_node.cert"),
             scrub_rate=conf.number("SCRUB_RATE", 4.0, minimum=0) * MB,
+            idle_timeout=conf.number("IDLE_TIMEOUT", 300.0, minimum=0.1),
+            stall_timeout=conf.number("STALL_TIMEOUT", 30.0, minimum=0.1),
         )
 
 
@@ -623,7 +688,7 @@ def _plain_lines(path: Path) -> list[tuple[int, str]]:
         raise ConfigError(path, None, f"cannot read: {exc}") from None
     lines = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.split("#", 1)[0].strip()
-        if stripped:
-            lines.append((number, stripped))
+        _, content = _split_line(raw, path, number)
+        if content and content.strip():
+            lines.append((number, content.strip()))
     return lines

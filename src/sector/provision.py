@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import certs
-from .config import JOIN_TOKEN_FILE, ConfigError, parse
+from .config import JOIN_TOKEN_FILE, ConfigError, parse, quote
 from .master.users import hash_password
 
 SECRET_MODE = 0o600
@@ -65,8 +65,9 @@ def write_file(path: Path, text: str | bytes, secret: bool = False) -> Path:
 
 
 def entry(key: str, *values: object) -> str:
-    """One KEY and its TAB-indented values, in Sector's format."""
-    return key + "\n" + "".join(f"\t{value}\n" for value in values)
+    """One KEY and its TAB-indented values, in Sector's format (quoted where a value
+    would not read back as written: see :func:`sector.config.quote`)."""
+    return key + "\n" + "".join(f"\t{quote(str(value))}\n" for value in values)
 
 
 def set_values(text: str, key: str, values: list[str] | None, path: Path | str = "") -> str:

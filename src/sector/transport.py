@@ -11,22 +11,28 @@ once per flavour, and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from .protocol.data import DataSession
 from .protocol.framing import HEADER_SIZE, FrameDecoder, ProtocolError, body_length, encode
 from .protocol.messages import Reply
 
 __all__ = [
+    "Channel",
     "FrameReader",
     "ProtocolError",
+    "TlsChannel",
     "certificate_der",
     "check_master",
     "client_tls_context",
     "close_quietly",
+    "dial",
     "read_body",
     "receive_reply",
     "recv_body",
@@ -34,7 +40,7 @@ __all__ = [
     "recv_whole",
     "send_message",
     "server_tls_context",
-    "sock_read_body",
+    "sock_peek",
     "sock_receive_reply",
     "sock_recv_exact_into",
     "write_message",
@@ -62,45 +68,226 @@ async def write_message(writer: asyncio.StreamWriter, message: object) -> None:
 
 # --- asyncio sockets (loop.sock_*) ------------------------------------------------------
 
+#: A frame body larger than this is received into a buffer that grows as bytes arrive.
+GROW_FROM = 64 * 1024
+#: The first byte of a TLS connection (a handshake record); a frame header's first byte
+#: is at most 0x04 (frames stay under 64 MiB), so one port can serve both.
+TLS_HANDSHAKE = 0x16
+#: Bytes read from the socket, or encrypted and sent, at a time on a TLS channel.
+TLS_CHUNK = 256 * 1024
+
+
+class Channel:
+    """A byte stream on a non-blocking socket driven by the event loop: plain TCP.
+
+    A slave's data connections speak through one: this one passes straight to
+    ``loop.sock_recv_into``, ``sock_sendall`` and ``sock_sendfile``, so file
+    bytes are never copied through Python; :class:`TlsChannel` encrypts, at the
+    price of those copies.
+    """
+
+    secure = False
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket):
+        self.loop, self.sock = loop, sock
+
+    async def recv_into(self, view: memoryview) -> int:
+        return await self.loop.sock_recv_into(self.sock, view)
+
+    async def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        await self.loop.sock_sendall(self.sock, data)
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
+        await self.loop.sock_sendfile(self.sock, file, offset, count)
+
+    async def recv_exact_into(
+        self, view: memoryview, progress: Callable[[], None] | None = None
+    ) -> int:
+        """Fill ``view``; the count, short only if the peer closed.
+
+        ``progress`` is called whenever bytes arrive: a server's watchdog tells a
+        slow peer from one that stopped (see ``slave/server.py``).
+        """
+        got = 0
+        while got < len(view):
+            received = await self.recv_into(view[got:])
+            if not received:
+                break
+            got += received
+            if progress is not None:
+                progress()
+        return got
+
+    async def read_body(self, progress: Callable[[], None] | None = None) -> bytearray | None:
+        """The next frame's body, or None when the peer closed cleanly between frames.
+
+        Memory follows the bytes that arrived, not the length announced: a large
+        body is received into a buffer that doubles as it fills, so a peer that
+        announces 64 MiB and sends nothing costs 64 KiB (issue 9: 30 such headers
+        took a slave from 34 MB to 1.95 GB).
+        """
+        header = bytearray(HEADER_SIZE)
+        got = await self.recv_exact_into(memoryview(header), progress)
+        if got == 0:
+            return None
+        if got < HEADER_SIZE:
+            raise ConnectionError("connection closed inside a frame header")
+        length = body_length(header)
+        body = bytearray(min(length, GROW_FROM))
+        filled = 0
+        while True:
+            filled += await self.recv_exact_into(memoryview(body)[filled:], progress)
+            if filled < len(body):
+                raise ConnectionError("connection closed inside a frame")
+            if filled == length:
+                return body
+            body.extend(bytes(min(length - filled, len(body))))
+
+    async def receive_reply(self, session: DataSession) -> Reply:
+        """Drive ``session`` until the slave's reply is in (raw bytes after it stay unread)."""
+        while True:
+            part = bytearray(_wanted(session))
+            if await self.recv_exact_into(memoryview(part)) < len(part):
+                raise ConnectionError("connection closed by peer")
+            reply = session.receive(part)
+            if reply is not None:
+                return reply
+
+
+class TlsChannel(Channel):
+    """TLS over the same non-blocking socket, with an :class:`ssl.SSLObject` and memory
+    buffers (asyncio's own TLS needs a transport, and the slave works on sockets).
+
+    Bytes are decrypted into the caller's buffer (``SSLObject.read`` into a view)
+    and files are read in chunks to be encrypted: ``sendfile`` cannot apply.
+    """
+
+    secure = True
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        context: ssl.SSLContext,
+        server_side: bool = True,
+    ):
+        super().__init__(loop, sock)
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side)
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self._tls.do_handshake()
+            except ssl.SSLWantReadError:
+                await self._flush()
+                if not await self._fill():
+                    raise ConnectionError("connection closed during the TLS handshake") from None
+                continue
+            await self._flush()
+            return
+
+    def peer_certificate(self) -> dict | None:
+        return self._tls.getpeercert()
+
+    async def recv_into(self, view: memoryview) -> int:
+        while True:
+            try:
+                return self._tls.read(len(view), view)
+            except ssl.SSLWantReadError:
+                await self._flush()  # TLS 1.3 may have something to say first
+                if not await self._fill():
+                    return 0
+            except ssl.SSLZeroReturnError:
+                return 0
+
+    async def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            written = self._tls.write(view[:TLS_CHUNK])
+            view = view[written:]
+            await self._flush()
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
+        chunk = bytearray(min(count, TLS_CHUNK))
+        while count:
+            got = os.preadv(file.fileno(), [memoryview(chunk)[: min(count, len(chunk))]], offset)
+            if not got:
+                raise ConnectionError("file ended before the bytes announced were sent")
+            await self.sendall(memoryview(chunk)[:got])
+            offset, count = offset + got, count - got
+
+    async def _fill(self) -> bool:
+        """Encrypted bytes from the socket into the TLS object; False at the end of the stream."""
+        data = await self.loop.sock_recv(self.sock, TLS_CHUNK)
+        if not data:
+            self._incoming.write_eof()
+            return False
+        self._incoming.write(data)
+        return True
+
+    async def _flush(self) -> None:
+        data = self._outgoing.read()
+        if data:
+            await self.loop.sock_sendall(self.sock, data)
+
+
+async def sock_peek(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+    """The first byte waiting on ``sock``, left there; b"" if the peer closed."""
+    while True:
+        try:
+            return sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            pass
+        readable: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(sock.fileno(), _wake, readable)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(sock.fileno())
+
+
+def _wake(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():
+        waiting.set_result(None)
+
 
 async def sock_recv_exact_into(
     loop: asyncio.AbstractEventLoop, sock: socket.socket, view: memoryview
 ) -> int:
-    """Fill ``view`` from a non-blocking socket; the count, short only if the peer closed."""
-    got = 0
-    while got < len(view):
-        received = await loop.sock_recv_into(sock, view[got:])
-        if not received:
-            break
-        got += received
-    return got
-
-
-async def sock_read_body(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytearray | None:
-    """The next frame's body, or None when the peer closed cleanly between frames."""
-    header = bytearray(HEADER_SIZE)
-    got = await sock_recv_exact_into(loop, sock, memoryview(header))
-    if got == 0:
-        return None
-    if got < HEADER_SIZE:
-        raise ConnectionError("connection closed inside a frame header")
-    body = bytearray(body_length(header))
-    if await sock_recv_exact_into(loop, sock, memoryview(body)) < len(body):
-        raise ConnectionError("connection closed inside a frame")
-    return body
+    """Fill ``view`` from a plain non-blocking socket; the count, short only at its end."""
+    return await Channel(loop, sock).recv_exact_into(view)
 
 
 async def sock_receive_reply(
     loop: asyncio.AbstractEventLoop, sock: socket.socket, session: DataSession
 ) -> Reply:
     """Drive ``session`` until the slave's reply is in (raw bytes after it stay unread)."""
-    while True:
-        part = bytearray(_wanted(session))
-        if await sock_recv_exact_into(loop, sock, memoryview(part)) < len(part):
-            raise ConnectionError("connection closed by peer")
-        reply = session.receive(part)
-        if reply is not None:
-            return reply
+    return await Channel(loop, sock).receive_reply(session)
+
+
+async def dial(
+    loop: asyncio.AbstractEventLoop,
+    address: tuple[str, int],
+    context: ssl.SSLContext | None,
+    timeout: float,
+) -> Channel:
+    """A connection to another slave's data port, as a client makes one: plain, or over
+    TLS with ``context`` (checked to chain to the master's certificate by the context;
+    the caller checks the peer is a slave). ``timeout`` bounds the connect and handshake."""
+    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
+        if context is None:
+            return Channel(loop, sock)
+        channel = TlsChannel(loop, sock, context, server_side=False)
+        await asyncio.wait_for(channel.handshake(), timeout)
+        return channel
+    except BaseException:
+        sock.close()
+        raise
 
 
 # --- blocking sockets -------------------------------------------------------------------

@@ -32,12 +32,14 @@ def _slave_ids(cluster: LocalCluster) -> dict[str, str]:
 def test_df_counts_the_disk_three_local_slaves_share_once(
     cluster: LocalCluster, sector: Sector
 ) -> None:
-    header, row = sector.ok("df").splitlines()
+    header, row, owned = sector.ok("df").splitlines()
     assert header.split() == [
         "Slaves", "Disks", "Size", "Used", "Avail", "Use%", "Stored", "Files", "Under", "Lost"
     ]  # fmt: skip
     assert row.split()[:2] == ["3/3", "1"]
+    assert re.fullmatch(r"test owns \S+ in \d+ files? \(no quota\)", owned)
     figures = json.loads(sector.ok("df", "--json"))
+    assert figures["user"]["user"] == "test" and figures["user"]["quota"] == 0
     assert (figures["slaves"], figures["disks"]) == (3, 1)
     assert figures["size"] == shutil.disk_usage(cluster.layout.home).total
     assert figures["size"] == figures["used"] + figures["available"] > 0

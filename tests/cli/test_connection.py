@@ -25,7 +25,7 @@ def test_flags_beat_the_environment_which_beats_the_local_cluster(
 
     stranger = {"SECTOR_USER": "nobody", "SECTOR_PASSWORD": "xxx"}
     assert sector.fails("ls", remote, env=stranger) == (
-        "sector: no user named 'nobody' (E_ACCOUNT)"
+        "sector: incorrect user name or password (E_PASSWORD)"
     )
     assert sector.ok("--user", "test", "ls", remote, env=stranger) == ""
 
@@ -53,7 +53,7 @@ def test_client_conf_alone_is_enough_and_its_password_stays_with_its_user(
     root_password = (cluster.layout.conf / "root.password").read_text().strip()
     assert sector.ok("--user", "root", "ls", remote, env={"SECTOR_PASSWORD": root_password}) == ""
     assert sector.fails("ls", remote, env={"SECTOR_PASSWORD": "wrong"}) == (
-        "sector: incorrect password (E_PASSWORD)"
+        "sector: incorrect user name or password (E_PASSWORD)"
     )
 
 

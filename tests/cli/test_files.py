@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from sector.cli.main import cli
 from sector.client import Client
+from sector.protocol.messages import WRITE
 
 from .conftest import Sector
 
@@ -206,3 +208,22 @@ def test_the_other_commands_fail_with_one_line_too(
         assert line.startswith("sector: cannot reach the master at 127.0.0.1:1"), line
     nothing = sector("status", env={"SECTOR_HOME": str(tmp_path / "no-cluster")})
     assert (nothing.returncode, nothing.stdout) == (1, "No local cluster is running.\n")
+
+
+def test_names_that_hold_control_characters_are_printed_escaped(
+    sector: Sector, client: Client, remote: str
+) -> None:
+    """Issue 9: a name with a newline forged a line of ``ls``, and an escape sequence
+    drove the terminal. Names may hold them; the CLI shows them as escapes."""
+    evil = "evil\nforged line\x1b[31mred\u202etxt.exe"
+    with client.open(f"{remote}/{evil}", WRITE) as handle:
+        handle.write(b"x")
+    shown = "evil\\nforged line\\x1b[31mred\\u202etxt.exe"
+    assert sector.ok("ls", remote) == shown + "\n"
+    assert sector.ok("ls", "-l", remote).rstrip("\n").endswith("  " + shown)
+    assert f"path: {remote}/{shown}\n" in sector.ok("stat", f"{remote}/{evil}")
+    assert sector.ok("du", remote).endswith(f"\t{remote}\n")
+    missing = sector.fails("stat", f"{remote}/{evil}-gone")
+    assert missing.startswith(f"sector: {remote}/{shown}-gone: ")
+    assert "\x1b" not in sector.ok("ls", "-R", remote)
+    assert json.loads(sector.ok("ls", "--json", remote))[0]["name"] == evil  # JSON's escapes

@@ -39,7 +39,7 @@ def test_add_then_log_in_with_the_new_password_and_the_file_holds_only_a_hash(
     ann.ok("mkdir", f"{remote}/by-ann")
     assert "by-ann/" in ann.ok("ls", remote)
     assert as_user(cluster, "ann", "wrong").fails("ls", "/") == (
-        "sector: incorrect password (E_PASSWORD)"
+        "sector: incorrect user name or password (E_PASSWORD)"
     )
 
 
@@ -63,7 +63,7 @@ def test_passwd_grant_and_rm_take_effect_at_the_next_login(
     assert bo.ok("ls", remote) == "one/\n"
 
     assert admin.ok("user", "rm", "bo") == "removed user bo\n"
-    assert bo.fails("ls", remote) == "sector: no user named 'bo' (E_ACCOUNT)"
+    assert bo.fails("ls", remote) == "sector: incorrect user name or password (E_PASSWORD)"
 
 
 def test_grant_keeps_what_it_is_not_told_to_change(cluster: LocalCluster, admin: Sector) -> None:

@@ -95,11 +95,6 @@ class TestModes:
         assert data == b"helloworld"
         assert client.stat(f"{workdir}/f").checksum == checksum.of_bytes(data)
 
-    def test_secure_mode_is_reported_unsupported(self, client: Client, workdir: str) -> None:
-        with pytest.raises(errors.NotSupportedError):
-            client.open(f"{workdir}/s", WRITE | 16)
-        assert not client.exists(f"{workdir}/s")
-
 
 class TestVersionsAndChecksums:
     def test_each_commit_raises_the_version_and_records_the_checksum(

@@ -27,6 +27,7 @@ from sector.cluster import LocalCluster
 from sector.protocol.data import Read
 from sector.protocol.framing import encode
 from sector.protocol.master import (
+    Heartbeat,
     Join,
     JoinReply,
     Open,
@@ -34,7 +35,7 @@ from sector.protocol.master import (
     RegisterReply,
     Usage,
 )
-from sector.protocol.messages import PROTOCOL_VERSION, READ, WRITE, Error, replies_to
+from sector.protocol.messages import PROTOCOL_VERSION, READ, WRITE, Done, Error, replies_to
 from sector.transport import recv_body
 from tests.support import (
     PASSWORD,
@@ -226,3 +227,29 @@ def test_a_slave_refused_membership_stops_saying_why(cluster: LocalCluster, tmp_
         "the join token was not made for this cluster"
     ) in result.stderr
     assert not (tmp_path / "data" / "slave.cert").exists()
+
+
+def test_a_malformed_registration_is_e_invalid_and_leaves_nothing_listed(
+    make_cluster, tmp_path: Path
+) -> None:
+    """Issue 9: a register whose ``objects`` had the wrong type raised in the handler
+    and left a half-registered slave listed."""
+    cluster = make_cluster(slaves=1)
+    member = issue_member(cluster, tmp_path, "half")
+    usage = [0, 0, 0, 0]
+    for objects in (["not an object"], [[1, 1, "size?", "sum"]], [[-1, 1, 0, "sum"]]):
+        with master_socket(cluster, member) as sock:
+            frame = ["register", PROTOCOL_VERSION, "half", "127.0.0.1", 1, usage, objects]
+            sock.sendall(encode(frame))
+            reply = replies_to(Register).decode(recv_body(sock))
+            assert isinstance(reply, Error) and reply.code == errors.E_INVALID, reply
+            assert "`objects" in reply.msg
+            assert closed_by_peer(sock)
+    assert "half" not in _listed(cluster)
+    with master_socket(cluster, member) as sock:  # and a registered member's bad report
+        assert isinstance(_register(sock, "half"), RegisterReply)
+        sock.sendall(encode(["heartbeat", {"total": "lots"}]))
+        reply = replies_to(Heartbeat).decode(recv_body(sock))
+        assert isinstance(reply, Error) and reply.code == errors.E_INVALID
+        sock.sendall(encode(["heartbeat", [1, 1, 0, 0]]))
+        assert replies_to(Heartbeat).decode(recv_body(sock)) == Done()

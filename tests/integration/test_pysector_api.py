@@ -41,9 +41,9 @@ class TestLogin:
         assert sector.logout() == 0
         assert sector.closeclient() == 0
 
-    def test_unknown_user_is_e_account(self, cluster) -> None:
+    def test_unknown_user_is_e_password_as_a_wrong_password_is(self, cluster) -> None:
         sector.init(*cluster.master_address)
-        assert sector.login("nobody", PASSWORD, str(cluster.layout.cert)) == sector.E_ACCOUNT
+        assert sector.login("nobody", PASSWORD, str(cluster.layout.cert)) == sector.E_PASSWORD
 
     def test_wrong_password_is_e_password(self, cluster) -> None:
         sector.init(*cluster.master_address)

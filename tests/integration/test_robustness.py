@@ -16,6 +16,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,11 +39,14 @@ from sector.protocol.framing import HEADER, ProtocolError, encode
 from sector.protocol.master import (
     CLIENT_REQUESTS,
     GREETINGS,
+    SLAVE_REPORTS,
     Join,
     Login,
     Logout,
     Open,
     Register,
+    RegisterReply,
+    Usage,
     refusal,
 )
 from sector.protocol.messages import (
@@ -58,10 +62,21 @@ from sector.protocol.messages import (
 )
 from sector.transport import recv_body, recv_exact_into
 from tests.strategies import corrupted, frames, ill_typed, messages
-from tests.support import PASSWORD, USER, closed_by_peer, connect, start_cluster
+from tests.support import (
+    PASSWORD,
+    USER,
+    admin,
+    closed_by_peer,
+    connect,
+    issue_member,
+    master_socket,
+    start_cluster,
+)
 
 #: Examples per property in the default run (CI), and with ``-m slow``.
 QUICK, THOROUGH = 100, 2000
+#: The slave id of the fake member the fuzzing registers (a real certificate of the cluster).
+MEMBER = "fuzz-member"
 
 ERROR_ONLY = Vocabulary("an error reply", Error)
 
@@ -93,19 +108,29 @@ MASTER_FIELDS = {
 
 
 class MasterLine:
-    """A raw TLS connection to the master, logged in as the test user when asked."""
+    """A raw TLS connection to the master, logged in as the test user when asked; with
+    ``member`` (a slave certificate and key), showing it, and registered as that slave."""
 
-    def __init__(self, cluster: LocalCluster, login: bool = True):
-        self.cluster, self.login = cluster, login
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        login: bool = True,
+        member: tuple[str, tuple[Path, Path]] | None = None,
+    ):
+        self.cluster, self.login, self.member = cluster, login, member
         self.sock: ssl.SSLSocket | None = None
 
     def open(self) -> ssl.SSLSocket:
         if self.sock is None:
-            context = ssl.create_default_context(cafile=str(self.cluster.layout.cert))
-            context.check_hostname = False
-            assert self.cluster.master_address is not None
-            raw = socket.create_connection(self.cluster.master_address, timeout=30)
-            self.sock = context.wrap_socket(raw)
+            if self.member is not None:
+                name, credential = self.member
+                self.sock = master_socket(self.cluster, credential, timeout=30)
+                # nothing to offer clients: no space, no objects
+                greeting = Register(PROTOCOL_VERSION, name, "127.0.0.1", 1, Usage(0, 0, 0, 0))
+                reply = self.ask(greeting, replies_to(Register))
+                assert isinstance(reply, RegisterReply), reply
+                return self.sock
+            self.sock = master_socket(self.cluster, timeout=30)
             if self.login:
                 reply = self.ask(Login(PROTOCOL_VERSION, USER, PASSWORD), replies_to(Login))
                 assert not isinstance(reply, Error), reply
@@ -214,6 +239,67 @@ def unidentified_peer_property(cluster: LocalCluster, examples: int) -> Callable
     return anything_but_a_good_greeting_ends_the_connection
 
 
+def member_link_property(
+    cluster: LocalCluster, credential: tuple[Path, Path], examples: int
+) -> Callable[[], None]:
+    """A registered slave (a real member's certificate) reporting anything at all: the
+    heartbeats and reports of a confused or hostile member get E_INVALID, nothing more."""
+    line = MasterLine(cluster, member=(MEMBER, credential))
+    reports = {"free": st.integers(0, 10**6), "total": st.integers(0, 10**6)}
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(frames(SLAVE_REPORTS, reports), min_size=1, max_size=4))
+    def every_report_gets_its_answer(sent: list[object]) -> None:
+        for frame in sent:
+            report = _decoded(SLAVE_REPORTS, frame)
+            if isinstance(report, InvalidMessage):
+                reply = line.ask(frame, ERROR_ONLY)
+                assert reply.code == E_INVALID, reply
+                continue
+            if isinstance(report, ProtocolError):  # not msgpack: not one of us after all
+                line.send(frame)
+                assert line.hung_up()
+                line.close()
+                continue
+            line.ask(frame, replies_to(type(report)))
+
+    def run() -> None:
+        try:
+            every_report_gets_its_answer()
+        finally:
+            line.close()
+
+    return run
+
+
+def registration_property(
+    cluster: LocalCluster, credential: tuple[Path, Path], examples: int
+) -> Callable[[], None]:
+    """A member's registrations, well-typed (everything it claims to hold) or broken."""
+    fields = {"slave_id": st.sampled_from([MEMBER, "someone-else"]), "port": st.just(1)}
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(frames([Register], fields))
+    def a_registration_is_taken_whole_or_refused(frame: object) -> None:
+        with master_socket(cluster, credential, timeout=30) as sock:
+            greeting = _decoded(GREETINGS, frame)
+            sock.sendall(_framed(frame))
+            if isinstance(greeting, ProtocolError) and not isinstance(greeting, InvalidMessage):
+                assert closed_by_peer(sock)
+                return
+            if isinstance(greeting, InvalidMessage):
+                assert ERROR_ONLY.decode(recv_body(sock)) == refusal(greeting)
+                assert closed_by_peer(sock)
+                return
+            reply = replies_to(type(greeting)).decode(recv_body(sock))
+            if isinstance(greeting, Register) and greeting.slave_id != MEMBER:
+                assert isinstance(reply, Error) and reply.code == E_SECURITY
+            if isinstance(reply, Error):
+                assert closed_by_peer(sock)
+
+    return a_registration_is_taken_whole_or_refused
+
+
 # --- the slave -----------------------------------------------------------------------
 
 
@@ -296,7 +382,9 @@ def _still_serving(cluster: LocalCluster) -> None:
         handle.write(b"still here")
     with survivor.open("/robustness/after", READ) as handle:
         assert handle.read() == b"still here"
-    assert all(s["status"] == "alive" for s in survivor.sysinfo()["slaves"])
+    with admin(cluster) as root:  # the cluster's own slaves (not the fuzzing's member)
+        own = [s for s in root.sysinfo()["slaves"] if s["id"] != MEMBER]
+    assert len(own) == cluster.slaves and all(s["status"] == "alive" for s in own)
     survivor.rm("/robustness")
     survivor.close()
 
@@ -304,9 +392,12 @@ def _still_serving(cluster: LocalCluster) -> None:
 # --- the properties, quick and thorough ------------------------------------------------
 
 
-def _fuzz_master(cluster: LocalCluster, examples: int) -> None:
+def _fuzz_master(cluster: LocalCluster, examples: int, tmp_path: Path) -> None:
     client_session_property(cluster, examples)()
     unidentified_peer_property(cluster, max(10, examples // 6))()
+    member = issue_member(cluster, tmp_path, MEMBER)
+    member_link_property(cluster, member, max(10, examples // 2))()
+    registration_property(cluster, member, max(10, examples // 4))()
     _still_serving(cluster)
 
 
@@ -316,8 +407,8 @@ def _fuzz_slave(cluster: LocalCluster, examples: int) -> None:
     _still_serving(cluster)
 
 
-def test_fuzzed_frames_to_the_master_harm_no_one(fuzzed: LocalCluster) -> None:
-    _fuzz_master(fuzzed, QUICK)
+def test_fuzzed_frames_to_the_master_harm_no_one(fuzzed: LocalCluster, tmp_path: Path) -> None:
+    _fuzz_master(fuzzed, QUICK, tmp_path)
 
 
 def test_fuzzed_frames_to_a_slave_harm_no_one(fuzzed: LocalCluster) -> None:
@@ -325,8 +416,8 @@ def test_fuzzed_frames_to_a_slave_harm_no_one(fuzzed: LocalCluster) -> None:
 
 
 @pytest.mark.slow
-def test_many_fuzzed_frames_to_the_master(fuzzed: LocalCluster) -> None:
-    _fuzz_master(fuzzed, THOROUGH)
+def test_many_fuzzed_frames_to_the_master(fuzzed: LocalCluster, tmp_path: Path) -> None:
+    _fuzz_master(fuzzed, THOROUGH, tmp_path)
 
 
 @pytest.mark.slow

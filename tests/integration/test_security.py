@@ -162,3 +162,16 @@ def test_master_acl_refuses_logins_from_other_addresses(tmp_path) -> None:
         with pytest.raises(errors.SecurityError) as refused:
             outsider.login("test", "xxx", layout.cert)
         assert refused.value.code == errors.E_ACL
+
+
+def test_the_deepest_path_allowed_works_and_a_longer_one_is_e_invalid(client: Client) -> None:
+    """Issue 9: ~990 levels gave E_UNKNOWN (a RecursionError in the master)."""
+    deep = "/deep" + "/d" * 2040  # 4,085 bytes: within MAX_PATH_BYTES (4,096)
+    client.mkdir(deep)
+    with client.open(deep + "/f", WRITE) as handle:
+        handle.write(b"at the bottom")
+    assert client.stat(deep + "/f").size == 13
+    with pytest.raises(errors.InvalidError, match="path is too long"):
+        client.mkdir(deep + "/d" * 10)
+    client.rm("/deep")
+    assert not client.exists("/deep")

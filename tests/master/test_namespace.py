@@ -17,6 +17,7 @@ from sector.errors import (
 )
 from sector.master.namespace import Namespace
 from sector.master.store import ROOT_ID, Store
+from sector.protocol.paths import MAX_PATH_BYTES
 
 
 @pytest.fixture
@@ -269,6 +270,23 @@ def test_create_file_refuses_a_taken_path(ns: Namespace) -> None:
     add_file(ns, "/d/f")
     with pytest.raises(FileExistsError):
         add_file(ns, "/d/f")
+
+
+def test_paths_as_deep_as_the_path_limit_allows_work_without_recursion(
+    ns: Namespace,
+) -> None:
+    """Issue 9: ~990 levels gave E_UNKNOWN and a RecursionError in the master's log.
+    The deepest path MAX_PATH_BYTES allows has ~2,000 names."""
+    deep = "/d" * (MAX_PATH_BYTES // 2 - 4)
+    assert deep.count("/") > 2000 - 10
+    ns.mkdir(deep)
+    assert ns.stat(deep).is_dir
+    ns._forget_dirs()  # and from cold: each level looked up in turn
+    with ns.store.transaction():
+        ns.create_file(deep + "/f", ns.store.allocate_id(), 1, 1, "sum")
+    assert [row.name for row in ns.list(deep)] == ["f"]
+    removal = ns.remove("/d", recursive=True)
+    assert len(removal.files) == 1 and ns.find(deep) is None
 
 
 # --- move with replace (POSIX rename) -------------------------------------------------

@@ -251,6 +251,32 @@ def test_a_metadata_db_of_the_first_release_gains_the_new_columns(db_path: Path)
         assert rewritten.created == 0.0 and directory.created == 0.0  # not recorded
         assert (rewritten.version, rewritten.checksum) == (5, "b")
         assert store.issue_version(rewritten.id) == 6
+        # owned by nobody (files of that release were never attributed), until rewritten
+        assert once.owner == "" and store.usage("") == (0, 0)
+        with store.transaction():
+            store.update_content(rewritten.id, 70, 6, "c", owner="alice")
+        assert store.usage("alice") == (70, 1)
     finally:
         store.close()
     Store(db_path).close()  # and opening it again changes nothing
+
+
+def test_what_each_user_owns_follows_every_change_and_every_rollback(store: Store) -> None:
+    with store.transaction():
+        a = store.insert(ROOT_ID, "a", False, size=10, owner="alice")
+        b = store.insert(ROOT_ID, "b", False, size=5, owner="alice")
+        store.insert(ROOT_ID, "d", True, owner="alice")  # directories count for nothing
+    assert store.usage("alice") == (15, 2)
+    with store.transaction():
+        store.update_content(a.id, 30, 2, "x", owner="alice")  # rewritten, bigger
+        store.update_content(b.id, 7, 2, "y", owner="bob")  # rewritten by bob: his now
+        store.rename(a.id, ROOT_ID, "renamed")  # a rename changes nothing
+    assert (store.usage("alice"), store.usage("bob")) == ((30, 1), (7, 1))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.delete([a.id])
+        raise RuntimeError("rolled back")
+    assert store.usage("alice") == (30, 1)
+    with store.transaction():
+        store.delete([a.id, b.id])
+    assert (store.usage("alice"), store.usage("bob")) == ((0, 0), (0, 0))
+    assert store.usage("nobody") == (0, 0)

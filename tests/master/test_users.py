@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -60,11 +61,26 @@ def test_hashed_entries_are_kept_as_written(users: Users) -> None:
     assert users.authenticate("hashed", "secret", "127.0.0.1").name == "hashed"
 
 
-def test_an_unknown_user_is_e_account(users: Users) -> None:
+def test_an_unknown_user_is_answered_as_a_wrong_password_is_in_as_long(users: Users) -> None:
     assert "nobody" not in users and "test" in users
+    answers, times = [], {}
+    for name in ("nobody", "test") * 3:
+        started = time.perf_counter()
+        with pytest.raises(SecurityError) as caught:
+            users.authenticate(name, "not the password", "127.0.0.1")
+        times.setdefault(name, []).append(time.perf_counter() - started)
+        answers.append((caught.value.code, caught.value.detail))
+    assert set(answers) == {(E_PASSWORD, "incorrect user name or password")}
+    unknown, known = sorted(times["nobody"])[1], sorted(times["test"])[1]  # medians
+    assert 0.5 < unknown / known < 2, (unknown, known)  # the same scrypt, both ways
+
+
+def test_unknown_users_are_named_only_where_the_configuration_asks(tmp_path: Path) -> None:
+    write_user(tmp_path / "users", "test", "PASSWORD\n\txxx\n")
+    told = Users.load(tmp_path / "users", reveal_unknown=True)
     with pytest.raises(SecurityError) as caught:
-        users.authenticate("nobody", "xxx", "127.0.0.1")
-    assert caught.value.code == E_ACCOUNT
+        told.authenticate("nobody", "xxx", "127.0.0.1")
+    assert (caught.value.code, caught.value.detail) == (E_ACCOUNT, "no user named 'nobody'")
 
 
 def test_a_wrong_password_is_e_password(users: Users) -> None:
@@ -115,7 +131,7 @@ def test_a_changed_password_and_a_removed_user_take_effect_at_the_next_login(
     assert users.authenticate("hashed", "changed", "127.0.0.1").name == "hashed"
     with pytest.raises(SecurityError) as caught:
         users.authenticate("lab", "p", "10.1.2.3")
-    assert caught.value.code == E_ACCOUNT
+    assert caught.value.code == E_PASSWORD  # as unknown as any never-known user
 
 
 def test_a_bad_file_keeps_the_accounts_in_force_and_is_logged(

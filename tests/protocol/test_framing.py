@@ -83,6 +83,17 @@ def test_round_trip_keeps_bytes_as_bytes_and_text_as_text() -> None:
     assert isinstance(decode_body(data[HEADER_SIZE:])["token"], bytes)
 
 
+def test_a_decoder_with_a_lower_limit_refuses_a_larger_frame_then_takes_more_when_raised() -> None:
+    decoder = FrameDecoder(limit=100)
+    decoder.feed(struct.pack(">I", 101))
+    with pytest.raises(ProtocolError, match="limit 100"):
+        list(decoder)
+    decoder = FrameDecoder(limit=100)
+    decoder.limit = 1000  # a peer that proved who it is
+    decoder.feed(encode({"big": "x" * 500}))
+    assert [decode_body(body) for body in decoder] == [{"big": "x" * 500}]
+
+
 @settings(deadline=None)  # correctness, not speed: no flaky deadline on a busy box
 @given(messages)
 def test_any_message_survives_encode_then_decode(message: dict) -> None:

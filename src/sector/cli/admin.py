@@ -13,7 +13,7 @@ import time
 import click
 
 from .base import EXIT_FAILURE, SECTOR_PATH, State, pass_state
-from .output import duration, human_size, local_time, plural, print_table
+from .output import duration, human_size, local_time, plural, print_table, shown
 
 
 @click.command()
@@ -25,12 +25,16 @@ def df(state: State, as_json: bool) -> None:
     Slaves sharing a disk (those of a local cluster) count it once; DISKS
     says how many distinct file systems there are. UNDER counts the files
     with fewer live replicas than they want, LOST those no live slave holds.
+    The last line is what you own (the files whose current version you wrote)
+    against your quota.
 
     \b
     Example:
       sector df
     """
-    info = state.client().sysinfo()
+    client = state.client()
+    info = client.sysinfo()
+    mine = client.quota()
     capacity = info["capacity"]  # counted by the master (Registry.capacity)
     total, free = capacity["total"], capacity["free"]
     health = info["master"]["health"]
@@ -44,6 +48,7 @@ def df(state: State, as_json: bool) -> None:
         "files": info["master"]["files"],
         "under_replicated": health["under_replicated"],
         "lost": health["lost"],
+        "user": mine,
     }
     if as_json:
         click.echo(json.dumps(figures, indent=2))
@@ -67,8 +72,18 @@ def df(state: State, as_json: bool) -> None:
         ],
         right=range(10),
     )
+    click.echo(_owned(mine))
     if health["safe_mode"]:
         state.err(f"sector: safe mode: {health['safe_mode']}")
+
+
+def _owned(mine: dict) -> str:
+    """``alice owns 1.2G in 40 files of a 500G quota (0%)``, or ``... (no quota)``."""
+    owned = f"{mine['user']} owns {human_size(mine['used'])} in {plural(mine['files'], 'file')}"
+    if not mine["quota"]:
+        return f"{owned} (no quota)"
+    share = 100 * mine["used"] / mine["quota"]
+    return f"{owned} of a {human_size(mine['quota'])} quota ({share:.0f}%)"
 
 
 @click.command()
@@ -219,7 +234,7 @@ def fsck(state: State, path: str, repair: bool, adopt: bool, discard: bool) -> N
             where = f"on slave {slave or '(hidden)'}"
         kind = "UNDER" if problem["problem"] == "under-replicated" else problem["problem"].upper()
         done = "  repaired" if problem.get("repaired") else ""
-        click.echo(f"{kind:<11} {problem['path']}  ({where}){done}")
+        click.echo(f"{kind:<11} {shown(problem['path'])}  ({where}){done}")
     left = [p for p in problems if not p.get("repaired")]
     summary = plural(len(problems), "problem") if problems else "all good"
     if problems and repair:

@@ -25,6 +25,7 @@ from ..client import Client
 from ..client.connect import SCHEME, Location, Target, parse_location, resolve
 from ..config import ConfigError
 from ..errors import E_LOCALFILE, E_PASSWORD, SectorError, SecurityError, code_name
+from .output import shown
 
 #: Exit status of a command that failed (usage errors are click's 2).
 EXIT_FAILURE = 1
@@ -32,7 +33,12 @@ EXIT_INTERRUPTED = 130
 
 
 def error_line(exc: BaseException, path: str | None = None) -> str:
-    """The one line a person reads about a failure, naming the path when known."""
+    """The one line a person reads about a failure, naming the path when known; one
+    line whatever the path holds (see :func:`~.output.shown`)."""
+    return shown(_error_text(exc, path))
+
+
+def _error_text(exc: BaseException, path: str | None) -> str:
     if isinstance(exc, ConfigError):
         return f"sector: {exc}"
     if isinstance(exc, SectorError):

@@ -24,7 +24,7 @@ from ..protocol import checksum
 from ..protocol.messages import READ, TRUNC, WRITE
 from ..protocol.paths import InvalidPath, has_wildcard, is_within, join, normalize, split
 from .base import SECTOR_PATH, State, pass_state
-from .output import human_size, local_time, size_text
+from .output import human_size, local_time, shown, size_text
 
 #: For commands where ``-h`` means human-readable sizes, as in ls and du.
 LONG_HELP_ONLY = {"help_option_names": ["--help"]}
@@ -83,12 +83,12 @@ def destination(client: Client, dst: str, sources: list[str]) -> tuple[str, bool
 
 def _entry_lines(entries: list[tuple[str, Stat]], long: bool, human: bool) -> list[str]:
     if not long:
-        return [name + ("/" if st.isdir else "") for name, st in entries]
+        return [shown(name) + ("/" if st.isdir else "") for name, st in entries]
     sizes = [size_text(st.size, human) for _, st in entries]
     width = max((len(s) for s in sizes), default=0)
     return [
         f"{'d' if st.isdir else '-'}  {size:>{width}}  {local_time(st.timestamp)}  "
-        + name
+        + shown(name)
         + ("/" if st.isdir else "")
         for (name, st), size in zip(entries, sizes, strict=True)
     ]
@@ -148,7 +148,7 @@ def ls(
                 listing = [(top, client.ls(top))]
             for directory, entries in listing:
                 lines = _entry_lines([(e.name, e) for e in entries], long, human)
-                blocks.append([f"{directory}:", *lines] if headers else lines)
+                blocks.append([f"{shown(directory)}:", *lines] if headers else lines)
     for number, block in enumerate(blocks):
         if number:
             click.echo()
@@ -203,7 +203,7 @@ def stat(state: State, json_out: bool, paths: tuple[str, ...]) -> None:
             if number:
                 click.echo()
             rows = [
-                ("path", sector_path(path)),
+                ("path", shown(sector_path(path))),
                 ("type", "directory" if st.isdir else "file"),
                 ("size", f"{st.size}" + (f" ({human_size(st.size)})" if st.size >= 1024 else "")),
                 ("modified", local_time(st.timestamp, seconds=True)),
@@ -423,10 +423,10 @@ def du(state: State, summary: bool, human: bool, paths: tuple[str, ...]) -> None
         with state.attempt(path):
             st = client.stat(path)
             if not st.isdir:
-                click.echo(f"{size_text(st.size, human)}\t{sector_path(path)}")
+                click.echo(f"{size_text(st.size, human)}\t{shown(sector_path(path))}")
                 continue
             for total, directory in _du_totals(client, sector_path(path), summary):
-                click.echo(f"{size_text(total, human)}\t{directory}")
+                click.echo(f"{size_text(total, human)}\t{shown(directory)}")
 
 
 def _du_totals(client: Client, top: str, summary: bool) -> list[tuple[int, str]]:

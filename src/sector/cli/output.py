@@ -7,6 +7,7 @@ whatever the width of a terminal or a pipe.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -15,6 +16,30 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import human_size, parse_duration, parse_size
+
+# C0 and C1 controls, DEL, and the Unicode marks that reorder what follows them
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def shown(text: str) -> str:
+    """``text`` (a name, a path, a message holding one) safe to print on a terminal.
+
+    Names in Sector may hold any character but ``/`` and NUL; printed raw, a
+    newline forges a line of output and an escape sequence drives the terminal
+    (issue 9: ``sector ls`` printed both). Control characters and the marks
+    that reorder text are shown as escapes (``\\n``, ``\\x1b``, ``\\u202e``);
+    every command prints names through here, and ``--json`` escapes them as
+    JSON does.
+    """
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def size_text(size: int, human: bool) -> str:

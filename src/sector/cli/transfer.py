@@ -32,7 +32,7 @@ from ..client import Client
 from ..protocol.paths import has_wildcard, join, split
 from .base import SECTOR_PATH, State, pass_state
 from .files import NO_CLOBBER, destination, expand, sector_path
-from .output import SizeType
+from .output import SizeType, shown
 
 
 @dataclass
@@ -119,7 +119,7 @@ class TransferDisplay:
                 )
             if self.verbose:
                 kept = f" ({job.size - moved} bytes were already here)" if moved < job.size else ""
-                line = f"{job.source} -> {job.target}: {job.size} bytes{kept}"
+                line = shown(f"{job.source} -> {job.target}: {job.size} bytes{kept}")
                 if self._progress is not None:
                     self._progress.console.print(line, markup=False, highlight=False)
                 else:
@@ -168,7 +168,7 @@ def skip_existing(jobs: list[Job], exists: Callable[[str], bool], verbose: bool)
     for job in jobs:
         if exists(job.target):
             if verbose:
-                click.echo(f"{job.source} -> {job.target}: skipped, {job.target} exists")
+                click.echo(shown(f"{job.source} -> {job.target}: skipped, {job.target} exists"))
         else:
             kept.append(job)
     return kept

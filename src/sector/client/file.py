@@ -26,6 +26,7 @@ import mmap
 import os
 import queue
 import socket
+import ssl
 import stat
 import sys
 import threading
@@ -34,7 +35,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import (
     InvalidError,
-    NotSupportedError,
     SectorConnectionError,
     SectorError,
     SectorLocalFileError,
@@ -45,7 +45,7 @@ from ..protocol.checksum import align_down
 from ..protocol.data import DataSession, OutOfTurn
 from ..protocol.framing import ProtocolError
 from ..protocol.master import Abort, Close, ReadGrant, WriteGrant
-from ..protocol.messages import APPEND, SECURE, Error
+from ..protocol.messages import APPEND, Error
 from ..transport import close_quietly, receive_reply, recv_exact_into
 from .modes import OpenMode, parse_mode
 from .reading import ReplicaReader
@@ -128,8 +128,6 @@ class SectorFile(io.BufferedIOBase):
         #: Committed, aborted or released: nothing is left to send (see flush).
         self._finished = False
         try:
-            if opened.bits & SECURE:
-                raise NotSupportedError("SECURE (encrypted data) mode is not available yet", path)
             if self._writing:
                 if not isinstance(grant, WriteGrant):
                     raise SectorConnectionError(
@@ -467,10 +465,11 @@ class SectorFile(io.BufferedIOBase):
         length = info.st_size
         assert self._sock is not None
         self._send(self._data.put(self.position, length))
+        send = _encrypted_sendfile if isinstance(self._sock, ssl.SSLSocket) else _sendfile
         sent = 0
         while sent < length:
             count = min(TRANSFER_BUFFER, length - sent)
-            done = self._sock.sendfile(source, sent, count)
+            done = send(self._sock, source, sent, count)
             if done != count:
                 self._drop_connection()
                 raise SectorLocalFileError("local file changed size during the upload", self.path)
@@ -640,7 +639,11 @@ class SectorFile(io.BufferedIOBase):
     def _connect(self, address: tuple[str, int]) -> None:
         """Take a connection to ``address`` (pooled if one is idle) and start a conversation."""
         self._address = (address[0], int(address[1]))
-        self._sock = self.client.data_connection(self._address)
+        try:  # over TLS when the grant says so (SF_MODE.SECURE, DATA_ENCRYPTION)
+            self._sock = self.client.data_connection(self._address, self.grant.secure)
+        except SectorError:
+            self._abort_quietly()  # the lease is of no use without its slave
+            raise
         self._data = DataSession()
 
     def _send(self, frame: bytes | bytearray) -> None:
@@ -815,6 +818,24 @@ def _is_regular(target: IO[bytes]) -> bool:
         return stat.S_ISREG(os.fstat(target.fileno()).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def _sendfile(sock: socket.socket, source: IO[bytes], offset: int, count: int) -> int:
+    return sock.sendfile(source, offset, count)
+
+
+def _encrypted_sendfile(sock: socket.socket, source: IO[bytes], offset: int, count: int) -> int:
+    """``sendfile`` over TLS (SF_MODE.SECURE): the bytes must pass through the TLS
+    library, and ``SSLSocket.sendfile`` would hand them over 8 KiB at a time."""
+    chunk = bytearray(min(count, TRANSFER_BUFFER))
+    done = 0
+    while done < count:
+        got = os.preadv(source.fileno(), [memoryview(chunk)[: count - done]], offset + done)
+        if not got:
+            break
+        sock.sendall(memoryview(chunk)[:got])
+        done += got
+    return done
 
 
 def _set_direct(fd: int, on: bool) -> bool:

@@ -55,7 +55,7 @@ from ..protocol.checksum import BLOCK, SUM_SIZE, align_down, align_up
 from ..protocol.data import DataSession, OutOfTurn, ReadReply
 from ..protocol.framing import ProtocolError
 from ..protocol.master import Address, Open, ReadGrant, ReportBadReplica
-from ..protocol.messages import READ, Error
+from ..protocol.messages import READ, SECURE, Error
 from ..transport import MAX_RECV, close_quietly, receive_reply, recv_exact_into, recv_whole
 
 if TYPE_CHECKING:
@@ -459,7 +459,7 @@ class ReplicaReader:
     def _connect(self) -> None:
         if self._address is None:
             self._address = self._choose()
-        self._sock = self.client.data_connection(self._address)
+        self._sock = self.client.data_connection(self._address, self.grant.secure)
         self._sock.settimeout(self.timeout)
         self._data = DataSession()
 
@@ -509,7 +509,8 @@ class ReplicaReader:
                 raise self._failures.error(self.path)
             self._refreshes += 1
         try:
-            grant = self.client.call(Open(self.path, READ))
+            mode = READ | (SECURE if self.grant.secure else 0)  # encrypted stays encrypted
+            grant = self.client.call(Open(self.path, mode))
         except ResourceError:
             if renewal:
                 raise

@@ -10,7 +10,9 @@ logged in again before the call is retried once.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
+import select
 import socket
 import ssl
 import threading
@@ -21,6 +23,7 @@ from typing import Any, Literal, overload
 
 import msgspec
 
+from .. import certs
 from ..config import parse_address, sector_home
 from ..errors import (
     E_INITCTX,
@@ -38,6 +41,7 @@ from ..protocol import master as wire
 from ..protocol.framing import ProtocolError
 from ..protocol.messages import (
     PROTOCOL_VERSION,
+    SECURE,
     Error,
     Reply,
     Request,
@@ -141,7 +145,8 @@ class Client:
         self._sock: ssl.SSLSocket | None = None
         self._reader: FrameReader | None = None
         self._credentials: tuple[str, str, Path] | None = None
-        self._pool: dict[tuple[str, int], list[socket.socket]] = {}
+        #: idle data connections by (host, port, over TLS)
+        self._pool: dict[tuple[str, int, bool], list[socket.socket]] = {}
         self._pool_lock = threading.Lock()
         self.user: str | None = None
         #: What the logged-in user may read and write (``rights.can_write(path)``), as the
@@ -189,7 +194,6 @@ class Client:
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock = context.wrap_socket(raw, server_hostname=self.host)
-            check_master(sock.getpeercert(binary_form=True), master_der)
         except ssl.SSLCertVerificationError as exc:
             raw.close()
             raise SecurityError(
@@ -200,6 +204,15 @@ class Client:
         except (ssl.SSLError, OSError) as exc:
             raw.close()
             raise SectorConnectionError(f"TLS handshake with the master failed: {exc}") from None
+        try:  # the master's own certificate, not one it issued (a slave's: see certs.py)
+            check_master(sock.getpeercert(binary_form=True), master_der)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise SecurityError(
+                f"the peer at {self.host}:{self.port} is not the master of {cert_path}: "
+                f"{exc.verify_message}",
+                code=E_SECURITY,
+            ) from None
         sock.settimeout(self.timeout)
         self._sock = sock
         self._reader = FrameReader(sock)
@@ -390,8 +403,16 @@ class Client:
             "capacity": msgspec.structs.asdict(reply.capacity),
         }
 
+    def quota(self) -> dict[str, Any]:
+        """What the logged-in user owns against its quota: ``{"user", "used", "files",
+        "quota"}`` (bytes; ``quota`` 0: none). A file is owned by the user who wrote
+        its current version; writing past the quota fails with E_NODISK."""
+        return msgspec.structs.asdict(self.call(wire.Quota()))
+
     @overload
-    def open(self, path: str, mode: BinaryMode | int = "rb") -> SectorFile: ...
+    def open(
+        self, path: str, mode: BinaryMode | int = "rb", *, secure: bool = False
+    ) -> SectorFile: ...
 
     @overload
     def open(
@@ -402,6 +423,7 @@ class Client:
         encoding: str | None = None,
         errors: str | None = None,
         newline: str | None = None,
+        secure: bool = False,
     ) -> SectorFile | SectorTextFile: ...
 
     def open(
@@ -412,6 +434,7 @@ class Client:
         encoding: str | None = None,
         errors: str | None = None,
         newline: str | None = None,
+        secure: bool = False,
     ) -> SectorFile | SectorTextFile:
         """Open a Sector file as a Python file object, as :func:`open` would.
 
@@ -421,16 +444,18 @@ class Client:
         A binary mode gives a :class:`SectorFile`; a text mode wraps it in a
         :class:`SectorTextFile` (``io.TextIOWrapper``, UTF-8 unless
         ``encoding`` says otherwise). A written file becomes visible, whole,
-        when it is closed.
+        when it is closed. With ``secure`` (SF_MODE.SECURE), or when the cluster
+        sets DATA_ENCRYPTION, the file's bytes travel over TLS.
 
         Raises FileNotFoundError (reading, or ``r+``, a missing file),
         FileExistsError (``x``: the file exists or is being created),
         BlockingIOError (E_BUSY: someone is writing it), PermissionError,
         IsADirectoryError, ValueError (a bad mode or newline), LookupError (an
-        unknown encoding), NotImplementedError (SECURE), ResourceError (no live
-        slave).
+        unknown encoding), ResourceError (no live slave).
         """
         opened = parse_mode(mode)
+        if secure:
+            opened = dataclasses.replace(opened, bits=opened.bits | SECURE)
         if not opened.text and (encoding, errors, newline) != (None, None, None):
             raise InvalidError("a binary mode takes no encoding, errors or newline", path)
         if opened.text:
@@ -458,6 +483,7 @@ class Client:
         progress: Callable[[int], None] | None = None,
         verify: bool = False,
         exclusive: bool = False,
+        secure: bool = False,
     ) -> Stat:
         """Copy a local file into Sector (replacing any file there), atomically.
 
@@ -467,7 +493,8 @@ class Client:
         With ``verify`` the local file is hashed again after the commit and
         compared with the checksum the slave computed over what it received;
         a mismatch (the file changed meanwhile, or bytes were damaged on the
-        way) raises E_SECURITY.
+        way) raises E_SECURITY. With ``secure`` the bytes travel over TLS
+        (SF_MODE.SECURE).
         """
         local_path = Path(local)
         try:
@@ -476,7 +503,8 @@ class Client:
             raise SectorLocalFileError(
                 f"cannot read {local_path}: {exc.strerror}", str(local_path)
             ) from None
-        with source, self.open(remote, "xb" if exclusive else "wb") as remote_file:
+        mode = "xb" if exclusive else "wb"
+        with source, self.open(remote, mode, secure=secure) as remote_file:
             remote_file.write_from_file(source, progress)
         committed = remote_file.committed
         assert committed is not None
@@ -495,11 +523,13 @@ class Client:
         resume: bool = False,
         progress: Callable[[int], None] | None = None,
         streams: int = 1,
+        secure: bool = False,
     ) -> Stat:
         """Copy a Sector file to a local path, verified against its checksum.
 
         ``streams`` > 1 draws a large file from that many replicas at once
-        (see :meth:`SectorFile.read_to_file`).
+        (see :meth:`SectorFile.read_to_file`); with ``secure`` the bytes travel
+        over TLS (SF_MODE.SECURE).
 
         The bytes land in a temporary file beside ``local`` that replaces it
         only once complete and verified, so a failed download never leaves a
@@ -518,7 +548,7 @@ class Client:
             local_path = local_path / Path(remote).name
         temp = local_path.with_name(f".{local_path.name}.sector-part")
         try:
-            with self.open(remote) as remote_file:
+            with self.open(remote, secure=secure) as remote_file:
                 offset = self._resume_offset(remote_file, local_path, temp) if resume else 0
                 if offset is None:
                     return remote_file.stat()
@@ -538,7 +568,12 @@ class Client:
                 if offset and checksum.of_file(temp) != remote_file.grant.checksum:
                     temp.unlink()
                     return self.download(
-                        remote, local_path, resume=False, progress=progress, streams=streams
+                        remote,
+                        local_path,
+                        resume=False,
+                        progress=progress,
+                        streams=streams,
+                        secure=secure,
                     )
             os.replace(temp, local_path)
         except OSError as exc:
@@ -689,18 +724,23 @@ class Client:
         """
         return list(self.call(wire.Shutdown(slave)).stopped)
 
-    def data_connection(self, address: tuple[str, int]) -> socket.socket:
-        """A connection to a slave, reused from the pool when one is idle.
+    def data_connection(self, address: tuple[str, int], secure: bool = False) -> socket.socket:
+        """A connection to a slave, reused from the pool when one is idle; with ``secure``,
+        over TLS (the grant says so: SF_MODE.SECURE, or the cluster's DATA_ENCRYPTION).
 
-        Raises SectorConnectionError (E_CONNECTION) when the slave cannot be reached.
+        A TLS connection accepts only a slave's certificate issued by the master whose
+        certificate the session logged in with. Raises SectorConnectionError
+        (E_CONNECTION) when the slave cannot be reached, SecurityError (E_SECURITY)
+        when it is no member of the cluster.
         """
         address = (address[0], int(address[1]))
         with self._pool_lock:
-            idle = self._pool.get(address)
+            idle = self._pool.get((*address, secure))
             while idle:
                 sock = idle.pop()
-                if sock.fileno() >= 0:  # see release_connection
+                if sock.fileno() >= 0 and _still_open(sock):  # see release_connection
                     return sock
+                sock.close()
         try:
             sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
@@ -709,7 +749,26 @@ class Client:
             ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(CALL_TIMEOUT)
-        return sock
+        return self._encrypted(sock, address) if secure else sock
+
+    def _encrypted(self, sock: socket.socket, address: tuple[str, int]) -> ssl.SSLSocket:
+        """``sock`` wrapped in TLS, the slave checked to be a member (not merely the holder
+        of some certificate the master issued: a slave's, naming its role)."""
+        if self._credentials is None:
+            sock.close()
+            raise SecurityError("not logged in: call login() first")
+        try:
+            tls = client_tls_context(self._credentials[2]).wrap_socket(sock)
+            identity = certs.identity(tls.getpeercert())
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise SecurityError(
+                f"slave {address[0]}:{address[1]} failed the TLS check: {exc}"
+            ) from None
+        if identity is None or identity.role != certs.ROLE_SLAVE:
+            tls.close()
+            raise SecurityError(f"{address[0]}:{address[1]} is not a slave of this cluster")
+        return tls
 
     def release_connection(self, address: tuple[str, int], sock: socket.socket) -> None:
         """Give a data connection back to the pool (a closed one is dropped); never raises."""
@@ -718,9 +777,9 @@ class Client:
             # socket while the collector finalizes (closes) that socket too, before
             # or after (PEP 442: any order): closed sockets are never handed out.
             return
-        address = (address[0], int(address[1]))
+        key = (address[0], int(address[1]), isinstance(sock, ssl.SSLSocket))
         with self._pool_lock:
-            idle = self._pool.setdefault(address, [])
+            idle = self._pool.setdefault(key, [])
             if len(idle) < 8:
                 idle.append(sock)
                 return
@@ -742,6 +801,19 @@ def data_timeout_from(text: str | None) -> float:
     if value <= 0:
         raise InvalidError(f"SECTOR_DATA_TIMEOUT must be a positive number of seconds: {text!r}")
     return value
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """Whether an idle pooled connection is still usable: slaves close connections
+    idle longer than their IDLE_TIMEOUT, and a closed one must not be handed out
+    (its first request would fail, and a read would give that replica up). An idle
+    connection has nothing to read; anything readable is its end (or, over TLS, the
+    peer's goodbye), or bytes nobody asked for."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable and not (isinstance(sock, ssl.SSLSocket) and sock.pending())
 
 
 def _normal(path: str) -> str:

@@ -17,6 +17,8 @@ from ..protocol.master import (
     Ping,
     PingReply,
     Problem,
+    Quota,
+    QuotaReply,
     Shutdown,
     ShutdownReply,
     Sysinfo,
@@ -87,6 +89,12 @@ class Admin:
             ],
             self.registry.capacity(),
         )
+
+    @handles(Quota)
+    def quota(self, session: Session, request: Quota) -> Reply:
+        user = session.user
+        used, files = self.store.usage(user.name)
+        return QuotaReply(user.name, used, files, user.quota)
 
     @handles(Fsck)
     async def fsck(self, session: Session, request: Fsck) -> Reply:

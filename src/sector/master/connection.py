@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from ..certs import identity
+from ..certs import ROLE_SLAVE, identity
 from ..errors import E_UNKNOWN
-from ..protocol.framing import FrameDecoder, ProtocolError, encode
+from ..protocol.framing import MAX_FRAME, FrameDecoder, ProtocolError, encode
 from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, refusal
 from ..protocol.messages import Error, InvalidMessage, Reply, Working
 from .sessions import Peer, Session
@@ -39,9 +39,17 @@ log = logging.getLogger("sector.master")
 _WORKING = bytes(encode(Working()))
 
 #: A peer must identify itself (login or register) this soon after connecting.
-GREETING_TIMEOUT = 30.0
-#: Requests one connection may have waiting before the master stops reading it.
+GREETING_TIMEOUT = 10.0
+#: Requests one connection may have waiting before the master stops reading it...
 MAX_QUEUED = 256
+#: ... and bytes.
+MAX_QUEUED_BYTES = 1024 * 1024
+#: The largest frame of a peer that has not identified itself: a login or a join is a
+#: few hundred bytes. A slave's certificate (checked in the TLS handshake) admits a
+#: registration as large as MAX_FRAME: it lists every object the slave holds.
+GREETING_LIMIT = 64 * 1024
+#: The largest frame after the greeting: a client's requests hold a path or two.
+SESSION_LIMIT = 1024 * 1024
 #: While a request waits (a copy on its slave, fsck, a login's password hash), the
 #: master sends ``Working`` this often: a client's timeout then counts only silence.
 KEEPALIVE_INTERVAL = 1.0
@@ -50,8 +58,9 @@ KEEPALIVE_INTERVAL = 1.0
 class MasterConnection(asyncio.Protocol):
     def __init__(self, master: MasterServer):
         self.master = master
-        self.decoder = FrameDecoder()
+        self.decoder = FrameDecoder(GREETING_LIMIT)
         self.queue: deque[bytearray] = deque()  # frame bodies, decoded in turn
+        self.queued_bytes = 0
         self.waiting = False
         self.closing = False
         self.session: Session | None = None
@@ -68,6 +77,8 @@ class MasterConnection(asyncio.Protocol):
         self.address = (transport.get_extra_info("peername") or ("?",))[0]
         # the TLS handshake is over: a certificate shown here was checked against ours
         self.peer = Peer(self.address, identity(transport.get_extra_info("peercert")))
+        if self.peer.identity is not None and self.peer.identity.role == ROLE_SLAVE:
+            self.decoder.limit = MAX_FRAME  # a member's registration lists all it holds
         self._greeting_timer = asyncio.get_running_loop().call_later(
             GREETING_TIMEOUT, self._drop, "no login within the time allowed"
         )
@@ -75,11 +86,13 @@ class MasterConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.decoder.feed(data)
         try:
-            self.queue.extend(self.decoder)
+            for body in self.decoder:
+                self.queue.append(body)
+                self.queued_bytes += len(body)
         except ProtocolError as exc:
             self._drop(str(exc))
             return
-        if len(self.queue) > MAX_QUEUED:
+        if len(self.queue) > MAX_QUEUED or self.queued_bytes > MAX_QUEUED_BYTES:
             # a peer piling up requests behind a slow one waits, instead of
             # growing this queue without bound
             self._pause("queue")
@@ -116,8 +129,10 @@ class MasterConnection(asyncio.Protocol):
     def _work(self) -> None:
         """Answer queued requests in order until one has to wait."""
         while self.queue and not self.waiting and not self.closing:
+            body = self.queue.popleft()
+            self.queued_bytes -= len(body)
             try:
-                reply = self._handle(self.queue.popleft())
+                reply = self._handle(body)
             except ProtocolError as exc:  # not even msgpack: this peer speaks something else
                 self._drop(str(exc))
                 return
@@ -128,7 +143,11 @@ class MasterConnection(asyncio.Protocol):
                 self._schedule_keepalive()
                 self.master.spawn(self._finish(reply))
                 break
-        if "queue" in self._paused_by and len(self.queue) <= MAX_QUEUED:
+        if (
+            "queue" in self._paused_by
+            and len(self.queue) <= MAX_QUEUED
+            and self.queued_bytes <= MAX_QUEUED_BYTES
+        ):
             self._resume("queue")
 
     async def _finish(self, pending: Awaitable[Reply | None]) -> None:
@@ -197,12 +216,13 @@ class MasterConnection(asyncio.Protocol):
             self._send(reply, then_close=True)
             return None
         if isinstance(peer, Slave):
-            self.slave = peer
+            self.slave = peer  # a member: its reports may be large (everything it holds)
         elif self.closing:  # the client left while its password was being checked
             self.master.end_session(peer)
             return None
         else:
             self.session = peer
+            self.decoder.limit = SESSION_LIMIT
         return reply
 
     async def _admit_later(

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from ..clock import Clock
 from ..errors import (
     InvalidError,
+    NoDiskError,
     ResourceError,
     SectorExistsError,
     SectorIsADirectoryError,
@@ -37,6 +38,7 @@ from ..protocol.messages import (
     APPEND,
     HIRELIABLE,
     READ,
+    SECURE,
     TRUNC,
     WRITE,
     Done,
@@ -49,6 +51,7 @@ from .leases import Lease, Leases
 from .links import Links
 from .namespace import Namespace
 from .placement import Placement
+from .quotas import Quotas
 from .replication import Replication
 from .sessions import Session
 from .slaves import Slave
@@ -70,11 +73,15 @@ class Files:
         keys: tokens.KeyRing,
         token_ttl: float,
         clock: Clock,
+        data_encryption: bool = False,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
         self.placement, self.links, self.replication = placement, links, replication
         self.targets = replication.targets
         self.keys, self.token_ttl, self.clock = keys, token_ttl, clock
+        self.quotas = Quotas(store)
+        #: DATA_ENCRYPTION: every grant says "over TLS", whatever the mode asks
+        self.data_encryption = data_encryption
 
     @handles(Open)
     def open(self, session: Session, request: Open) -> Reply:
@@ -99,6 +106,7 @@ class Files:
             signed[0] if signed else b"",
             [s.address for s in holders],
             signed,
+            self._secure(mode),
         )
 
     def _open_write(self, session: Session, path: str, mode: int, create: Create) -> Reply:
@@ -138,6 +146,7 @@ class Files:
         if (mode & HIRELIABLE or policy.hireliable) and policy.number > 1:
             chain = self.placement.chain(slave, size, policy, policy.number - 1)
         expires = self.clock.time() + self.token_ttl
+        room = self.quotas.room(session.user, row)
         lease = self.leases.grant(
             session,
             oid,
@@ -151,18 +160,26 @@ class Files:
         )
         for chosen in (slave, *chain):
             chosen.active += 1
-        claims = WriteClaims(oid, version, base, lease.id, slave.id, path)
+        claims = WriteClaims(oid, version, base, lease.id, slave.id, path, room)
         token = self.keys.sign(slave.id, claims, expires)
         links = [
             # the chain's slaves start from nothing: the first passes the base on to them
             ChainLink(
                 s.host,
                 s.port,
-                self.keys.sign(s.id, WriteClaims(oid, version, 0, lease.id, s.id, path), expires),
+                self.keys.sign(
+                    s.id, WriteClaims(oid, version, 0, lease.id, s.id, path, room), expires
+                ),
             )
             for s in chain
         ]
-        return WriteGrant(lease.id, oid, version, size, token, slave.address, links)
+        return WriteGrant(
+            lease.id, oid, version, size, token, slave.address, links, self._secure(mode)
+        )
+
+    def _secure(self, mode: int) -> bool:
+        """Whether the data connection goes over TLS: SF_MODE.SECURE or DATA_ENCRYPTION."""
+        return self.data_encryption or bool(mode & SECURE)
 
     def _sign(self, slave_id: str, claims: tokens.Claims) -> bytes:
         return self.keys.sign(slave_id, claims, self.clock.time() + self.token_ttl)
@@ -181,6 +198,11 @@ class Files:
         expected = (lease.oid, lease.version, lease.slave_id, lease.id)
         if (receipt.oid, receipt.version, receipt.slave, receipt.lease) != expected:
             raise SecurityError("commit receipt does not match the open file", lease.path)
+        try:  # the user's other writes may have filled the quota since this one began
+            self.quotas.check(session.user, receipt.size, self.store.get(lease.oid), lease.path)
+        except NoDiskError:
+            self._release(lease.id, discard=True)
+            raise
         also = self._chained(lease, receipt, request.more)
         try:
             row = self._commit(lease, receipt.size, receipt.checksum, also)
@@ -217,13 +239,16 @@ class Files:
         """Make the written version the file's content: one transaction."""
         stale: list[tuple[str, int]] = []
         with self.store.transaction():
+            owner = lease.session.user.name  # the writer owns what it wrote (quotas.py)
             if lease.created:
-                self.namespace.create_file(lease.path, lease.oid, size, lease.version, checksum)
+                self.namespace.create_file(
+                    lease.path, lease.oid, size, lease.version, checksum, owner
+                )
             else:
                 if self.store.get(lease.oid) is None:
                     raise SectorNotFoundError("file was removed while being written", lease.path)
                 stale = self.store.replicas(lease.oid)
-                self.store.update_content(lease.oid, size, lease.version, checksum)
+                self.store.update_content(lease.oid, size, lease.version, checksum, owner=owner)
                 for slave_id, _ in stale:
                     self.store.drop_replica(lease.oid, slave_id)
             for slave_id in (lease.slave_id, *also):

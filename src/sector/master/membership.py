@@ -105,6 +105,7 @@ class Membership:
         clock: Clock,
         inventory_interval: float = 0.0,
         orphan_grace: float = 600.0,
+        data_encryption: bool = False,
     ):
         self.registry, self.links, self.store, self.leases = registry, links, store, leases
         self.replication, self.safety = replication, safety
@@ -112,6 +113,7 @@ class Membership:
         self.acl, self.heartbeat_interval, self.clock = acl, heartbeat_interval, clock
         self.inventory_interval = inventory_interval
         self.orphan_grace = orphan_grace
+        self.data_encryption = data_encryption
 
     @handles(Join)
     def join(self, peer: Peer, request: Join) -> tuple[Reply, None]:
@@ -174,6 +176,7 @@ class Membership:
             self.store.cluster_id,
             self.inventory_interval,
             found.renamed,
+            self.data_encryption,
         )
         return reply, slave
 

@@ -56,21 +56,31 @@ class Namespace:
         self._rollbacks = self.store.rollbacks
 
     def _dir_id(self, path: str) -> int | None:
-        """Id of the directory at ``path``; None when missing or not a directory."""
+        """Id of the directory at ``path``; None when missing or not a directory.
+
+        Up from ``path`` to the nearest directory already known, then down one
+        look-up per name, caching each: a loop, not a recursion, because paths
+        may be as deep as MAX_PATH_BYTES allows (~2,000 names; issue 9: ~990
+        levels hit Python's recursion limit).
+        """
         if self.store.rollbacks != self._rollbacks:
             self._forget_dirs()
-        found = self._dirs.get(path)
-        if found is not None or path == ROOT:
-            return ROOT_ID if found is None else found
-        parent_path, name = split(path)
-        parent = self._dir_id(parent_path)
-        row = None if parent is None else self.store.lookup(parent, name)
-        if row is None or not row.is_dir:
-            return None
-        if len(self._dirs) >= DIR_CACHE_LIMIT:
-            self._dirs.clear()
-        self._dirs[path] = row.id
-        return row.id
+        missing: list[str] = []  # the paths below the nearest known directory, deepest first
+        here = path
+        known = self._dirs.get(here)
+        while known is None and here != ROOT:
+            missing.append(here)
+            here = split(here)[0]
+            known = self._dirs.get(here)
+        directory = ROOT_ID if known is None else known
+        for below in reversed(missing):
+            row = self.store.lookup(directory, split(below)[1])
+            if row is None or not row.is_dir:
+                return None
+            if len(self._dirs) >= DIR_CACHE_LIMIT:
+                self._dirs.clear()
+            self._dirs[below] = directory = row.id
+        return directory
 
     def find(self, path: str) -> Row | None:
         """The entry at ``path``, or None when any part of it is missing."""
@@ -111,7 +121,9 @@ class Namespace:
         parent_path, _ = split(path)
         return self._make_dirs(parent_path)
 
-    def create_file(self, path: str, entry_id: int, size: int, version: int, checksum: str) -> Row:
+    def create_file(
+        self, path: str, entry_id: int, size: int, version: int, checksum: str, owner: str = ""
+    ) -> Row:
         """Add a committed file at ``path`` (parents made as needed); inside a transaction.
 
         E_EXIST if something took the path meanwhile; the parent's mtime moves,
@@ -128,6 +140,7 @@ class Namespace:
             size=size,
             version=version,
             checksum=checksum,
+            owner=owner,
         )
 
     def _make_dirs(self, path: str) -> Row:

@@ -20,7 +20,9 @@ Deliberately simple and explainable:
   reader first, then the least busy; a draining slave only when nothing else
   holds the file.
 
-A slave being decommissioned (``draining``) takes no new file and no replica.
+A slave being decommissioned (``draining``) takes no new file and no replica;
+nor does one that says it is in trouble (it cannot accept connections), and
+readers try it last.
 """
 
 from __future__ import annotations
@@ -60,8 +62,11 @@ class Placement:
         live = [s for i in self.holders(row) if (s := registry.get(i)) is not None and s.alive]
         topology = self.topology
         if near is None:
-            return sorted(live, key=lambda s: (s.draining, s.active))
-        return sorted(live, key=lambda s: (s.draining, topology.distance(near, s.host), s.active))
+            return sorted(live, key=lambda s: (s.draining, bool(s.trouble), s.active))
+        return sorted(
+            live,
+            key=lambda s: (s.draining, bool(s.trouble), topology.distance(near, s.host), s.active),
+        )
 
     def addresses(self, row: Row) -> list[str]:
         """``host:port`` of the live holders of the current version (``stat`` shows them)."""
@@ -71,7 +76,7 @@ class Placement:
 
     def for_write(self, size_hint: int = 0, policy: Policy | None = None) -> Slave:
         """The slave a new file (or a rewritten one) goes to."""
-        candidates = [s for s in self.registry.live() if not s.draining]
+        candidates = [s for s in self.registry.live() if not (s.draining or s.trouble)]
         if policy is not None and policy.location:
             candidates = [s for s in candidates if self.topology.within(s.host, policy.location)]
             if not candidates:

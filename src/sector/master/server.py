@@ -107,7 +107,8 @@ class MasterServer:
             settings.token_ttl,
             settle=settings.slave_timeout + settings.heartbeat_interval,
         )
-        self.sessions = Sessions(Users.load(settings.conf_dir / "users"), settings.master_acl)
+        users = Users.load(settings.conf_dir / "users", settings.reveal_unknown_users)
+        self.sessions = Sessions(users, settings.master_acl, clock)
         self.files = Files(
             self.store,
             namespace,
@@ -118,6 +119,7 @@ class MasterServer:
             self.keys,
             settings.token_ttl,
             clock,
+            settings.data_encryption,
         )
         tree = Tree(self.store, namespace, leases, placement, self.links, self.replication)
         self.integrity = Integrity(
@@ -149,6 +151,7 @@ class MasterServer:
             clock,
             settings.inventory_interval,
             orphan_grace=settings.token_ttl,
+            data_encryption=settings.data_encryption,
         )
         stewardship = Stewardship(
             self.store, namespace, self.registry, self.replication, self.safety, leases
@@ -340,6 +343,7 @@ class MasterServer:
             await self.dashboard.close()
         logging.getLogger().removeHandler(self.events)
         self.links.close()
+        self.sessions.close()
         self.replication.close()
         for task in list(self._tasks):
             task.cancel()

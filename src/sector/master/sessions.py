@@ -1,22 +1,33 @@
 """Who is logged in: logins, logouts, and the session each connection holds.
 
 A login is checked three ways - protocol version, the master's address ACL
-(``master_acl.conf``), then the user's password and ACL - and the password
-hash runs off the event loop, because scrypt is slow on purpose.
+(``master_acl.conf``), then the user's password and ACL. Guessing is made
+slow and loud: every failed login is logged with its user name and address,
+and the :class:`~.throttle.LoginThrottle` delays (or refuses at once) the
+attempts of an address or a user that keep failing, without holding up the
+real user logging in from elsewhere. Passwords are checked on threads of the
+sessions' own (:data:`LOGIN_WORKERS` each for ordinary and for suspect
+attempts - those with failures behind them - at most :data:`MAX_HASHING`
+waiting each), because scrypt is slow on purpose: guessing cannot starve the
+event loop, the threads other work needs, or the logins of everyone else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
 from ..certs import Identity
+from ..clock import SYSTEM, Clock
 from ..config import address_allowed
-from ..errors import E_ACL, SectorError, SecurityError
+from ..errors import E_ACCOUNT, E_ACL, E_PASSWORD, SectorError, SecurityError
 from ..protocol.master import Login, LoginReply, Logout, check_version
 from ..protocol.messages import Done, Error, Reply, handles
+from .throttle import LoginThrottle
 from .users import User, Users
 
 log = logging.getLogger("sector.master")
@@ -47,10 +58,23 @@ class Session:
     last_active: float = 0.0
 
 
+#: Threads checking passwords: half the cores, so logins never take all of them.
+LOGIN_WORKERS = max(1, (os.cpu_count() or 2) // 2)
+#: Password checks waiting for a thread at most; more are refused at once.
+MAX_HASHING = 64
+
+
 class Sessions:
-    def __init__(self, users: Users, acl: list[IPv4Network | IPv6Network]):
+    def __init__(self, users: Users, acl: list[IPv4Network | IPv6Network], clock: Clock = SYSTEM):
         self.users = users
         self.acl = acl
+        self.throttle = LoginThrottle(clock)
+        # ordinary attempts, and suspect ones (attempts with failures behind them): apart
+        self._pools = {
+            suspect: ThreadPoolExecutor(LOGIN_WORKERS, thread_name_prefix="sector-login")
+            for suspect in (False, True)
+        }
+        self._hashing = {False: 0, True: 0}
 
     @handles(Login)
     async def login(self, peer: Peer, request: Login) -> tuple[Reply, Session | None]:
@@ -65,12 +89,41 @@ class Sessions:
         return LoginReply(user.name, user.rights), Session(user, address)
 
     async def authenticate(self, address: str, name: str, password: str) -> User:
-        """The user, when ``address`` may reach this master and the password is right:
-        the one check behind a Sector login and the dashboard's. Raises SectorError."""
+        """The user, when ``address`` may reach this master, the throttle lets the attempt
+        through and the password is right: the one check behind a Sector login and the
+        dashboard's. Raises SectorError."""
         if not address_allowed(address, self.acl):
             raise SecurityError(f"{address} may not reach this master", code=E_ACL)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.users.authenticate, name, password, address)
+        attempt = self.throttle.admit(name, address)
+        if attempt is None:
+            log.warning("login of user %r from %s refused: too many failed logins", name, address)
+            raise SecurityError("too many failed logins: try again later")
+        suspect = attempt.suspect
+        try:
+            if attempt.wait:
+                await asyncio.sleep(attempt.wait)
+            if self._hashing[suspect] >= MAX_HASHING:
+                raise SecurityError("too many logins at once: try again in a moment")
+            self._hashing[suspect] += 1
+            try:
+                user = await asyncio.get_running_loop().run_in_executor(
+                    self._pools[suspect], self.users.authenticate, name, password, address
+                )
+            finally:
+                self._hashing[suspect] -= 1
+        except SecurityError as exc:
+            if exc.code in (E_PASSWORD, E_ACCOUNT):
+                self.throttle.failed(attempt)
+                log.warning("failed login of user %r from %s", name, address)
+            raise
+        finally:
+            self.throttle.ended(attempt)  # whatever happened (a no-op once decided)
+        self.throttle.succeeded(attempt)
+        return user
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @handles(Logout)
     def logout(self, session: Session, request: Logout) -> Reply:

@@ -32,6 +32,8 @@ class Slave:
     fs: str = ""
     #: The most it will store (its MAX_DATA_SIZE); 0: no limit but the disk.
     limit: int = 0
+    #: what the slave says keeps it from serving (see Usage.trouble): "" when healthy
+    trouble: str = ""
     alive: bool = True
     #: Being decommissioned: it serves reads and is a source of copies, but takes no new
     #: replica and its own no longer count towards any file's target.
@@ -64,11 +66,14 @@ class Slave:
         return room
 
     def status(self, drained: bool = False) -> str:
+        """``alive``; ``unhealthy`` while it says it cannot serve (no new files go
+        there, and readers try it last); ``draining``/``drained`` while decommissioned;
+        ``dead`` once silent or disconnected."""
         if not self.alive:
             return "dead"
         if self.draining:
             return "drained" if drained else "draining"
-        return "alive"
+        return "unhealthy" if self.trouble else "alive"
 
     def describe(self, reveal: bool = True, salt: bytes = b"", drained: bool = False) -> SlaveInfo:
         """The slave as ``sysinfo`` shows it.
@@ -96,7 +101,9 @@ class Slave:
             fs=fs,
             location=self.location if reveal else "",
             limit=self.limit,
+            trouble=self.trouble if self.alive else "",
         )
+
 
 
 class Registry:
@@ -125,6 +132,7 @@ class Registry:
         slave.stored, slave.files = usage.stored, usage.files
         slave.fs, slave.limit = usage.fs, usage.limit
         slave.received, slave.sent, slave.load = usage.received, usage.sent, usage.load
+        slave.trouble = usage.trouble
 
     def is_current(self, slave: Slave) -> bool:
         """Whether ``slave`` is still the registration of record for its id."""

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS entries (
     version  INTEGER NOT NULL DEFAULT 0,
     checksum TEXT    NOT NULL DEFAULT '',
     issued   INTEGER NOT NULL DEFAULT 0,
-    created  REAL    NOT NULL DEFAULT 0
+    created  REAL    NOT NULL DEFAULT 0,
+    owner    TEXT    NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_name ON entries (parent, name);
 CREATE TABLE IF NOT EXISTS replicas (
@@ -62,6 +63,34 @@ CREATE TABLE IF NOT EXISTS replication (
 );
 """
 
+#: What each user owns, kept by SQLite itself: the triggers run inside the very
+#: statement that adds, resizes, hands over or deletes a file, so the sums can never
+#: disagree with the entries (a rolled-back transaction rolls them back too). Files
+#: with no owner ('': written before ownership was recorded) count for nobody.
+_USAGE = """
+CREATE TABLE IF NOT EXISTS usage (
+    owner TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL,
+    files INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS usage_on_insert AFTER INSERT ON entries
+WHEN NEW.is_dir = 0 AND NEW.owner != '' BEGIN
+    INSERT INTO usage VALUES (NEW.owner, NEW.size, 1)
+    ON CONFLICT (owner) DO UPDATE SET bytes = bytes + NEW.size, files = files + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS usage_on_delete AFTER DELETE ON entries
+WHEN OLD.is_dir = 0 AND OLD.owner != '' BEGIN
+    UPDATE usage SET bytes = bytes - OLD.size, files = files - 1 WHERE owner = OLD.owner;
+END;
+CREATE TRIGGER IF NOT EXISTS usage_on_update AFTER UPDATE OF size, owner ON entries
+WHEN NEW.is_dir = 0 BEGIN
+    UPDATE usage SET bytes = bytes - OLD.size, files = files - 1
+    WHERE owner = OLD.owner AND OLD.owner != '';
+    INSERT INTO usage SELECT NEW.owner, NEW.size, 1 WHERE NEW.owner != ''
+    ON CONFLICT (owner) DO UPDATE SET bytes = bytes + NEW.size, files = files + 1;
+END;
+"""
+
 #: Columns added to ``entries`` after its first release: (name, definition, what fills
 #: them in rows that predate the column, if the default will not do). A metadata.db
 #: written by an older master gets them at start-up: upgrading is restarting the master.
@@ -76,6 +105,9 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
         # a file never rewritten was created by its only commit
         "UPDATE entries SET created = mtime WHERE is_dir = 0 AND version = 1",
     ),
+    # who wrote the current version (whose QUOTA it counts against); '' = nobody: files
+    # of an older release were never attributed, and count for no one until rewritten
+    ("owner", "TEXT NOT NULL DEFAULT ''", None),
 )
 
 
@@ -93,9 +125,11 @@ class Row:
     checksum: str
     #: When the entry appeared (its first commit, for a file); 0 when not recorded.
     created: float = 0.0
+    #: The user who wrote the current version (or copied it there); '' for nobody.
+    owner: str = ""
 
 
-_COLUMNS = "id, parent, name, is_dir, size, mtime, version, checksum, created"
+_COLUMNS = "id, parent, name, is_dir, size, mtime, version, checksum, created, owner"
 
 
 def _row(values: tuple) -> Row:
@@ -120,6 +154,7 @@ class Store:
             self.db.execute("PRAGMA cache_size=-65536")
             self.db.executescript(_SCHEMA)
             self._add_missing_columns()
+            self.db.executescript(_USAGE)
             with self.transaction():
                 self.db.execute(
                     "INSERT OR IGNORE INTO entries (id, parent, name, is_dir, mtime, created) "
@@ -306,15 +341,25 @@ class Store:
         mtime: float | None = None,
         version: int = 0,
         checksum: str = "",
+        owner: str = "",
     ) -> Row:
-        """Add an entry, created now (at ``mtime``), with ``version`` also the highest issued."""
+        """Add an entry, created now (at ``mtime``), with ``version`` also the highest issued;
+        a file counts against its ``owner``'s quota."""
         entry_id = entry_id if entry_id is not None else self.allocate_id()
         mtime = self.clock.time() if mtime is None else mtime
+        values = (entry_id, parent, name, int(is_dir), size, mtime, version, checksum, mtime, owner)
         self.db.execute(
-            f"INSERT INTO entries ({_COLUMNS}, issued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry_id, parent, name, int(is_dir), size, mtime, version, checksum, mtime, version),
+            f"INSERT INTO entries ({_COLUMNS}, issued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, version),
         )
-        return Row(entry_id, parent, name, is_dir, size, mtime, version, checksum, mtime)
+        return Row(entry_id, parent, name, is_dir, size, mtime, version, checksum, mtime, owner)
+
+    def usage(self, owner: str) -> tuple[int, int]:
+        """(bytes, files) of the current versions ``owner`` wrote."""
+        found = self.db.execute(
+            "SELECT bytes, files FROM usage WHERE owner = ?", (owner,)
+        ).fetchone()
+        return (int(found[0]), int(found[1])) if found else (0, 0)
 
     def lease_base(self) -> int:
         """The first lease id of this run of the master: above every id an earlier run
@@ -354,11 +399,26 @@ class Store:
         return int(issued[0])
 
     def update_content(
-        self, entry_id: int, size: int, version: int, checksum: str, mtime: float | None = None
+        self,
+        entry_id: int,
+        size: int,
+        version: int,
+        checksum: str,
+        mtime: float | None = None,
+        owner: str | None = None,
     ) -> None:
+        """A new version of a file; with ``owner``, the user who wrote it now owns it."""
+        mtime = self.clock.time() if mtime is None else mtime
+        if owner is None:
+            self.db.execute(
+                "UPDATE entries SET size = ?, version = ?, checksum = ?, mtime = ? WHERE id = ?",
+                (size, version, checksum, mtime, entry_id),
+            )
+            return
         self.db.execute(
-            "UPDATE entries SET size = ?, version = ?, checksum = ?, mtime = ? WHERE id = ?",
-            (size, version, checksum, self.clock.time() if mtime is None else mtime, entry_id),
+            "UPDATE entries SET size = ?, version = ?, checksum = ?, mtime = ?, owner = ? "
+            "WHERE id = ?",
+            (size, version, checksum, mtime, owner, entry_id),
         )
 
     def rename(self, entry_id: int, parent: int, name: str) -> None:

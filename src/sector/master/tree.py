@@ -34,6 +34,7 @@ from .leases import Leases
 from .links import Links
 from .namespace import Namespace, Removal
 from .placement import Placement
+from .quotas import Quotas
 from .replication import Replication
 from .sessions import Session
 from .store import Row, Store
@@ -65,6 +66,7 @@ class Tree:
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
         self.placement, self.links, self.replication = placement, links, replication
+        self.quotas = Quotas(store)
 
     @handles(Stat)
     def stat(self, session: Session, request: Stat) -> Reply:
@@ -91,6 +93,7 @@ class Tree:
     def rm(self, session: Session, request: Rm) -> Reply:
         path = normalize(request.path)
         session.user.check_write(path)
+        session.user.check_removable(path)
         row = self.namespace.stat(path)
         self.leases.check_not_writing(row.id, path)
         self._delete_copies(self.namespace.remove(path, request.recursive, row))
@@ -110,8 +113,10 @@ class Tree:
         src, dst = normalize(request.src), normalize(request.dst)
         session.user.check_write(src)
         session.user.check_write(dst)
+        session.user.check_removable(src)
         self.leases.check_not_creating(dst)
         if request.replace:
+            session.user.check_removable(dst)  # replacing a write root removes it too
             self._check_replaceable(dst)
         _, replaced = self.namespace.move(src, dst, request.replace)
         self._delete_copies(replaced)
@@ -148,6 +153,8 @@ class Tree:
         self.leases.check_not_creating(dst)
         if request.replace:
             self._check_replaceable(dst)
+        # the copy is the copier's; a file it replaces frees what it held
+        self.quotas.check(session.user, row.size, target, dst)
         holders = self.placement.for_read(row)
         if not holders:
             raise ResourceError("no live slave holds the source file", src)
@@ -169,7 +176,7 @@ class Tree:
                 existing = self.namespace.find(dst) if request.replace else None
                 if existing is not None:
                     replaced = self.namespace.clear_for(existing, dst, incoming_dir=False)
-                self.namespace.create_file(dst, oid, row.size, 1, reply.checksum)
+                self.namespace.create_file(dst, oid, row.size, 1, reply.checksum, session.user.name)
                 self.store.set_replica(oid, link.slave.id, 1)
         except SectorError:
             link.delete_later([ObjectId(oid, 1)])

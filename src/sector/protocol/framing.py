@@ -64,8 +64,11 @@ class FrameDecoder:
     with raw data read exact sizes instead, with :func:`body_length`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_FRAME) -> None:
         self._buffer = bytearray()
+        #: The largest frame accepted now; a server lowers it for peers that have not
+        #: proved who they are (and whose messages are small anyway).
+        self.limit = limit
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         self._buffer += data
@@ -74,8 +77,8 @@ class FrameDecoder:
         buffer = self._buffer
         while len(buffer) >= HEADER_SIZE:
             (length,) = HEADER.unpack_from(buffer)
-            if length > MAX_FRAME:
-                raise ProtocolError(f"peer announced a {length}-byte frame (limit {MAX_FRAME})")
+            if length > self.limit:
+                raise ProtocolError(f"peer announced a {length}-byte frame (limit {self.limit})")
             end = HEADER_SIZE + length
             if len(buffer) < end:
                 return

@@ -25,6 +25,7 @@ Client -> master::
     close(lease, receipt)              commit a write -> CloseReply(entry)
     abort(lease)                       drop a write, keeping the old version -> ok
     sysinfo                            -> SysinfoReply(master, slaves, capacity)
+    quota                              -> QuotaReply(user, used, files, quota)
     fsck(path)                         slaves re-hash their copies -> FsckReply
     bad-replica(oid, version, slave)   a reader got bytes failing their block sums
                                        there: the master has the slave check -> ok
@@ -136,6 +137,9 @@ class Usage(Message):
     load: float = 0.0
     #: The most the slave will store (its MAX_DATA_SIZE); 0: no limit but the disk.
     limit: int = 0
+    #: Why the slave cannot serve as it should right now (it cannot accept connections:
+    #: out of file descriptors...); empty when healthy. New files go elsewhere meanwhile.
+    trouble: str = ""
 
 
 class Capacity(Message):
@@ -198,6 +202,8 @@ class SlaveInfo(Message):
     location: str = "/"
     #: Bytes it may store at most (MAX_DATA_SIZE); 0: no limit but the disk.
     limit: int = 0
+    #: Why an alive slave is ``unhealthy`` (see :attr:`Usage.trouble`); empty otherwise.
+    trouble: str = ""
 
 
 class Rights(Message):
@@ -265,6 +271,8 @@ class RegisterReply(Reply, tag="register"):
     cluster: str = ""
     inventory: float = 0.0
     renamed: list[ObjectPath] = []
+    #: DATA_ENCRYPTION: serve clients' reads and writes over TLS only.
+    data_encryption: bool = False
 
 
 class InventoryReply(Reply, tag="inventory"):
@@ -301,6 +309,8 @@ class ReadGrant(Reply, tag="read-grant"):
     token: bytes
     replicas: list[Address]
     tokens: list[bytes] = []
+    #: Read over TLS (SF_MODE.SECURE, or the cluster's DATA_ENCRYPTION).
+    secure: bool = False
 
     def token_for(self, address: tuple[str, int]) -> bytes:
         """The token to show the replica at ``address`` (one of ``replicas``)."""
@@ -324,6 +334,8 @@ class WriteGrant(Reply, tag="write-grant"):
     token: bytes
     slave: Address
     chain: list[ChainLink] = []
+    #: Write over TLS (SF_MODE.SECURE, or the cluster's DATA_ENCRYPTION).
+    secure: bool = False
 
 
 class CloseReply(Reply, tag="close"):
@@ -364,6 +376,14 @@ class AdoptReply(Reply, tag="adopt"):
     files: int
     lost_found: int
     cluster: str
+class QuotaReply(Reply, tag="quota"):
+    """What the user owns (the current versions it wrote) against its ``quota``
+    (bytes; 0: none)."""
+
+    user: str
+    used: int
+    files: int
+    quota: int
 
 
 class ShutdownReply(Reply, tag="shutdown"):
@@ -577,6 +597,10 @@ class Adopt(Request, tag="adopt"):
     discard: bool = False
 
     replies = (AdoptReply,)
+class Quota(Request, tag="quota"):
+    """How much the logged-in user owns, and may."""
+
+    replies = (QuotaReply,)
 
 
 class Shutdown(Request, tag="shutdown"):
@@ -655,6 +679,7 @@ CLIENT_REQUESTS = Vocabulary(
     Replicate,
     Decommission,
     Adopt,
+    Quota,
 )
 SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined, BadSource)
 

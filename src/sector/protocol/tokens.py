@@ -73,7 +73,9 @@ class ReadClaims(Claims, tag="read"):
 class WriteClaims(Claims, tag="write"):
     """Write version ``version`` of ``oid`` on slave ``slave``, under lease ``lease``,
     starting from the bytes of version ``base`` (0: from nothing). ``path`` is the
-    file's path, which the slave keeps beside the object (for ``fsck --adopt``)."""
+    file's path, which the slave keeps beside the object (for ``fsck --adopt``);
+    ``limit`` the most bytes the new version may grow to (the writer's quota; -1: no
+    limit)."""
 
     oid: int
     version: int
@@ -81,6 +83,7 @@ class WriteClaims(Claims, tag="write"):
     lease: int
     slave: str
     path: str = ""
+    limit: int = -1
 
 
 class AdminClaims(Claims, tag="admin"):

@@ -3,7 +3,8 @@
 The master orders it (``fetch``, :class:`~sector.protocol.data.FetchObject`);
 this slave then talks to the source slave exactly as a client would, through
 :class:`~sector.protocol.data.DataSession` - the same sans-IO conversation the
-blocking client drives - over asyncio's socket calls (``transport.py``). It
+blocking client drives - over asyncio's socket calls (``transport.py``), and
+over TLS when the cluster sets DATA_ENCRYPTION (``SlaveServer.dial_slave``). It
 never imports the client: the two share the protocol, not each other.
 
 The bytes land in a :class:`~.storage.WriteSession` (temp file, hashed as they
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import mmap
-import socket
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidError, SectorConnectionError, SectorError, SecurityError
@@ -32,7 +32,7 @@ from ..protocol import checksum
 from ..protocol.data import DataSession, FetchObject, FetchReply
 from ..protocol.framing import ProtocolError
 from ..protocol.messages import Error
-from ..transport import sock_receive_reply, sock_recv_exact_into
+from ..transport import Channel
 from .storage import DamagedObject, WriteSession, disk_error
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ async def fetch(server: SlaveServer, order: FetchObject) -> FetchReply:
         offset, failures = 0, []
         for source, token in zip(order.sources, order.read_tokens, strict=False):
             try:
-                offset = await _read_from(loop, tuple(source), token, order, write, offset)
+                offset = await _read_from(server, tuple(source), token, order, write, offset)
             except (OSError, ProtocolError, SectorError, asyncio.TimeoutError) as exc:
                 failures.append(f"{source[0]}:{source[1]}: {exc or type(exc).__name__}")
                 if isinstance(exc, _BadBytes):
@@ -89,7 +89,7 @@ async def fetch(server: SlaveServer, order: FetchObject) -> FetchReply:
 
 
 async def _read_from(
-    loop: asyncio.AbstractEventLoop,
+    server: SlaveServer,
     address: tuple[str, int],
     token: bytes,
     order: FetchObject,
@@ -97,18 +97,19 @@ async def _read_from(
     offset: int,
 ) -> int:
     """Read from one source into ``write`` from ``offset``; the offset reached."""
-    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
-    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
     session = DataSession()
     buffers = [mmap.mmap(-1, CHUNK), mmap.mmap(-1, CHUNK)]  # page-aligned, for O_DIRECT
     in_flight: asyncio.Future | None = None
     turn = 0
+    channel: Channel | None = None
     try:
-        await asyncio.wait_for(loop.sock_connect(sock, address), STALL_TIMEOUT)
+        # plain TCP, or TLS when the cluster encrypts its data connections
+        channel = await server.dial_slave(address, STALL_TIMEOUT)
         while offset < order.size:
             length = min(REQUEST, order.size - offset)
-            await loop.sock_sendall(sock, session.read(offset, length, token))
-            reply = await asyncio.wait_for(sock_receive_reply(loop, sock, session), STALL_TIMEOUT)
+            await channel.sendall(session.read(offset, length, token))
+            reply = await asyncio.wait_for(channel.receive_reply(session), STALL_TIMEOUT)
             if isinstance(reply, Error):
                 raise reply.exception()
             if reply.length == 0:
@@ -116,7 +117,7 @@ async def _read_from(
             remaining, origin = reply.length, offset
             while remaining:
                 view = memoryview(buffers[turn])[: min(remaining, CHUNK)]
-                got = await asyncio.wait_for(sock_recv_exact_into(loop, sock, view), STALL_TIMEOUT)
+                got = await asyncio.wait_for(channel.recv_exact_into(view), STALL_TIMEOUT)
                 if got < len(view):
                     raise ConnectionError("source closed the connection mid-object")
                 session.received_raw(got)
@@ -132,7 +133,8 @@ async def _read_from(
     finally:
         if in_flight is not None:
             await in_flight  # never leave a thread writing from a buffer being freed
-        sock.close()
+        if channel is not None:
+            channel.sock.close()
 
 
 class _DiskFailed(Exception):

@@ -15,6 +15,7 @@ import functools
 import logging
 import mmap
 import os
+import resource
 import socket
 import ssl
 from collections.abc import Callable
@@ -86,12 +87,16 @@ from ..protocol.messages import (
 )
 from ..protocol.tokens import AdminClaims, Claims, ReadClaims, Receipt, WriteClaims
 from ..transport import (
+    TLS_HANDSHAKE,
+    Channel,
+    TlsChannel,
     certificate_der,
     check_master,
     client_tls_context,
+    dial,
     read_body,
-    sock_read_body,
-    sock_recv_exact_into,
+    server_tls_context,
+    sock_peek,
     write_message,
 )
 from . import copies
@@ -119,8 +124,20 @@ REGISTERED_FILE = "slave.registered"
 #: Read handles a data connection keeps open for the next request on the same file.
 OPEN_FILES = 16
 
+#: File descriptors kept for everything but data connections (object files, the
+#: master link, logs, the scrub): a full house of connections still leaves room to work.
+RESERVED_DESCRIPTORS = 128
+#: Milliseconds sent bytes may stay unacknowledged before the kernel drops the
+#: connection (TCP_USER_TIMEOUT): a client that stopped reading a large read.
+SEND_TIMEOUT_MS = 600_000
+TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
+
 C = TypeVar("C", bound=Claims)
 T = TypeVar("T")
+
+
+def _descriptor_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class JoinRefused(Exception):
@@ -149,6 +166,16 @@ class SlaveServer:
         self._master_der = certificate_der(settings.cert)
         #: write leases and orders already accepted once (see spent.py)
         self.spent = Spent(clock)
+        #: the data connections being served
+        self.connections: set[DataConnection] = set()
+        #: connections served at most: the descriptor limit, less room for files and logs
+        self.max_connections = max(16, _descriptor_limit() - RESERVED_DESCRIPTORS)
+        #: why the slave cannot serve as it should (reported to the master); "" when fine
+        self.trouble = ""
+        self._report_now = asyncio.Event()
+        #: DATA_ENCRYPTION, as the master said at registration
+        self.encrypted_only = False
+        self._tls: tuple[float, ssl.SSLContext] | None = None  # (certificate mtime, context)
         #: the process's exit status once stopped: 1 after a refused join
         self.exit_code = 0
         #: Lease -> when its write last received bytes (see _writes).
@@ -197,13 +224,56 @@ class SlaveServer:
         return task
 
     async def _accept_loop(self) -> None:
+        """Accept data connections for as long as the slave runs, whatever happens.
+
+        Out of file descriptors (or memory), ``accept`` fails: the slave waits a
+        moment (up to a second, doubling) and tries again, serving the
+        connections it has meanwhile and telling the master it is in trouble.
+        It also stops short of the limit (:attr:`max_connections`): a
+        connection beyond it is closed at once, so that files can still be
+        opened for the connections being served. Issue 9: 2,000 idle
+        connections under a 1,024-descriptor limit killed this loop for good.
+        """
         loop = asyncio.get_running_loop()
         assert self._listener is not None
+        pause = 0.0
         while True:
-            conn, _ = await loop.sock_accept(self._listener)
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                conn, _ = await loop.sock_accept(self._listener)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:
+                pause = min(max(0.05, pause * 2), 1.0)
+                self._in_trouble(f"cannot accept connections: {exc.strerror or exc}")
+                await asyncio.sleep(pause)
+                continue
+            pause = 0.0
+            if len(self.connections) >= self.max_connections:
+                conn.close()
+                self._in_trouble(f"refusing connections: {self.max_connections} open")
+                continue
+            self._in_trouble("")
+            try:
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # a peer that stops reading what we send is dropped by the kernel
+                conn.setsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT, SEND_TIMEOUT_MS)
+            except OSError:
+                conn.close()
+                continue
             self._spawn(DataConnection(self, conn).serve())
+
+    def _in_trouble(self, why: str) -> None:
+        """Note why the slave cannot serve (or that it can again: ``why`` empty); the
+        master hears of a change at once rather than at the next heartbeat."""
+        if why == self.trouble:
+            return
+        if why and not self.trouble:
+            log.warning("%s", why)
+        elif not why:
+            log.info("accepting connections again")
+        self.trouble = why
+        self._report_now.set()
 
     async def _master_loop(self) -> None:
         """Stay registered with the master; re-register after any break, forever.
@@ -262,7 +332,11 @@ class SlaveServer:
         next_inventory = loop.time() + every if every else None
         while True:
             await self._report_quarantined(reader, writer)
-            await asyncio.sleep(welcome.heartbeat)
+            self._report_now.clear()
+            try:  # the heartbeat's time, or sooner when there is trouble to tell
+                await asyncio.wait_for(self._report_now.wait(), welcome.heartbeat)
+            except asyncio.TimeoutError:
+                pass
             await self._ask(reader, writer, Heartbeat(self._usage(), self._writes()))
             if next_inventory is not None and loop.time() >= next_inventory:
                 objects = [ObjectInfo(*item) for item in self.storage.inventory()]
@@ -378,6 +452,7 @@ class SlaveServer:
         if not ours and reply.cluster:
             self.storage.join_cluster(reply.cluster)
         self.key = reply.key
+        self.encrypted_only = reply.data_encryption
         self._apply(reply.delete, reply.renamed)
         return reply
 
@@ -398,6 +473,36 @@ class SlaveServer:
         """A copy got bytes failing their sums from ``source``: the master will hear of it."""
         self.suspects.append(BadSource(obj, source))
 
+    async def dial_slave(self, address: tuple[str, int], timeout: float) -> Channel:
+        """A data connection to another slave (a replica copy, a HiRELIABLE chain): over
+        TLS, showing our membership certificate and checking theirs, when the cluster
+        encrypts its data connections (DATA_ENCRYPTION); plain TCP otherwise."""
+        context = None
+        if self.encrypted_only:
+            context = client_tls_context(
+                self.settings.cert, self.settings.own_cert, self.settings.own_key
+            )
+        channel = await dial(asyncio.get_running_loop(), address, context, timeout)
+        if isinstance(channel, TlsChannel):
+            identity = certs.identity(channel.peer_certificate())
+            if identity is None or identity.role != certs.ROLE_SLAVE:
+                channel.sock.close()
+                raise SecurityError(f"{address[0]}:{address[1]} is not a slave of this cluster")
+        return channel
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The context of TLS data connections: this slave's membership certificate as
+        its server certificate (clients check it chains to the master's). Remade when
+        the certificate changes (a new join); None before the slave has one."""
+        try:
+            stamp = self.settings.own_cert.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        if self._tls is None or self._tls[0] != stamp:
+            context = server_tls_context(self.settings.own_cert, self.settings.own_key)
+            self._tls = (stamp, context)
+        return self._tls[1]
+
     def wrote(self, lease: int) -> None:
         """Bytes arrived for the write under ``lease``: the master hears it is alive."""
         self.writing[lease] = self.clock.monotonic()
@@ -416,6 +521,7 @@ class SlaveServer:
             sent=self.sent,
             load=os.getloadavg()[0],
             limit=self.settings.max_data_size,
+            trouble=self.trouble,
         )
 
     def _mark_registered(self, registered: bool) -> None:
@@ -487,30 +593,123 @@ class DataConnection:
         self.in_write = False
         self.write: WriteSession | None = None
         self.write_error: SectorError | None = None
+        self.write_limit = -1  # bytes the new version may reach (the writer's quota)
         self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
         self.write_path = ""
         #: The next slave of a HiRELIABLE write's chain (see chain.py).
         self.downstream: Downstream | None = None
-        self.buffer = mmap.mmap(-1, RECV_BUFFER)  # page-aligned, for O_DIRECT writes
+        self._buffer: mmap.mmap | None = None  # made by the first put
         self.spare: mmap.mmap | None = None
+        # the watchdog (see serve): what the connection is doing, and since when
+        self.state = "new"
+        self.since = self.loop.time()
+        self._task: asyncio.Task | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        #: the byte stream: plain, or TLS (decided by the client's first byte)
+        self.channel = Channel(self.loop, sock)
 
     async def serve(self) -> None:
+        """Answer requests until the peer leaves, breaks the rules, or wastes our time.
+
+        A watchdog closes the connection when the peer sends nothing for too
+        long: ``STALL_TIMEOUT`` after connecting or in the middle of a request
+        (a frame or a put's bytes), ``IDLE_TIMEOUT`` between requests. Between
+        requests of a write session there is no limit (the mount keeps a file
+        open for writing as long as a program does); sending is the kernel's to
+        time out (TCP_USER_TIMEOUT).
+        """
+        self._task = asyncio.current_task()
+        self.server.connections.add(self)
+        self._arm()
         try:
-            while (body := await sock_read_body(self.loop, self.sock)) is not None:
+            self.channel = await self._open_channel()
+            while (body := await self.channel.read_body(self._progress)) is not None:
+                self._enter("serving")
                 reply = await self._answer(body)
                 if reply is not None:
-                    await self.loop.sock_sendall(self.sock, encode(reply))
-        except (ConnectionError, ProtocolError, OSError) as exc:
+                    await self.channel.sendall(encode(reply))
+                self._enter("idle")
+        except (ConnectionError, ProtocolError, OSError) as exc:  # ssl.SSLError is an OSError
             log.debug("data connection ended: %s", exc)
         except asyncio.CancelledError:
-            pass  # the slave is shutting down
+            pass  # the slave is shutting down, or the watchdog gave up on the peer
         except Exception:
             log.exception("dropping a data connection after an unexpected error")
         finally:
+            self.server.connections.discard(self)
+            if self._watch is not None:
+                self._watch.cancel()
             self._end_write()
             for _, handle in self.open_files.values():
                 handle.close()
             self.sock.close()
+
+    def _check_channel(self) -> None:
+        """In a cluster that encrypts data connections (DATA_ENCRYPTION), file bytes go
+        over TLS only: a plain connection may carry the master's orders, nothing else."""
+        if self.server.encrypted_only and not self.channel.secure:
+            raise SecurityError(
+                "this cluster encrypts its data connections (DATA_ENCRYPTION): use TLS"
+            )
+
+    async def _open_channel(self) -> Channel:
+        """Plain TCP, or TLS when the client starts with a TLS handshake (SF_MODE.SECURE,
+        or DATA_ENCRYPTION): one port serves both, told apart by the first byte."""
+        first = await sock_peek(self.loop, self.sock)
+        if first[:1] != bytes([TLS_HANDSHAKE]):
+            return Channel(self.loop, self.sock)
+        context = self.server.tls_context()
+        if context is None:
+            raise ConnectionError("a TLS connection before this slave has its certificate")
+        channel = TlsChannel(self.loop, self.sock, context)
+        await channel.handshake()
+        return channel
+
+    # --- the watchdog -------------------------------------------------------------------
+
+    def _patience(self) -> float | None:
+        """Seconds the peer may stay silent now; None: no limit."""
+        settings = self.server.settings
+        if self.state in ("new", "receiving"):
+            return settings.stall_timeout
+        if self.state == "idle" and not self.in_write:
+            return settings.idle_timeout
+        return None  # working for the peer, or between the requests of a write
+
+    def _enter(self, state: str) -> None:
+        self.state, self.since = state, self.loop.time()
+        self._arm()
+
+    def _progress(self) -> None:
+        """Bytes arrived: the peer is alive, and inside a request if it was not."""
+        self.since = self.loop.time()
+        if self.state != "receiving":
+            self._enter("receiving")
+
+    def _arm(self) -> None:
+        patience = self._patience()
+        if patience is not None and self._watch is None:
+            self._watch = self.loop.call_at(self.since + patience, self._check)
+
+    def _check(self) -> None:
+        self._watch = None
+        patience = self._patience()
+        if patience is None:
+            return  # re-armed when the state changes
+        if self.loop.time() < self.since + patience:
+            self._watch = self.loop.call_at(self.since + patience, self._check)
+            return
+        log.info("closing a data connection silent for %.0f s (%s)", patience, self.state)
+        if self._task is not None:
+            self._task.cancel()
+
+    @property
+    def buffer(self) -> mmap.mmap:
+        """The receive buffer of puts: page-aligned (mmap), for O_DIRECT writes; made on
+        first use, so that a connection that only reads costs no 4 MiB."""
+        if self._buffer is None:
+            self._buffer = mmap.mmap(-1, RECV_BUFFER)
+        return self._buffer
 
     async def _answer(self, body: bytearray) -> Reply | None:
         """The one error boundary: a refused request becomes its Error reply.
@@ -549,10 +748,11 @@ class DataConnection:
         The reader checks the bytes against those sums (the slave cannot: it
         never sees bytes it sends with ``sendfile``); see :mod:`sector.protocol.checksum`.
         """
+        self._check_channel()
         offset, length = request.offset, request.length
         if request.token is None and self.write is not None:
             data = self.write.read_at(offset, length)
-            await self.loop.sock_sendall(self.sock, encode(ReadReply(len(data))) + data)
+            await self.channel.sendall(encode(ReadReply(len(data))) + data)
             self.server.sent += len(data)
             return None
         claims = self.server.claims(request.token, ReadClaims)
@@ -565,9 +765,9 @@ class DataConnection:
                 sums = self.storage.sums_of(obj, touched.start, len(touched))
             else:  # the first read checks the whole sums file, and may rebuild it
                 sums = await self._on_disk(self.storage.sums_of, obj, touched.start, len(touched))
-        await self.loop.sock_sendall(self.sock, encode(ReadReply(count, sums)))
+        await self.channel.sendall(encode(ReadReply(count, sums)))
         if count:
-            await self.loop.sock_sendfile(self.sock, handle, offset, count)
+            await self.channel.sendfile(handle, offset, count)
             self.server.sent += count
         return None
 
@@ -611,7 +811,9 @@ class DataConnection:
         self._end_write()
         self.in_write = True
         try:
+            self._check_channel()
             claims = self.server.start_write(request.token)
+            self.write_limit = claims.limit
             oid, version = claims.oid, claims.version
             if self.storage.find(oid, version) is not None:
                 raise SectorBusyError("that version is already committed")
@@ -633,7 +835,7 @@ class DataConnection:
     async def _start_chain(self, chain: list[ChainLink]) -> None:
         """HiRELIABLE: stream this write on to the next slave (with the base copied here)."""
         assert self.write is not None
-        self.downstream = Downstream(chain[0], chain[1:])
+        self.downstream = Downstream(chain[0], chain[1:], self.server.dial_slave)
         await self.downstream.open()
         if self.write.size:
             await self.downstream.put_file(self.write.temp, self.write.size)
@@ -641,6 +843,7 @@ class DataConnection:
     @handles(Put)
     async def _put(self, request: Put) -> None:
         """Receive ``length`` raw bytes into the write session (or drop them after an error)."""
+        self._enter("receiving")  # the bytes are part of the request: they must keep coming
         offset, remaining = request.offset, request.length
         if not self.in_write:
             self.in_write = True  # so that commit reports this, not a reply out of turn
@@ -648,6 +851,7 @@ class DataConnection:
         if self.write is not None and self.write_error is None:
             try:
                 self.server.check_space(max(0, offset + remaining - self.write.size))
+                self._check_limit(offset + remaining)
             except SectorError as exc:
                 self.write_error = exc
         if self.write is not None:
@@ -659,7 +863,7 @@ class DataConnection:
             while remaining:
                 view = self._spare_buffer() if spare else memoryview(self.buffer)
                 wanted = min(remaining, len(view))
-                filled = await sock_recv_exact_into(self.loop, self.sock, view[:wanted])
+                filled = await self.channel.recv_exact_into(view[:wanted], self._progress)
                 if filled < wanted:
                     raise ConnectionError("connection closed during a put")
                 if in_flight is not None:
@@ -688,6 +892,16 @@ class DataConnection:
             if in_flight is not None:
                 await in_flight
 
+    def _check_limit(self, end: int) -> None:
+        """Refuse to grow the new version past the writer's quota (WriteClaims.limit):
+        the write fails here, at the put that would pass it, and keeps nothing."""
+        assert self.write is not None
+        if 0 <= self.write_limit < end and end > self.write.size:
+            raise NoDiskError(
+                f"quota exceeded: this file may grow to {self.write_limit} bytes "
+                "(the writer's QUOTA)"
+            )
+
     @handles(Truncate)
     async def _truncate(self, request: Truncate) -> None:
         """Cut or zero-extend the version being written; a failure is the write's sticky error."""
@@ -698,6 +912,7 @@ class DataConnection:
             return
         try:
             self.server.check_space(max(0, request.length - self.write.size))
+            self._check_limit(request.length)  # zero-extending counts against the quota too
             self.write.truncate(request.length)
         except SectorError as exc:
             self.write_error = exc
