@@ -664,15 +664,19 @@ class Client:
             yield path, dirs, files
             pending.extend(join(path, d.name) for d in reversed(dirs))
 
-    def fsck(self, path: str = "/") -> dict[str, Any]:
+    def fsck(self, path: str = "/", *, repair: bool = False) -> dict[str, Any]:
         """Have every slave re-read what it holds under ``path`` and check its checksums.
 
         Returns ``{"files", "replicas", "problems"}``; each problem names a
-        ``path``, a ``slave`` (None when no live slave holds the file) and a
-        ``problem``: ``missing``, ``damaged`` or ``unreachable``. Raises
+        ``path``, a ``slave`` (None when no live slave holds the file), a
+        ``problem`` (``missing``, ``damaged``, ``unreachable`` or
+        ``under-replicated``), a ``detail`` and whether it was ``repaired``.
+        Damaged replicas are quarantined by their slaves and copied again
+        from good ones in the background; with ``repair`` (administrators
+        only) the copies are made before this returns. Raises
         FileNotFoundError or PermissionError for ``path`` itself.
         """
-        reply = self.call(wire.Fsck(_normal(path)))
+        reply = self.call(wire.Fsck(_normal(path), repair))
         return {
             "files": reply.files,
             "replicas": reply.replicas,
