@@ -111,26 +111,6 @@ def build(results: Results, m: dict, size: int) -> None:
                        "MooseFS read (cp out + fsync)", mfs_r,
                        target=f">= {PEER_FACTOR}x MooseFS",
                        target_ok=down >= PEER_FACTOR * mfs_r))
-        if large.get("mount_in_s"):
-            into, into_all = _rates(size, large["mount_in_s"])
-            out_of, out_all = _rates(size, large["mount_out_s"])
-            for name, value, samples, api, api_name in (
-                ("cp into `sector mount`", into, into_all, up, "upload"),
-                ("cp out of `sector mount` (+fsync)", out_of, out_all, down, "download (+fsync)"),
-            ):
-                add(Figure(group, f"{name} MB/s", value, "MB/s", f"sector {api_name}, same run",
-                           api, target=f">= {MOUNT_FACTOR}x sector {api_name.split()[0]}",
-                           target_ok=value >= MOUNT_FACTOR * api, samples=samples))
-            if peer.get("write_s"):
-                for name, value, key, what in (
-                    ("cp into `sector mount`", into, "write_s", "write (cp in + fsync)"),
-                    ("cp out of `sector mount` (+fsync)", out_of, "read_s",
-                     "read (cp out + fsync)"),
-                ):
-                    mfs, _ = _rates(size, peer[key])
-                    add(Figure(group, f"{name} MB/s", value, "MB/s", f"MooseFS {what}", mfs,
-                               target=f">= {PEER_FACTOR}x MooseFS",
-                               target_ok=value >= PEER_FACTOR * mfs))
         # CPU per GB, beside cp's own CPU per GB for the same bytes
         cp_cpu = median(large["cp_cpu"]) / gb
         for direction in ("upload", "download"):
@@ -191,20 +171,8 @@ def build(results: Results, m: dict, size: int) -> None:
                     add(Figure(group, phase, value, unit, "MooseFS (FUSE)",
                                _phase_median(peer_runs, phase), target="beat MooseFS",
                                target_ok=value >= _phase_median(peer_runs, phase)))
-    if meta and meta.get("mount"):
-        for count in sorted(meta["mount"], key=int):
-            clients = f"{count} client{'s' if count != '1' else ''}"
-            group = f"Small files through `sector mount`, {clients}"
-            for phase in PHASES:
-                value = _phase_median(meta["mount"][count], phase)
-                unit = "entries/s" if phase == "list" else "ops/s"
-                add(Figure(group, phase, value, unit, "Sector API, same run",
-                           _phase_median(meta["sector"][count], phase)))
-                peer_runs = (peer.get("meta") or {}).get(count)
-                if peer_runs:
-                    add(Figure(group, phase, value, unit, "MooseFS (FUSE)",
-                               _phase_median(peer_runs, phase), target="beat MooseFS",
-                               target_ok=value >= _phase_median(peer_runs, phase)))
+    if m.get("mount"):
+        _mount_figures(results, m["mount"], size)
     ns = m.get("namespace")
     if ns:
         small, big = ns["small"], ns["large"]
@@ -230,6 +198,58 @@ def build(results: Results, m: dict, size: int) -> None:
             size / s / MB for s in peer["dd_read_s"])
     if raw:
         results.context["raw_tcp"] = raw
+
+
+def _mount_figures(results: Results, m: dict, size: int) -> None:
+    """``sector mount`` beside upload/download and MooseFS's mount, all from the same runs."""
+    add = results.add
+    large, small = m["large"], m["small"]
+    if large["mount_in_s"]:
+        group = f"`sector mount`, {size // (1024 * 1024)} MiB file (cp + sync)"
+        rows = (
+            ("cp into the mount MB/s", "mount_in_s", "upload_s", "sector upload, same run",
+             "moosefs_in_s", "MooseFS mount, cp in + sync"),
+            ("cp out of the mount (+fsync) MB/s", "mount_out_s", "download_s",
+             "sector download (+fsync), same run", "moosefs_out_s",
+             "MooseFS mount, cp out + sync"),
+        )
+        for metric, key, api_key, api_name, peer_key, peer_name in rows:
+            value, samples = _rates(size, large[key])
+            api, _ = _rates(size, large[api_key])
+            add(Figure(group, metric, value, "MB/s", api_name, api,
+                       target=f">= {MOUNT_FACTOR}x sector {api_name.split()[1]}",
+                       target_ok=value >= MOUNT_FACTOR * api, samples=samples))
+            if large[peer_key]:
+                peer, _ = _rates(size, large[peer_key])
+                add(Figure(group, metric, value, "MB/s", peer_name, peer,
+                           target=f">= {PEER_FACTOR}x MooseFS",
+                           target_ok=value >= PEER_FACTOR * peer, samples=samples))
+        gb = size / 1e9
+        for direction, key, api_key, peer_key in (("in", "mount_in", "upload", "moosefs_in"),
+                                                  ("out", "mount_out", "download", "moosefs_out")):
+            value = median(sum(u.values()) for u in large["cpu"][key]) / gb
+            api = median(sum(u.values()) for u in large["cpu"][api_key]) / gb
+            add(Figure("CPU seconds per GB", f"cp {direction} of the mount: mount+slave+master",
+                       value, "s/GB", f"sector {api_key}: client+slave+master", api,
+                       higher_is_better=False))
+            if large["cpu"][peer_key]:
+                peer = median(sum(u.values()) for u in large["cpu"][peer_key]) / gb
+                add(Figure("CPU seconds per GB", f"cp {direction} of the mount: mount+slave+master",
+                           value, "s/GB", "MooseFS master+chunkserver+mount", peer,
+                           higher_is_better=False))
+    for count in sorted(small["mount"], key=int):
+        clients = f"{count} client{'s' if count != '1' else ''}"
+        group = f"Small files through `sector mount`, {clients}"
+        for phase in PHASES:
+            value = _phase_median(small["mount"][count], phase)
+            unit = "entries/s" if phase == "list" else "ops/s"
+            peer_runs = small["moosefs"].get(count)
+            if peer_runs:
+                peer = _phase_median(peer_runs, phase)
+                add(Figure(group, phase, value, unit, "MooseFS mount, same run", peer,
+                           target="beat MooseFS", target_ok=value >= peer))
+            add(Figure(group, phase, value, unit, "Sector API, same run",
+                       _phase_median(small["api"][count], phase)))
 
 
 def _integrity_figures(results: Results, m: dict, size: int, large: dict | None) -> None:

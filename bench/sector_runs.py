@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from sector.client import Client
@@ -117,28 +117,16 @@ def read_ranges(client: Client, remote: str, streams: int, size: int) -> float:
 
 
 def large_files(work: Path, source: Path, size: int, runs: int, drop: bool,
-                streams: int, mount: bool = False) -> dict:
-    """Upload and download of ``source`` ``runs`` times, then parallel-range reads.
-
-    With ``mount``, each run also copies the file into and out of the cluster
-    mounted with ``sector mount`` (``cp`` + ``sync``), right after the upload
-    and download it is compared with.
-    """
-    from .baselines import cold_read, cp_with_fsync, timed_cp
-    from .mount import mounted
+                streams: int) -> dict:
+    """Upload and download of ``source`` ``runs`` times, then parallel-range reads."""
+    from .baselines import cold_read, cp_with_fsync
 
     out: dict = {"upload_s": [], "download_s": [], "cp_s": [], "cp_cpu": [],
                  "cold_read_s": [], "secure_upload_s": [], "secure_download_s": [],
                  "cpu": {"upload": [], "download": [], "secure_upload": [],
                          "secure_download": []}}
-    with cluster(work / "sector-large") as running, ExitStack() as stack:
+    with cluster(work / "sector-large") as running:
         client = running.connect()
-        mount_dir = None
-        if mount:
-            mount_dir, mount_pid = stack.enter_context(mounted(running, work / "sector-mnt"))
-            pids = {**server_pids(running), "mount": mount_pid}
-            out.update(mount_in_s=[], mount_out_s=[])
-            out["cpu"].update(mount_in=[], mount_out=[])
         try:
             for run in range(1, runs + 1):
                 log(f"large file run {run}/{runs}: cp, cold read, upload, download")
@@ -164,17 +152,6 @@ def large_files(work: Path, source: Path, size: int, runs: int, drop: bool,
                 out["secure_download_s"].append(seconds)
                 out["cpu"]["secure_download"].append(used)
                 client.rm("/bench/big-secure.bin")
-                if mount_dir is not None:
-                    log(f"large file run {run}/{runs}: cp into and out of the mount")
-                    inside = mount_dir / "bench" / "big-mount.bin"
-                    seconds, used = timed_cp(source, inside, drop, pids)
-                    out["mount_in_s"].append(seconds)
-                    out["cpu"]["mount_in"].append(used)
-                    seconds, used = timed_cp(inside, work / "mount-out.bin", drop, pids)
-                    (work / "mount-out.bin").unlink()
-                    out["mount_out_s"].append(seconds)
-                    out["cpu"]["mount_out"].append(used)
-                    inside.unlink()
             log(f"parallel streams: 1 vs {streams} ranges (file in the page cache)")
             read_ranges(client, "/bench/big.bin", 1, size)  # warm: the file is cached
             single, parallel = [], []

@@ -7,9 +7,11 @@ cost of replicas to a writer and the speed of repair (:mod:`.replication`),
 parallel range reads, what checking every block costs and a download from two
 replicas at once beside one stream, Sector through fsspec (pandas, ranges) beside its
 baselines, the metadata phases on the local disk and on Sector with
-one and with C clients, the namespace at scale, then the MooseFS peer. Each
-part that cannot run says why in the output and in the JSON; a part that
-fails makes the exit status non-zero.
+one and with C clients, the namespace at scale, the MooseFS peer, then
+``sector mount`` beside upload/download and beside MooseFS's mount, back to
+back (``--only mount,peer`` runs just that). Each part that cannot run says
+why in the output and in the JSON; a part that fails makes the exit status
+non-zero.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ns-entries", type=int, help="namespace size (default 1,000,000)")
     parser.add_argument("--skip-peer", action="store_true", help="do not install/run MooseFS")
     parser.add_argument("--skip-mount", action="store_true",
-                        help="do not measure through `sector mount`")
+                        help="do not measure through `sector mount` (the mount part)")
     parser.add_argument("--only", default="",
                         help="comma list of parts: " + ",".join(ALL_PARTS))
     parser.add_argument("--json", type=Path, help="write the JSON here (default bench/results/)")
@@ -123,7 +125,7 @@ class Suite:
                 self.part("peer install", self.install_peer)
             if "raw" in args.parts or "large" in args.parts:
                 self.part("raw TCP", self.raw_tcp)
-            if args.parts & {"large", "repl", "integrity", "data", "peer"}:
+            if args.parts & {"large", "repl", "integrity", "data", "peer", "mount"}:
                 log(f"making a {args.size_mb} MiB random source file in {self.work}")
                 make_file(self.source, self.size)
             if "large" in args.parts:
@@ -139,8 +141,13 @@ class Suite:
                 self.part("metadata", self.metadata)
             if "ns" in args.parts:
                 self.part("namespace", self.namespace)
-            if "peer" in args.parts and "peer" not in self.results.skipped:
+            # MooseFS's own rows sit beside the API's (large, meta); with only the mount
+            # part, MooseFS runs inside it, beside the mount
+            if "peer" in args.parts and "peer" not in self.results.skipped and \
+                    args.parts & {"large", "meta"}:
                 self.part("peer", self.peer)
+            if "mount" in args.parts:
+                self.part("mount", self.mount)
         finally:
             if args.keep:
                 log(f"kept {self.work}")
@@ -164,7 +171,7 @@ class Suite:
             log(self.results.skipped["peer"])
 
     def check_mount(self) -> None:
-        """Measure through ``sector mount`` too (with large and meta), when FUSE is here."""
+        """Measure through ``sector mount`` only when FUSE is here (else say why not)."""
         from .mount import MountUnavailable, check
 
         try:
@@ -184,8 +191,7 @@ class Suite:
 
     def large(self) -> None:
         self.m["large"] = sector_runs.large_files(
-            self.work, self.source, self.size, self.args.runs, self.drop, self.args.streams,
-            mount="mount" in self.args.parts,
+            self.work, self.source, self.size, self.args.runs, self.drop, self.args.streams
         )
 
     def replication(self) -> None:
@@ -252,13 +258,6 @@ class Suite:
                                                  str(running.layout.cert))
                         rates = metadata.run_phases(target, clients, args.files)
                         out["sector"].setdefault(str(clients), []).append(rates)
-                if "mount" in args.parts:
-                    from .mount import mounted
-
-                    with mounted(running, self.work / "sector-meta-mnt") as (where, _):
-                        setup.mkdir("/meta-mount")
-                        out["mount"] = self.phases_on_directory(
-                            where / "meta-mount", "meta", "Sector mount")
             finally:
                 setup.close()
         self.m["meta"] = out
@@ -267,6 +266,16 @@ class Suite:
         args = self.args
         self.m["namespace"] = sector_runs.namespace_scale(
             self.work, args.ns_entries, args.per_dir, args.stats, args.listings
+        )
+
+    def mount(self) -> None:
+        from .mount import measure
+
+        args = self.args
+        self.m["mount"] = measure(
+            self.work, self.source, args.runs, self.drop, args.clients, args.files,
+            peer="peer" in args.parts and "peer" not in self.results.skipped,
+            skipped=self.results.skipped,
         )
 
     def peer(self) -> None:

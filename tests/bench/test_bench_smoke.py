@@ -8,6 +8,7 @@ cluster and that each figure it reports stands beside a baseline and a ratio.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,22 @@ def test_all_parts_are_reported(report: dict) -> None:
     assert any(b.startswith("raw TCP") for b in baselines)
     assert report["context"]["page_cache_dropped"] is False
     assert "peer" not in report["skipped"] or "skip" in report["skipped"]["peer"].lower()
+
+
+@pytest.mark.timeout(240)
+def test_the_mount_stands_beside_upload_download_and_the_api(report: dict) -> None:
+    if not os.path.exists("/dev/fuse"):
+        assert "mount" in report["skipped"]
+        return
+    by_group: dict[str, dict[str, str]] = {}
+    for figure in report["figures"]:
+        by_group.setdefault(figure["group"], {})[figure["metric"]] = figure["baseline"]
+    large = next(rows for group, rows in by_group.items() if group.startswith("`sector mount`"))
+    assert large["cp into the mount MB/s"] == "sector upload, same run"
+    assert large["cp out of the mount (+fsync) MB/s"] == "sector download (+fsync), same run"
+    for clients in ("1 client", "4 clients"):
+        rows = by_group[f"Small files through `sector mount`, {clients}"]
+        assert set(rows) == {"create", "stat", "list", "rename", "read", "delete"}
 
 
 def test_the_codec_benchmark_runs_and_compares(capsys: pytest.CaptureFixture[str]) -> None:

@@ -401,7 +401,9 @@ class SectorFile(io.BufferedIOBase):
 
         In an append mode (``ab``, ``ab+``) every write goes to the end. Bytes
         are buffered and streamed to the slave; others see them only once
-        :meth:`close` commits. Raises UnsupportedOperation (E_INVALID) if the
+        :meth:`close` commits. ``data`` is not kept once this returns (small
+        writes are copied into the buffer, large ones sent), so the caller may
+        reuse its memory at once. Raises UnsupportedOperation (E_INVALID) if the
         file was not opened for writing; a broken slave connection raises
         SectorConnectionError here or at close.
         """
@@ -413,15 +415,18 @@ class SectorFile(io.BufferedIOBase):
             return 0
         if self._append:
             self.position = self.size
-        if self._pending and self.position != self._pending_start + len(self._pending):
+        contiguous = self.position == self._pending_start + len(self._pending)
+        if self._pending and (not contiguous or len(self._pending) + len(view) > WRITE_BUFFER):
             self._flush_pending()
-        if not self._pending:
-            self._pending_start = self.position
-        if len(self._pending) + len(view) <= WRITE_BUFFER:
-            self._pending += view
-        else:
-            self._flush_pending()
+        if len(view) >= WRITE_BUFFER:
+            # Sent as it is: buffering a block this large only costs a copy (profiled
+            # through `sector mount`, whose 1 MiB writes each went through the buffer).
+            # The caller's memory is in the socket before this returns.
             self._put(self.position, view)
+        else:
+            if not self._pending:
+                self._pending_start = self.position
+            self._pending += view
         self.position += len(view)
         self.size = max(self.size, self.position)
         return len(view)

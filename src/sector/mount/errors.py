@@ -121,7 +121,7 @@ def errno_boundary(operation: F) -> F:
 
 
 def _shown(argument: Any) -> str:
-    if isinstance(argument, bytes):
+    if isinstance(argument, (bytes, memoryview)):
         return f"<{len(argument)} bytes>"
     if isinstance(argument, (str, int)) or argument is None:
         return repr(argument)
