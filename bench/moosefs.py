@@ -132,7 +132,6 @@ class MooseFS:
         for folder in (root.parent, root):  # the daemons run as user mfs: let them traverse
             folder.chmod(folder.stat().st_mode | 0o755)
         (root / "master").mkdir()
-        (root / "cs" / "hdd").mkdir(parents=True)
         self.mount.mkdir()
         empty = Path("/var/lib/mfs/metadata.mfs.empty")
         if empty.exists():
@@ -197,10 +196,32 @@ class MooseFS:
         )
         self.chunkservers = number
 
-    def set_goal(self, folder: Path, goal: int) -> None:
-        """Keep ``goal`` copies of every chunk under ``folder`` (MooseFS's REPLICA_NUM)."""
+    def set_goal(self, folder: Path, goal: int, timeout: float = 60.0) -> None:
+        """Keep ``goal`` copies of every chunk under ``folder`` (MooseFS's REPLICA_NUM), and
+        wait until a new file there is written with that many at once.
+
+        A chunkserver just started reports no space for a while, and a file written
+        meanwhile gets fewer copies, made up later by the master's slow chunk loop
+        (minutes): measured writes must not start before every copy is written
+        with them.
+        """
         subprocess.run(["mfssetgoal", "-r", str(goal), str(folder)], capture_output=True,
                        check=True)
+        probe = folder / ".goal-probe"
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(probe, "wb") as out:
+                out.write(os.urandom(1024 * 1024))
+                out.flush()
+                os.fsync(out.fileno())
+            info = subprocess.run(["mfsfileinfo", str(probe)], capture_output=True, text=True,
+                                  check=False).stdout
+            probe.unlink()
+            if info.count("copy ") >= goal:
+                return
+            if time.monotonic() > deadline:
+                raise PeerUnavailable(f"MooseFS wrote fewer than {goal} copies: {info!r}")
+            time.sleep(0.5)  # the new chunkserver's space report comes on its own time
 
     def stop(self) -> None:
         if os.path.ismount(self.mount):

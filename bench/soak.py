@@ -45,6 +45,9 @@ class Ledger:
     """What each file may hold now: the digests its last closes may have left."""
 
     expected: dict[str, set[str]] = field(default_factory=dict)
+    #: Every digest any close of the path may have left: what a reader may see, as a
+    #: rewrite can commit (once or more) between its pick and its open.
+    history: dict[str, set[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     written: int = 0
     write_failures: int = 0
@@ -52,15 +55,23 @@ class Ledger:
     read_failures: int = 0
     wrong_reads: list[str] = field(default_factory=list)
 
+    def may_hold(self, path: str, digest: str) -> None:
+        """A write of ``digest`` is about to start: from its commit on, readers may see it
+        (before its writer's thread records the commit)."""
+        with self.lock:
+            self.history.setdefault(path, set()).add(digest)
+
     def committed(self, path: str, digest: str) -> None:
         with self.lock:
             self.expected[path] = {digest}
+            self.history.setdefault(path, set()).add(digest)
             self.written += 1
 
     def uncertain(self, path: str, digest: str) -> None:
         """A close failed: the new version may or may not be the file's content."""
         with self.lock:
             self.expected.setdefault(path, {""}).add(digest)
+            self.history.setdefault(path, set()).add(digest)
             self.write_failures += 1
 
     def pick(self, rng: random.Random) -> tuple[str, set[str]] | None:
@@ -87,6 +98,7 @@ def writer(cluster: LocalCluster, ledger: Ledger, stop: threading.Event, seed: i
             n += 1
             path = f"/soak/w{seed}/{n:05d}"
         data = rng.randbytes(rng.choice((1_000, 50_000, 300_000, 2_000_000)))
+        ledger.may_hold(path, digest(data))  # readers may see it from the commit on
         try:
             remote = client.open(path, WRITE | TRUNC)
         except (SectorError, OSError):
@@ -119,9 +131,13 @@ def reader(cluster: LocalCluster, ledger: Ledger, stop: threading.Event, seed: i
             continue
         with ledger.lock:
             ledger.reads += 1
-            # a rewrite may have committed since the pick: only bytes from no write are wrong
-            if digest(data) not in candidates | ledger.expected.get(path, set()):
-                ledger.wrong_reads.append(path)
+            # rewrites may have committed since the pick: bytes that no close of this
+            # file wrote (a mix of versions, damage) are wrong
+            if digest(data) not in candidates | ledger.history.get(path, set()):
+                ledger.wrong_reads.append(
+                    f"{path}: {len(data)} bytes, {digest(data)[:12]}, "
+                    f"{len(ledger.history.get(path, ()))} versions written"
+                )
     client.close()
 
 
@@ -217,7 +233,7 @@ def soak(home: Path, minutes: float, seed: int) -> int:
           f"{len(ledger.wrong_reads)} wrong bytes")
     print(f"files verified:       {verified}")
     print(f"files lost:           {len(lost)}")
-    for line in lost[:20]:
+    for line in lost[:20] + ledger.wrong_reads[:20]:
         print(f"  {line}")
     return 1 if lost or ledger.wrong_reads else 0
 

@@ -25,15 +25,17 @@ pattern='Sector|replica'
 
 step() { printf '\n== %s\n' "$*"; }
 
-# The `sector` command of the same installation as the interpreter.
+# The `sector` command of the package the interpreter imports. Called through its
+# function rather than looked up among console scripts: an environment that still
+# holds an older distribution of the same command lists two of them.
 sector_cli() {
     "$py" - "$@" <<'PY'
 import sys
-from importlib.metadata import entry_points
 
-(command,) = entry_points(group="console_scripts", name="sector")
+from sector.cli.main import main
+
 sys.argv[0] = "sector"
-sys.exit(command.load()())
+sys.exit(main())
 PY
 }
 

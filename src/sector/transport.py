@@ -191,15 +191,27 @@ class TlsChannel(Channel):
         return self._tls.getpeercert()
 
     async def recv_into(self, view: memoryview) -> int:
+        """Decrypt into ``view``: as many records as have arrived (one ``read`` gives at
+        most one 16 KiB record; looping here rather than in the caller spares an await
+        per record), waiting for the socket only when none has."""
+        got = 0
         while True:
             try:
-                return self._tls.read(len(view), view)
+                count = self._tls.read(len(view) - got, view[got:])
             except ssl.SSLWantReadError:
+                if got:
+                    return got
                 await self._flush()  # TLS 1.3 may have something to say first
                 if not await self._fill():
                     return 0
+                continue
             except ssl.SSLZeroReturnError:
-                return 0
+                return got
+            if not count:
+                return got
+            got += count
+            if got == len(view):
+                return got
 
     async def sendall(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")

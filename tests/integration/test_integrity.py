@@ -27,12 +27,21 @@ from sector.cluster import LocalCluster
 from sector.protocol.checksum import BLOCK
 from sector.protocol.messages import READ
 from tests.cli.conftest import COMMAND, clean_env
-from tests.support import PASSWORD, USER, admin, connect, random_file, sha256_of, wait_until
+from tests.support import (
+    PASSWORD,
+    USER,
+    admin,
+    connect,
+    random_file,
+    root_password,
+    sha256_of,
+    wait_until,
+)
 
 MiB = 1024 * 1024
 
 
-# --- helpers: where a file's bytes are, and a second replica by hand --------------------
+# --- helpers: where a file's bytes are, and which slave readers go to --------------------
 
 
 def slave_numbers(cluster: LocalCluster) -> list[int]:
@@ -184,7 +193,13 @@ def test_fsck_reports_a_flipped_byte_and_the_replica_is_given_up(
     with admin(cluster) as root:  # which slave it is, is for administrators only
         report = root.fsck("/checked")
     assert report["problems"] == [
-        {"path": "/checked/f", "slave": damaged_id, "problem": "damaged", "detail": ""}
+        {
+            "path": "/checked/f",
+            "slave": damaged_id,
+            "problem": "damaged",
+            "detail": "",
+            "repaired": False,
+        }
     ]
     assert quarantined(cluster, number)
     # a second look finds the damaged replica gone, not damaged again; and once the
@@ -192,6 +207,40 @@ def test_fsck_reports_a_flipped_byte_and_the_replica_is_given_up(
     assert all(p["problem"] != "damaged" for p in client.fsck("/checked")["problems"])
     add_replicas(cluster, client, ["/checked/f"])
     assert client.fsck("/checked")["problems"] == []
+    client.close()
+
+
+def test_fsck_repair_copies_a_damaged_replica_again_before_it_answers(
+    two_slaves: LocalCluster,
+) -> None:
+    """``sector fsck --repair`` (administrators only): when it returns, the damaged
+    replica is quarantined and a good copy has taken its place."""
+    cluster = two_slaves
+    client = connect(cluster)
+    data = os.urandom(2 * MiB)
+    with client.open("/repaired/f", sector.WRITE) as handle:
+        handle.write(data)
+    add_replicas(cluster, client, ["/repaired/f"])
+    number = rot_first_replica(cluster, client, "/repaired/f", 5 * BLOCK)
+
+    with pytest.raises(errors.SectorPermissionError):
+        client.fsck("/repaired", repair=True)
+    fsck = subprocess.run(
+        [*COMMAND, "fsck", "--repair", "/repaired"],
+        capture_output=True,
+        text=True,
+        env=clean_env(
+            cluster.layout.home, SECTOR_USER="root", SECTOR_PASSWORD=root_password(cluster)
+        ),
+        timeout=120,
+    )
+    assert fsck.returncode == 0, fsck.stderr
+    assert "DAMAGED" in fsck.stdout and "repaired" in fsck.stdout
+    assert "1 problem, all repaired" in fsck.stdout
+    assert quarantined(cluster, number)
+    assert len(client.stat("/repaired/f").slaves) == 2
+    assert object_path(cluster, number, client, "/repaired/f").read_bytes() == data
+    assert client.fsck("/repaired")["problems"] == []
     client.close()
 
 
@@ -356,4 +405,35 @@ def test_the_scrub_finds_a_flipped_byte_on_its_own(make_cluster) -> None:
     wait_until(lambda: not client.stat("/scrubbed/b").slaves, what="the scrub to find it")
     assert len(quarantined(cluster, 1)) == 2  # the bytes and their sums
     assert all(client.stat(f"/scrubbed/{name}").slaves for name in ("a", "c"))
+    client.close()
+
+
+# --- copies between slaves are checked too ----------------------------------------------
+
+
+def test_a_copy_from_a_rotten_replica_is_refused_and_its_source_quarantined(
+    make_cluster,
+) -> None:
+    """Replicas on A (rotted) and B; B dies, so the master copies A's to C. C checks
+    each block as it arrives: the bad bytes are never kept, the master hears that A
+    sent them and has A check its replica (quarantined); once B is back, the file is
+    made whole again from B."""
+    cluster = make_cluster(slaves=3)
+    client = connect(cluster)
+    data = os.urandom(3 * MiB)
+    with client.open("/copied/f", sector.WRITE) as handle:
+        handle.write(data)
+    wait_until(lambda: len(client.stat("/copied/f").slaves) == 2, what="two replicas")
+    a, b = (number_of(cluster, client, s) for s in client.stat("/copied/f").slaves)
+    [c] = set(slave_numbers(cluster)) - {a, b}
+    flip_byte(object_path(cluster, a, client, "/copied/f"), 2 * MiB + 1)
+
+    cluster.stop_process(f"slave{b}", kill=True)
+    wait_until(lambda: quarantined(cluster, a), timeout=30, what="A's replica quarantined")
+    assert not list((cluster.layout.slave_dir(c) / "objects").rglob("*.*.*")), "nothing kept"
+
+    cluster.start_slave(b)
+    wait_until(lambda: len(client.stat("/copied/f").slaves) == 2, what="the file made whole")
+    for number in {number_of(cluster, client, s) for s in client.stat("/copied/f").slaves}:
+        assert object_path(cluster, number, client, "/copied/f").read_bytes() == data
     client.close()

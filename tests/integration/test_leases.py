@@ -96,3 +96,17 @@ def test_a_client_streaming_to_its_slave_keeps_its_lease(cluster: LocalCluster) 
             time.sleep(0.1)  # the pace of a slow producer, not a wait for anything
     assert read(client, "/slow").startswith(b"xx")
     client.close()
+
+
+def test_a_live_client_idle_with_a_file_open_keeps_its_lease(cluster: LocalCluster) -> None:
+    client = connect(cluster)
+    other = connect(cluster)
+    remote = client.open("/idle", WRITE)
+    remote.write(b"written, then nothing for a while")
+    remote.flush()
+    time.sleep(3 * TIMEOUT)  # the silence this test is about: the client pings meanwhile
+    assert not try_write(other, "/idle", b"too early")  # the lease still holds
+    remote.close()
+    assert read(other, "/idle") == b"written, then nothing for a while"
+    other.close()
+    client.close()

@@ -345,3 +345,22 @@ def test_a_decommissioned_slave_is_drained_while_readers_carry_on(
 
 def _status(client: Client, slave_id: str) -> str:
     return next(s["status"] for s in client.sysinfo()["slaves"] if s["id"] == slave_id)
+
+
+def test_a_hireliable_write_whose_chain_slave_dies_still_closes_with_every_replica(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(slaves=3, replicas=2)
+    client = connect(cluster)
+    first, second = os.urandom(2_000_000), os.urandom(2_000_000)
+    with client.open("/sure", WRITE | HIRELIABLE) as remote:
+        remote.write(first)
+        remote.flush()
+        (link,) = remote.grant.chain
+        cluster.stop_process(f"slave{slave_number(cluster, f'{link.host}:{link.port}')}", kill=True)
+        remote.write(second)
+    # the master made the replica the chain lost before the close returned
+    holders = client.stat("/sure").slaves
+    assert len(holders) == 2 and f"{link.host}:{link.port}" not in holders
+    assert read(client, "/sure") == first + second
+    client.close()

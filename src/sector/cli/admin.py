@@ -169,6 +169,12 @@ def _fs(slave: dict) -> str:
 @click.command()
 @click.argument("path", default="/", type=SECTOR_PATH)
 @click.option(
+    "--repair",
+    is_flag=True,
+    help="Copy damaged, missing and under-replicated files again now, before answering, "
+    "instead of in the background (administrators only).",
+)
+@click.option(
     "--adopt",
     is_flag=True,
     help="Leave safe mode, adding what the slaves hold and the namespace does not know "
@@ -182,11 +188,14 @@ def _fs(slave: dict) -> str:
     "(administrators only).",
 )
 @pass_state
-def fsck(state: State, path: str, adopt: bool, discard: bool) -> None:
+def fsck(state: State, path: str, repair: bool, adopt: bool, discard: bool) -> None:
     """Have the slaves re-read every file under PATH (default /) and check its checksum.
 
     Prints each missing or damaged replica, and each file with fewer live
     replicas than it wants (UNDER), and exits with status 1 if there is any.
+    A damaged replica is set aside on its slave (quarantine/) and copied again
+    from a good one in the background; --repair makes those copies now and
+    exits 0 when every problem was repaired.
 
     A master that finds its namespace younger than its slaves' objects (a lost
     or old metadata.db, a mistyped --home) goes into safe mode and deletes
@@ -197,6 +206,7 @@ def fsck(state: State, path: str, adopt: bool, discard: bool) -> None:
     \b
     Example:
       sector fsck /data
+      SECTOR_USER=root sector fsck --repair /data
       SECTOR_USER=root sector fsck --adopt
     """
     if adopt and discard:
@@ -212,7 +222,7 @@ def fsck(state: State, path: str, adopt: bool, discard: bool) -> None:
                 + "; left safe mode"
             )
         return
-    report = state.client().fsck(path)
+    report = state.client().fsck(path, repair=repair)
     problems = report["problems"]
     for problem in problems:
         slave = problem["slave"]
@@ -223,11 +233,18 @@ def fsck(state: State, path: str, adopt: bool, discard: bool) -> None:
         else:
             where = f"on slave {slave or '(hidden)'}"
         kind = "UNDER" if problem["problem"] == "under-replicated" else problem["problem"].upper()
-        click.echo(f"{kind:<11} {shown(problem['path'])}  ({where})")
+        done = "  repaired" if problem.get("repaired") else ""
+        click.echo(f"{kind:<11} {shown(problem['path'])}  ({where}){done}")
+    left = [p for p in problems if not p.get("repaired")]
+    summary = plural(len(problems), "problem") if problems else "all good"
+    if problems and repair:
+        summary += ", all repaired" if not left else f", {len(left)} not repaired"
     click.echo(
         f"checked {plural(report['files'], 'file')} ({plural(report['replicas'], 'replica')}) "
-        f"under {path}: " + (plural(len(problems), "problem") if problems else "all good")
+        f"under {path}: {summary}"
     )
+    if repair:
+        problems = left
     if problems:
         kinds = sorted({p["problem"] for p in problems})
         state.err(f"sector: {path}: {plural(len(problems), 'replica')} {'/'.join(kinds)}")
@@ -257,7 +274,7 @@ def replicate(state: State, path: str, number: int, hireliable: bool | None) -> 
       sector replicate /scratch 1
     """
     files = state.client().set_replication(path, number, hireliable=hireliable)
-    wanted = f"{number} replicas" if number else "the replica count of the rules"
+    wanted = plural(number, "replica") if number else "the replica count of the rules"
     click.echo(f"{path}: {wanted} for {plural(files, 'file')}")
 
 

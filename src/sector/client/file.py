@@ -127,6 +127,8 @@ class SectorFile(io.BufferedIOBase):
             self._reader = ReplicaReader(client, path, grant, client.data_timeout)
         #: Committed, aborted or released: nothing is left to send (see flush).
         self._finished = False
+        #: A write whose lease the client keeps alive (see client/leases.py).
+        self._lease_kept = False
         try:
             if self._writing:
                 if not isinstance(grant, WriteGrant):
@@ -135,6 +137,8 @@ class SectorFile(io.BufferedIOBase):
                     )
                 self._connect(grant.slave)
                 self._send(self._data.begin_write(grant.token, grant.chain))
+                client.leases.opened()  # its lease is kept while we live (until _finish)
+                self._lease_kept = True
                 if opened.bits & APPEND:
                     self.position = self.size
         except BaseException:
@@ -623,6 +627,9 @@ class SectorFile(io.BufferedIOBase):
     def _finish(self) -> None:
         """Mark the file closed, with nothing left for ``io``'s close to flush."""
         self._finished = True
+        if self._lease_kept:
+            self._lease_kept = False
+            self.client.leases.closed()
         super().close()
 
     def _abort_quietly(self) -> None:

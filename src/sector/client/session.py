@@ -58,6 +58,7 @@ from ..transport import (
     send_message,
 )
 from .file import SectorFile, SectorTextFile
+from .leases import LeaseKeeper
 from .modes import parse_mode
 
 #: The mode strings that give a binary file (for the type checker; any valid one works).
@@ -152,6 +153,9 @@ class Client:
         #: What the logged-in user may read and write (``rights.can_write(path)``), as the
         #: master told us at login; it checks every request with the same rules.
         self.rights = wire.Rights()
+        #: Pings the master while files are open for writing, so that their leases
+        #: outlive CLIENT_TIMEOUT as long as this client does (see leases.py).
+        self.leases = LeaseKeeper(lambda: self.call(wire.Ping()))
 
     def __enter__(self) -> Client:
         return self
@@ -225,6 +229,7 @@ class Client:
             self._disconnect()
             raise reply.exception()
         self.user, self.rights = user, reply.rights
+        self.leases.set_timeout(reply.lease_timeout)
 
     def logout(self) -> None:
         """End the session and its master connection; never raises."""
@@ -237,6 +242,7 @@ class Client:
             self._disconnect()
             self._credentials = None
             self.user, self.rights = None, wire.Rights()
+            self.leases.stop()
 
     def close(self) -> None:
         """Log out and drop every connection; never raises."""
@@ -658,15 +664,19 @@ class Client:
             yield path, dirs, files
             pending.extend(join(path, d.name) for d in reversed(dirs))
 
-    def fsck(self, path: str = "/") -> dict[str, Any]:
+    def fsck(self, path: str = "/", *, repair: bool = False) -> dict[str, Any]:
         """Have every slave re-read what it holds under ``path`` and check its checksums.
 
         Returns ``{"files", "replicas", "problems"}``; each problem names a
-        ``path``, a ``slave`` (None when no live slave holds the file) and a
-        ``problem``: ``missing``, ``damaged`` or ``unreachable``. Raises
+        ``path``, a ``slave`` (None when no live slave holds the file), a
+        ``problem`` (``missing``, ``damaged``, ``unreachable`` or
+        ``under-replicated``), a ``detail`` and whether it was ``repaired``.
+        Damaged replicas are quarantined by their slaves and copied again
+        from good ones in the background; with ``repair`` (administrators
+        only) the copies are made before this returns. Raises
         FileNotFoundError or PermissionError for ``path`` itself.
         """
-        reply = self.call(wire.Fsck(_normal(path)))
+        reply = self.call(wire.Fsck(_normal(path), repair))
         return {
             "files": reply.files,
             "replicas": reply.replicas,

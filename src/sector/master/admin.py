@@ -105,9 +105,16 @@ class Admin:
         without asking anyone. A slave quarantines each damaged replica as it
         finds it, and each damaged or missing one is given up here (and so
         copied again from a good one): a second fsck no longer lists it.
+        With ``repair`` those copies are made now, before the reply, rather
+        than in the repair queue's turn.
         """
         path = normalize(request.path)
         session.user.check_read(path)
+        if request.repair and not session.user.admin:
+            raise SectorPermissionError(
+                f"user {session.user.name} is not an administrator: fsck --repair copies "
+                "at once, ahead of everyone's reads"
+            )
         top = self.namespace.stat(path)
         files = [top] if not top.is_dir else self.store.descendants(top.id)
         found: list[tuple[int, str | None, str, str]] = []  # (oid, slave, problem, detail)
@@ -147,14 +154,27 @@ class Admin:
                 for obj in objects:
                     found.append((obj.oid, slave_id, problem, ""))
                     self.replica_lost(obj.oid, obj.version, slave_id, problem)
+        repaired = await self._repair({oid for oid, *_ in found}) if request.repair else set()
         if not session.user.admin:  # which slave it is, is for administrators (see sysinfo)
             found = [(oid, slave and "", what, detail) for oid, slave, what, detail in found]
         problems = [
-            Problem(self.store.path_of(oid), slave, what, detail)
+            Problem(self.store.path_of(oid), slave, what, detail, oid in repaired)
             for oid, slave, what, detail in found
         ]
         problems.sort(key=lambda p: (p.path, p.slave or ""))
         return FsckReply(sum(not r.is_dir for r in files), replicas, problems)
+
+    async def _repair(self, oids: set[int]) -> set[int]:
+        """Bring each file back to its target now (most endangered first); those that are."""
+        rows = [row for oid in oids if (row := self.store.get(oid)) is not None and row.size]
+        live = self.registry.is_live
+        rows.sort(key=lambda r: sum(live(h) for h in self.placement.holders(r)))
+        repaired = set()
+        for row in rows:
+            wanted = self.replication.targets.policy(row).number
+            if await self.replication.complete(row, wanted) >= wanted:
+                repaired.add(row.id)
+        return repaired
 
     @handles(Shutdown)
     async def shutdown(self, session: Session, request: Shutdown) -> Reply:

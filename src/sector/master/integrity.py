@@ -4,11 +4,13 @@ A replica whose bytes no longer match its checksum is found in one of three
 ways, and by then its slave has quarantined it (moved it aside, never to serve
 or report it again) or does so as it checks it:
 
-* a reader's block sums fail (:class:`ReportBadReplica`): the master has the
-  slave re-read that replica whole (``verify``), since a reader may be wrong
-  or lying, and one check at a time per replica is ever in flight;
+* a reader's block sums fail (:class:`ReportBadReplica`), or those of a slave
+  copying a replica from another (:class:`BadSource`): the master has the
+  source slave re-read that replica whole (``verify``), since a reader may be
+  wrong or lying, and one check at a time per replica is ever in flight;
 * the slave finds it itself - its scrub, or the first read of a replica whose
-  sums file had to be rebuilt - and says so (:class:`Quarantined`);
+  sums file had to be rebuilt - and says so (:class:`Quarantined`), and the
+  master asks it to confirm, as above;
 * ``fsck`` has every slave re-read what it holds (:mod:`.admin`).
 
 Each ends in :meth:`Integrity.replica_lost`, which forgets the replica (it is
@@ -24,7 +26,7 @@ from typing import Any
 
 from ..errors import SectorNotFoundError
 from ..protocol.data import ObjectId, VerifyObjects, VerifyReply
-from ..protocol.master import Quarantined, ReportBadReplica
+from ..protocol.master import BadSource, Quarantined, ReportBadReplica
 from ..protocol.messages import Done, Reply, handles
 from .links import Links
 from .sessions import Session
@@ -63,14 +65,24 @@ class Integrity:
         if row is None or row.is_dir:
             raise SectorNotFoundError(f"no file has id {request.oid}")
         session.user.check_read(self.store.path_of(row.id))
-        slave = self.registry.find(request.slave)
-        if slave is None or not self._counted(request.oid, request.version, slave.id):
-            return Done()
-        key = (request.oid, request.version, slave.id)
+        self._suspect(self.registry.find(request.slave), request.oid, request.version)
+        return Done()
+
+    @handles(BadSource)
+    def bad_source(self, slave: Slave, report: BadSource) -> Reply:
+        """A slave copying a replica got bad bytes from ``report.source``: check that one."""
+        self._suspect(self.registry.find(report.source), report.obj.oid, report.obj.version)
+        return Done()
+
+    def _suspect(self, slave: Slave | None, oid: int, version: int) -> None:
+        """Have ``slave`` check its replica of (oid, version), unless it is not counted
+        (any more) or a check is already on its way."""
+        if slave is None or not self._counted(oid, version, slave.id):
+            return
+        key = (oid, version, slave.id)
         if key not in self._checking:
             self._checking.add(key)
-            self.spawn(self._check(slave, request.oid, request.version))
-        return Done()
+            self.spawn(self._check(slave, oid, version))
 
     async def _check(self, slave: Slave, oid: int, version: int) -> None:
         try:
@@ -87,8 +99,11 @@ class Integrity:
 
     @handles(Quarantined)
     def quarantined(self, slave: Slave, report: Quarantined) -> Reply:
+        """A slave set replicas aside on its own. Each is checked with the slave rather than
+        dropped on the report's word: the report may arrive after a good copy took its
+        place on the same slave (the master and the slave's link are different roads)."""
         for lost in report.objects:
-            self.replica_lost(lost.oid, lost.version, slave.id, "damaged")
+            self._suspect(slave, lost.oid, lost.version)
         return Done()
 
     def replica_lost(self, oid: int, version: int, slave_id: str, why: str) -> bool:

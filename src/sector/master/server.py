@@ -108,7 +108,7 @@ class MasterServer:
             settle=settings.slave_timeout + settings.heartbeat_interval,
         )
         users = Users.load(settings.conf_dir / "users", settings.reveal_unknown_users)
-        self.sessions = Sessions(users, settings.master_acl, clock)
+        self.sessions = Sessions(users, settings.master_acl, clock, settings.client_timeout)
         self.files = Files(
             self.store,
             namespace,

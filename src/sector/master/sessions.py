@@ -65,9 +65,17 @@ MAX_HASHING = 64
 
 
 class Sessions:
-    def __init__(self, users: Users, acl: list[IPv4Network | IPv6Network], clock: Clock = SYSTEM):
+    def __init__(
+        self,
+        users: Users,
+        acl: list[IPv4Network | IPv6Network],
+        clock: Clock = SYSTEM,
+        lease_timeout: float = 0.0,
+    ):
         self.users = users
         self.acl = acl
+        #: CLIENT_TIMEOUT, told to clients at login (see :class:`~.leases.Leases`).
+        self.lease_timeout = lease_timeout
         self.throttle = LoginThrottle(clock)
         # ordinary attempts, and suspect ones (attempts with failures behind them): apart
         self._pools = {
@@ -86,7 +94,7 @@ class Sessions:
         except SectorError as exc:
             return Error.of(exc), None
         log.info("user %s logged in from %s", user.name, address)
-        return LoginReply(user.name, user.rights), Session(user, address)
+        return LoginReply(user.name, user.rights, self.lease_timeout), Session(user, address)
 
     async def authenticate(self, address: str, name: str, password: str) -> User:
         """The user, when ``address`` may reach this master, the throttle lets the attempt

@@ -105,7 +105,6 @@ class Slave:
         )
 
 
-
 class Registry:
     def __init__(self, clock: Clock, timeout: float, topology: list[TopologyRule] | None = None):
         self.clock = clock

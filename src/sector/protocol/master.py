@@ -46,6 +46,8 @@ Slave -> master::
     heartbeat(usage)                   -> ok
     inventory(objects)                 now and then -> InventoryReply(delete, renamed)
     quarantined(objects)               replicas found damaged and moved aside -> ok
+    bad-source(obj, source)            a copy from that slave got bytes failing
+                                       their sums: have it check its replica -> ok
 
 ``join`` is how a slave becomes a member: it sends a join token the operator
 made and a request for a certificate of the key it just made; the master
@@ -226,22 +228,27 @@ class Rights(Message):
 
 class Problem(Message):
     """One thing ``fsck`` found: ``problem`` is missing, damaged, unreachable or
-    under-replicated (``detail``: how many replicas count, of how many wanted)."""
+    under-replicated (``detail``: how many replicas count, of how many wanted).
+    ``repaired``: an ``fsck --repair`` brought the file back to its target."""
 
     path: str
     slave: str | None
     problem: str
     detail: str = ""
+    repaired: bool = False
 
 
 # --- replies ----------------------------------------------------------------------------
 
 
 class LoginReply(Reply, tag="login"):
-    """Welcome: the user's name and what it may read and write."""
+    """Welcome: the user's name and what it may read and write. ``lease_timeout``: the
+    master's CLIENT_TIMEOUT (0: none), after which the write leases of a client it has
+    not heard from expire - a client with files open for writing pings it sooner."""
 
     user: str
     rights: Rights = msgspec.field(default_factory=Rights)
+    lease_timeout: float = 0.0
 
 
 class JoinReply(Reply, tag="join"):
@@ -372,6 +379,8 @@ class AdoptReply(Reply, tag="adopt"):
     files: int
     lost_found: int
     cluster: str
+
+
 class QuotaReply(Reply, tag="quota"):
     """What the user owns (the current versions it wrote) against its ``quota``
     (bytes; 0: none)."""
@@ -541,7 +550,11 @@ class Sysinfo(Request, tag="sysinfo"):
 
 
 class Fsck(Request, tag="fsck"):
+    """Check every replica under ``path``; with ``repair`` (administrators only), also copy
+    what is missing at once, skipping the repair queue, before answering."""
+
     path: str
+    repair: bool = False
 
     replies = (FsckReply,)
     long_running = True  # slaves re-read what they hold
@@ -589,6 +602,8 @@ class Adopt(Request, tag="adopt"):
     discard: bool = False
 
     replies = (AdoptReply,)
+
+
 class Quota(Request, tag="quota"):
     """How much the logged-in user owns, and may."""
 
@@ -636,6 +651,17 @@ class Quarantined(Request, tag="quarantined"):
     replies = (Done,)
 
 
+class BadSource(Request, tag="bad-source"):
+    """While copying ``obj`` from the slave at ``source`` (``host:port``), this slave got
+    bytes that failed their block sums: the master has that slave check its replica,
+    as it does when a reader says so (:class:`ReportBadReplica`)."""
+
+    obj: ObjectId
+    source: str
+
+    replies = (Done,)
+
+
 # --- connection states ------------------------------------------------------------------
 
 GREETINGS = Vocabulary("the greetings", Login, Register, Join)
@@ -662,7 +688,7 @@ CLIENT_REQUESTS = Vocabulary(
     Adopt,
     Quota,
 )
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined)
+SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined, BadSource)
 
 
 def check_version(version: int) -> None:

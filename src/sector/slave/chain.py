@@ -59,7 +59,8 @@ class Downstream:
         try:
             self.channel = await self.dial(address, STALL_TIMEOUT)
             await self._send(self.session.begin_write(self.link.token, self.rest))
-        except (OSError, asyncio.TimeoutError, SectorError) as exc:
+        except (OSError, asyncio.TimeoutError, SectorError, ValueError, OverflowError) as exc:
+            # ValueError, OverflowError: a host name IDNA cannot encode, a port out of range
             self._drop(f"cannot reach it: {exc or type(exc).__name__}")
 
     async def put(self, offset: int, data: memoryview) -> None:
@@ -91,9 +92,7 @@ class Downstream:
             return []
         try:
             await self._send(self.session.commit())
-            reply = await asyncio.wait_for(
-                self.channel.receive_reply(self.session), COMMIT_TIMEOUT
-            )
+            reply = await asyncio.wait_for(self.channel.receive_reply(self.session), COMMIT_TIMEOUT)
         except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
             self._drop(f"its commit failed: {exc or type(exc).__name__}")
             return []

@@ -11,6 +11,11 @@ The bytes land in a :class:`~.storage.WriteSession` (temp file, hashed as they
 arrive, written on a helper thread while the next chunk comes in, as uploads
 are) and are published only when all of them are in and their checksum is the
 one the master asked for; otherwise nothing is kept and the master hears why.
+Each chunk is first checked against the block sums the source sent with it,
+as a client's reads are: bad bytes from one source are never written, the copy
+moves on to the next source, and the master is told which slave sent them
+(:class:`~sector.protocol.master.BadSource`), so it has that slave check its
+replica - which is quarantined if the rot is there.
 A source that stops sending for :data:`STALL_TIMEOUT` (dead, or SIGSTOPped) is
 dropped and the copy resumes at the same offset from the next source.
 """
@@ -23,6 +28,7 @@ import mmap
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidError, SectorConnectionError, SectorError, SecurityError
+from ..protocol import checksum
 from ..protocol.data import DataSession, FetchObject, FetchReply
 from ..protocol.framing import ProtocolError
 from ..protocol.messages import Error
@@ -59,6 +65,8 @@ async def fetch(server: SlaveServer, order: FetchObject) -> FetchReply:
                 offset = await _read_from(server, tuple(source), token, order, write, offset)
             except (OSError, ProtocolError, SectorError, asyncio.TimeoutError) as exc:
                 failures.append(f"{source[0]}:{source[1]}: {exc or type(exc).__name__}")
+                if isinstance(exc, _BadBytes):
+                    server.suspect(order.obj, f"{source[0]}:{source[1]}")
                 continue
             if offset >= order.size:
                 break
@@ -106,16 +114,18 @@ async def _read_from(
                 raise reply.exception()
             if reply.length == 0:
                 raise InvalidError(f"source holds {offset} bytes, {order.size} were expected")
-            remaining = reply.length
+            remaining, origin = reply.length, offset
             while remaining:
                 view = memoryview(buffers[turn])[: min(remaining, CHUNK)]
                 got = await asyncio.wait_for(channel.recv_exact_into(view), STALL_TIMEOUT)
                 if got < len(view):
                     raise ConnectionError("source closed the connection mid-object")
                 session.received_raw(got)
+                first = (offset - origin) // checksum.BLOCK * checksum.SUM_SIZE
+                sums = reply.sums[first : first + checksum.sums_length(got)]
                 if in_flight is not None:
                     await in_flight
-                in_flight = loop.run_in_executor(None, _write, write, offset, view)
+                in_flight = loop.run_in_executor(None, _write, write, offset, view, sums)
                 turn ^= 1  # the next chunk fills the other buffer
                 offset += got
                 remaining -= got
@@ -131,7 +141,15 @@ class _DiskFailed(Exception):
     """Our own disk failed: no other source would help."""
 
 
-def _write(write: WriteSession, offset: int, view: memoryview) -> None:
+class _BadBytes(SectorError):
+    """The source sent bytes that do not match their block sums."""
+
+
+def _write(write: WriteSession, offset: int, view: memoryview, sums: bytes) -> None:
+    """Check a chunk against its sums, then write it (on a helper thread: both take time)."""
+    bad = checksum.first_bad_block(view, sums)
+    if bad is not None:
+        raise _BadBytes(f"block at byte {offset + bad * checksum.BLOCK} does not match its sum")
     try:
         write.write_at(offset, view, aligned=True)
     except OSError as exc:

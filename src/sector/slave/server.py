@@ -63,6 +63,7 @@ from ..protocol.data import (
 )
 from ..protocol.framing import ProtocolError, encode
 from ..protocol.master import (
+    BadSource,
     Heartbeat,
     Inventory,
     Join,
@@ -179,6 +180,8 @@ class SlaveServer:
         self.exit_code = 0
         #: Lease -> when its write last received bytes (see _writes).
         self.writing: dict[int, float] = {}
+        #: Reports of sources that sent a copy bad bytes, for the master (see copies.py).
+        self.suspects: list[BadSource] = []
         self._last_report = clock.monotonic()
 
     @property
@@ -456,11 +459,19 @@ class SlaveServer:
     async def _report_quarantined(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        """Tell the master which replicas were quarantined; kept for next time if that fails."""
+        """Tell the master which replicas were quarantined here and which sources sent a
+        copy bad bytes; kept for next time if that fails."""
         pending = self.storage.quarantined[:]
         if pending:
             await self._ask(reader, writer, Quarantined([ObjectId(*o) for o in pending]))
             del self.storage.quarantined[: len(pending)]
+        while self.suspects:
+            await self._ask(reader, writer, self.suspects[0])
+            self.suspects.pop(0)
+
+    def suspect(self, obj: ObjectId, source: str) -> None:
+        """A copy got bytes failing their sums from ``source``: the master will hear of it."""
+        self.suspects.append(BadSource(obj, source))
 
     async def dial_slave(self, address: tuple[str, int], timeout: float) -> Channel:
         """A data connection to another slave (a replica copy, a HiRELIABLE chain): over
