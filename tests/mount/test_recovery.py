@@ -1,6 +1,7 @@
-"""A mount whose master goes away, and a mount of a user with fewer rights.
+"""A mount whose master goes away, and mounts that may do less: a user with fewer
+rights or a quota, a read-only mount.
 
-Each test has a private cluster and a private mount, because it stops or
+Each test has a private mount, and a private cluster when it stops or
 reconfigures the master.
 """
 
@@ -130,3 +131,48 @@ def test_a_master_that_hangs_gives_eio_within_master_timeout_then_the_mount_reco
         os.kill(master, signal.SIGCONT)
     wait_until(lambda: _reads(mount.path / "kept.txt"), 30, "the mount to recover")
     (mount.path / "new-dir").mkdir()
+
+
+def test_a_write_past_the_quota_is_enospc_and_the_previous_version_stays(
+    make_cluster, make_mount
+) -> None:
+    """E_NODISK (a full cluster, or the user's QUOTA: the same refusal) reaches the program."""
+    cluster = make_cluster(slaves=1)
+    with cluster.connect() as client:
+        client.mkdir("/small")
+    settings = {"PASSWORD": "small-password", "READ_PERMISSION": "/", "WRITE_PERMISSION": "/small"}
+    settings["QUOTA"] = "1"  # MB
+    (cluster.layout.conf / "users" / "small").write_text(
+        "".join(f"{key}\n\t{value}\n" for key, value in settings.items())
+    )
+    cluster.restart_master(kill=False)  # users are read when the master starts
+    mount = make_mount(cluster, SECTOR_USER="small", SECTOR_PASSWORD="small-password")
+    kept = mount.path / "small" / "kept"
+    kept.write_bytes(b"the version that fits")
+    # at a write, or at the latest at close
+    with pytest.raises(OSError) as raised, open(kept, "wb") as f:
+        f.write(os.urandom(3 * 1024 * 1024))
+    assert raised.value.errno == errno.ENOSPC, errno.errorcode.get(raised.value.errno)
+    assert kept.read_bytes() == b"the version that fits"
+    with cluster.connect() as client, client.open("/small/kept") as remote:
+        assert remote.read() == b"the version that fits"
+
+
+def test_a_read_only_mount_reads_and_refuses_every_change_with_erofs(
+    cluster, make_mount, client, workdir
+) -> None:
+    with client.open(f"{workdir}/readme", "wb") as remote:
+        remote.write(b"read me")
+    mount = make_mount(cluster, "-o", "ro")
+    here = mount.local(workdir)
+    assert (here / "readme").read_bytes() == b"read me"
+    for call, args in (
+        (open, (here / "readme", "r+b")),
+        (open, (here / "new", "wb")),
+        (os.mkdir, (here / "sub",)),
+        (os.unlink, (here / "readme",)),
+        (os.rename, (here / "readme", here / "moved")),
+    ):
+        number, _ = timed_errno(call, *args)
+        assert number == errno.EROFS, (call, errno.errorcode.get(number))
+    assert sorted(os.listdir(here)) == ["readme"]

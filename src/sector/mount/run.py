@@ -61,7 +61,7 @@ def check_available() -> None:
         import mfusepy  # noqa: F401 - loading it loads libfuse3
     except ImportError:
         raise MountUnavailable(
-            "the FUSE binding is not installed: pip install 'sector[mount]'"
+            "the FUSE binding is not installed: pip install 'pysector[mount]'"
         ) from None
     except OSError as exc:
         raise MountUnavailable(
