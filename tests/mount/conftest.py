@@ -45,7 +45,7 @@ class Mount:
     def unmount(self) -> None:
         """Unmount (lazily if something still holds it) and wait for the process to end."""
         patience = MOUNT_TIMEOUT
-        if os.path.ismount(self.path):
+        if kernel_lists(self.path):
             tool = shutil.which("fusermount3") or "fusermount3"
             if subprocess.run([tool, "-u", str(self.path)], capture_output=True).returncode:
                 # still in use (a failed test's open file): detach it from the tree now;
@@ -57,6 +57,14 @@ class Mount:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def kernel_lists(path: Path) -> bool:
+    """Whether ``path`` is in the kernel's mount table. (``os.path.ismount`` stats it: a
+    mount whose root cannot be stat'ed looks unmounted, and would be left behind.)"""
+    target = os.path.realpath(path)
+    with open("/proc/self/mounts") as mounts:
+        return any(line.split()[1] == target for line in mounts)
 
 
 def start_mount(cluster: LocalCluster, where: Path, *options: str, **env: str) -> Mount:

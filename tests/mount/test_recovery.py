@@ -1,5 +1,5 @@
 """A mount whose master goes away, and mounts that may do less: a user with fewer
-rights or a quota, a read-only mount.
+rights (down to none at the top) or a quota, a read-only mount.
 
 Each test has a private mount, and a private cluster when it stops or
 reconfigures the master.
@@ -106,6 +106,40 @@ def test_a_user_without_write_rights_gets_eacces_and_sees_it_in_the_modes(
         number, _ = timed_errno(call, *args)
         assert number == errno.EACCES, (call, errno.errorcode.get(number))
     assert (mount.path / "public" / "readme").read_bytes() == b"read me"
+
+
+def test_a_user_whose_rights_start_below_the_top_can_reach_them_and_nothing_else(
+    make_cluster, make_mount
+) -> None:
+    cluster = make_cluster(slaves=1)
+    with cluster.connect() as client:
+        for directory in ("/shared/alice", "/shared/bob", "/projects/alice"):
+            client.mkdir(directory)  # (parents made as needed)
+        for path in ("/shared/alice/notes", "/shared/bob/secret", "/top"):
+            with client.open(path, "wb") as remote:
+                remote.write(path.encode())
+    (cluster.layout.conf / "users" / "alice").write_text(
+        "PASSWORD\n\talice-password\nREAD_PERMISSION\n\t/shared/alice\n"
+        "WRITE_PERMISSION\n\t/projects/alice\n"
+    )
+    cluster.restart_master(kill=False)  # users are read when the master starts
+    mount = make_mount(cluster, SECTOR_USER="alice", SECTOR_PASSWORD="alice-password")
+    root = mount.path
+    assert sorted(os.listdir(root)) == ["projects", "shared"]  # only the way to its roots
+    assert os.listdir(root / "shared") == ["alice"]
+    assert stat.S_IMODE(os.stat(root / "shared").st_mode) == 0o555
+    assert stat.S_IMODE(os.stat(root / "shared" / "alice").st_mode) == 0o555
+    assert (root / "shared" / "alice" / "notes").read_bytes() == b"/shared/alice/notes"
+    (root / "projects" / "alice" / "mine").write_bytes(b"mine")
+    for call, args in (
+        (open, (root / "shared" / "bob" / "secret", "rb")),
+        (open, (root / "top", "rb")),
+        (os.mkdir, (root / "elsewhere",)),
+    ):
+        number, _ = timed_errno(call, *args)
+        assert number == errno.EACCES, (call, errno.errorcode.get(number))
+    with cluster.connect() as client, client.open("/projects/alice/mine") as remote:
+        assert remote.read() == b"mine"
 
 
 def test_a_master_that_hangs_gives_eio_within_master_timeout_then_the_mount_recovers(

@@ -17,6 +17,15 @@ def test_rights_are_the_roots_of_the_users_permissions() -> None:
     assert not Rights().can_read("/")
 
 
+def test_an_unreadable_directory_leads_only_to_the_roots_below_it() -> None:
+    rights = Rights(read=["/data/in", "/home/u"], write=["/data/out"])
+    assert rights.leads_to("/") == ["data", "home"]
+    assert rights.leads_to("/data") == ["in", "out"]
+    assert rights.leads_to("/data/in") == []  # readable: listed as it is
+    assert rights.leads_to("/dat") == [] and rights.leads_to("/home/user") == []
+    assert Rights(read=["/"]).leads_to("/") == [] and Rights(admin=True).leads_to("/x") == []
+
+
 def test_a_login_reply_carries_the_rights_and_an_older_one_none() -> None:
     reply = LoginReply("u", Rights(["/r"], ["/w"]))
     decoded = replies_to(Login).decode(msgspec.msgpack.encode(reply))

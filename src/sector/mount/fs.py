@@ -103,6 +103,9 @@ class SectorOperations(mfusepy.Operations):
         self.uid, self.gid = os.getuid(), os.getgid()
         #: The kernel has sent ``init``: the mount exists.
         self.started = False
+        #: What a directory on the way to the user's roots shows (see ``leads_to``):
+        #: it may be passed through and listed, and is as old as the mount.
+        self._on_the_way = Attributes(stat.S_IFDIR | 0o555, 0, time.time_ns())
 
     # -- attributes -----------------------------------------------------------
 
@@ -131,6 +134,8 @@ class SectorOperations(mfusepy.Operations):
         entry = self._handle(fh).file if fh is not None else self.files.get(path)
         if entry is not None and entry.staged and not entry.detached:
             return self._open_attrs(entry)
+        if self.client.rights.leads_to(path):
+            return self._on_the_way
         found = self.client.stat(path)
         return self._attrs(path, found.isdir, found.size, found.timestamp)
 
@@ -143,6 +148,8 @@ class SectorOperations(mfusepy.Operations):
         out once, not per entry: profiled, checking the rights of each of 2,000
         entries took longer than the ``ls`` itself.
         """
+        if self.client.rights.leads_to(path):
+            return self._readdir_on_the_way(path)
         inherited = self.client.rights.can_write(path)
         modes = {True: self._mode(path, True), False: self._mode(path, False)}
         listed: dict[str, Attributes] = {}
@@ -158,6 +165,24 @@ class SectorOperations(mfusepy.Operations):
         # (0) programs skip them as deleted entries.
         here = Attributes(modes[True], 0, 0, FUSE_UNKNOWN_INO)
         return [(".", here), ("..", here), *listed.items()]
+
+    def _readdir_on_the_way(self, path: str) -> list[tuple[str, Attributes]]:
+        """A directory the user may not read but that leads to its roots (``/`` for a
+        user who may read ``/home/alice``): only the way there is shown, as the
+        dashboard shows it, and the master is asked about the roots alone."""
+        listed: list[tuple[str, Attributes]] = [(".", self._on_the_way), ("..", self._on_the_way)]
+        for name in self.client.rights.leads_to(path):
+            inside = join(path, name)
+            if self.client.rights.can_read(inside):  # one of the roots: as it really is
+                try:
+                    found = self.client.stat(inside)
+                except FileNotFoundError:
+                    continue
+                attrs = self._attrs(inside, found.isdir, found.size, found.timestamp)
+            else:
+                attrs = self._on_the_way
+            listed.append((name, attrs))
+        return listed
 
     @errno_boundary
     def statfs(self, path: str) -> dict[str, int]:

@@ -84,7 +84,7 @@ from .messages import (
     Request,
     Vocabulary,
 )
-from .paths import is_within
+from .paths import ROOT, is_within
 
 #: (host, port) of a slave's data port.
 Address = tuple[str, int]
@@ -224,6 +224,24 @@ class Rights(Message):
 
     def can_write(self, path: str) -> bool:
         return self.admin or any(is_within(path, root) for root in self.write)
+
+    def leads_to(self, path: str) -> list[str]:
+        """The names in ``path`` on the way to roots below it, when ``path`` itself is
+        not readable: ``["home"]`` at ``/`` for a user who may read ``/home/alice``.
+
+        Empty for a readable path and for one that leads nowhere. What a browser
+        (the mount) may show of such a directory, so the user can reach its own.
+        """
+        if self.can_read(path):
+            return []
+        below = ROOT if path == ROOT else path + "/"
+        return sorted(
+            {
+                root[len(below) :].split("/")[0]
+                for root in (*self.read, *self.write)
+                if root.startswith(below)
+            }
+        )
 
 
 class Problem(Message):
