@@ -106,6 +106,7 @@ from ..transport import (
 )
 from . import copies
 from .chain import Downstream
+from .commits import GroupCommit
 from .scrub import Scrub
 from .spent import Spent
 from .storage import (
@@ -158,6 +159,8 @@ class SlaveServer:
         self.settings = settings
         self.clock = clock
         self.storage = Storage(settings.data_dir)
+        #: Commits that arrive while the disk is busy wait and go together.
+        self.commits = GroupCommit(self.storage)
         self.key: bytes | None = None
         self.registered = asyncio.Event()
         self.started = clock.time()
@@ -1022,7 +1025,7 @@ class DataConnection:
         # the chain's slaves commit (and fsync) while we do
         chained = asyncio.ensure_future(down.commit()) if down is not None else None
         try:
-            size, checksum = await self.loop.run_in_executor(None, write.commit)
+            size, checksum = await self.server.commits.commit(write)
         except OSError as exc:
             write.discard()
             if chained is not None:

