@@ -373,7 +373,7 @@ def flip(path: Path, offset: int) -> None:
 
 
 def test_a_sums_file_a_crash_left_empty_is_rebuilt_at_first_use(tmp_path: Path) -> None:
-    """Sums are renamed into place without an fsync of their own (one journal commit
+    """Sums are renamed into place without an fsync of their own (one flush of the disk
     fewer per file): a power cut may leave the name with no bytes behind it."""
     first = Storage(tmp_path / "data")
     write_object(first, 85, 1, BIG)

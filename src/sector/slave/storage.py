@@ -18,7 +18,10 @@ the block sums, a sums file proves itself against the name. Whatever a crash
 leaves is therefore put right at the next start (or first use): sums without
 their object are deleted, an object without sums (or with sums that do not
 hash to its name) has them rebuilt from its bytes, and an object whose bytes
-do not match its name is quarantined.
+do not match its name is quarantined. That is why sums get no ``fsync`` of
+their own: only the object's bytes and its folder are flushed before a commit
+is acknowledged, and commits arriving together share those flushes
+(:meth:`Storage.commit_together`, driven by :mod:`.commits`).
 
 Quarantine (``quarantine/``) is where damaged objects go: moved aside, never
 served again, never reported in the inventory, kept for a person to look at
@@ -296,10 +299,11 @@ class Storage:
         commit); each write's ``(size, checksum)``, or the error that failed it alone.
 
         The steps of every commit are taken side by side: each object's bytes are
-        fsynced (the calls issued together, so that the file system's journal makes
-        one commit of them: measured on the shared VM's ext4, 8 files in 2.2 ms
-        together against 19 ms one after the other), then every object is renamed
-        into place, then each folder they went into is fsynced once. A write's
+        fsynced (the calls issued together, so that the file system and the disk
+        serve them with one journal commit or cache flush: measured on the shared
+        VM's ext4, 8 files in 2.2 ms together against 19 ms one after the other),
+        then every object is renamed into place, then each folder they went into
+        is fsynced once. A write's
         ``close`` waits for the batch it is in, and a batch starts as soon as the
         previous one is done, so a lone writer never waits for company.
         """
@@ -348,7 +352,8 @@ class Storage:
         new version appears; they are not fsynced: a sums file a crash lost or
         tore no longer hashes to the object's name, and is rebuilt from the
         (fsynced) bytes at the next start or first read (see the module's doc).
-        That spares a commit of the disk's journal per file.
+        That spares a flush of the disk per file (measured on the shared VM: a
+        1 KB file published in a median 8-9.5 ms instead of 14-20).
         """
         shard_name = f"{oid % 256:02x}"
         shard, sums_shard = self.objects_dir / shard_name, self.sums_dir / shard_name
