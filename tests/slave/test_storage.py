@@ -420,3 +420,6 @@ def test_a_write_that_fails_in_a_group_commit_fails_alone(storage: Storage) -> N
     assert outcomes[1] == (4, checksum.of_bytes(b"good"))
     assert storage.find(2, 1) is None and storage.find(1, 1) is not None
     assert list(storage.tmp_dir.iterdir()) == []
+    # the failed one was renamed before its flush failed: it is gone again, sums and all
+    assert [path.name.split(".")[0] for path in object_files(storage)] == ["1"]
+    assert Storage(storage.root).find(2, 1) is None
