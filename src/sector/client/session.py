@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import os
-import select
 import socket
 import ssl
 import threading
@@ -57,6 +56,7 @@ from ..transport import (
     client_tls_context,
     close_quietly,
     send_message,
+    still_open,
 )
 from .file import SectorFile, SectorTextFile
 from .leases import LeaseKeeper
@@ -884,7 +884,7 @@ class Client:
             idle = self._pool.get((*address, secure))
             while idle:
                 sock = idle.pop()
-                if sock.fileno() >= 0 and _still_open(sock):  # see release_connection
+                if sock.fileno() >= 0 and still_open(sock):  # see release_connection
                     return sock
                 sock.close()
         try:
@@ -947,19 +947,6 @@ def data_timeout_from(text: str | None) -> float:
     if value <= 0:
         raise InvalidError(f"SECTOR_DATA_TIMEOUT must be a positive number of seconds: {text!r}")
     return value
-
-
-def _still_open(sock: socket.socket) -> bool:
-    """Whether an idle pooled connection is still usable: slaves close connections
-    idle longer than their IDLE_TIMEOUT, and a closed one must not be handed out
-    (its first request would fail, and a read would give that replica up). An idle
-    connection has nothing to read; anything readable is its end (or, over TLS, the
-    peer's goodbye), or bytes nobody asked for."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    return not readable and not (isinstance(sock, ssl.SSLSocket) and sock.pending())
 
 
 def _stat_of_reply(reply: wire.StatReply) -> Stat:
