@@ -124,9 +124,7 @@ def test_small_files_written_and_read_concurrently(
     assert len(client.ls(workdir)) == 40
 
 
-def test_exclusive_writes_empty_files_and_missing_ones(
-    cluster: LocalCluster, workdir: str
-) -> None:
+def test_exclusive_writes_empty_files_and_missing_ones(cluster: LocalCluster, workdir: str) -> None:
     async def work(aio: AsyncClient) -> None:
         await aio.write_file(f"{workdir}/empty", b"", exclusive=True)
         assert await aio.read_file(f"{workdir}/empty") == b""
