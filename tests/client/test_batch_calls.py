@@ -179,3 +179,54 @@ def test_when_the_master_is_gone_every_slot_holds_the_connection_error(
         assert all(isinstance(outcome, SectorError) for outcome in outcomes)
     finally:
         client.close()
+
+
+def test_write_many_commits_each_file_whole_and_visible_to_others(
+    cluster: LocalCluster, client: Client, workdir: str
+) -> None:
+    files = [(f"{workdir}/f{i}", b"file %d " % i * (i * 300)) for i in range(30)]
+    stats = client.write_many(files)
+    assert [(stat.name, stat.size) for stat in stats if isinstance(stat, Stat)] == [
+        (f"f{i}", len(data)) for i, (_, data) in enumerate(files)
+    ]
+    other = cluster.connect()
+    try:
+        for path, data in files:
+            with other.open(path) as remote:
+                assert remote.read() == data
+    finally:
+        other.close()
+
+
+def test_write_many_gives_a_failed_file_its_error_and_keeps_its_old_version(
+    client: Client, workdir: str
+) -> None:
+    put(client, f"{workdir}/taken", b"the old version")
+    outcomes = client.write_many(
+        [(f"{workdir}/new", b"1"), (f"{workdir}/taken", b"2"), ("bad/../../path", b"3")],
+        exclusive=True,
+    )
+    assert isinstance(outcomes[0], Stat)
+    assert isinstance(outcomes[1], FileExistsError)
+    assert isinstance(outcomes[2], InvalidError)
+    assert client.read_many([f"{workdir}/taken"]) == [b"the old version"]
+
+
+def test_read_many_reads_each_file_or_gives_its_error(client: Client, workdir: str) -> None:
+    big = bytes(range(256)) * 800  # 200 kB: several checked blocks
+    put(client, f"{workdir}/big", big)
+    put(client, f"{workdir}/empty", b"")
+    client.mkdir(f"{workdir}/dir")
+    outcomes = client.read_many(
+        [f"{workdir}/big", f"{workdir}/missing", f"{workdir}/empty", f"{workdir}/dir"]
+    )
+    assert outcomes[0] == big and outcomes[2] == b""
+    assert isinstance(outcomes[1], FileNotFoundError)
+    assert isinstance(outcomes[3], IsADirectoryError)
+
+
+def test_many_small_files_round_trip_through_the_batches(client: Client, workdir: str) -> None:
+    count = PIPELINE_DEPTH * 3 + 5
+    files = [(f"{workdir}/s{i:04d}", b"%d" % i) for i in range(count)]
+    assert all(isinstance(stat, Stat) for stat in client.write_many(files))
+    assert client.read_many(path for path, _ in files) == [data for _, data in files]
