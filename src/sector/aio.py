@@ -34,11 +34,18 @@ from typing import Any, TypeVar
 
 from . import certs
 from .client.reading import READ_REQUEST
-from .client.session import MASTER_TIMEOUT, Stat, _normal, data_timeout_from, default_cert
+from .client.session import (
+    MASTER_TIMEOUT,
+    Stat,
+    _normal,
+    data_timeout_from,
+    default_cert,
+    master_trust,
+    untrusted_master,
+    verify_master,
+)
 from .errors import (
-    E_INITCTX,
     E_NOCERT,
-    E_SECURITY,
     InvalidError,
     SectorConnectionError,
     SectorError,
@@ -64,8 +71,6 @@ from .protocol.messages import (
 from .transport import (
     Channel,
     TlsChannel,
-    certificate_der,
-    check_master,
     client_tls_context,
     dial,
     still_open,
@@ -190,13 +195,7 @@ class AsyncClient:
     async def _dial(self) -> _MasterLink:
         assert self._credentials is not None
         user, password, cert_path = self._credentials
-        try:
-            context = client_tls_context(cert_path)
-            master_der = certificate_der(cert_path)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise SecurityError(
-                f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX
-            ) from None
+        context, master_der = master_trust(cert_path)
         loop = asyncio.get_running_loop()
         try:
             transport, link = await asyncio.wait_for(
@@ -210,24 +209,17 @@ class AsyncClient:
                 min(CONNECT_TIMEOUT, self.timeout),
             )
         except ssl.SSLCertVerificationError as exc:
-            raise SecurityError(
-                f"the master at {self.host}:{self.port} does not hold the certificate "
-                f"{cert_path}: {exc.verify_message}",
-                code=E_SECURITY,
-            ) from None
+            raise untrusted_master(f"{self.host}:{self.port}", cert_path, exc) from None
         except (OSError, asyncio.TimeoutError) as exc:
             raise SectorConnectionError(
                 f"cannot reach the master at {self.host}:{self.port}: {exc or 'timed out'}"
             ) from None
         try:
-            check_master(transport.get_extra_info("ssl_object").getpeercert(True), master_der)
-        except ssl.SSLCertVerificationError as exc:
+            peer = transport.get_extra_info("ssl_object").getpeercert(True)
+            verify_master(peer, master_der, f"{self.host}:{self.port}", cert_path)
+        except SecurityError:
             link.close()
-            raise SecurityError(
-                f"the peer at {self.host}:{self.port} is not the master of {cert_path}: "
-                f"{exc.verify_message}",
-                code=E_SECURITY,
-            ) from None
+            raise
         reply = await link.ask(wire.Login(PROTOCOL_VERSION, user, password))
         if isinstance(reply, Error):
             link.close()

@@ -192,13 +192,7 @@ class Client:
     def _connect(self) -> None:
         assert self._credentials is not None
         user, password, cert_path = self._credentials
-        try:
-            context = client_tls_context(cert_path)
-            master_der = certificate_der(cert_path)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise SecurityError(
-                f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX
-            ) from None
+        context, master_der = master_trust(cert_path)
         try:
             raw = socket.create_connection(
                 (self.host, self.port), timeout=min(CONNECT_TIMEOUT, self.timeout)
@@ -212,23 +206,16 @@ class Client:
             sock = context.wrap_socket(raw, server_hostname=self.host)
         except ssl.SSLCertVerificationError as exc:
             raw.close()
-            raise SecurityError(
-                f"the master at {self.host}:{self.port} does not hold the certificate "
-                f"{cert_path}: {exc.verify_message}",
-                code=E_SECURITY,
-            ) from None
+            raise untrusted_master(f"{self.host}:{self.port}", cert_path, exc) from None
         except (ssl.SSLError, OSError) as exc:
             raw.close()
             raise SectorConnectionError(f"TLS handshake with the master failed: {exc}") from None
-        try:  # the master's own certificate, not one it issued (a slave's: see certs.py)
-            check_master(sock.getpeercert(binary_form=True), master_der)
-        except ssl.SSLCertVerificationError as exc:
+        try:
+            where = f"{self.host}:{self.port}"
+            verify_master(sock.getpeercert(binary_form=True), master_der, where, cert_path)
+        except SecurityError:
             sock.close()
-            raise SecurityError(
-                f"the peer at {self.host}:{self.port} is not the master of {cert_path}: "
-                f"{exc.verify_message}",
-                code=E_SECURITY,
-            ) from None
+            raise
         sock.settimeout(self.timeout)
         self._sock = sock
         self._reader = FrameReader(sock)
@@ -1019,6 +1006,38 @@ class Client:
                 idle.append(sock)
                 return
         sock.close()
+
+
+def master_trust(cert_path: Path) -> tuple[ssl.SSLContext, bytes]:
+    """What a client trusts: the TLS context for the cluster of ``cert_path``, and the
+    master's own certificate (DER) to tell the master from a slave the master certified.
+    SecurityError (E_INITCTX) when the file is no usable certificate."""
+    try:
+        return client_tls_context(cert_path), certificate_der(cert_path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise SecurityError(f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX) from None
+
+
+def untrusted_master(
+    where: str, cert_path: Path, exc: ssl.SSLCertVerificationError
+) -> SecurityError:
+    """The error for a master whose TLS handshake failed the check against ``cert_path``."""
+    return SecurityError(
+        f"the master at {where} does not hold the certificate {cert_path}: {exc.verify_message}",
+        code=E_SECURITY,
+    )
+
+
+def verify_master(peer_der: bytes | None, master_der: bytes, where: str, cert_path: Path) -> None:
+    """SecurityError unless the peer showed the master's own certificate, not one it
+    issued (a slave's: see certs.py)."""
+    try:
+        check_master(peer_der, master_der)
+    except ssl.SSLCertVerificationError as exc:
+        raise SecurityError(
+            f"the peer at {where} is not the master of {cert_path}: {exc.verify_message}",
+            code=E_SECURITY,
+        ) from None
 
 
 class _Silent(SectorConnectionError):
