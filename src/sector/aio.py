@@ -82,6 +82,11 @@ CONNECT_TIMEOUT = 5.0
 T = TypeVar("T")
 #: Idle data connections kept per slave (as the blocking client's pool).
 POOL_SIZE = 8
+#: Requests sent and not yet answered, at most; more calls wait their turn. It bounds the
+#: memory a program gathering a million calls costs. Not a speed limit: a window past ~64
+#: gains nothing (one client's ``stat_many``, see ``PIPELINE_DEPTH``), and the master reads
+#: at most 256 requests ahead of its answers anyway.
+MAX_IN_FLIGHT = 512
 
 
 class AsyncClient:
@@ -456,22 +461,24 @@ class _MasterLink(asyncio.Protocol):
         self._waiting: deque[tuple[Vocabulary, asyncio.Future[Any]]] = deque()
         self._heard = 0.0  # loop time of the last frame, or of the first call after a lull
         self._watchdog: asyncio.TimerHandle | None = None
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     async def ask(self, request: Request) -> Any:
         """Send ``request``; its reply (or Error) when the master's answers reach it."""
-        if self.broken or self.transport is None:
-            raise SectorConnectionError(f"connection to the master at {self.name} broke")
-        answer: asyncio.Future[Any] = self.loop.create_future()
-        if not self._waiting:
-            self._heard = self.loop.time()
-            if self._watchdog is None:
-                self._watchdog = self.loop.call_later(self.timeout, self._check_silence)
-        self._waiting.append((replies_to(type(request)), answer))
-        self.transport.write(encode(request))
-        return await answer
+        async with self._slots:
+            if self.broken or self.transport is None:
+                raise SectorConnectionError(f"connection to the master at {self.name} broke")
+            answer: asyncio.Future[Any] = self.loop.create_future()
+            if not self._waiting:
+                self._heard = self.loop.time()
+                if self._watchdog is None:
+                    self._watchdog = self.loop.call_later(self.timeout, self._check_silence)
+            self._waiting.append((replies_to(type(request)), answer))
+            self.transport.write(encode(request))
+            return await answer
 
     def data_received(self, data: bytes) -> None:
         self._heard = self.loop.time()
