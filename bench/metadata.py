@@ -347,7 +347,11 @@ def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     """CPU seconds (user + system) each server process has used so far."""
     used = {}
     for role, pid in pids.items():
-        times = psutil.Process(pid).cpu_times()
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:  # gone: the figure is unknown, the run goes on
+            used[role] = float("nan")
+            continue
         used[role] = times.user + times.system
     return used
 
