@@ -148,7 +148,7 @@ def examples_run(ids: list[str]) -> dict[str, int]:
     for line in output.splitlines():
         if line.startswith("tests/") and line.rstrip().endswith(":"):
             current = line.rstrip()[:-1]
-        found = re.search(r"(\d+) passing examples", line)
+        found = re.search(r"(\d+) passing", line)
         if found and current is not None:
             examples[current] = examples.get(current, 0) + int(found[1])
     if not re.search(r"\d+ passed", output) or re.search(r"\d+ failed", output):
