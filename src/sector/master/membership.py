@@ -9,7 +9,10 @@ the certificate is a slave's, issued by this master, for the very slave id
 the registration names - and that the address is in ``slave_acl.conf``. Only
 then does the slave get its key (its own, :func:`~sector.protocol.tokens.slave_key`),
 and only then are clients sent to it. A peer that is not a member never sees
-a key and is never listed.
+a key and is never listed. The first join pins the slave id to its key (the
+metadata keeps the key's fingerprint): a join token certifies that id again
+only for that key, so whoever holds a token cannot take a member's id, and
+with it the member's token key.
 
 A slave registers with everything it holds; the master adopts the replicas
 it expects and, in the same reply, names the stale ones for the slave to
