@@ -18,7 +18,7 @@ from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.errors import E_PASSWORD, SectorConnectionError, SecurityError
 from sector.protocol import master as wire
-from tests.support import PASSWORD, USER
+from tests.support import PASSWORD, USER, wait_until
 
 T = TypeVar("T")
 
@@ -168,6 +168,12 @@ def test_calls_carry_on_after_a_master_restart(make_cluster: Callable[..., Local
         running.restart_master()
         stats = await asyncio.gather(*(aio.stat("/kept") for _ in range(10)))
         assert {stat.size for stat in stats} == {18}
+        # the slave registers again on its own time: until then the file has no live replica
+        other = running.connect()
+        try:
+            wait_until(lambda: other.stat("/kept").slaves, what="the slave to register again")
+        finally:
+            other.close()
         assert await aio.read_file("/kept") == b"before the restart"
 
     run(running, work)
