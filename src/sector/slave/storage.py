@@ -59,10 +59,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..clock import SYSTEM, Clock
 from ..errors import E_UNKNOWN, NoDiskError, SectorError, SectorNotFoundError
 from ..protocol.checksum import CHUNK as COPY_CHUNK
 from ..protocol.checksum import SUM_SIZE, BlockHasher, of_sums, sums_length
 from ..protocol.checksum import hash_file as _hash_file
+from .writepath import WritePath
 
 log = logging.getLogger("sector.slave")
 
@@ -123,8 +125,11 @@ class StoredObject:
 
 
 class Storage:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, clock: Clock = SYSTEM):
         self.root = data_dir
+        self.clock = clock
+        #: How large writes reach the disk here: measured, see :mod:`.writepath`.
+        self.write_path = WritePath(direct_allowed=bool(O_DIRECT))
         self.objects_dir = data_dir / "objects"
         self.sums_dir = data_dir / SUMS_DIR
         self.tmp_dir = data_dir / "tmp"
@@ -339,6 +344,7 @@ class Storage:
             error = error or failed[folder]
             if error is None:
                 self._indexed(obj, sums)
+                write.durable()
                 outcomes[number] = (obj.size, obj.checksum)
             else:  # never acknowledged: it must not stay where a restart would find it
                 obj.path.unlink(missing_ok=True)
@@ -637,6 +643,10 @@ class WriteSession:
     advised: int = 0
     direct: bool = False  # O_DIRECT is set on fd (see write_at)
     direct_failed: bool = False
+    #: The way its large chunks go (WritePath), chosen at the first; None: none came yet.
+    way: bool | None = None
+    way_started: float = 0.0
+    way_bytes: int = 0
 
     @classmethod
     def begin(cls, storage: Storage, oid: int, version: int, lease: int, base: int) -> WriteSession:
@@ -675,18 +685,25 @@ class WriteSession:
         """Write ``data`` at ``offset``, hashing it when it continues the stream in order.
 
         ``aligned`` says ``data`` starts on a page boundary (the server's mmap
-        buffers): a large, block-aligned chunk then bypasses the page cache with
-        O_DIRECT, which spares the CPU copying into and allocating page-cache
-        pages (the client's downloads do the same; see ``client/file.py``).
-        Everything else, and file systems that refuse O_DIRECT, stay buffered.
+        buffers): a large, block-aligned chunk may then bypass the page cache
+        with O_DIRECT, which spares the CPU copying into and allocating
+        page-cache pages (the client's downloads do the same; see
+        ``client/file.py``) - whether it does is the slave's measured choice
+        (:mod:`.writepath`). Everything else, and file systems that refuse
+        O_DIRECT, stay buffered.
         """
-        direct = (
+        large = (
             aligned
-            and not self.direct_failed
             and len(data) >= DIRECT_MIN
             and offset % DIRECT_ALIGN == 0
             and len(data) % DIRECT_ALIGN == 0
         )
+        if large:
+            if self.way is None:
+                self.way = self.storage.write_path.choose()
+                self.way_started = self.storage.clock.monotonic()
+            self.way_bytes += len(data)
+        direct = large and bool(self.way) and not self.direct_failed
         if direct != self.direct:
             self._set_direct(direct)
         try:
@@ -763,7 +780,15 @@ class WriteSession:
         os.close(self.fd)
         self.fd = -1
         self.storage.publish(self.temp, self.oid, self.version, checksum, self.size, sums)
+        self.durable()
         return self.size, checksum
+
+    def durable(self) -> None:
+        """Its bytes are on the disk: tell the write path how fast its way took them."""
+        if self.way is not None:
+            seconds = self.storage.clock.monotonic() - self.way_started
+            way = self.way and not self.direct_failed
+            self.storage.write_path.measured(way, self.way_bytes, seconds)
 
     def seal(self, expected: str | None = None) -> tuple[str, bytes]:
         """The written bytes' checksum and block sums (hashed again if they came out of
