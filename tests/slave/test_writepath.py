@@ -5,6 +5,8 @@ from __future__ import annotations
 import mmap
 from pathlib import Path
 
+import pytest
+
 from sector.clock import ManualClock
 from sector.slave.storage import Storage, WriteSession
 from sector.slave.writepath import BUFFERED, DIRECT, EXPLORE_EVERY, MEASURED_MIN, WritePath
@@ -40,25 +42,39 @@ def test_small_writes_teach_nothing_and_without_o_direct_there_is_no_choice() ->
     assert WritePath(direct_allowed=False).choose() is BUFFERED
 
 
-def large_write(storage: Storage, oid: int, clock: ManualClock, seconds: float) -> WriteSession:
-    """A 32 MiB write in 4 MiB page-aligned chunks (as the slave receives them), taking
-    ``seconds`` from its first chunk to its commit."""
+class Disk(ManualClock):
+    """A clock that moves ``step`` seconds whenever it is read: every wait on the disk
+    (each 4 MiB pwrite, the final fsync) then lasts ``step``."""
+
+    step = 0.0
+
+    def monotonic(self) -> float:
+        self.advance(self.step)
+        return super().monotonic()
+
+
+def large_write(storage: Storage, oid: int, disk: Disk, step: float) -> WriteSession:
+    """A 32 MiB write in 4 MiB page-aligned chunks (as the slave receives them), each
+    wait on the disk lasting ``step`` seconds."""
+    disk.step = step
     session = WriteSession.begin(storage, oid, 1, lease=oid, base=0)
     chunk = mmap.mmap(-1, 4 * 1024 * 1024)
     for number in range(8):
         session.write_at(number * len(chunk), memoryview(chunk), aligned=True)
-    clock.advance(seconds)
     storage.commit_together([session])
     return session
 
 
 def test_a_slave_measures_its_large_writes_and_sends_them_the_faster_way(tmp_path: Path) -> None:
-    clock = ManualClock()
-    storage = Storage(tmp_path / "data", clock)
-    first = large_write(storage, 1, clock, seconds=0.4)
-    second = large_write(storage, 2, clock, seconds=0.1)
+    disk = Disk()
+    storage = Storage(tmp_path / "data", disk)
+    first = large_write(storage, 1, disk, step=0.04)
+    second = large_write(storage, 2, disk, step=0.01)
     assert {first.way, second.way} == {DIRECT, BUFFERED}
     assert storage.write_path.favoured is second.way
-    third = large_write(storage, 3, clock, seconds=0.1)
+    rates = storage.write_path.rates[second.way]
+    flush = 0.01
+    assert rates == [pytest.approx(32 * 1024 * 1024 / (second.way_seconds + flush))]
+    third = large_write(storage, 3, disk, step=0.01)
     assert third.way is second.way
     assert storage.find(3, 1) is not None

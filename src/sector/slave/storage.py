@@ -335,7 +335,9 @@ class Storage:
         folders = sorted({folder for *_, folder in placed})
         flushes = [functools.partial(os.fsync, write.fd) for _, write, *_ in placed]
         flushes += [functools.partial(_fsync_dir, folder) for folder in folders]
+        started = self.clock.monotonic()
         errors = _side_by_side(flushes)
+        flushed = self.clock.monotonic() - started
         failed = dict(zip(folders, errors[len(placed) :], strict=True))
         for (number, write, obj, sums, folder), error in zip(
             placed, errors[: len(placed)], strict=True
@@ -344,7 +346,7 @@ class Storage:
             error = error or failed[folder]
             if error is None:
                 self._indexed(obj, sums)
-                write.durable()
+                write.durable(flushed)
                 outcomes[number] = (obj.size, obj.checksum)
             else:  # never acknowledged: it must not stay where a restart would find it
                 obj.path.unlink(missing_ok=True)
@@ -645,8 +647,10 @@ class WriteSession:
     direct_failed: bool = False
     #: The way its large chunks go (WritePath), chosen at the first; None: none came yet.
     way: bool | None = None
-    way_started: float = 0.0
+    #: Bytes written that way, and the seconds the writer waited on the disk for them
+    #: (in pwrite, writeback, the final fsync: not for the network, nor hashing).
     way_bytes: int = 0
+    way_seconds: float = 0.0
 
     @classmethod
     def begin(cls, storage: Storage, oid: int, version: int, lease: int, base: int) -> WriteSession:
@@ -698,14 +702,12 @@ class WriteSession:
             and offset % DIRECT_ALIGN == 0
             and len(data) % DIRECT_ALIGN == 0
         )
-        if large:
-            if self.way is None:
-                self.way = self.storage.write_path.choose()
-                self.way_started = self.storage.clock.monotonic()
-            self.way_bytes += len(data)
+        if large and self.way is None:
+            self.way = self.storage.write_path.choose()
         direct = large and bool(self.way) and not self.direct_failed
         if direct != self.direct:
             self._set_direct(direct)
+        started = self.storage.clock.monotonic() if large else 0.0
         try:
             written = os.pwrite(self.fd, data, offset)
         except OSError as exc:
@@ -716,13 +718,17 @@ class WriteSession:
             written = os.pwrite(self.fd, data, offset)
         while written < len(data):
             written += os.pwrite(self.fd, data[written:], offset + written)
+        if large:
+            self._waited(len(data), started)
         if self.in_order and offset == self.hashed:
             self.hasher.update(data)
             self.hashed += len(data)
             if self.direct:
                 self.advised = self.hashed  # nothing of ours sits in the page cache
             elif self.hashed - self.advised >= WRITEBACK_STEP:
+                started = self.storage.clock.monotonic()
                 self._start_writeback()
+                self._waited(0, started)
         else:
             self.in_order = False
         self.size = max(self.size, offset + len(data))
@@ -776,18 +782,26 @@ class WriteSession:
         hash to it are refused: :class:`DamagedObject`, and nothing is published.
         """
         checksum, sums = self.seal(expected)
+        started = self.storage.clock.monotonic()
         os.fsync(self.fd)
+        flushed = self.storage.clock.monotonic() - started
         os.close(self.fd)
         self.fd = -1
         self.storage.publish(self.temp, self.oid, self.version, checksum, self.size, sums)
-        self.durable()
+        self.durable(flushed)
         return self.size, checksum
 
-    def durable(self) -> None:
-        """Its bytes are on the disk: tell the write path how fast its way took them."""
+    def _waited(self, count: int, started: float) -> None:
         if self.way is not None:
-            seconds = self.storage.clock.monotonic() - self.way_started
+            self.way_bytes += count
+            self.way_seconds += self.storage.clock.monotonic() - started
+
+    def durable(self, flush_seconds: float) -> None:
+        """Its bytes are on the disk after a final flush of ``flush_seconds``: tell the
+        write path how fast its way took them."""
+        if self.way is not None:
             way = self.way and not self.direct_failed
+            seconds = self.way_seconds + flush_seconds
             self.storage.write_path.measured(way, self.way_bytes, seconds)
 
     def seal(self, expected: str | None = None) -> tuple[str, bytes]:

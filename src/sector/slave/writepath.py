@@ -11,9 +11,12 @@ disk, so the slave measures both on its own.
 
 :class:`WritePath` is that measurement, as data (no disk, no clock of its
 own): each large write is given a way when its first large chunk arrives,
-and reports at its commit how fast its bytes reached the disk (received and
-fsynced). The first large writes try each way in turn; after that the faster
-way (the median of its recent writes) is used, and one write in
+and reports at its commit how fast the disk took its bytes: the seconds its
+writer waited in ``pwrite``, in handing pages to writeback and in the final
+``fsync`` - not the time the bytes took to arrive, which depends on the
+client (a TLS upload is slower whichever way its bytes are written). The
+first large writes try each way in turn; after that the faster way (the
+median of its recent writes) is used, and one write in
 :data:`EXPLORE_EVERY` tries the other, so a disk whose behaviour changes
 (other tenants, a cache filling) is followed. The slave logs each change of
 mind with both rates.
