@@ -180,6 +180,8 @@ def test_a_write_past_the_quota_is_enospc_and_the_previous_version_stays(
         "".join(f"{key}\n\t{value}\n" for key, value in settings.items())
     )
     cluster.restart_master(kill=False)  # users are read when the master starts
+    with cluster.connect() as client:  # the slave registers again on its own time
+        wait_until(lambda: client.sysinfo()["capacity"]["total"], 30, "the slave to register")
     mount = make_mount(cluster, SECTOR_USER="small", SECTOR_PASSWORD="small-password")
     kept = mount.path / "small" / "kept"
     kept.write_bytes(b"the version that fits")
