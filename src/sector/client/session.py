@@ -323,8 +323,24 @@ class Client:
 
         Raises FileNotFoundError (E_NOEXIST), PermissionError (E_PERMISSION).
         """
-        from_entry = Stat.from_entry
-        return [from_entry(e) for e in self.call(wire.Ls(_normal(path))).entries]
+        listing: wire.LsReply = self.call(wire.Ls(_normal(path)))
+        if not listing.is_even():  # the frames are intact: the connection stays
+            raise SectorConnectionError("the master sent a listing with columns of unequal length")
+        # Stat's fields in its order, straight from the columns; iter(list, None) makes
+        # each entry its own empty ``slaves`` (ls leaves them out; they are mutable)
+        return list(
+            map(
+                Stat,
+                listing.names,
+                listing.isdir,
+                listing.timestamps,
+                listing.sizes,
+                listing.versions,
+                listing.checksums,
+                iter(list, None),
+                listing.created,
+            )
+        )
 
     def locate(self, path: str) -> list[tuple[str, int]]:
         """The slaves (host, port) holding the current version of a file.

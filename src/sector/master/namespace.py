@@ -21,7 +21,7 @@ from ..errors import (
     SectorPermissionError,
 )
 from ..protocol.paths import ROOT, components, is_within, split
-from .store import ROOT_ID, Row, Store
+from .store import ROOT_ID, Columns, Row, Store
 
 #: Directory paths whose ids the namespace remembers (cleared wholesale when full).
 DIR_CACHE_LIMIT = 100_000
@@ -102,10 +102,10 @@ class Namespace:
             raise SectorIsADirectoryError("is a directory", path)
         return row
 
-    def list(self, path: str) -> list[Row]:
+    def list(self, path: str) -> Columns:
         """A directory's children by name; a file lists as itself."""
         row = self.stat(path)
-        return self.store.children(row.id) if row.is_dir else [row]
+        return self.store.listing(row.id) if row.is_dir else Columns.of([row])
 
     def mkdir(self, path: str) -> Row:
         """Create ``path`` and any missing parents; E_EXIST if it is already there."""
