@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from dataclasses import replace as dataclass_replace
+
+import msgspec
 
 from ..errors import (
     InvalidError,
@@ -213,7 +214,7 @@ class Namespace:
             self.store.touch(row.parent)
             if parent.id != row.parent:
                 self.store.touch(parent.id)
-        return dataclass_replace(row, parent=parent.id, name=name), replaced
+        return msgspec.structs.replace(row, parent=parent.id, name=name), replaced
 
     def clear_for(self, target: Row, path: str, incoming_dir: bool) -> Removal:
         """Delete ``target`` (at ``path``) to put another entry there; inside a transaction.

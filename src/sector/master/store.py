@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from ..clock import SYSTEM, Clock
 
 ROOT_ID = 1
@@ -111,9 +113,14 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Row:
-    """One namespace entry as stored."""
+class Row(msgspec.Struct, frozen=True, gc=False):
+    """One namespace entry as stored.
+
+    A frozen msgspec Struct, not a frozen dataclass: every request makes one
+    or more, and a frozen dataclass's ``__init__`` sets each of its ten fields
+    through ``object.__setattr__``, ~25x the cost (timeit: 7.1 against 0.26 µs
+    on the shared VM). ``gc=False``: it holds only numbers and strings.
+    """
 
     id: int
     parent: int
