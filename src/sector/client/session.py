@@ -106,6 +106,31 @@ class Stat:
             entry.created,
         )
 
+    @classmethod
+    def listed(cls, listing: wire.LsReply) -> list[Stat]:
+        """The public view of a listing the master sent (in columns: see ``LsReply``).
+
+        Raises SectorConnectionError if its columns differ in length (the frames are
+        intact: the connection stays usable).
+        """
+        if not listing.is_even():
+            raise SectorConnectionError("the master sent a listing with columns of unequal length")
+        # Stat's fields in its order, straight from the columns; iter(list, None) makes
+        # each entry its own empty ``slaves`` (ls leaves them out; they are mutable)
+        return list(
+            map(
+                cls,
+                listing.names,
+                listing.isdir,
+                listing.timestamps,
+                listing.sizes,
+                listing.versions,
+                listing.checksums,
+                iter(list, None),
+                listing.created,
+            )
+        )
+
 
 def default_cert() -> Path:
     return sector_home() / "conf" / "master_node.cert"
@@ -323,24 +348,7 @@ class Client:
 
         Raises FileNotFoundError (E_NOEXIST), PermissionError (E_PERMISSION).
         """
-        listing: wire.LsReply = self.call(wire.Ls(_normal(path)))
-        if not listing.is_even():  # the frames are intact: the connection stays
-            raise SectorConnectionError("the master sent a listing with columns of unequal length")
-        # Stat's fields in its order, straight from the columns; iter(list, None) makes
-        # each entry its own empty ``slaves`` (ls leaves them out; they are mutable)
-        return list(
-            map(
-                Stat,
-                listing.names,
-                listing.isdir,
-                listing.timestamps,
-                listing.sizes,
-                listing.versions,
-                listing.checksums,
-                iter(list, None),
-                listing.created,
-            )
-        )
+        return Stat.listed(self.call(wire.Ls(_normal(path))))
 
     def locate(self, path: str) -> list[tuple[str, int]]:
         """The slaves (host, port) holding the current version of a file.
