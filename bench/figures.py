@@ -183,6 +183,8 @@ def build(results: Results, m: dict, size: int) -> None:
                     add(Figure(group, phase, value, unit, "MooseFS (FUSE)",
                                _phase_median(peer_runs, phase), target="beat MooseFS",
                                target_ok=value >= _phase_median(peer_runs, phase)))
+            _style_figures(results, meta, peer, count)
+        _cpu_figures(results, meta)
     if m.get("mount"):
         _mount_figures(results, m["mount"], size)
     ns = m.get("namespace")
@@ -210,6 +212,48 @@ def build(results: Results, m: dict, size: int) -> None:
             size / s / MB for s in peer["dd_read_s"])
     if raw:
         results.context["raw_tcp"] = raw
+
+
+#: How the small-file rows name each way of driving Sector (metadata.STYLES).
+STYLE_NAMES = {"sector": "one call at a time", "sector-batch": "batch calls",
+               "sector-aio": "sector.aio"}
+
+
+def _style_figures(results: Results, meta: dict, peer: dict, count: str) -> None:
+    """The batch and asyncio clients' rows for ``count`` clients: each phase beside the
+    one-call-at-a-time client and beside MooseFS, same run."""
+    group = f"Small files, {count} client{'s' if count != '1' else ''}"
+    for style in ("sector-batch", "sector-aio"):
+        if count not in meta.get(style, {}):
+            continue
+        for phase in PHASES:
+            value = _phase_median(meta[style][count], phase)
+            unit = "entries/s" if phase == "list" else "ops/s"
+            metric = f"{phase}, {STYLE_NAMES[style]}"
+            results.add(Figure(group, metric, value, unit, "Sector, one call at a time",
+                               _phase_median(meta["sector"][count], phase)))
+            peer_runs = (peer.get("meta") or {}).get(count)
+            if peer_runs:
+                mfs = _phase_median(peer_runs, phase)
+                results.add(Figure(group, metric, value, unit, "MooseFS (FUSE)", mfs,
+                                   target="beat MooseFS", target_ok=value >= mfs))
+
+
+def _cpu_figures(results: Results, meta: dict) -> None:
+    """CPU microseconds per operation on client and master (one client; the JSON holds
+    every count and the slaves' too), each beside the wall time per operation: the
+    share of an operation's time that process spent computing."""
+    cpu = meta.get("cpu") or {}
+    group = "CPU per small-file operation, 1 client"
+    for style, by_count in cpu.items():
+        for phase in PHASES:
+            rate = _phase_median(meta[style]["1"], phase)
+            per_op = "entry" if phase == "list" else "op"
+            for role in ("client", "master"):
+                used = median(run[phase][role] for run in by_count["1"])
+                results.add(Figure(group, f"{phase}, {STYLE_NAMES[style]}: {role} µs/{per_op}",
+                                   used, "µs", f"wall µs/{per_op}, same run", 1e6 / rate,
+                                   higher_is_better=False))
 
 
 def _mount_figures(results: Results, m: dict, size: int) -> None:
