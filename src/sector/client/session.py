@@ -444,7 +444,7 @@ class Client:
 
     def ls_many(self, paths: Iterable[str]) -> list[list[Stat] | SectorError]:
         """:meth:`ls` of each directory, pipelined: its entries or its error, in order."""
-        return self._batch(paths, lambda path: wire.Ls(_normal(path)), _listing_of_reply)
+        return self._batch(paths, lambda path: wire.Ls(_normal(path)), Stat.listed)
 
     def mkdir_many(self, paths: Iterable[str]) -> list[SectorError | None]:
         """:meth:`mkdir` of each path, pipelined and in order: None where the directory
@@ -1083,11 +1083,6 @@ def data_timeout_from(text: str | None) -> float:
 
 def _stat_of_reply(reply: wire.StatReply) -> Stat:
     return Stat.from_entry(reply.entry)
-
-
-def _listing_of_reply(reply: wire.LsReply) -> list[Stat]:
-    from_entry = Stat.from_entry
-    return [from_entry(entry) for entry in reply.entries]
 
 
 def _existence(found: Stat | SectorError) -> bool | SectorError:
