@@ -362,8 +362,12 @@ class AsyncClient:
                     f"slave connection broke while writing: {exc or 'timed out'}", path
                 ) from None
             raise
-        done = await self.call(wire.Close(grant.lease, receipt.receipt, receipt.more))
-        return Stat.from_entry(done.entry)
+        closed = wire.recorded(receipt)
+        if isinstance(closed, Error):
+            raise closed.exception(path)
+        if closed is None:  # the slave could not report it (or a HiRELIABLE chain)
+            closed = await self.call(wire.Close(grant.lease, receipt.receipt, receipt.more))
+        return Stat.from_entry(closed.entry)
 
     async def _store(
         self, path: str, grant: wire.WriteGrant, data: bytes | bytearray | memoryview
@@ -371,7 +375,8 @@ class AsyncClient:
         """Send the bytes and the commit in one go; the slave's commit reply."""
 
         async def talk(channel: Channel, session: DataSession) -> Any:
-            frames = [session.begin_write(grant.token, grant.chain)]
+            # the slave has the master record the commit (not a chain's: see SectorFile)
+            frames = [session.begin_write(grant.token, grant.chain, not grant.chain)]
             if len(data):
                 frames += [session.put(0, len(data)), data]
             frames.append(session.commit())

@@ -50,7 +50,8 @@ def store(
 
     def send(session: DataSession, index: int) -> bytes:
         _, grant, data = files[index]
-        frames = [session.begin_write(grant.token, grant.chain)]
+        # the slave has the master record the commit (not a chain's: see SectorFile)
+        frames = [session.begin_write(grant.token, grant.chain, not grant.chain)]
         if len(data):
             frames += [session.put(0, len(data)), data]
         frames.append(session.commit())

@@ -479,9 +479,10 @@ class Client:
         the slave's disk and visible to everyone, whole, once its Stat is
         returned; a file that fails leaves its previous version in place and
         stops none of the others. The requests travel pipelined - the opens
-        together, each slave's bytes and commits on one connection, the closes
-        together - so a batch costs a few round trips rather than three per
-        file. With ``exclusive`` an existing file is FileExistsError.
+        together, then each slave's bytes and commits on one connection (the
+        slave has the master record each commit, so no close follows, except
+        for HiRELIABLE writes) - so a batch costs a few round trips rather than
+        two or three per file. With ``exclusive`` an existing file is FileExistsError.
         """
         files = list(files)
         create: wire.Create = "exclusive" if exclusive else "allow"
@@ -499,7 +500,7 @@ class Client:
             receipts = iter(batch.store(self, writing, PIPELINE_DEPTH))
             committed: list[tuple[int, wire.WriteGrant, Any]] = []
             failed: list[Request] = []
-            for grant in grants:
+            for (path, _), grant in zip(files, grants, strict=True):
                 if isinstance(grant, SectorError):
                     outcomes.append(grant)
                     continue
@@ -507,6 +508,13 @@ class Client:
                 if isinstance(receipt, SectorError):
                     outcomes.append(receipt)
                     failed.append(wire.Abort(grant.lease))  # the old version stays
+                    continue
+                closed = wire.recorded(receipt)  # the slave had the master record it
+                if isinstance(closed, Error):
+                    outcomes.append(closed.exception(path))
+                    continue
+                if closed is not None:
+                    outcomes.append(Stat.from_entry(closed.entry))
                     continue
                 committed.append((len(outcomes), grant, receipt))
                 outcomes.append(receipt)  # replaced by the Stat of its close, below
