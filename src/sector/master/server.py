@@ -250,16 +250,19 @@ class MasterServer:
             self.metrics.login(PROTOCOL, accepted=peer is not None)
         return admitted
 
-    def report(self, slave: Slave, report: Request) -> Reply | None:
-        """A slave's heartbeat; None when a newer registration replaced this slave."""
+    def report(self, slave: Slave, report: Request) -> Reply | Awaitable[Reply] | None:
+        """A slave's report's reply (awaitable when it must wait: a commit's copies); None
+        when a newer registration replaced this slave."""
         started = time.perf_counter()
         try:
             reply = self.slave_reports[type(report)](slave, report)
         except Exception as exc:
             reply = _failure(report, exc)
-        if reply is not None:
-            self.metrics.answered(type(report), started, reply)
-        return reply
+        if reply is None or isinstance(reply, Reply):
+            if reply is not None:
+                self.metrics.answered(type(report), started, reply)
+            return reply
+        return self._answer_later(report, started, reply)
 
     def end_session(self, session: Session) -> None:
         self.files.abandon(session)
