@@ -256,13 +256,21 @@ class TestScale:
         assert all(client.stat(f"{workdir}/t{n}").version == 10 for n in range(8))
 
 
-def _stored_objects(cluster) -> dict[str, int]:
-    """Object file name -> inode, across every slave of the cluster."""
+def _stored_objects(cluster) -> dict[tuple[int, str], int]:
+    """(slave number, object file name) -> inode, across every slave of the cluster."""
     return {
-        path.name: path.stat().st_ino
+        (number, path.name): path.stat().st_ino
         for number in range(1, 4)
         for path in (cluster.layout.slave_dir(number) / "objects").rglob("*.*.*")
     }
+
+
+def _replication_settled(client: Client) -> bool:
+    """No replica being copied or waiting to be: the slaves' objects stay as they are."""
+    health = client.sysinfo()["master"]["health"]
+    return health["scanned"] and not any(
+        health[k] for k in ("under_replicated", "copying", "queued")
+    )
 
 
 class TestDataStaysPut:
@@ -271,6 +279,8 @@ class TestDataStaysPut:
     ) -> None:
         for number in range(200):
             write_file(client, f"{workdir}/tree/sub{number % 4}/{number}", b"%d" % number)
+        # the second replicas are made in the background: let them land first
+        wait_until(lambda: _replication_settled(client), timeout=60, what="the copies")
         before = _stored_objects(cluster)
         client.move(f"{workdir}/tree", f"{workdir}/moved/here")
         assert _stored_objects(cluster) == before
