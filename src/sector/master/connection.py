@@ -27,7 +27,7 @@ from ..certs import ROLE_SLAVE, identity
 from ..errors import E_UNKNOWN
 from ..protocol.framing import MAX_FRAME, FrameDecoder, ProtocolError, encode
 from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, refusal
-from ..protocol.messages import Error, InvalidMessage, Reply, Working
+from ..protocol.messages import Error, InvalidMessage, Message, Reply, Working
 from .sessions import Peer, Session
 from .slaves import Slave
 
@@ -71,6 +71,9 @@ class MasterConnection(asyncio.Protocol):
         self._greeting_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.TimerHandle | None = None
         self._paused_by: set[str] = set()  # why reading is paused: "queue", "replies"
+        #: Whether the request being answered is ``long_running``: only its asker
+        #: expects ``Working`` (others may wait too: on recalled cache leases).
+        self._announce = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment] - uvloop's is not a subclass
@@ -105,6 +108,7 @@ class MasterConnection(asyncio.Protocol):
         if self._greeting_timer is not None:
             self._greeting_timer.cancel()
         if self.session is not None:
+            self.session.push = None
             self.master.end_session(self.session)
         if self.slave is not None:
             self.master.slave_disconnected(self.slave)
@@ -140,7 +144,8 @@ class MasterConnection(asyncio.Protocol):
                 self._send(reply)
             elif reply is not None:
                 self.waiting = True
-                self._schedule_keepalive()
+                if self._announce:
+                    self._schedule_keepalive()
                 self.master.spawn(self._finish(reply))
                 break
         if (
@@ -184,12 +189,14 @@ class MasterConnection(asyncio.Protocol):
                 request = CLIENT_REQUESTS.decode(body)
             except InvalidMessage as exc:
                 return Error.of(exc)
+            self._announce = request.long_running
             return self.master.answer(self.session, request)
         if self.slave is not None:
             try:
                 report = SLAVE_REPORTS.decode(body)
             except InvalidMessage as exc:
                 return Error.of(exc)
+            self._announce = report.long_running
             reply = self.master.report(self.slave, report)
             if reply is None:
                 self._drop("superseded by a newer registration of the same slave")
@@ -206,6 +213,7 @@ class MasterConnection(asyncio.Protocol):
         except InvalidMessage as exc:
             self._send(refusal(exc), then_close=True)
             return None
+        self._announce = greeting.long_running
         admitted = self.master.greet(self.peer, greeting)
         if isinstance(admitted, tuple):
             return self._admit(*admitted)
@@ -222,6 +230,7 @@ class MasterConnection(asyncio.Protocol):
             return None
         else:
             self.session = peer
+            peer.push = self._push
             self.decoder.limit = SESSION_LIMIT
         return reply
 
@@ -240,6 +249,11 @@ class MasterConnection(asyncio.Protocol):
             self.transport.close()
         elif session is not None and session.stop_master:
             self.master.stop()  # only now: the reply to `shutdown` is on its way
+
+    def _push(self, message: Message) -> None:
+        """Send a message the peer did not ask for, between whole frames (a write is one)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode(message))
 
     def _drop(self, reason: str) -> None:
         log.warning("dropping connection from %s: %s", self.address, reason)
