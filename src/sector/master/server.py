@@ -277,23 +277,21 @@ class MasterServer:
         return admitted
 
     def report(self, slave: Slave, report: Request) -> Reply | Awaitable[Reply] | None:
-        """A slave's heartbeat; None when a newer registration replaced this slave."""
+        """A slave's report's reply (awaitable when it must wait: on cache recalls, when
+        the report changed what clients cache); None when a newer registration replaced
+        this slave."""
         started = time.perf_counter()
         with self.cache_leases.recalls() as recalls:
             try:
                 reply = self.slave_reports[type(report)](slave, report)
             except Exception as exc:
                 reply = _failure(report, exc)
-        if reply is not None:
+        if reply is None:
+            return None
+        if isinstance(reply, Reply) and not recalls:
             self.metrics.answered(type(report), started, reply)
-            if recalls:  # a change the slave passes on (a commit) waits as a client's would
-                return self._after(reply, recalls)
-        return reply
-
-    @staticmethod
-    async def _after(reply: Reply, recalls: list[asyncio.Future[None]]) -> Reply:
-        await asyncio.wait(recalls)
-        return reply
+            return reply
+        return self._answer_later(report, started, reply, recalls)
 
     def end_session(self, session: Session) -> None:
         self.cache_leases.ended(session)
