@@ -108,7 +108,10 @@ def test_a_client_sees_its_own_changes(cached: Client, workdir: str) -> None:
     cached_twice(cached, path)
     put(cached, path, b"three")
     assert cached.stat(path).size == 5
-    cached.rm(path)
+    cached_twice(cached, path)
+    started = time.monotonic()
+    cached.rm(path)  # recalls its own lease: it lets go while it waits for the reply
+    assert time.monotonic() - started < CACHE_LEASE / 2  # not waited out
     assert not cached.exists(path)
 
 

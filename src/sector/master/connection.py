@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ..certs import ROLE_SLAVE, identity
 from ..errors import E_UNKNOWN
 from ..protocol.framing import MAX_FRAME, FrameDecoder, ProtocolError, encode
-from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, refusal
+from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, CacheRelease, refusal
 from ..protocol.messages import Error, InvalidMessage, Message, Reply, Working
 from .sessions import Peer, Session
 from .slaves import Slave
@@ -90,6 +90,8 @@ class MasterConnection(asyncio.Protocol):
         self.decoder.feed(data)
         try:
             for body in self.decoder:
+                if self.waiting and self._released(body):
+                    continue
                 self.queue.append(body)
                 self.queued_bytes += len(body)
         except ProtocolError as exc:
@@ -100,6 +102,21 @@ class MasterConnection(asyncio.Protocol):
             # growing this queue without bound
             self._pause("queue")
         self._work()
+
+    def _released(self, body: bytearray) -> bool:
+        """Handle a ``cache-release`` at once, even behind a request that waits: that
+        request may be waiting for exactly this release (its change recalled a lease
+        this very client holds). A release answers nothing, so order does not matter."""
+        if self.session is None:
+            return False
+        try:
+            message = CLIENT_REQUESTS.decode(body)
+        except ProtocolError:
+            return False  # its turn will come, and the error with it
+        if type(message) is not CacheRelease:
+            return False
+        self.master.answer(self.session, message)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
