@@ -12,7 +12,8 @@ Client -> master::
     login(version, user, password)     -> LoginReply(user, rights)
     logout                             -> ok, then the master hangs up
     ping                               -> PingReply(time)
-    stat(path)                         -> StatReply(entry)      entry: Entry, with slaves
+    stat(path, cache)                  -> StatReply(entry, lease)   entry: Entry, with slaves;
+                                          cache: lease it (lease: seconds it may be kept)
     ls(path)                           -> LsReply(entries)      a file lists as itself
     mkdir(path)                        creates missing parents  -> ok
     rm(path, recursive)                -> ok
@@ -35,6 +36,12 @@ Client -> master::
     decommission(slave, cancel)        admin only: drain a slave -> DecommissionReply
     adopt(discard)                     admin only: leave safe mode, adopting (or
                                        giving up) what the namespace does not know
+    cache-release(seq)                 forgot what invalidate #seq named (no reply)
+
+Master -> client, unasked (:data:`PUSHES`, before or between replies)::
+
+    invalidate(seq, paths)             forget these leased stat answers, then send
+                                       cache-release(seq) (see sector.master.cache_leases)
 
 Slave -> master::
 
