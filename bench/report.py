@@ -52,6 +52,9 @@ def context_lines(results: Results) -> list[str]:
     if "cp_fsync_mb_s" in ctx:
         lines.append(f"cp + fsync of the large file: {fmt(ctx['cp_fsync_mb_s'])} MB/s; "
                      f"cold sequential read (dd bs=1M): {fmt(ctx['cold_read_mb_s'])} MB/s")
+    if "dd_fsync_mb_s" in ctx:
+        lines.append(f"dd bs=4M conv=fsync of the large file: {fmt(ctx['dd_fsync_mb_s'])} MB/s "
+                     "(a userspace writer's limit; cp may copy inside the kernel)")
     if "moosefs_dd_cold_read_mb_s" in ctx:
         lines.append("MooseFS cold read to /dev/null (dd bs=1M): "
                      f"{fmt(ctx['moosefs_dd_cold_read_mb_s'])} MB/s")

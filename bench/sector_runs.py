@@ -119,9 +119,9 @@ def read_ranges(client: Client, remote: str, streams: int, size: int) -> float:
 def large_files(work: Path, source: Path, size: int, runs: int, drop: bool,
                 streams: int) -> dict:
     """Upload and download of ``source`` ``runs`` times, then parallel-range reads."""
-    from .baselines import cold_read, cp_with_fsync
+    from .baselines import cold_read, cp_with_fsync, dd_with_fsync
 
-    out: dict = {"upload_s": [], "download_s": [], "cp_s": [], "cp_cpu": [],
+    out: dict = {"upload_s": [], "download_s": [], "cp_s": [], "cp_cpu": [], "dd_s": [],
                  "cold_read_s": [], "secure_upload_s": [], "secure_download_s": [],
                  "cpu": {"upload": [], "download": [], "secure_upload": [],
                          "secure_download": []}}
@@ -129,10 +129,11 @@ def large_files(work: Path, source: Path, size: int, runs: int, drop: bool,
         client = running.connect()
         try:
             for run in range(1, runs + 1):
-                log(f"large file run {run}/{runs}: cp, cold read, upload, download")
+                log(f"large file run {run}/{runs}: cp, dd, cold read, upload, download")
                 seconds, cpu = cp_with_fsync(source, work / "cp-copy.bin", drop)
                 out["cp_s"].append(seconds)
                 out["cp_cpu"].append(cpu)
+                out["dd_s"].append(dd_with_fsync(source, work / "dd-copy.bin", drop))
                 out["cold_read_s"].append(cold_read(source, drop))
                 seconds, used = upload(client, running, source, "/bench/big.bin", drop)
                 out["upload_s"].append(seconds)

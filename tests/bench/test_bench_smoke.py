@@ -74,6 +74,7 @@ def test_all_parts_are_reported(report: dict) -> None:
             assert (f"Small files, {clients}", phase) in metrics
     baselines = {f["baseline"] for f in report["figures"]}
     assert "cp + fsync, same file" in baselines
+    assert "dd bs=4M conv=fsync, same file" in baselines  # the userspace writer's limit
     assert any(b.startswith("raw TCP") for b in baselines)
     assert report["context"]["page_cache_dropped"] is False
     assert "peer" not in report["skipped"] or "skip" in report["skipped"]["peer"].lower()

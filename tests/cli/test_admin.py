@@ -15,7 +15,7 @@ import pytest
 from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.slave.storage import filesystem_id
-from tests.support import connect, root_password, wait_until
+from tests.support import admin, connect, root_password, wait_until
 
 from .conftest import Sector, sector_for
 
@@ -188,3 +188,73 @@ def test_fsck_finds_damaged_and_missing_files_then_shutdown_stops_the_cluster(
     for process in cluster.processes:
         wait_until(lambda p=process: p.popen.poll() is not None, what=f"{process.name} exit")
     client.close()
+
+
+def test_replicate_fsck_df_and_decommission_show_how_safe_the_files_are(
+    make_cluster: Callable[..., LocalCluster], tmp_path: Path
+) -> None:
+    cluster = make_cluster(slaves=3, replicas=2)
+    client = connect(cluster)
+    sector = sector_for(cluster)
+    root = sector_for(cluster, SECTOR_USER="root", SECTOR_PASSWORD=root_password(cluster))
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(name.encode() * 20_000)
+        client.upload(tmp_path / name, f"/p/{name}")
+
+    # more replicas than slaves: kept as high as they go, reported, never an error
+    assert sector.ok("replicate", "/p", "4") == "/p: 4 replicas for 2 files\n"
+    wait_until(
+        lambda: all(len(client.stat(f"/p/{n}").slaves) == 3 for n in "ab"), what="3 replicas"
+    )
+    wait_until(lambda: _health(client)["copying"] == 0, what="no copy in flight")
+    result = sector("fsck", "/p")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "UNDER       /p/a  (3 of 4 replicas)",
+        "UNDER       /p/b  (3 of 4 replicas)",
+        "checked 2 files (6 replicas) under /p: 2 problems",
+    ]
+    assert result.stderr == "sector: /p: 2 replicas under-replicated\n"
+    header, row, _ = sector.ok("df").splitlines()
+    under, lost = row.split()[-2:]
+    assert header.split()[-2:] == ["Under", "Lost"] and (under, lost) == ("2", "0")
+    assert "replication: 2 files under-replicated" in root.ok("sysinfo").splitlines()[2]
+
+    assert sector.ok("replicate", "/p", "2") == "/p: 2 replicas for 2 files\n"
+    wait_until(lambda: all(len(client.stat(f"/p/{n}").slaves) == 2 for n in "ab"), what="trim")
+    wait_until(lambda: _health(client)["under_replicated"] == 0, what="nothing under target")
+    assert sector.ok("fsck", "/p").endswith("under /p: all good\n")
+
+    # retiring a slave: administrators only; draining, then drained
+    administrator = admin(cluster)  # slaves' ids and addresses are for administrators
+    leaving = next(s for s in administrator.sysinfo()["slaves"] if s["files"])
+    assert sector.fails("decommission", leaving["id"]) == (
+        "sector: user test is not an administrator (E_PERMISSION)"
+    )
+    said = root.ok("decommission", leaving["id"])
+    assert re.fullmatch(
+        rf"draining slave {leaving['id']}: \d+ files? to copy elsewhere "
+        r"\(sector sysinfo shows when it is drained\)\n",
+        said,
+    )
+
+    def status() -> str:
+        slaves = administrator.sysinfo()["slaves"]
+        return next(s["status"] for s in slaves if s["id"] == leaving["id"])
+
+    wait_until(lambda: status() == "drained", timeout=60, what="the slave drained")
+    row = next(line for line in root.ok("sysinfo").splitlines() if line.startswith(leaving["id"]))
+    assert row.split()[3] == "drained"
+    assert root.ok("decommission", "--cancel", leaving["id"]) == (
+        f"slave {leaving['id']} is no longer draining\n"
+    )
+    wait_until(lambda: status() == "alive", what="its replicas to count again")
+    assert root.fails("decommission", "no-such-slave") == (
+        "sector: no slave 'no-such-slave' is known (E_NOEXIST)"
+    )
+    administrator.close()
+    client.close()
+
+
+def _health(client: Client) -> dict:
+    return client.sysinfo()["master"]["health"]

@@ -115,6 +115,16 @@ def test_a_client_sees_its_own_changes(cached: Client, workdir: str) -> None:
     assert not cached.exists(path)
 
 
+def test_a_caching_client_creating_in_a_directory_it_cached_is_not_held_up(
+    cached: Client, workdir: str
+) -> None:
+    cached_twice(cached, workdir)  # a new file touches the directory: its lease is recalled
+    started = time.monotonic()
+    put(cached, f"{workdir}/new", b"x")  # its close, on the master connection, lets go
+    assert time.monotonic() - started < CACHE_LEASE / 2
+    assert cached.stat(f"{workdir}/new").size == 1
+
+
 def test_an_idle_holder_holds_a_change_up_no_longer_than_its_lease(
     cached: Client, client: Client, workdir: str
 ) -> None:

@@ -326,7 +326,8 @@ def test_hosts_names_the_slaves_holding_the_file(
     hosts = fs.hosts(f"{workdir}/h")
     assert hosts == client.locate(f"{workdir}/h")
     slaves = set(slave_addresses(cluster))
-    assert len(hosts) == 1 and hosts[0] in slaves
+    # one, or already two: the cluster keeps two replicas, made in the background
+    assert hosts and set(hosts) <= slaves
     with pytest.raises(IsADirectoryError):
         fs.hosts(workdir)
 

@@ -364,3 +364,61 @@ def test_a_hireliable_write_whose_chain_slave_dies_still_closes_with_every_repli
     assert len(holders) == 2 and f"{link.host}:{link.port}" not in holders
     assert read(client, "/sure") == first + second
     client.close()
+
+
+def test_a_master_killed_during_heavy_re_replication_converges_with_nothing_lost(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    """kill -9 of a slave starts dozens of copies; kill -9 of the master while they run.
+
+    The new master knows nothing of the copies the old one ordered: it must judge each
+    file again from what the slaves report, finish the repair, and - when the first
+    slave comes back - trim the surplus so that every file ends with exactly its two
+    current objects on disk, none lost, none duplicated.
+    """
+    cluster = make_cluster(slaves=3, replicas=2)
+    client = connect(cluster)
+    rng = random.Random(9)
+    files = {f"/heavy/{n:02d}": rng.randbytes(rng.randint(500_000, 1_500_000)) for n in range(60)}
+    for path, data in files.items():
+        write(client, path, data)
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="every file at 2 replicas")
+    current = {path: "{}.{}".format(*_object_of(client, path)) for path in files}
+
+    cluster.stop_process("slave1", kill=True)
+    under_way = wait_until(lambda: _copying(client), what="the repair to be under way")
+    cluster.restart_master(kill=True)
+    assert under_way["under_replicated"] >= 10, under_way  # killed with most of it to do
+
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="the repair, finished")
+    assert all(live_replicas(client, path) == 2 for path in files)
+    for path, data in files.items():
+        assert read(client, path) == data
+
+    # the first slave returns: its replicas count again, the surplus is trimmed
+    cluster.start_slave(1)
+    wait_until(
+        lambda: sum(s["status"] == "alive" for s in client.sysinfo()["slaves"]) == 3,
+        what="slave1 back",
+    )
+
+    def objects() -> list[str]:
+        return sorted(
+            p.name.rsplit(".", 1)[0]
+            for n in (1, 2, 3)
+            for p in (cluster.layout.slave_dir(n) / "objects").rglob("*.*.*")
+        )
+
+    # a copy cut short by the master's death leaves no half object behind either
+    expected = sorted([*current.values(), *current.values()])
+    wait_until(lambda: objects() == expected, timeout=REPAIR_DEADLINE, what="two objects a file")
+    wait_until(lambda: settled(client), timeout=REPAIR_DEADLINE, what="nothing left to do")
+    for path, data in files.items():
+        assert read(client, path) == data
+    client.close()
+
+
+def _copying(client: Client) -> dict | None:
+    """The master's health figures while copies are in flight, else None."""
+    figures = health(client)
+    return figures if figures["copying"] else None

@@ -22,7 +22,8 @@ from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.errors import InvalidError
 from sector.protocol.messages import READ, TRUNC, WRITE
-from tests.support import admin, connect, wait_until
+from tests.cli.conftest import sector_for as sector_cli
+from tests.support import admin, connect, root_password, wait_until
 
 DEADLINE = 60.0
 
@@ -113,6 +114,9 @@ def test_a_truncated_metadata_file_deletes_nothing_and_adopt_brings_every_file_b
     with pytest.raises(PermissionError):
         client.adopt()  # administrators only
     root = admin(cluster)
+    with pytest.raises(InvalidError, match="belong to cluster"):
+        root.adopt(discard=True)  # giving up another cluster's files would not make them ours
+    assert health(client)["safe_mode"] and objects(cluster) == before
     result = root.adopt()
     assert (result["files"], result["lost_found"]) == (4, 0)
     wait_until(lambda: live(client) == 3, timeout=DEADLINE, what="the slaves back")
@@ -229,3 +233,46 @@ def test_a_metadata_file_sqlite_cannot_open_is_one_clear_line(
     assert lines[0].startswith(f"sector master: cannot open the metadata database {home}")
     assert "file is not a database" in lines[0]
     assert (home / "metadata.db").read_bytes().startswith(b"this is not")  # left as it was
+
+
+def test_leaving_safe_mode_gives_up_only_what_the_namespace_never_knew(
+    make_cluster: Callable[..., LocalCluster], tmp_path: Path
+) -> None:
+    # objects given up go like orphans: at an inventory once older than DATA_TOKEN_TTL
+    cluster = make_cluster(
+        slaves=3, replicas=2, master_conf={"INVENTORY_INTERVAL": "1", "DATA_TOKEN_TTL": "3"}
+    )
+    client = connect(cluster)
+    for path, data in FILES.items():
+        write(client, path, data)
+    wait_until(lambda: settled(client), timeout=DEADLINE, what="2 replicas of each file")
+    metadata = cluster.layout.master_home / "metadata.db"
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(metadata) as live_db, sqlite3.connect(backup) as copy:
+        live_db.backup(copy)
+    write(client, "/docs/new", b"created after the backup")
+    wait_until(lambda: settled(client), timeout=DEADLINE, what="2 replicas of each file")
+    newer = "{}.{}.".format(*_object_of(client, "/docs/new"))
+    known = [name for name in objects(cluster) if newer not in name]
+
+    def restore() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{metadata}{suffix}").unlink(missing_ok=True)
+        shutil.copy(backup, metadata)
+
+    cluster.restart_master(kill=False, meanwhile=restore)
+    wait_until(lambda: live(client) == 3, timeout=DEADLINE, what="the slaves back")
+    wait_until(lambda: health(client)["safe_mode"], timeout=DEADLINE, what="safe mode")
+    root = sector_cli(cluster, SECTOR_USER="root", SECTOR_PASSWORD=root_password(cluster))
+    assert root.ok("fsck", "--leave-safe-mode") == (
+        "left safe mode; objects the namespace does not know will be deleted\n"
+    )
+    # what the backup never knew goes from every disk; everything it knew stays, readable
+    wait_until(lambda: objects(cluster) == known, timeout=DEADLINE, what="the unknown objects")
+    wait_until(lambda: settled(client), timeout=DEADLINE, what="nothing left to do")
+    assert not client.exists("/docs/new")
+    for path, data in FILES.items():
+        assert read(client, path) == data
+    write(client, "/docs/new", b"written again")  # ids and leases go on without a clash
+    assert read(client, "/docs/new") == b"written again"
+    client.close()

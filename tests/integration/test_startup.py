@@ -110,6 +110,10 @@ def test_sector_up_in_the_foreground_stops_every_child_on_ctrl_c(tmp_path: Path)
                 break
         assert "bound to 127.0.0.1 only" in lines[0], lines
         assert (home / "conf" / "master_node.cert").exists()
+        # two slaves: two replicas of every file, written into the new conf and said
+        assert "REPLICA_NUM\n\t2\n" in (home / "conf" / "master.conf").read_text()
+        said = [line for line in lines if line.lstrip().startswith("replicas ")]
+        assert said and ": 2 of every file" in said[0] and "two slaves or more" in said[0], lines
         state = read_run_file(home)
         assert state is not None
         pids = list(state["pids"].values())

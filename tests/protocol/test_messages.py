@@ -127,7 +127,8 @@ def test_a_refusal_lists_what_would_have_been_allowed() -> None:
     with pytest.raises(InvalidMessage) as refused:
         master.SLAVE_REPORTS.decode(encoded(["stat", "/"]))
     assert str(refused.value) == (
-        "'stat' is not one of a slave's reports: heartbeat, inventory, quarantined, bad-source"
+        "'stat' is not one of a slave's reports: heartbeat, inventory, quarantined, bad-source, "
+        "committed"
     )
     assert refused.value.expected is None
 

@@ -42,10 +42,10 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..protocol.checksum import align_down
-from ..protocol.data import DataSession, OutOfTurn
+from ..protocol.data import CommitReply, DataSession, OutOfTurn
 from ..protocol.framing import ProtocolError
-from ..protocol.master import Abort, Close, ReadGrant, WriteGrant
-from ..protocol.messages import APPEND, Error
+from ..protocol.master import Abort, Close, CloseReply, ReadGrant, WriteGrant
+from ..protocol.messages import APPEND, Error, replies_to
 from ..transport import close_quietly, receive_reply, recv_exact_into
 from .modes import OpenMode, parse_mode
 from .reading import ReplicaReader
@@ -136,7 +136,13 @@ class SectorFile(io.BufferedIOBase):
                         "the master answered a write open with a read grant"
                     )
                 self._connect(grant.slave)
-                self._send(self._data.begin_write(grant.token, grant.chain))
+                # the slave has the master record the commit (not a chain's: see close),
+                # unless we cache attributes: the master may recall our own leases (on
+                # this file, its directory) first, and only our close's reply, read on
+                # the master connection, lets us release them at once instead of after
+                # the lease (see sector.master.cache_leases)
+                record = not grant.chain and client.cache is None
+                self._send(self._data.begin_write(grant.token, grant.chain, record))
                 client.leases.opened()  # its lease is kept while we live (until _finish)
                 self._lease_kept = True
                 if opened.bits & APPEND:
@@ -593,9 +599,20 @@ class SectorFile(io.BufferedIOBase):
             raise reply.exception(self.path)
         from .session import Stat
 
+        self.committed = Stat.from_entry(self._recorded(reply).entry)
+
+    def _recorded(self, reply: CommitReply) -> CloseReply:
+        """The master's record of the commit: relayed by the slave, which reported it
+        (``Write.record``: one request to the master fewer per file), else asked for
+        with the slave's receipt (a HiRELIABLE write, or the slave's master link down)."""
+        if reply.closed:
+            outcome = replies_to(Close).decode(reply.closed)
+            if isinstance(outcome, Error):
+                raise outcome.exception(self.path)
+            if isinstance(outcome, CloseReply):
+                return outcome
         assert isinstance(self.grant, WriteGrant)
-        done = self.client.call(Close(self.grant.lease, reply.receipt, reply.more))
-        self.committed = Stat.from_entry(done.entry)
+        return self.client.call(Close(self.grant.lease, reply.receipt, reply.more))
 
     def abort(self) -> None:
         """Drop everything written since open; the previous version stays. Never raises

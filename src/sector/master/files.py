@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from ..clock import Clock
 from ..errors import (
     InvalidError,
     NoDiskError,
     ResourceError,
+    SectorError,
     SectorExistsError,
     SectorIsADirectoryError,
     SectorNotFoundError,
@@ -32,7 +33,17 @@ from ..errors import (
 )
 from ..protocol import tokens
 from ..protocol.data import ChainLink, LeaseEnd, ObjectId
-from ..protocol.master import Abort, Close, CloseReply, Create, Open, ReadGrant, WriteGrant
+from ..protocol.master import (
+    Abort,
+    Close,
+    CloseReply,
+    Committed,
+    CommittedReply,
+    Create,
+    Open,
+    ReadGrant,
+    WriteGrant,
+)
 from ..protocol.messages import (
     ALL_MODE_BITS,
     APPEND,
@@ -42,6 +53,7 @@ from ..protocol.messages import (
     TRUNC,
     WRITE,
     Done,
+    Error,
     Reply,
     handles,
 )
@@ -59,6 +71,9 @@ from .store import Row, Store
 from .tree import entry
 
 log = logging.getLogger("sector.master")
+
+#: Commits reported by slaves that a client may still ``close`` (its slave lost the answer).
+RECORDED_KEPT = 4096
 
 
 class Files:
@@ -82,6 +97,9 @@ class Files:
         self.quotas = Quotas(store)
         #: DATA_ENCRYPTION: every grant says "over TLS", whatever the mode asks
         self.data_encryption = data_encryption
+        #: Leases whose slaves reported their commits lately -> (session, file id): a
+        #: client whose slave lost our answer closes with its receipt, and gets it again.
+        self._recorded: dict[int, tuple[Session, int]] = {}
 
     @handles(Open)
     def open(self, session: Session, request: Open) -> Reply:
@@ -185,12 +203,60 @@ class Files:
         return self.keys.sign(slave_id, claims, self.clock.time() + self.token_ttl)
 
     @handles(Close)
-    def close(self, session: Session, request: Close) -> Reply:
+    def close(self, session: Session, request: Close) -> Reply | Awaitable[Reply]:
+        recorded = self._recorded.get(request.lease)
+        if recorded is not None and recorded[0] is session:
+            # its slave reported the commit, and lost our answer on the way back
+            row = self.store.get(recorded[1])
+            if row is not None:
+                return CloseReply(entry(row))
         lease = self.leases.owned(session, request.lease)
+        return self._record(lease, request.receipt, request.more)
+
+    @handles(Committed)
+    def committed(self, slave: Slave, report: Committed) -> Reply | Awaitable[Reply]:
+        """Writes ``slave`` committed, recorded for their clients (who send no ``close``).
+
+        Each gets what its client's ``close`` would have got, the error too: one
+        write's refusal is its own. A lease is recorded only on the word of the
+        slave it named (its receipt is signed with that slave's key as well).
+        """
+        outcomes: list[Reply | Awaitable[Reply]] = []
+        for write in report.writes:
+            try:
+                lease = self.leases.get(write.lease)
+                if lease is None or lease.slave_id != slave.id:
+                    raise InvalidError("no such open file (was the master restarted?)")
+                outcomes.append(self._record(lease, write.receipt, []))
+                self._recorded[lease.id] = (lease.session, lease.oid)
+                if len(self._recorded) > RECORDED_KEPT:
+                    del self._recorded[next(iter(self._recorded))]
+            except SectorError as exc:
+                outcomes.append(Error.of(exc))
+        if all(isinstance(outcome, Reply) for outcome in outcomes):
+            return CommittedReply(outcomes)  # type: ignore[arg-type]
+        return self._committed_later(outcomes)
+
+    async def _committed_later(self, outcomes: list[Reply | Awaitable[Reply]]) -> Reply:
+        """The reply once the writes that had to wait (HiRELIABLE copies) are done."""
+        done: list[Reply] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Reply):
+                done.append(outcome)
+                continue
+            try:
+                done.append(await outcome)
+            except SectorError as exc:
+                done.append(Error.of(exc))
+        return CommittedReply(done)  # type: ignore[arg-type]
+
+    def _record(self, lease: Lease, signed: bytes, more: list[bytes]) -> Reply | Awaitable[Reply]:
+        """Check the slave's receipt for ``lease`` and make its write the file's content:
+        the end of every write, whether its client or its slave brings the receipt."""
         try:
             # signed by the slave the lease named, with its own key: no other slave can forge it
             key = self.keys(lease.slave_id)
-            receipt = tokens.verify(key, request.receipt, Receipt, self.clock.time())
+            receipt = tokens.verify(key, signed, Receipt, self.clock.time())
         except tokens.TokenError as exc:
             raise SecurityError(
                 f"commit receipt refused: {exc.detail}", lease.path, code=exc.code
@@ -198,12 +264,13 @@ class Files:
         expected = (lease.oid, lease.version, lease.slave_id, lease.id)
         if (receipt.oid, receipt.version, receipt.slave, receipt.lease) != expected:
             raise SecurityError("commit receipt does not match the open file", lease.path)
+        user = lease.session.user
         try:  # the user's other writes may have filled the quota since this one began
-            self.quotas.check(session.user, receipt.size, self.store.get(lease.oid), lease.path)
+            self.quotas.check(user, receipt.size, self.store.get(lease.oid), lease.path)
         except NoDiskError:
             self._release(lease.id, discard=True)
             raise
-        also = self._chained(lease, receipt, request.more)
+        also = self._chained(lease, receipt, more)
         try:
             row = self._commit(lease, receipt.size, receipt.checksum, also)
         finally:

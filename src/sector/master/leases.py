@@ -112,6 +112,10 @@ class Leases:
             raise InvalidError("no such open file (was the master restarted?)")
         return lease
 
+    def get(self, lease_id: int) -> Lease | None:
+        """The lease ``lease_id``, whoever holds it; None when it ended or never was."""
+        return self._by_id.get(lease_id)
+
     def release(self, lease_id: int) -> Lease | None:
         lease = self._by_id.pop(lease_id, None)
         if lease is None:

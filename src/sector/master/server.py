@@ -277,8 +277,8 @@ class MasterServer:
         return admitted
 
     def report(self, slave: Slave, report: Request) -> Reply | Awaitable[Reply] | None:
-        """A slave's report's reply (awaitable when it must wait: on cache recalls, when
-        the report changed what clients cache); None when a newer registration replaced
+        """A slave's report's reply (awaitable when it must wait: a commit's copies, or
+        the cache leases its changes recalled); None when a newer registration replaced
         this slave."""
         started = time.perf_counter()
         with self.cache_leases.recalls() as recalls:

@@ -144,7 +144,18 @@ class Stewardship:
 
     def _discard(self, objects: list[tuple[str, ObjectInfo]], foreign: set[str]) -> Reply:
         """Give up what the namespace does not know: its ids count as used (and so as
-        deleted), and the next inventories delete the objects."""
+        deleted), and the next inventories delete the objects.
+
+        Not the files of slaves of another cluster (a lost namespace, a mistyped
+        --home): they would stay refused, so nothing would be deleted and the
+        cluster would be left without slaves - leaving safe mode would only hide
+        the problem. Adopting them, or pointing them at their own master, is."""
+        if foreign:
+            raise InvalidError(
+                f"the slaves seen belong to cluster {', '.join(sorted(foreign))}, not to this "
+                "master's: leaving safe mode would not make them serve it. Adopt their files "
+                "(sector fsck --adopt), or point them at their own master"
+            )
         if objects:
             with self.store.transaction():
                 self.store.raise_id_ceiling(max(o.oid for _, o in objects))

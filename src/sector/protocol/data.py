@@ -12,13 +12,16 @@ Client -> slave::
                                       block they touch, for the reader to check
                                       (no token, inside a write session: the bytes
                                       written so far, for RW mode, without sums)
-    write(token, chain)            start a write session; no reply (with a chain, the
-                                   slave streams the write on to the next slaves)
+    write(token, chain, record)    start a write session; no reply (with a chain, the
+                                   slave streams the write on to the next slaves; with
+                                   record, it has the master record the commit)
     put(offset, length)            then ``length`` raw bytes; no reply
     truncate(length)               cut the new version to ``length`` bytes (or extend
                                    it with zeros); no reply
-    commit                         -> CommitReply(receipt, size, checksum); the
-                                      receipt goes to the master with ``close``
+    commit                         -> CommitReply(receipt, size, checksum, more,
+                                      closed); the receipt goes to the master with
+                                      ``close``, or went already (``record``): then
+                                      ``closed`` is the master's answer to it
     abort                          end the write session, keep nothing; no reply
 
 A write streams without waiting for replies, so its errors are sticky: the
@@ -107,12 +110,21 @@ class ReadReply(Reply, tag="read"):
 
 class CommitReply(Reply, tag="commit"):
     """Committed here. ``more``: the receipts of the slaves further down the write's
-    chain that committed it too (HiRELIABLE), for the master to count."""
+    chain that committed it too (HiRELIABLE), for the master to count.
+
+    ``closed``: when the slave reported the commit to the master itself (see
+    ``protocol.master.Committed``), the master's answer, encoded as it would
+    answer the client's ``close`` (a ``CloseReply`` or an ``Error``): the
+    write is then over, and the client sends no ``close``. Empty: the client
+    closes with ``receipt`` as before (the slave's master link was down, or the
+    write is HiRELIABLE).
+    """
 
     receipt: bytes
     size: int
     checksum: str
     more: list[bytes] = []
+    closed: bytes = b""
 
 
 class DeleteReply(Reply, tag="delete"):
@@ -162,6 +174,9 @@ class Write(Request, tag="write"):
 
     token: bytes
     chain: list[ChainLink] = []
+    #: The slave reports the commit to the master itself and answers ``commit`` with the
+    #: master's outcome (``CommitReply.closed``): the client then sends no ``close``.
+    record: bool = False
 
 
 class Put(Request, tag="put"):
@@ -342,13 +357,16 @@ class DataSession:
         self._offset, self._verified_read = offset, token is not None
         return encode(Read(offset, length, token))
 
-    def begin_write(self, token: bytes, chain: list[ChainLink] | None = None) -> bytearray:
-        """Start writing; with a ``chain``, the slave passes the bytes on (HiRELIABLE)."""
+    def begin_write(
+        self, token: bytes, chain: list[ChainLink] | None = None, record: bool = False
+    ) -> bytearray:
+        """Start writing; with a ``chain``, the slave passes the bytes on (HiRELIABLE); with
+        ``record``, it has the master record the commit (see :attr:`Write.record`)."""
         self._check_quiet("start a write")
         if self.writing:
             raise OutOfTurn("a write session is already open")
         self.writing = True
-        return encode(Write(token, chain or []))
+        return encode(Write(token, chain or [], record))
 
     def put(self, offset: int, length: int) -> bytearray:
         """The frame announcing ``length`` bytes at ``offset``; the caller sends them next."""

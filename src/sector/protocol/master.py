@@ -55,6 +55,8 @@ Slave -> master::
     quarantined(objects)               replicas found damaged and moved aside -> ok
     bad-source(obj, source)            a copy from that slave got bytes failing
                                        their sums: have it check its replica -> ok
+    committed(writes)                  writes this slave committed, recorded as their
+                                       clients' close would -> CommittedReply(outcomes)
 
 ``join`` is how a slave becomes a member: it sends a join token the operator
 made and a request for a certificate of the key it just made; the master
@@ -369,6 +371,13 @@ class WriteGrant(Reply, tag="write-grant"):
 
 class CloseReply(Reply, tag="close"):
     entry: Entry
+
+
+class CommittedReply(Reply, tag="committed"):
+    """What each reported write came to, in order: exactly what its client's ``close``
+    would have got (the file's new entry, or why the commit was refused)."""
+
+    outcomes: list[CloseReply | Error]
 
 
 class SysinfoReply(Reply, tag="sysinfo"):
@@ -698,6 +707,33 @@ class BadSource(Request, tag="bad-source"):
     replies = (Done,)
 
 
+class CommittedWrite(Message):
+    """One write a slave committed: its lease and the receipt the slave signed (the
+    one its client would bring to ``close``)."""
+
+    lease: int
+    receipt: bytes
+
+
+class Committed(Request, tag="committed"):
+    """Writes this slave has just committed (fsynced and published) whose clients wait,
+    on their data connection, for the master to record them.
+
+    Recorded as the clients' own ``close`` would record them, one outcome each
+    (:class:`CommittedReply`), so that creating a small file costs its client one
+    request to the master (``open``) instead of two. The slave sends the writes
+    that committed while its previous report was on its way in one report: the
+    master's records of a burst of creates are made together, as the slave's
+    flushes are (see ``slave/storage.py``). A HiRELIABLE write is closed by its
+    client (the chain's missing replicas may have to be made first).
+    """
+
+    writes: list[CommittedWrite]
+
+    replies = (CommittedReply,)
+    long_running = True  # a HiRELIABLE write's missing copies are made before its outcome
+
+
 # --- connection states ------------------------------------------------------------------
 
 GREETINGS = Vocabulary("the greetings", Login, Register, Join)
@@ -727,7 +763,9 @@ CLIENT_REQUESTS = Vocabulary(
 )
 #: What the master sends a client unasked, between or before replies.
 PUSHES = Vocabulary("the master's pushes", Invalidate)
-SLAVE_REPORTS = Vocabulary("a slave's reports", Heartbeat, Inventory, Quarantined, BadSource)
+SLAVE_REPORTS = Vocabulary(
+    "a slave's reports", Heartbeat, Inventory, Quarantined, BadSource, Committed
+)
 
 
 _ANSWERS: dict[type[Request], Vocabulary] = {}

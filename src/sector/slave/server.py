@@ -21,6 +21,8 @@ import ssl
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
+import msgspec
+
 from .. import __version__, certs
 from ..clock import SYSTEM, Clock
 from ..config import JOIN_TOKEN_FILE, SlaveSettings
@@ -64,6 +66,8 @@ from ..protocol.data import (
 from ..protocol.framing import ProtocolError, encode
 from ..protocol.master import (
     BadSource,
+    Committed,
+    CommittedWrite,
     Heartbeat,
     Inventory,
     Join,
@@ -80,6 +84,7 @@ from ..protocol.messages import (
     InvalidMessage,
     Reply,
     Request,
+    Working,
     handler_table,
     handles,
     replies_to,
@@ -101,6 +106,7 @@ from ..transport import (
 )
 from . import copies
 from .chain import Downstream
+from .commits import GroupCommit
 from .scrub import Scrub
 from .spent import Spent
 from .storage import (
@@ -153,6 +159,8 @@ class SlaveServer:
         self.settings = settings
         self.clock = clock
         self.storage = Storage(settings.data_dir)
+        #: Commits that arrive while the disk is busy wait and go together.
+        self.commits = GroupCommit(self.storage)
         self.key: bytes | None = None
         self.registered = asyncio.Event()
         self.started = clock.time()
@@ -183,6 +191,13 @@ class SlaveServer:
         #: Reports of sources that sent a copy bad bytes, for the master (see copies.py).
         self.suspects: list[BadSource] = []
         self._last_report = clock.monotonic()
+        #: The registered link to the master, while there is one (see record_commit).
+        self._link: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        #: One report at a time on the link: heartbeats and commits take turns.
+        self._asking = asyncio.Lock()
+        #: Commits waiting for the report that takes them to the master.
+        self._to_record: list[tuple[CommittedWrite, asyncio.Future[bytes]]] = []
+        self._recorder: asyncio.Task | None = None
 
     @property
     def slave_id(self) -> str:
@@ -299,6 +314,7 @@ class SlaveServer:
                 self._mark_registered(True)
                 log.info("registered with master %s:%d", *self.settings.master)
                 delay, refused = 0.1, ""
+                self._link = (reader, writer)
                 await self._report(reader, writer, welcome)
             except asyncio.CancelledError:
                 raise
@@ -320,6 +336,7 @@ class SlaveServer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
+                self._link = None
                 if writer is not None:
                     writer.close()
 
@@ -347,15 +364,64 @@ class SlaveServer:
     async def _ask(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, report: Request
     ) -> Any:
-        """Send one report on the master link; its answer (a refusal ends the link)."""
-        await write_message(writer, report)
-        body = await asyncio.wait_for(read_body(reader), 60)
-        if body is None:
-            raise ConnectionError("master closed the connection")
-        reply = replies_to(type(report)).decode(body)
+        """Send one report on the master link; its answer (a refusal ends the link).
+
+        Reports take turns (a commit's report may be sent while the heartbeat
+        loop waits): the master answers them in order, but each asker reads
+        its own answer only.
+        """
+        async with self._asking:
+            await write_message(writer, report)
+            while True:  # a long-running report's answer may follow Working frames
+                body = await asyncio.wait_for(read_body(reader), 60)
+                if body is None:
+                    raise ConnectionError("master closed the connection")
+                reply = replies_to(type(report)).decode(body)
+                if not isinstance(reply, Working):
+                    break
         if isinstance(reply, Error):
             raise ConnectionError(f"master refused a {tag_of(type(report))}: {reply.msg}")
         return reply
+
+    async def record_commit(self, lease: int, receipt: bytes) -> bytes:
+        """Have the master record a write committed here, for its client: the master's
+        answer, encoded as its answer to the client's ``close`` would be.
+
+        Empty when the master could not be asked (no link), or its answer was
+        lost with the link: the client then closes with the receipt itself (the
+        master answers a ``close`` of a write it recorded already, see
+        ``master/files.py``). Commits arriving while a report is on its way go
+        together in the next one.
+        """
+        if self._link is None:
+            return b""
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._to_record.append((CommittedWrite(lease, receipt), answer))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = self._spawn(self._record_commits())
+        return await answer
+
+    async def _record_commits(self) -> None:
+        """Report the waiting commits, a batch at a time, until none is left."""
+        while self._to_record:
+            batch, self._to_record = self._to_record, []
+            outcomes = [b""] * len(batch)
+            link = self._link
+            try:
+                if link is not None:
+                    reply = await self._ask(*link, Committed([write for write, _ in batch]))
+                    if len(reply.outcomes) == len(batch):
+                        outcomes = [msgspec.msgpack.encode(o) for o in reply.outcomes]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the link is out of step or gone: start it afresh
+                log.warning("could not report %d commits to the master: %s", len(batch), exc)
+                if link is not None:
+                    link[1].close()
+            finally:
+                for (_, answer), outcome in zip(batch, outcomes, strict=True):
+                    if not answer.done():
+                        answer.set_result(outcome)
 
     def _apply(self, stale: list[ObjectId], renamed: list[ObjectPath]) -> None:
         for obj in stale:
@@ -596,6 +662,8 @@ class DataConnection:
         self.write_limit = -1  # bytes the new version may reach (the writer's quota)
         self.open_files: dict[tuple[int, int], tuple[StoredObject, IO[bytes]]] = {}
         self.write_path = ""
+        #: The writer asked us to have the master record its commit (Write.record).
+        self.write_record = False
         #: The next slave of a HiRELIABLE write's chain (see chain.py).
         self.downstream: Downstream | None = None
         self._buffer: mmap.mmap | None = None  # made by the first put
@@ -824,6 +892,7 @@ class DataConnection:
             # copying (and checking) a base version is not.
             self.write = await self._on_disk(begin) if claims.base else begin()
             self.write_path = claims.path
+            self.write_record = request.record
             self.server.wrote(claims.lease)
         except SectorError as exc:
             self.write_error = exc
@@ -939,6 +1008,7 @@ class DataConnection:
     @handles(Commit)
     async def _commit(self, request: Commit) -> Reply:
         error, write, down = self.write_error, self.write, self.downstream
+        record = self.write_record and down is None  # a chain's copies are the client's to count
         self.write = self.downstream = None
         self._end_write()
         if write is not None:
@@ -955,7 +1025,7 @@ class DataConnection:
         # the chain's slaves commit (and fsync) while we do
         chained = asyncio.ensure_future(down.commit()) if down is not None else None
         try:
-            size, checksum = await self.loop.run_in_executor(None, write.commit)
+            size, checksum = await self.server.commits.commit(write)
         except OSError as exc:
             write.discard()
             if chained is not None:
@@ -967,7 +1037,11 @@ class DataConnection:
             write.oid, write.version, size, checksum, self.server.slave_id, write.lease
         )
         more = await chained if chained is not None else []
-        return CommitReply(self.server.sign_receipt(receipt), size, checksum, more)
+        signed = self.server.sign_receipt(receipt)
+        closed = b""
+        if record:
+            closed = await self.server.record_commit(write.lease, signed)
+        return CommitReply(signed, size, checksum, more, closed)
 
     @handles(AbortWrite)
     async def _abort(self, request: AbortWrite) -> None:
@@ -982,6 +1056,7 @@ class DataConnection:
             self.write.discard()
             self.write = None
         self.write_error = None
+        self.write_record = False
         self.in_write = False
 
     # --- the master's orders (the admin token was checked by _answer) ---------------------

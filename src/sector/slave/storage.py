@@ -6,9 +6,12 @@ Each committed file version is one regular file,
 ``sums/`` (a tree of its own, so that ``objects/`` holds objects only). The
 checksum lives in the name, so it is committed by the same
 rename that publishes the bytes and no index can disagree with the data.
-Writes go to ``tmp/`` first and become visible only by ``fsync`` + ``rename``
-+ ``fsync`` of the folder, so a killed writer or a crashed slave never leaves
-a half-written object where a reader can find it. Object names come only from
+Writes go to ``tmp/`` first and are renamed into place whole, and a commit
+is acknowledged only once the object's bytes and its folder are fsynced, so a
+killed writer never leaves a half-written object where a reader can find it,
+and a crashed machine at most leaves a version nobody was told of (a client's
+new version is renamed before the flush, see :meth:`Storage.commit_together`):
+its bytes fail the checksum in its name, and the master collects it. Object names come only from
 integers inside tokens the master signed, never from client paths, so nothing
 a client sends can reach outside the data directory.
 
@@ -18,7 +21,10 @@ the block sums, a sums file proves itself against the name. Whatever a crash
 leaves is therefore put right at the next start (or first use): sums without
 their object are deleted, an object without sums (or with sums that do not
 hash to its name) has them rebuilt from its bytes, and an object whose bytes
-do not match its name is quarantined.
+do not match its name is quarantined. That is why sums get no ``fsync`` of
+their own: only the object's bytes and its folder are flushed before a commit
+is acknowledged, and commits arriving together share those flushes
+(:meth:`Storage.commit_together`, driven by :mod:`.commits`).
 
 Quarantine (``quarantine/``) is where damaged objects go: moved aside, never
 served again, never reported in the inventory, kept for a person to look at
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import logging
 import mmap
@@ -47,7 +54,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -282,10 +290,74 @@ class Storage:
     def publish(
         self, temp: Path, oid: int, version: int, checksum: str, size: int, sums: bytes
     ) -> StoredObject:
-        """Atomically make ``temp`` (already fsynced) the object (oid, version).
+        """Atomically make ``temp`` (already fsynced) the object (oid, version)."""
+        obj, folder = self._place(temp, oid, version, checksum, size, sums)
+        _fsync_dir(folder)
+        return self._indexed(obj, sums)
 
-        ``sums`` are its block sums; they are renamed into place first, so that
-        the object's rename is the one moment the new version appears.
+    def commit_together(
+        self, writes: list[WriteSession]
+    ) -> list[tuple[int, str] | DamagedObject | OSError]:
+        """Commit several new versions with one flush of the disk for them all (group
+        commit); each write's ``(size, checksum)``, or the error that failed it alone.
+
+        Every object is renamed into place first, then its bytes and the folders
+        they went into are fsynced, every one of those calls issued side by side
+        so that the file system and the disk serve them with one flush (measured
+        on the shared VM: a lone 1 KB file's data and folder fsynced together in
+        a median 0.3-2.6 ms, one after the other 6.7-13 ms; 8 files' data 2.2 ms
+        against 19 ms). Renaming before the flush is safe here because nothing
+        points at these versions yet: the master records one only once this
+        returns, so a crash in between leaves at most a version nobody was told
+        of, whose torn bytes fail the checksum in its name and which the master
+        collects as an orphan (see ``master/membership.py``). A replica copied
+        in (:meth:`publish`) may replace a version readers use, and keeps the
+        stricter order. Each write's ``close`` waits for the batch it is in.
+        """
+        outcomes: list[tuple[int, str] | DamagedObject | OSError] = []
+        placed: list[tuple[int, WriteSession, StoredObject, bytes, Path]] = []
+        for number, write in enumerate(writes):
+            outcomes.append((write.size, ""))  # replaced below
+            try:
+                checksum, sums = write.seal()
+                obj, folder = self._place(
+                    write.temp, write.oid, write.version, checksum, write.size, sums
+                )
+                placed.append((number, write, obj, sums, folder))
+            except (DamagedObject, OSError) as exc:
+                write.discard()
+                outcomes[number] = exc
+        folders = sorted({folder for *_, folder in placed})
+        flushes = [functools.partial(os.fsync, write.fd) for _, write, *_ in placed]
+        flushes += [functools.partial(_fsync_dir, folder) for folder in folders]
+        errors = _side_by_side(flushes)
+        failed = dict(zip(folders, errors[len(placed) :], strict=True))
+        for (number, write, obj, sums, folder), error in zip(
+            placed, errors[: len(placed)], strict=True
+        ):
+            write.discard()  # its temp file was renamed: this closes it
+            error = error or failed[folder]
+            if error is None:
+                self._indexed(obj, sums)
+                outcomes[number] = (obj.size, obj.checksum)
+            else:  # never acknowledged: it must not stay where a restart would find it
+                obj.path.unlink(missing_ok=True)
+                obj.sums_path.unlink(missing_ok=True)
+                outcomes[number] = error
+        return outcomes
+
+    def _place(
+        self, temp: Path, oid: int, version: int, checksum: str, size: int, sums: bytes
+    ) -> tuple[StoredObject, Path]:
+        """Rename ``temp`` (fsynced) and its block sums into place; the object and the
+        folder to fsync before the new version may be served.
+
+        The sums go first, so that the object's rename is the one moment the
+        new version appears; they are not fsynced: a sums file a crash lost or
+        tore no longer hashes to the object's name, and is rebuilt from the
+        (fsynced) bytes at the next start or first read (see the module's doc).
+        That spares a flush of the disk per file (measured on the shared VM: a
+        1 KB file published in a median 8-9.5 ms instead of 14-20).
         """
         shard_name = f"{oid % 256:02x}"
         shard, sums_shard = self.objects_dir / shard_name, self.sums_dir / shard_name
@@ -294,27 +366,26 @@ class Storage:
                 folder.mkdir(exist_ok=True)
                 _fsync_dir(parent)
         name = f"{oid}.{version}.{checksum}"
-        final = shard / name
         sums_temp = temp.with_name(temp.name + SUMS_SUFFIX)
         try:
-            _write_synced(sums_temp, sums)
+            _write_all(sums_temp, sums)
             os.replace(sums_temp, sums_shard / name)
         finally:
             sums_temp.unlink(missing_ok=True)
-        previous = self.index.get((oid, version))
+        final = shard / name
         os.replace(temp, final)
-        # One journal commit makes both renames durable on ext4 and XFS: the second
-        # fsync finds nothing left to do.
-        _fsync_dir(sums_shard)
-        _fsync_dir(shard)
+        return StoredObject(oid, version, checksum, final, size, sums_shard / name), shard
+
+    def _indexed(self, obj: StoredObject, sums: bytes) -> StoredObject:
+        """Serve ``obj`` (renamed into place and fsynced) from now on."""
+        previous = self.index.get((obj.oid, obj.version))
         if previous is not None:  # republished: readers never saw a gap, now drop the old
-            self._unlink(previous, keep=previous.path == final)
-        obj = StoredObject(oid, version, checksum, final, size, sums_shard / name)
+            self._unlink(previous, keep=previous.path == obj.path)
         obj.sums_checked = True
         if len(sums) <= CACHED_SUMS:
             obj.sums = sums
-        self.index[(oid, version)] = obj
-        self.stored_bytes += size
+        self.index[(obj.oid, obj.version)] = obj
+        self.stored_bytes += obj.size
         return obj
 
     def delete(self, oid: int, version: int) -> bool:
@@ -687,6 +758,16 @@ class WriteSession:
         With ``expected`` (a replica received from elsewhere), bytes that do not
         hash to it are refused: :class:`DamagedObject`, and nothing is published.
         """
+        checksum, sums = self.seal(expected)
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        self.storage.publish(self.temp, self.oid, self.version, checksum, self.size, sums)
+        return self.size, checksum
+
+    def seal(self, expected: str | None = None) -> tuple[str, bytes]:
+        """The written bytes' checksum and block sums (hashed again if they came out of
+        order); :class:`DamagedObject` if they do not hash to ``expected``."""
         if self.in_order and self.hashed == self.size:
             hasher = self.hasher
         else:
@@ -696,11 +777,7 @@ class WriteSession:
             raise DamagedObject(
                 f"received bytes of {self.oid}.{self.version} do not match checksum {expected}"
             )
-        os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
-        self.storage.publish(self.temp, self.oid, self.version, checksum, self.size, hasher.sums())
-        return self.size, checksum
+        return checksum, hasher.sums()
 
     def discard(self) -> None:
         if self.fd >= 0:
@@ -725,11 +802,35 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
+    _write_all(path, data, sync=True)
+
+
+def _write_all(path: Path, data: bytes, sync: bool = False) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
+
+
+#: Threads that issue a group commit's fsyncs side by side (see Storage.commit_together).
+_flushers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="flush")
+
+
+def _side_by_side(actions: list[Callable[[], None]]) -> list[OSError | None]:
+    """Run every action at once (one alone: right here); what each raised."""
+
+    def attempt(action: Callable[[], None]) -> OSError | None:
+        try:
+            action()
+        except OSError as exc:
+            return exc
+        return None
+
+    if len(actions) <= 1:
+        return [attempt(action) for action in actions]
+    return list(_flushers.map(attempt, actions))
