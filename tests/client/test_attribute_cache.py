@@ -16,7 +16,7 @@ import pytest
 from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.master.cache_leases import CACHE_LEASE
-from tests.support import PASSWORD, USER, connect
+from tests.support import PASSWORD, USER, connect, wait_until
 
 
 def caching_client(cluster: LocalCluster) -> Client:
@@ -33,9 +33,13 @@ def cached(cluster: LocalCluster) -> Iterator[Client]:
     session.close()
 
 
-def put(client: Client, path: str, data: bytes) -> None:
+def put(client: Client, path: str, data: bytes, replicas: int = 2) -> None:
+    """Write ``path`` and wait for its ``replicas`` (the shared cluster keeps two, the
+    second made in the background: a replica appearing recalls a cached ``stat`` too,
+    which would make these tests' cache hits a race)."""
     with client.open(path, "wb") as remote:
         remote.write(data)
+    wait_until(lambda: len(client.stat(path).slaves) >= replicas, what=f"{path}'s replicas")
 
 
 def cached_twice(client: Client, path: str) -> None:
@@ -65,7 +69,7 @@ def test_a_new_version_written_by_another_client_is_seen_at_once(
     path = f"{workdir}/f"
     put(client, path, b"one")
     cached_twice(cached, path)
-    put(client, path, b"three")  # acknowledged at close
+    put(client, path, b"three", replicas=0)  # acknowledged at close
     after = cached.stat(path)
     assert (after.size, after.version) == (5, 2)
 
@@ -106,7 +110,7 @@ def test_a_client_sees_its_own_changes(cached: Client, workdir: str) -> None:
     path = f"{workdir}/f"
     put(cached, path, b"one")
     cached_twice(cached, path)
-    put(cached, path, b"three")
+    put(cached, path, b"three", replicas=0)
     assert cached.stat(path).size == 5
     cached_twice(cached, path)
     started = time.monotonic()
@@ -120,7 +124,7 @@ def test_a_caching_client_creating_in_a_directory_it_cached_is_not_held_up(
 ) -> None:
     cached_twice(cached, workdir)  # a new file touches the directory: its lease is recalled
     started = time.monotonic()
-    put(cached, f"{workdir}/new", b"x")  # its close, on the master connection, lets go
+    put(cached, f"{workdir}/new", b"x", replicas=0)  # its close, on the master connection, lets go
     assert time.monotonic() - started < CACHE_LEASE / 2
     assert cached.stat(f"{workdir}/new").size == 1
 
@@ -154,7 +158,7 @@ def test_a_client_whose_master_restarted_forgets_its_cache(make_cluster) -> None
     writer = connect(cluster)
     reader = caching_client(cluster)
     try:
-        put(writer, "/f", b"x")
+        put(writer, "/f", b"x", replicas=1)
         cached_twice(reader, "/f")
         cluster.restart_master()
         writer.rm("/f")  # on a fresh session, to a master that never leased /f
