@@ -65,6 +65,16 @@ def test_an_issued_certificate_names_the_slave_and_its_role_and_chains_to_the_ma
     assert certs.identity(as_ssl_reports) == certs.Identity(certs.ROLE_SLAVE, "s-42")
 
 
+def test_a_slave_asks_again_for_the_key_it_has_and_a_new_one_only_when_it_has_none(
+    tmp_path: Path,
+) -> None:
+    first = certs.requested_key(certs.make_request(tmp_path / "slave.key", "s"))
+    assert certs.requested_key(certs.make_request(tmp_path / "slave.key", "s")) == first
+    assert certs.requested_key(certs.make_request(tmp_path / "other.key", "s")) != first
+    with pytest.raises(certs.CertificateError, match="unreadable certificate request"):
+        certs.requested_key(b"not a request")
+
+
 def _other_cert(tmp_path: Path) -> Path:
     other_cluster(tmp_path)
     return tmp_path / "other.cert"

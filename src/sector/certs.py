@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -155,12 +156,7 @@ class Authority:
 
         The subject is ours, not the request's: the requester chooses only its key.
         """
-        try:
-            request = x509.load_pem_x509_csr(request_pem)
-        except ValueError as exc:
-            raise CertificateError(f"unreadable certificate request: {exc}") from None
-        if not request.is_signature_valid:
-            raise CertificateError("the certificate request is not signed by its own key")
+        request = _load_request(request_pem)
         public_key = request.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             raise CertificateError("a slave's key must be an EC key")
@@ -223,15 +219,48 @@ def check_join_token(token: str, cert: x509.Certificate, now: float) -> None:
 
 
 def make_request(key_path: Path, name: str) -> bytes:
-    """A new key for this slave (written to ``key_path``, 0600) and a request to certify it."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    """A request to certify this slave's key, made at ``key_path`` (0600) unless one is
+    there already: a slave joining again (its certificate lost, or the master's replaced)
+    keeps its key, which the master pinned to its id at the first join."""
+    key = _existing_key(key_path)
+    if key is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        write_key(key_path, key)
     request = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(_slave_subject(name))
         .sign(key, hashes.SHA256())
     )
-    write_key(key_path, key)
     return request.public_bytes(serialization.Encoding.PEM)
+
+
+def _existing_key(key_path: Path) -> ec.EllipticCurvePrivateKey | None:
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return None
+    return key if isinstance(key, ec.EllipticCurvePrivateKey) else None
+
+
+def requested_key(request_pem: bytes) -> str:
+    """The fingerprint (SHA-256 of the public key, hex) of the key a certificate request
+    asks to certify; CertificateError if the request is unreadable or not self-signed."""
+    public = (
+        _load_request(request_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return hashlib.sha256(public).hexdigest()
+
+
+def _load_request(request_pem: bytes) -> x509.CertificateSigningRequest:
+    try:
+        request = x509.load_pem_x509_csr(request_pem)
+    except ValueError as exc:
+        raise CertificateError(f"unreadable certificate request: {exc}") from None
+    if not request.is_signature_valid:
+        raise CertificateError("the certificate request is not signed by its own key")
+    return request
 
 
 def issued_by(cert_path: Path, authority_path: Path) -> bool:

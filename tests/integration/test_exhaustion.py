@@ -19,6 +19,7 @@ import pytest
 
 from sector.client import Client
 from sector.cluster import Layout, LocalCluster, write_conf
+from sector.master.connection import GREETING_TIMEOUT
 from sector.protocol.framing import HEADER, encode
 from sector.protocol.master import Login
 from sector.protocol.messages import PROTOCOL_VERSION, READ, WRITE
@@ -194,3 +195,49 @@ def closed_by_peer_quietly(sock: socket.socket) -> bool:
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:
         return False
+
+
+def _flood(address: tuple[str, int], count: int) -> list[socket.socket]:
+    """``count`` connections begun to ``address`` that will never say a word."""
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        if sock.connect_ex(address) not in (0, errno.EINPROGRESS):
+            sock.close()
+            continue
+        held.append(sock)
+    return held
+
+
+def test_a_master_at_its_descriptor_limit_keeps_serving_and_drops_the_silent(
+    one_slave: LocalCluster,
+) -> None:
+    """2,000 idle connections to a master limited to 256 descriptors (the kernel queues
+    only a few hundred connections at a time: a lower limit than the slave's is needed
+    to reach it): the sessions it has go on, the peers that never greet are dropped
+    (TLS handshake, then login, each within GREETING_TIMEOUT), and it takes new logins
+    once the flood has gone."""
+    master = psutil.Process(one_slave.process("master").popen.pid)
+    master.rlimit(psutil.RLIMIT_NOFILE, (256, 256))
+    assert one_slave.master_address is not None
+    held: list[socket.socket] = []
+    try:
+        with connect(one_slave) as client, admin(one_slave) as root:
+            silent = master_socket(one_slave, timeout=3 * GREETING_TIMEOUT)  # greets never
+            held = _flood(one_slave.master_address, 2000)
+            wait_until(lambda: master.num_fds() >= 250, what="the master to run out")
+            with client.open("/during-the-flood", WRITE) as handle:
+                handle.write(b"served meanwhile")
+            assert client.stat("/during-the-flood").size == 16
+            assert root.sysinfo()["slaves"][0]["status"] == "alive"
+            assert closed_by_peer(silent)
+            silent.close()
+            for sock in held:
+                sock.close()
+            held.clear()
+        assert master.is_running() and master.status() != psutil.STATUS_ZOMBIE
+        _round_trip(one_slave, "/after-the-flood")  # a new connection, a new login
+    finally:
+        for sock in held:
+            sock.close()

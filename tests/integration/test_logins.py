@@ -9,10 +9,14 @@ user logs in from another.
 
 from __future__ import annotations
 
+import http.client
+import re
 import socket
 import ssl
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -100,3 +104,65 @@ def test_an_unknown_user_is_answered_as_a_wrong_password_is(open_cluster: LocalC
             sock.sendall(encode(Login(PROTOCOL_VERSION, name, "not it")))
             answers.append(_reply(sock))
     assert answers[0] == answers[1] == Error(E_PASSWORD, "incorrect user name or password")
+
+
+def _dashboard_login(cluster: LocalCluster, source: str, user: str, password: str) -> str:
+    """Log in through the dashboard's form from ``source``, as a browser would; what the
+    page says went wrong, or "" when the login succeeded."""
+    url = urlsplit(cluster.dashboard_url)
+    assert url.hostname is not None and url.port is not None
+    web = http.client.HTTPConnection(url.hostname, url.port, 60, source_address=(source, 0))
+    try:
+        web.request("GET", "/login")
+        form = web.getresponse()
+        cookie = form.getheader("Set-Cookie", "").split(";")[0]
+        found = re.search(r'name="token" value="([^"]*)"', form.read().decode())
+        assert found and cookie.startswith("sector_login=")
+        body = urlencode({"token": found[1], "user": user, "password": password, "next": "/"})
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        web.request("POST", "/login", body, headers)
+        answer = web.getresponse()
+        page = answer.read().decode()
+        if answer.status == 303:
+            return ""
+        problem = re.search(r'id="problem"[^>]*>([^<]*)<', page)
+        assert answer.status == 401 and problem, page
+        return problem[1]
+    finally:
+        web.close()
+
+
+def test_the_dashboard_shares_the_masters_throttle_and_log(open_cluster: LocalCluster) -> None:
+    """Guesses through the login form and through Sector logins count together: 40 at
+    once from one address, half each way, get no more checked than either alone would."""
+    guesses = [_tls(open_cluster, "127.0.0.4") for _ in range(20)]
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            forms = [
+                pool.submit(_dashboard_login, open_cluster, "127.0.0.4", USER, f"guess-{n}")
+                for n in range(20)
+            ]
+            for number, sock in enumerate(guesses):
+                sock.sendall(encode(Login(PROTOCOL_VERSION, USER, f"guess-{number}")))
+            started = time.monotonic()
+            assert _dashboard_login(open_cluster, "127.0.0.5", USER, PASSWORD) == ""
+            real_login = time.monotonic() - started
+            problems = [form.result() for form in forms]
+        replies = [_reply(sock) for sock in guesses]
+    finally:
+        for sock in guesses:
+            sock.close()
+    assert set(problems) <= {
+        "Wrong user name or password.",
+        "too many failed logins: try again later",
+    }
+    codes = [reply.code for reply in replies]  # type: ignore[attr-defined]
+    assert set(codes) <= {E_PASSWORD, E_SECURITY}
+    checked = problems.count("Wrong user name or password.") + codes.count(E_PASSWORD)
+    assert checked <= FREE + 6, f"{checked} guesses checked: the two doors count apart"
+    assert real_login < 1.5, f"the real user waited {real_login:.2f} s"
+    log = open_cluster.layout.master_home / "master.log"
+    wait_until(
+        lambda: log.read_text().count("failed login of user 'test' from 127.0.0.4") == checked,
+        what="every failed login in the master's log",
+    )

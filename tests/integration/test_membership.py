@@ -123,6 +123,36 @@ def test_a_join_with_the_token_gives_a_certificate_for_the_key_sent(
     assert certs.issued_by(tmp_path / "new.cert", cluster.layout.cert)
 
 
+def _join(cluster: LocalCluster, slave_id: str, key: Path) -> object:
+    """Ask, with the cluster's join token, for a certificate naming ``slave_id`` for the
+    key at ``key`` (made there if there is none)."""
+    token = (cluster.layout.conf / "join.token").read_text().strip()
+    request = certs.make_request(key, "ignored-name")
+    with master_socket(cluster) as sock:
+        sock.sendall(encode(Join(PROTOCOL_VERSION, token, slave_id, request)))
+        reply = replies_to(Join).decode(recv_body(sock))
+        assert closed_by_peer(sock)
+    return reply
+
+
+def test_a_join_token_gives_a_members_id_to_no_other_key(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """A join token certifies new slaves, and a member again only for the key it joined
+    with: otherwise a token's holder could take a running member's id, and with it the
+    token key that opens everything signed for that member."""
+    data = sorted((cluster.layout.home / "slaves").glob("*/slave.id"))[0].parent
+    member = (data / "slave.id").read_text().strip()
+    reply = _join(cluster, member, tmp_path / "thief.key")
+    assert isinstance(reply, Error) and reply.code == errors.E_SECURITY
+    assert f"slave id {member!r} is a member already, with another key" in reply.msg
+    again = _join(cluster, member, data / "slave.key")  # its own key: a rejoin, allowed
+    assert isinstance(again, JoinReply)
+    (tmp_path / "again.cert").write_bytes(again.certificate)
+    assert certs.issued_by(tmp_path / "again.cert", cluster.layout.cert)
+    assert member in _listed(cluster)
+
+
 @pytest.fixture
 def slave_posing_as_master(cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A TLS server showing a (real) slave certificate of the cluster, where a client

@@ -9,7 +9,10 @@ the certificate is a slave's, issued by this master, for the very slave id
 the registration names - and that the address is in ``slave_acl.conf``. Only
 then does the slave get its key (its own, :func:`~sector.protocol.tokens.slave_key`),
 and only then are clients sent to it. A peer that is not a member never sees
-a key and is never listed.
+a key and is never listed. The first join pins the slave id to its key (the
+metadata keeps the key's fingerprint): a join token certifies that id again
+only for that key, so whoever holds a token cannot take a member's id, and
+with it the member's token key.
 
 A slave registers with everything it holds; the master adopts the replicas
 it expects and, in the same reply, names the stale ones for the slave to
@@ -47,7 +50,7 @@ import logging
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
-from ..certs import ROLE_SLAVE, Authority, CertificateError, check_join_token
+from ..certs import ROLE_SLAVE, Authority, CertificateError, check_join_token, requested_key
 from ..clock import Clock
 from ..config import address_allowed
 from ..errors import E_SECURITY, SecurityError
@@ -123,9 +126,12 @@ class Membership:
             check_version(request.version)
             try:
                 check_join_token(request.token, self.authority.cert, self.clock.time())
+                key = requested_key(request.request)
+                self._check_key(request.slave_id, key)
                 certificate = self.authority.issue(request.request, request.slave_id)
             except CertificateError as exc:
                 raise SecurityError(f"join refused: {exc}") from None
+            self.store.pin_member_key(request.slave_id, key)
         except SecurityError as exc:
             log.warning("slave %s at %s may not join: %s", request.slave_id, peer.address, exc)
             return Error.of(exc), None
@@ -179,6 +185,17 @@ class Membership:
             self.data_encryption,
         )
         return reply, slave
+
+    def _check_key(self, slave_id: str, key: str) -> None:
+        """A join token certifies new slaves, and an old one only with the key it joined
+        with: otherwise whoever holds a token could take a member's id, and with it that
+        member's token key (the key that opens every token signed for it)."""
+        pinned = self.store.member_key(slave_id)
+        if pinned is not None and pinned != key:
+            raise CertificateError(
+                f"slave id {slave_id!r} is a member already, with another key: a new slave "
+                "needs an id of its own (start it on an empty data directory)"
+            )
 
     def _check_address(self, peer: Peer) -> None:
         if not address_allowed(peer.address, self.acl):

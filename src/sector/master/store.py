@@ -610,6 +610,16 @@ class Store:
         ).fetchone()
         return int(files or 0), int(dirs or 0) - 1, int(size or 0)
 
+    def member_key(self, slave_id: str) -> str | None:
+        """The fingerprint of the key slave ``slave_id`` joined with (None: never joined
+        since keys were pinned): only that key may have the id certified again."""
+        found = self.get_meta(f"member_key:{slave_id}")
+        return None if found is None else str(found)
+
+    def pin_member_key(self, slave_id: str, fingerprint: str) -> None:
+        with self.transaction():
+            self.set_meta(f"member_key:{slave_id}", fingerprint)
+
     def get_meta(self, key: str) -> object:
         found = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return found[0] if found else None

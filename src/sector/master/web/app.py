@@ -1,6 +1,6 @@
 """The dashboard and ``/metrics``: an aiohttp application on the master's own event loop.
 
-Why aiohttp: its ``AppRunner``/``TCPSite`` are made to be started inside a
+Why aiohttp: its ``AppRunner`` is made to be started inside a
 program that already runs an event loop (the master's, uvloop), with no
 signal handlers or logging set-up of their own, and it brings its HTTP
 parser, cookies, forms and static files in one well-kept package. (uvicorn,
@@ -16,7 +16,9 @@ answers JSON with that block rendered again, and ``static/dashboard.js``
 polls it and swaps the block in, so pages update without a reload and there
 is one way to render everything. Nothing is fetched from elsewhere: the
 script and the style sheet are served from ``static/``, and the
-Content-Security-Policy forbids anything else.
+Content-Security-Policy forbids anything else. Every connection passes a
+:class:`~.guard.ConnectionGuard` (a bounded number, none silent for long): the
+dashboard shares the master's descriptors, and must not let a visitor take them.
 
 Routes: ``/`` overview, ``/slaves``, ``/browse/<path>`` (a directory's listing or
 a file's details), ``/events`` (recent warnings and errors), ``/login``,
@@ -26,6 +28,7 @@ a file's details), ``/events`` (recent warnings and errors), ``/login``,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -49,6 +52,7 @@ from ...errors import (
 from ...protocol.paths import InvalidPath
 from ..metrics import DASHBOARD
 from . import auth
+from .guard import IDLE_TIMEOUT, ConnectionGuard
 from .views import Item, Listing, Views, local_time
 
 if TYPE_CHECKING:
@@ -104,6 +108,7 @@ class Dashboard:
         )
         self.templates.filters.update(size=human_size, time=local_time, age=_age, path=_url_path)
         self.runner: web.AppRunner | None = None
+        self.listener: asyncio.Server | None = None
         self.url = ""
 
     # --- running ------------------------------------------------------------------------
@@ -128,12 +133,21 @@ class Dashboard:
         return app
 
     async def start(self, host: str, port: int, context: ssl.SSLContext | None) -> str:
-        """Listen on ``host:port`` (0: any free port); the dashboard's URL."""
+        """Listen on ``host:port`` (0: any free port); the dashboard's URL. The listener
+        is ours, not an aiohttp site, so that the :class:`ConnectionGuard` stands between
+        aiohttp and every connection."""
         self.runner = web.AppRunner(self.application(), access_log=None, handle_signals=False)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port, ssl_context=context, reuse_address=True)
-        await site.start()
-        bound_host, bound_port = self.runner.addresses[0][:2]
+        assert self.runner.server is not None
+        self.listener = await asyncio.get_running_loop().create_server(
+            ConnectionGuard(self.runner.server),
+            host,
+            port,
+            ssl=context,
+            ssl_handshake_timeout=IDLE_TIMEOUT if context is not None else None,
+            reuse_address=True,
+        )
+        bound_host, bound_port = self.listener.sockets[0].getsockname()[:2]
         scheme = "https" if context is not None else "http"
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"{scheme}://{shown}:{bound_port}/"
@@ -141,8 +155,10 @@ class Dashboard:
         return self.url
 
     async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
         if self.runner is not None:
-            await self.runner.cleanup()
+            await self.runner.cleanup()  # ends the connections still open
 
     # --- around every request -----------------------------------------------------------
 
