@@ -240,24 +240,31 @@ class Suite:
         return rates
 
     def metadata(self) -> None:
+        """The phases on the local disk, then on Sector in each of metadata.STYLES, the
+        styles taking turns run by run (so each sees the same moments of a noisy machine)."""
         args = self.args
-        out: dict = {"local": {}, "sector": {}}
+        out: dict = {"local": {}, "cpu": {}}
         counts = sorted({1, args.clients})
         out["local"] = self.phases_on_directory(self.work, "meta-local", "local disk")
         with sector_runs.cluster(self.work / "sector-meta") as running:
             assert running.master_address is not None
             host, port = running.master_address
+            servers = sector_runs.server_pids(running)
             setup = running.connect()
             try:
                 for run in range(args.runs):
                     for clients in counts:
-                        log(f"metadata run {run + 1}/{args.runs}: Sector, {clients} client(s)")
-                        directory = f"/meta/{run}-{clients}"
-                        setup.mkdir(directory)
-                        target = metadata.Target("sector", directory, host, port,
-                                                 str(running.layout.cert))
-                        rates = metadata.run_phases(target, clients, args.files)
-                        out["sector"].setdefault(str(clients), []).append(rates)
+                        for style in metadata.STYLES:
+                            log(f"metadata run {run + 1}/{args.runs}: {style}, "
+                                f"{clients} client(s)")
+                            directory = f"/meta/{style}-{run}-{clients}"
+                            setup.mkdir(directory)
+                            target = metadata.Target(style, directory, host, port,
+                                                     str(running.layout.cert), servers)
+                            rates, cpu = metadata.measure_phases(target, clients, args.files)
+                            out.setdefault(style, {}).setdefault(str(clients), []).append(rates)
+                            out["cpu"].setdefault(style, {}).setdefault(
+                                str(clients), []).append(cpu)
             finally:
                 setup.close()
         self.m["meta"] = out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import ssl
 import struct
@@ -43,6 +44,7 @@ __all__ = [
     "sock_peek",
     "sock_receive_reply",
     "sock_recv_exact_into",
+    "still_open",
     "write_message",
 ]
 
@@ -418,6 +420,19 @@ class FrameReader:
 
 def send_message(sock: socket.socket, message: object) -> None:
     sock.sendall(encode(message))
+
+
+def still_open(sock: socket.socket) -> bool:
+    """Whether an idle pooled connection is still usable: slaves close connections
+    idle longer than their IDLE_TIMEOUT, and a closed one must not be handed out
+    (its first request would fail, and a read would give that replica up). An idle
+    connection has nothing to read; anything readable is its end (or, over TLS, the
+    peer's goodbye), or bytes nobody asked for."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable and not (isinstance(sock, ssl.SSLSocket) and sock.pending())
 
 
 def close_quietly(sock: socket.socket) -> None:

@@ -256,10 +256,10 @@ class TestScale:
         assert all(client.stat(f"{workdir}/t{n}").version == 10 for n in range(8))
 
 
-def _stored_objects(cluster) -> dict[str, int]:
-    """Object file name -> inode, across every slave of the cluster."""
+def _stored_objects(cluster) -> dict[tuple[int, str], int]:
+    """(slave number, object file name) -> inode, across every slave of the cluster."""
     return {
-        path.name: path.stat().st_ino
+        (number, path.name): path.stat().st_ino
         for number in range(1, 4)
         for path in (cluster.layout.slave_dir(number) / "objects").rglob("*.*.*")
     }
@@ -273,7 +273,11 @@ class TestDataStaysPut:
             write_file(client, f"{workdir}/tree/sub{number % 4}/{number}", b"%d" % number)
         before = _stored_objects(cluster)
         client.move(f"{workdir}/tree", f"{workdir}/moved/here")
-        assert _stored_objects(cluster) == before
+        after = _stored_objects(cluster)
+        # no object was rewritten (on a shared cluster, replicas are made and other tests'
+        # objects deleted meanwhile, in the background: those come and go by themselves)
+        assert len(after) >= 200
+        assert {key for key in before.keys() & after.keys() if before[key] != after[key]} == set()
         assert not client.exists(f"{workdir}/tree")
         assert read_file(client, f"{workdir}/moved/here/sub3/199") == b"199"
 

@@ -8,6 +8,7 @@ a replica given up as damaged is made again from the good one.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 import sector
 from sector import errors
+from sector.aio import AsyncClient
 from sector.client import Client
 from sector.cluster import LocalCluster
 from sector.protocol.checksum import BLOCK
@@ -176,6 +178,32 @@ def test_a_flipped_byte_in_one_replica_never_reaches_a_reader(
         add_replicas(cluster, client, [path])
         for number in slave_numbers(cluster):
             assert object_path(cluster, number, client, path).read_bytes() == data
+    client.close()
+
+
+def test_batch_and_asyncio_reads_go_around_a_rotten_first_replica(
+    two_slaves: LocalCluster,
+) -> None:
+    """``read_many`` and ``AsyncClient.read_file`` read from the first replica the
+    grant names: one whose bytes fail their sums is given up for the other."""
+    cluster = two_slaves
+    client = connect(cluster)
+    data = os.urandom(3 * BLOCK + 999)
+    paths = ["/rot-many/a", "/rot-many/b", "/rot-aio/c"]
+    client.write_many((path, data) for path in paths)
+    add_replicas(cluster, client, paths)
+    for path in paths:
+        rot_first_replica(cluster, client, path, BLOCK + 5)
+
+    assert client.read_many(paths[:2]) == [data, data]
+
+    async def read_aio() -> bytes:
+        assert cluster.master_address is not None
+        async with AsyncClient(*cluster.master_address) as aio:
+            await aio.login(USER, PASSWORD, cluster.layout.cert)
+            return await aio.read_file(paths[2])
+
+    assert asyncio.run(read_aio()) == data
     client.close()
 
 

@@ -44,8 +44,8 @@ from ..errors import (
 from ..protocol.checksum import align_down
 from ..protocol.data import CommitReply, DataSession, OutOfTurn
 from ..protocol.framing import ProtocolError
-from ..protocol.master import Abort, Close, CloseReply, ReadGrant, WriteGrant
-from ..protocol.messages import APPEND, Error, replies_to
+from ..protocol.master import Abort, Close, CloseReply, ReadGrant, WriteGrant, recorded
+from ..protocol.messages import APPEND, Error
 from ..transport import close_quietly, receive_reply, recv_exact_into
 from .modes import OpenMode, parse_mode
 from .reading import ReplicaReader
@@ -605,12 +605,11 @@ class SectorFile(io.BufferedIOBase):
         """The master's record of the commit: relayed by the slave, which reported it
         (``Write.record``: one request to the master fewer per file), else asked for
         with the slave's receipt (a HiRELIABLE write, or the slave's master link down)."""
-        if reply.closed:
-            outcome = replies_to(Close).decode(reply.closed)
-            if isinstance(outcome, Error):
-                raise outcome.exception(self.path)
-            if isinstance(outcome, CloseReply):
-                return outcome
+        outcome = recorded(reply)
+        if isinstance(outcome, Error):
+            raise outcome.exception(self.path)
+        if outcome is not None:
+            return outcome
         assert isinstance(self.grant, WriteGrant)
         return self.client.call(Close(self.grant.lease, reply.receipt, reply.more))
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import os
-import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
@@ -38,10 +37,12 @@ from ..errors import (
 )
 from ..protocol import checksum
 from ..protocol import master as wire
-from ..protocol.framing import ProtocolError
+from ..protocol.framing import ProtocolError, encode
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     SECURE,
+    TRUNC,
+    WRITE,
     Error,
     Reply,
     Request,
@@ -56,7 +57,9 @@ from ..transport import (
     client_tls_context,
     close_quietly,
     send_message,
+    still_open,
 )
+from . import batch
 from .cache import AttributeCache
 from .file import SectorFile, SectorTextFile
 from .leases import LeaseKeeper
@@ -77,6 +80,14 @@ CALL_TIMEOUT = 600.0
 #: A slave that is merely busy answers well within it; one that is stopped or cut off
 #: never does, and a read should not wait for it the way it waits for ``copy``.
 DATA_TIMEOUT = 30.0
+#: Requests a batch (:meth:`Client.call_many`) keeps unanswered on the master connection.
+#: The window is refilled when half answered. Measured (one client, ``stat_many`` of 2,000
+#: files, 2 shared cores): depth 1: 13k stat/s, 16: 24k, 32: 36k, 64: 37k, 128: 37k; the
+#: master reads at most 256 ahead of its answers anyway (MAX_QUEUED).
+PIPELINE_DEPTH = 64
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -191,13 +202,7 @@ class Client:
     def _connect(self) -> None:
         assert self._credentials is not None
         user, password, cert_path = self._credentials
-        try:
-            context = client_tls_context(cert_path)
-            master_der = certificate_der(cert_path)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise SecurityError(
-                f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX
-            ) from None
+        context, master_der = master_trust(cert_path)
         try:
             raw = socket.create_connection(
                 (self.host, self.port), timeout=min(CONNECT_TIMEOUT, self.timeout)
@@ -211,23 +216,16 @@ class Client:
             sock = context.wrap_socket(raw, server_hostname=self.host)
         except ssl.SSLCertVerificationError as exc:
             raw.close()
-            raise SecurityError(
-                f"the master at {self.host}:{self.port} does not hold the certificate "
-                f"{cert_path}: {exc.verify_message}",
-                code=E_SECURITY,
-            ) from None
+            raise untrusted_master(f"{self.host}:{self.port}", cert_path, exc) from None
         except (ssl.SSLError, OSError) as exc:
             raw.close()
             raise SectorConnectionError(f"TLS handshake with the master failed: {exc}") from None
-        try:  # the master's own certificate, not one it issued (a slave's: see certs.py)
-            check_master(sock.getpeercert(binary_form=True), master_der)
-        except ssl.SSLCertVerificationError as exc:
+        try:
+            where = f"{self.host}:{self.port}"
+            verify_master(sock.getpeercert(binary_form=True), master_der, where, cert_path)
+        except SecurityError:
             sock.close()
-            raise SecurityError(
-                f"the peer at {self.host}:{self.port} is not the master of {cert_path}: "
-                f"{exc.verify_message}",
-                code=E_SECURITY,
-            ) from None
+            raise
         sock.settimeout(self.timeout)
         self._sock = sock
         self._reader = FrameReader(sock)
@@ -359,6 +357,223 @@ class Client:
         if isinstance(reply, Error):
             raise reply.exception()
         return reply
+
+    def call_many(self, requests: Iterable[Request]) -> list[Any]:
+        """Send many requests at once and return, in order, each one's reply or the
+        exception its error reply stands for (raised for none: compare
+        ``asyncio.gather(..., return_exceptions=True)``).
+
+        The requests are pipelined: up to :data:`PIPELINE_DEPTH` travel to the
+        master before the first reply is read, so a batch costs about one round
+        trip per window instead of one per request. The master still handles
+        them one by one, in order, each on its own (one failing stops none of
+        the others), exactly as the same calls made one after another would.
+
+        If the connection breaks, the replies already read are kept and the
+        rest of the batch is sent again once on a fresh session (as :meth:`call`
+        retries); a request the broken connection may have carried out without
+        answering gets its second outcome (E_NOEXIST for an ``rm`` done twice).
+        When that fails too, each unanswered slot holds the
+        SectorConnectionError: those requests may or may not have been done.
+        """
+        batch = list(requests)
+        for request in batch:
+            if not isinstance(request, Request):
+                raise TypeError(f"call_many() takes request messages, not {type(request).__name__}")
+        results: list[Any] = []
+        with self._lock:
+            if self._credentials is None:
+                raise SecurityError("not logged in: call login() first")
+            for attempt in (1, 2):
+                try:
+                    if self._sock is None:
+                        self._connect()
+                    self._pipeline(batch, results)
+                    break
+                except SectorError as exc:
+                    pending = batch[len(results) :]
+                    if (
+                        attempt == 2
+                        or not isinstance(exc, SectorConnectionError)
+                        or isinstance(exc, _Silent)
+                        or not all(request.survives_reconnect for request in pending)
+                    ):
+                        results.extend(exc for _ in pending)
+                        break
+        return results
+
+    def _pipeline(self, batch: list[Request], results: list[Any]) -> None:
+        """Send ``batch[len(results):]`` and read the replies into ``results``, keeping
+        at most :data:`PIPELINE_DEPTH` requests unanswered.
+
+        The bound is what keeps this simple and safe on a blocking socket: the
+        requests in flight (a path or two each) always fit the socket buffers,
+        so a send never waits for a master that is itself waiting for us to
+        read its replies.
+        """
+        assert self._sock is not None
+        sent = len(results)
+        try:
+            while len(results) < len(batch):
+                if sent < len(batch) and sent - len(results) <= PIPELINE_DEPTH // 2:
+                    window = batch[sent : len(results) + PIPELINE_DEPTH]
+                    self._sock.sendall(b"".join(map(encode, window)))
+                    sent += len(window)
+                reply = self._next_reply(wire.answers_to(type(batch[len(results)])))
+                results.append(reply.exception() if isinstance(reply, Error) else reply)
+        except (OSError, ProtocolError) as exc:
+            raise self._broken(exc) from None
+
+    def _batch(
+        self,
+        items: Iterable[T],
+        request_for: Callable[[T], Request],
+        result_of: Callable[[Any], R],
+    ) -> list[R | SectorError]:
+        """One pipelined batch: ``request_for(item)`` per item (an item it refuses, such
+        as an invalid path, gets that error and is not sent), each reply made a result."""
+        items = list(items)
+        refused: dict[int, SectorError] = {}
+        requests: list[Request] = []
+        for index, item in enumerate(items):
+            try:
+                requests.append(request_for(item))
+            except InvalidError as exc:
+                refused[index] = exc
+        replies = iter(self.call_many(requests))
+        outcomes: list[R | SectorError] = []
+        for index in range(len(items)):
+            reply = refused.get(index) or next(replies)
+            outcomes.append(reply if isinstance(reply, SectorError) else result_of(reply))
+        return outcomes
+
+    def stat_many(self, paths: Iterable[str]) -> list[Stat | SectorError]:
+        """:meth:`stat` of each path, pipelined (see :meth:`call_many`): in order, each
+        path's :class:`Stat` or its error (FileNotFoundError ...), raised for none."""
+        return self._batch(paths, lambda path: wire.Stat(_normal(path)), _stat_of_reply)
+
+    def exists_many(self, paths: Iterable[str]) -> list[bool | SectorError]:
+        """:meth:`exists` of each path, pipelined: True, False, or the error that left
+        it unknown (PermissionError, SectorConnectionError ...), in order."""
+        return [_existence(found) for found in self.stat_many(paths)]
+
+    def ls_many(self, paths: Iterable[str]) -> list[list[Stat] | SectorError]:
+        """:meth:`ls` of each directory, pipelined: its entries or its error, in order."""
+        return self._batch(paths, lambda path: wire.Ls(_normal(path)), _listing_of_reply)
+
+    def mkdir_many(self, paths: Iterable[str]) -> list[SectorError | None]:
+        """:meth:`mkdir` of each path, pipelined and in order: None where the directory
+        was made, else its error (FileExistsError ...); one failing stops no other."""
+        return self._batch(paths, lambda path: wire.Mkdir(_normal(path)), _nothing)
+
+    def rm_many(self, paths: Iterable[str], recursive: bool = True) -> list[SectorError | None]:
+        """:meth:`rm` of each path, pipelined and in order: None where it was removed,
+        else its error (FileNotFoundError, OSError E_NOEMPTY ...)."""
+        return self._batch(paths, lambda path: wire.Rm(_normal(path), recursive), _nothing)
+
+    def move_many(
+        self, moves: Iterable[tuple[str, str]], *, overwrite: bool = False
+    ) -> list[SectorError | None]:
+        """:meth:`move` of each ``(src, dst)`` pair, pipelined and in order: None where
+        it was renamed, else its error. Each move is its own transaction, so a
+        later pair may move what an earlier one put in place."""
+        return self._batch(
+            moves, lambda pair: wire.Move(_normal(pair[0]), _normal(pair[1]), overwrite), _nothing
+        )
+
+    def write_many(
+        self,
+        files: Iterable[tuple[str, bytes | bytearray | memoryview]],
+        *,
+        exclusive: bool = False,
+    ) -> list[Stat | SectorError]:
+        """Write many small files whole, each ``(path, data)`` replacing (or creating)
+        its file; in order, each file's :class:`Stat` once committed, or its error.
+
+        Each file keeps the guarantees of a file written and closed alone: on
+        the slave's disk and visible to everyone, whole, once its Stat is
+        returned; a file that fails leaves its previous version in place and
+        stops none of the others. The requests travel pipelined - the opens
+        together, then each slave's bytes and commits on one connection (the
+        slave has the master record each commit, so no close follows, except
+        for HiRELIABLE writes) - so a batch costs a few round trips rather than
+        two or three per file. With ``exclusive`` an existing file is FileExistsError.
+        """
+        files = list(files)
+        create: wire.Create = "exclusive" if exclusive else "allow"
+        grants = self._batch(
+            files, lambda item: wire.Open(_normal(item[0]), WRITE | TRUNC, create), _same
+        )
+        outcomes: list[Stat | SectorError] = []
+        self.leases.opened()  # the leases live while the bytes travel (see leases.py)
+        try:
+            writing = [
+                (_normal(path), grant, data)
+                for (path, data), grant in zip(files, grants, strict=True)
+                if isinstance(grant, wire.WriteGrant)
+            ]
+            receipts = iter(batch.store(self, writing, PIPELINE_DEPTH))
+            committed: list[tuple[int, wire.WriteGrant, Any]] = []
+            failed: list[Request] = []
+            for (path, _), grant in zip(files, grants, strict=True):
+                if isinstance(grant, SectorError):
+                    outcomes.append(grant)
+                    continue
+                receipt = next(receipts)
+                if isinstance(receipt, SectorError):
+                    outcomes.append(receipt)
+                    failed.append(wire.Abort(grant.lease))  # the old version stays
+                    continue
+                closed = wire.recorded(receipt)  # the slave had the master record it
+                if isinstance(closed, Error):
+                    outcomes.append(closed.exception(path))
+                    continue
+                if closed is not None:
+                    outcomes.append(Stat.from_entry(closed.entry))
+                    continue
+                committed.append((len(outcomes), grant, receipt))
+                outcomes.append(receipt)  # replaced by the Stat of its close, below
+            closes = self.call_many(
+                [
+                    wire.Close(grant.lease, receipt.receipt, receipt.more)
+                    for _, grant, receipt in committed
+                ]
+                + failed
+            )
+            for (slot, _, _), closed in zip(committed, closes[: len(committed)], strict=True):
+                outcomes[slot] = (
+                    closed if isinstance(closed, SectorError) else Stat.from_entry(closed.entry)
+                )
+        finally:
+            self.leases.closed()
+        return outcomes
+
+    def read_many(self, paths: Iterable[str]) -> list[bytes | SectorError]:
+        """Read many small files whole: in order, each one's bytes or its error.
+
+        Every byte is checked against its block sums, as a file read alone is.
+        The opens travel pipelined and each slave sends its files on one
+        connection; a file its first replica cannot give is read again the
+        long way (:meth:`open`), which fails over to the other replicas.
+        """
+        paths = list(paths)
+        grants = self._batch(paths, lambda path: wire.Open(_normal(path)), _same)
+        readable = [grant for grant in grants if not isinstance(grant, SectorError)]
+        fetched = iter(batch.fetch(self, readable, PIPELINE_DEPTH))
+        outcomes: list[bytes | SectorError] = []
+        for path, grant in zip(paths, grants, strict=True):
+            if isinstance(grant, SectorError):
+                outcomes.append(grant)
+                continue
+            data = next(fetched)
+            if data is None:
+                try:
+                    with self.open(path) as remote:
+                        data = remote.read()
+                except SectorError as exc:
+                    data = exc
+            outcomes.append(data)
+        return outcomes
 
     def stat(self, path: str) -> Stat:
         """A file's or directory's :class:`Stat`, with the slaves holding a file.
@@ -807,7 +1022,7 @@ class Client:
             idle = self._pool.get((*address, secure))
             while idle:
                 sock = idle.pop()
-                if sock.fileno() >= 0 and _still_open(sock):  # see release_connection
+                if sock.fileno() >= 0 and still_open(sock):  # see release_connection
                     return sock
                 sock.close()
         try:
@@ -855,6 +1070,38 @@ class Client:
         sock.close()
 
 
+def master_trust(cert_path: Path) -> tuple[ssl.SSLContext, bytes]:
+    """What a client trusts: the TLS context for the cluster of ``cert_path``, and the
+    master's own certificate (DER) to tell the master from a slave the master certified.
+    SecurityError (E_INITCTX) when the file is no usable certificate."""
+    try:
+        return client_tls_context(cert_path), certificate_der(cert_path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise SecurityError(f"cannot use certificate {cert_path}: {exc}", code=E_INITCTX) from None
+
+
+def untrusted_master(
+    where: str, cert_path: Path, exc: ssl.SSLCertVerificationError
+) -> SecurityError:
+    """The error for a master whose TLS handshake failed the check against ``cert_path``."""
+    return SecurityError(
+        f"the master at {where} does not hold the certificate {cert_path}: {exc.verify_message}",
+        code=E_SECURITY,
+    )
+
+
+def verify_master(peer_der: bytes | None, master_der: bytes, where: str, cert_path: Path) -> None:
+    """SecurityError unless the peer showed the master's own certificate, not one it
+    issued (a slave's: see certs.py)."""
+    try:
+        check_master(peer_der, master_der)
+    except ssl.SSLCertVerificationError as exc:
+        raise SecurityError(
+            f"the peer at {where} is not the master of {cert_path}: {exc.verify_message}",
+            code=E_SECURITY,
+        ) from None
+
+
 class _Silent(SectorConnectionError):
     """The master said nothing for the client's timeout (not worth an immediate retry)."""
 
@@ -872,17 +1119,27 @@ def data_timeout_from(text: str | None) -> float:
     return value
 
 
-def _still_open(sock: socket.socket) -> bool:
-    """Whether an idle pooled connection is still usable: slaves close connections
-    idle longer than their IDLE_TIMEOUT, and a closed one must not be handed out
-    (its first request would fail, and a read would give that replica up). An idle
-    connection has nothing to read; anything readable is its end (or, over TLS, the
-    peer's goodbye), or bytes nobody asked for."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
+def _stat_of_reply(reply: wire.StatReply) -> Stat:
+    return Stat.from_entry(reply.entry)
+
+
+def _listing_of_reply(reply: wire.LsReply) -> list[Stat]:
+    from_entry = Stat.from_entry
+    return [from_entry(entry) for entry in reply.entries]
+
+
+def _existence(found: Stat | SectorError) -> bool | SectorError:
+    if isinstance(found, FileNotFoundError):
         return False
-    return not readable and not (isinstance(sock, ssl.SSLSocket) and sock.pending())
+    return found if isinstance(found, SectorError) else True
+
+
+def _same(reply: Any) -> Any:
+    return reply
+
+
+def _nothing(reply: Reply) -> None:
+    return None
 
 
 def _normal(path: str) -> str:

@@ -81,7 +81,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from ..errors import E_INVALID, E_SECURITY, NotSupportedError
-from .data import ChainLink, NonNegative, ObjectId, ObjectInfo, ObjectPath
+from .data import ChainLink, CommitReply, NonNegative, ObjectId, ObjectInfo, ObjectPath
 from .messages import (
     PROTOCOL_VERSION,
     READ,
@@ -582,6 +582,16 @@ class Close(Request, tag="close"):
     survives_reconnect = False
     # a HiRELIABLE close whose chain lost a slave waits for the copy that replaces it
     long_running = True
+
+
+def recorded(commit: CommitReply) -> CloseReply | Error | None:
+    """The master's answer to a commit its slave reported (``CommitReply.closed``, see
+    ``Write.record``), as the answer to ``close`` would be; None when the slave did not
+    report it (a HiRELIABLE write, its master link down): the writer closes itself."""
+    if not commit.closed:
+        return None
+    outcome = replies_to(Close).decode(commit.closed)
+    return outcome if isinstance(outcome, (CloseReply, Error)) else None
 
 
 class Abort(Request, tag="abort"):

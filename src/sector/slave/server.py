@@ -158,7 +158,7 @@ class SlaveServer:
     def __init__(self, settings: SlaveSettings, clock: Clock = SYSTEM):
         self.settings = settings
         self.clock = clock
-        self.storage = Storage(settings.data_dir)
+        self.storage = Storage(settings.data_dir, clock)
         #: Commits that arrive while the disk is busy wait and go together.
         self.commits = GroupCommit(self.storage)
         self.key: bytes | None = None

@@ -59,10 +59,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..clock import SYSTEM, Clock
 from ..errors import E_UNKNOWN, NoDiskError, SectorError, SectorNotFoundError
 from ..protocol.checksum import CHUNK as COPY_CHUNK
 from ..protocol.checksum import SUM_SIZE, BlockHasher, of_sums, sums_length
 from ..protocol.checksum import hash_file as _hash_file
+from .writepath import WritePath
 
 log = logging.getLogger("sector.slave")
 
@@ -123,8 +125,11 @@ class StoredObject:
 
 
 class Storage:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, clock: Clock = SYSTEM):
         self.root = data_dir
+        self.clock = clock
+        #: How large writes reach the disk here: measured, see :mod:`.writepath`.
+        self.write_path = WritePath(direct_allowed=bool(O_DIRECT))
         self.objects_dir = data_dir / "objects"
         self.sums_dir = data_dir / SUMS_DIR
         self.tmp_dir = data_dir / "tmp"
@@ -330,7 +335,9 @@ class Storage:
         folders = sorted({folder for *_, folder in placed})
         flushes = [functools.partial(os.fsync, write.fd) for _, write, *_ in placed]
         flushes += [functools.partial(_fsync_dir, folder) for folder in folders]
+        started = self.clock.monotonic()
         errors = _side_by_side(flushes)
+        flushed = self.clock.monotonic() - started
         failed = dict(zip(folders, errors[len(placed) :], strict=True))
         for (number, write, obj, sums, folder), error in zip(
             placed, errors[: len(placed)], strict=True
@@ -339,6 +346,7 @@ class Storage:
             error = error or failed[folder]
             if error is None:
                 self._indexed(obj, sums)
+                write.durable(flushed)
                 outcomes[number] = (obj.size, obj.checksum)
             else:  # never acknowledged: it must not stay where a restart would find it
                 obj.path.unlink(missing_ok=True)
@@ -637,6 +645,12 @@ class WriteSession:
     advised: int = 0
     direct: bool = False  # O_DIRECT is set on fd (see write_at)
     direct_failed: bool = False
+    #: The way its large chunks go (WritePath), chosen at the first; None: none came yet.
+    way: bool | None = None
+    #: Bytes written that way, and the seconds the writer waited on the disk for them
+    #: (in pwrite, writeback, the final fsync: not for the network, nor hashing).
+    way_bytes: int = 0
+    way_seconds: float = 0.0
 
     @classmethod
     def begin(cls, storage: Storage, oid: int, version: int, lease: int, base: int) -> WriteSession:
@@ -675,20 +689,25 @@ class WriteSession:
         """Write ``data`` at ``offset``, hashing it when it continues the stream in order.
 
         ``aligned`` says ``data`` starts on a page boundary (the server's mmap
-        buffers): a large, block-aligned chunk then bypasses the page cache with
-        O_DIRECT, which spares the CPU copying into and allocating page-cache
-        pages (the client's downloads do the same; see ``client/file.py``).
-        Everything else, and file systems that refuse O_DIRECT, stay buffered.
+        buffers): a large, block-aligned chunk may then bypass the page cache
+        with O_DIRECT, which spares the CPU copying into and allocating
+        page-cache pages (the client's downloads do the same; see
+        ``client/file.py``) - whether it does is the slave's measured choice
+        (:mod:`.writepath`). Everything else, and file systems that refuse
+        O_DIRECT, stay buffered.
         """
-        direct = (
+        large = (
             aligned
-            and not self.direct_failed
             and len(data) >= DIRECT_MIN
             and offset % DIRECT_ALIGN == 0
             and len(data) % DIRECT_ALIGN == 0
         )
+        if large and self.way is None:
+            self.way = self.storage.write_path.choose()
+        direct = large and bool(self.way) and not self.direct_failed
         if direct != self.direct:
             self._set_direct(direct)
+        started = self.storage.clock.monotonic() if large else 0.0
         try:
             written = os.pwrite(self.fd, data, offset)
         except OSError as exc:
@@ -699,13 +718,17 @@ class WriteSession:
             written = os.pwrite(self.fd, data, offset)
         while written < len(data):
             written += os.pwrite(self.fd, data[written:], offset + written)
+        if large:
+            self._waited(len(data), started)
         if self.in_order and offset == self.hashed:
             self.hasher.update(data)
             self.hashed += len(data)
             if self.direct:
                 self.advised = self.hashed  # nothing of ours sits in the page cache
             elif self.hashed - self.advised >= WRITEBACK_STEP:
+                started = self.storage.clock.monotonic()
                 self._start_writeback()
+                self._waited(0, started)
         else:
             self.in_order = False
         self.size = max(self.size, offset + len(data))
@@ -759,11 +782,27 @@ class WriteSession:
         hash to it are refused: :class:`DamagedObject`, and nothing is published.
         """
         checksum, sums = self.seal(expected)
+        started = self.storage.clock.monotonic()
         os.fsync(self.fd)
+        flushed = self.storage.clock.monotonic() - started
         os.close(self.fd)
         self.fd = -1
         self.storage.publish(self.temp, self.oid, self.version, checksum, self.size, sums)
+        self.durable(flushed)
         return self.size, checksum
+
+    def _waited(self, count: int, started: float) -> None:
+        if self.way is not None:
+            self.way_bytes += count
+            self.way_seconds += self.storage.clock.monotonic() - started
+
+    def durable(self, flush_seconds: float) -> None:
+        """Its bytes are on the disk after a final flush of ``flush_seconds``: tell the
+        write path how fast its way took them."""
+        if self.way is not None:
+            way = self.way and not self.direct_failed
+            seconds = self.way_seconds + flush_seconds
+            self.storage.write_path.measured(way, self.way_bytes, seconds)
 
     def seal(self, expected: str | None = None) -> tuple[str, bytes]:
         """The written bytes' checksum and block sums (hashed again if they came out of
