@@ -5,7 +5,8 @@ On one cluster of three slaves (REPLICA_NUM 2), run after run and in turn:
 * the same upload into a directory kept at one replica (the baseline), at two
   (the copy follows in the background) and at two with HiRELIABLE (the close
   waits for the chain) - each started with nothing else copying, so that the
-  ratio is the writer's own cost;
+  ratio is the writer's own cost, and each run starting with the next kind, so
+  that no kind always comes first after the cp;
 * the disk's own ``cp`` + fsync of that file, the baseline of repair;
 * repair: a slave holding about two thirds of ``size`` bytes is killed (after the
   page cache is dropped) and the time until every file has two live replicas
@@ -80,11 +81,15 @@ def measure(work: Path, source: Path, size: int, runs: int, drop: bool) -> dict:
             client.mkdir("/sure")
             client.set_replication("/sure", 2, hireliable=True)
             wait_settled(client)
+            kinds = [("upload_1_s", "/one"), ("upload_2_s", "/two"), ("upload_hi_s", "/sure")]
             for run in range(1, runs + 1):
-                log(f"replication run {run}/{runs}: cp, then uploads at 1, 2, 2 HiRELIABLE")
+                # each run starts with another kind: none always pays (or skips) the warm-up
+                shift = (run - 1) % len(kinds)
+                order = kinds[shift:] + kinds[:shift]
+                log(f"replication run {run}/{runs}: cp, then uploads "
+                    + ", ".join(folder for _, folder in order))
                 out["cp_s"].append(cp_with_fsync(source, work / "repl-cp.bin", drop)[0])
-                for key, folder in (("upload_1_s", "/one"), ("upload_2_s", "/two"),
-                                    ("upload_hi_s", "/sure")):
+                for key, folder in order:
                     if drop:
                         drop_caches()
                     started = time.perf_counter()

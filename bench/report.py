@@ -43,7 +43,7 @@ def context_lines(results: Results) -> list[str]:
         f"at end {tuple(round(x, 2) for x in ctx.get('loadavg_end', ()))} "
         "(cores shared with other work: figures are noisy)",
         "page cache dropped before cold reads/copies: "
-        + ("yes" if ctx.get("page_cache_dropped") else "NO (not root)"),
+        + ("yes" if ctx.get("page_cache_dropped") else "NO (not root, or --no-drop-caches)"),
     ]
     raw = ctx.get("raw_tcp")
     if raw:

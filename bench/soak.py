@@ -26,12 +26,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sector.client import Client
 from sector.cluster import LocalCluster
-from sector.errors import SectorError
+from sector.errors import SectorError, code_name
 from sector.protocol.messages import READ, TRUNC, WRITE
 
 from .common import log
@@ -53,6 +54,8 @@ class Ledger:
     write_failures: int = 0
     reads: int = 0
     read_failures: int = 0
+    #: Failed reads by the error the caller saw (E_CONNECTION, E_RESOURCE ...).
+    failure_kinds: Counter[str] = field(default_factory=Counter)
     wrong_reads: list[str] = field(default_factory=list)
 
     def may_hold(self, path: str, digest: str) -> None:
@@ -122,12 +125,15 @@ def reader(cluster: LocalCluster, ledger: Ledger, stop: threading.Event, seed: i
             stop.wait(0.05)
             continue
         path, candidates = picked
+        step = "open"  # the master's part (grant) or the slaves' (the bytes)?
         try:
             with client.open(path, READ) as remote:
+                step = "read"
                 data = remote.read()
-        except (SectorError, OSError):
+        except (SectorError, OSError) as exc:
             with ledger.lock:
                 ledger.read_failures += 1
+                ledger.failure_kinds[f"{step} {_kind(exc)}"] += 1
             continue
         with ledger.lock:
             ledger.reads += 1
@@ -139,6 +145,13 @@ def reader(cluster: LocalCluster, ledger: Ledger, stop: threading.Event, seed: i
                     f"{len(ledger.history.get(path, ()))} versions written"
                 )
     client.close()
+
+
+def _kind(exc: BaseException) -> str:
+    """The error code a failed read gave its caller, else the exception's name."""
+    if isinstance(exc, SectorError):
+        return code_name(exc.code)
+    return type(exc).__name__
 
 
 def connect(cluster: LocalCluster) -> Client:
@@ -203,9 +216,11 @@ def soak(home: Path, minutes: float, seed: int) -> int:
             cluster.start_slave(number)
             faults["slave restarts"] += 1
         client = connect(cluster)
+        faults_ended = time.monotonic()
         wait_for(lambda: sum(s["status"] == "alive" for s in client.sysinfo()["slaves"])
                  == SLAVES, SETTLE_TIMEOUT, "every slave back")
         wait_for(lambda: settled(client), SETTLE_TIMEOUT, "every file at 2 replicas")
+        converged = time.monotonic() - faults_ended
         verified, lost = 0, []
         for path, candidates in sorted(ledger.expected.items()):
             try:
@@ -228,9 +243,12 @@ def soak(home: Path, minutes: float, seed: int) -> int:
     print(f"files written:        {ledger.written} commits to {len(ledger.expected)} files"
           f" ({ledger.write_failures} writes failed under faults)")
     print("faults injected:      " + ", ".join(f"{v} {k}" for k, v in faults.items()))
+    kinds = ", ".join(f"{k} {v}" for k, v in ledger.failure_kinds.most_common()) or "none"
     print(f"reads during faults:  {ledger.reads} verified, {ledger.read_failures} failed "
-          f"(both slaves of the file down, or the master restarting), "
-          f"{len(ledger.wrong_reads)} wrong bytes")
+          f"({kinds}; up to two of the four slaves are down at once, so both holders of a "
+          f"file may be, and the master restarts once), {len(ledger.wrong_reads)} wrong bytes")
+    print(f"converged:            every file at 2 live replicas {converged:.1f} s after "
+          "the faults stopped")
     print(f"files verified:       {verified}")
     print(f"files lost:           {len(lost)}")
     for line in lost[:20] + ledger.wrong_reads[:20]:

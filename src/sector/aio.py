@@ -248,8 +248,7 @@ class AsyncClient:
 
     async def ls(self, path: str = "/") -> list[Stat]:
         """A directory's entries, sorted by name (a file lists as itself)."""
-        from_entry = Stat.from_entry
-        return [from_entry(e) for e in (await self.call(wire.Ls(_normal(path)))).entries]
+        return Stat.listed(await self.call(wire.Ls(_normal(path))))
 
     async def exists(self, path: str) -> bool:
         """True if something is at ``path``; raises only for other errors."""

@@ -101,8 +101,8 @@ def test_the_codec_benchmark_runs_and_compares(capsys: pytest.CaptureFixture[str
 
     assert codec.main(["--quick"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("ratio") == 5  # four messages and the gc comparison
-    assert "ls reply, 1,000 entries" in printed
+    assert printed.count("ratio") == 6  # four messages, ls as columns vs structs, gc
+    assert "ls reply, 1,000 entries" in printed and "as columns (v2)" in printed
 
 
 def test_the_cpu_per_operation_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:

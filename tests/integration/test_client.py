@@ -265,12 +265,22 @@ def _stored_objects(cluster) -> dict[tuple[int, str], int]:
     }
 
 
+def _replication_settled(client: Client) -> bool:
+    """No replica being copied or waiting to be: the slaves' objects stay as they are."""
+    health = client.sysinfo()["master"]["health"]
+    return health["scanned"] and not any(
+        health[k] for k in ("under_replicated", "copying", "queued")
+    )
+
+
 class TestDataStaysPut:
     def test_moving_a_directory_of_many_files_touches_no_data(
         self, cluster, client: Client, workdir: str
     ) -> None:
         for number in range(200):
             write_file(client, f"{workdir}/tree/sub{number % 4}/{number}", b"%d" % number)
+        # the second replicas are made in the background: let them land first
+        wait_until(lambda: _replication_settled(client), timeout=60, what="the copies")
         before = _stored_objects(cluster)
         client.move(f"{workdir}/tree", f"{workdir}/moved/here")
         after = _stored_objects(cluster)

@@ -71,8 +71,8 @@ def test_file_of_a_directory_is_an_is_a_directory_error(ns: Namespace) -> None:
 def test_list_gives_children_by_name_and_a_file_lists_as_itself(ns: Namespace) -> None:
     for name in ("c", "a", "b"):
         add_file(ns, f"/d/{name}")
-    assert [r.name for r in ns.list("/d")] == ["a", "b", "c"]
-    assert [r.name for r in ns.list("/d/b")] == ["b"]
+    assert ns.list("/d").names == ("a", "b", "c")
+    assert ns.list("/d/b").names == ("b",)
 
 
 # --- mkdir --------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_paths_as_deep_as_the_path_limit_allows_work_without_recursion(
     ns._forget_dirs()  # and from cold: each level looked up in turn
     with ns.store.transaction():
         ns.create_file(deep + "/f", ns.store.allocate_id(), 1, 1, "sum")
-    assert [row.name for row in ns.list(deep)] == ["f"]
+    assert ns.list(deep).names == ("f",)
     removal = ns.remove("/d", recursive=True)
     assert len(removal.files) == 1 and ns.find(deep) is None
 

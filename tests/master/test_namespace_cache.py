@@ -31,8 +31,8 @@ def test_moved_directory_is_found_only_at_its_new_path(ns: Namespace) -> None:
     assert ns.find("/a/b/f") is None
     assert ns.find("/c/f") is not None
     add_file(ns, "/a/b/g")  # a new /a/b must be a new directory, not the moved one
-    assert [r.name for r in ns.list("/a/b")] == ["g"]
-    assert [r.name for r in ns.list("/c")] == ["f"]
+    assert ns.list("/a/b").names == ("g",)
+    assert ns.list("/c").names == ("f",)
 
 
 def test_removed_directory_is_forgotten(ns: Namespace) -> None:

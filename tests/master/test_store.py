@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sector.master.store import ROOT_ID, Store
+from sector.master import store as store_module
+from sector.master.store import ROOT_ID, Columns, Store
 
 
 @pytest.fixture
@@ -128,6 +129,73 @@ def test_renaming_a_directory_is_one_row_update_and_children_follow(store: Store
     assert store.db.total_changes - before == 1
     assert store.path_of(files[7].id) == "/z/renamed/b/f7"
     assert [r.name for r in store.children(b.id)][:3] == ["f0", "f1", "f10"]
+
+
+# --- listings: columns, cached while nothing changes ---------------------------------
+
+
+def _files(store: Store, parent: int, *names: str) -> None:
+    with store.transaction():
+        for name in names:
+            store.insert(parent, name, False, size=len(name), version=1, checksum="c")
+
+
+def test_a_listing_is_the_children_as_columns_in_name_order(store: Store) -> None:
+    _files(store, ROOT_ID, "b", "a")
+    with store.transaction():
+        empty = store.insert(ROOT_ID, "d", True)
+    listed = store.listing(ROOT_ID)
+    assert listed == Columns.of(store.children(ROOT_ID))
+    assert listed.names == ("a", "b", "d")
+    assert listed.is_dir == (False, False, True)
+    assert listed.sizes == (1, 1, 0)
+    assert len(store.listing(empty.id)) == 0
+
+
+def test_an_unchanged_directory_is_listed_from_the_cache(store: Store) -> None:
+    _files(store, ROOT_ID, "a")
+    assert store.listing(ROOT_ID) is store.listing(ROOT_ID)
+
+
+def test_every_change_is_in_the_next_listing(store: Store) -> None:
+    _files(store, ROOT_ID, "a", "b")
+    b = store.lookup(ROOT_ID, "b")
+    assert b is not None
+    changes = [
+        lambda: store.insert(ROOT_ID, "c", False),
+        lambda: store.update_content(b.id, 99, 2, "new", mtime=5.0),
+        lambda: store.rename(b.id, ROOT_ID, "z"),
+        lambda: store.touch(b.id, 7.0),
+        lambda: store.delete([b.id]),
+    ]
+    for change in changes:
+        store.listing(ROOT_ID)  # cached
+        with store.transaction():
+            change()
+        assert store.listing(ROOT_ID) == Columns.of(store.children(ROOT_ID))
+
+
+def test_a_listing_read_in_a_transaction_that_rolls_back_is_not_kept(store: Store) -> None:
+    _files(store, ROOT_ID, "a")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.insert(ROOT_ID, "ghost", False)
+        assert store.listing(ROOT_ID).names == ("a", "ghost")
+        raise RuntimeError("rolled back")
+    assert store.listing(ROOT_ID).names == ("a",)
+
+
+def test_directories_beyond_the_cache_limit_still_list_whole(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "LISTING_CACHE_ENTRIES", 3)
+    with store.transaction():
+        small, big = store.insert(ROOT_ID, "s", True), store.insert(ROOT_ID, "b", True)
+    _files(store, small.id, "1", "2")
+    _files(store, big.id, *"abcde")
+    for _ in range(2):
+        assert store.listing(small.id).names == ("1", "2")
+        assert store.listing(big.id).names == tuple("abcde")
+        assert store.listing(ROOT_ID).names == ("b", "s")
 
 
 def test_descendants_lists_everything_below_but_not_the_entry(store: Store) -> None:

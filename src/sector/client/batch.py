@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..errors import SectorConnectionError, SectorError
@@ -32,6 +33,8 @@ from .reading import READ_REQUEST
 if TYPE_CHECKING:
     from .session import Client
 
+#: Connections (and threads) per slave that carry a batch's writes.
+WRITE_STREAMS = 8
 #: What breaks a data connection (every file still unanswered on it fails).
 _BROKEN = (OSError, ProtocolError, OutOfTurn)
 
@@ -62,8 +65,20 @@ def store(
         path = files[index][0]
         outcomes[index] = reply.exception(path) if isinstance(reply, Error) else reply
 
-    for (address, secure), indices in by_slave.items():
-        _pipeline(client, address, secure, indices, depth, send, receive, outcomes)
+    # Several connections per slave, each on a thread of its own: a slave finishes one
+    # commit per connection at a time (its fsync, the master's record), and commits on
+    # several connections at once are what its group commit flushes together.
+    stripes = [
+        (address, secure, indices[first::WRITE_STREAMS])
+        for (address, secure), indices in by_slave.items()
+        for first in range(min(WRITE_STREAMS, len(indices)))
+    ]
+    with ThreadPoolExecutor(max_workers=max(1, len(stripes))) as pool:
+        for running in [
+            pool.submit(_pipeline, client, address, secure, part, depth, send, receive, outcomes)
+            for address, secure, part in stripes
+        ]:
+            running.result()
     done = [outcome for outcome in outcomes if outcome is not None]
     assert len(done) == len(files), "every file has its outcome"
     return done

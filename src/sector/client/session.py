@@ -118,6 +118,31 @@ class Stat:
             entry.created,
         )
 
+    @classmethod
+    def listed(cls, listing: wire.LsReply) -> list[Stat]:
+        """The public view of a listing the master sent (in columns: see ``LsReply``).
+
+        Raises SectorConnectionError if its columns differ in length (the frames are
+        intact: the connection stays usable).
+        """
+        if not listing.is_even():
+            raise SectorConnectionError("the master sent a listing with columns of unequal length")
+        # Stat's fields in its order, straight from the columns; iter(list, None) makes
+        # each entry its own empty ``slaves`` (ls leaves them out; they are mutable)
+        return list(
+            map(
+                cls,
+                listing.names,
+                listing.isdir,
+                listing.timestamps,
+                listing.sizes,
+                listing.versions,
+                listing.checksums,
+                iter(list, None),
+                listing.created,
+            )
+        )
+
 
 def default_cert() -> Path:
     return sector_home() / "conf" / "master_node.cert"
@@ -459,7 +484,7 @@ class Client:
 
     def ls_many(self, paths: Iterable[str]) -> list[list[Stat] | SectorError]:
         """:meth:`ls` of each directory, pipelined: its entries or its error, in order."""
-        return self._batch(paths, lambda path: wire.Ls(_normal(path)), _listing_of_reply)
+        return self._batch(paths, lambda path: wire.Ls(_normal(path)), Stat.listed)
 
     def mkdir_many(self, paths: Iterable[str]) -> list[SectorError | None]:
         """:meth:`mkdir` of each path, pipelined and in order: None where the directory
@@ -601,8 +626,7 @@ class Client:
 
         Raises FileNotFoundError (E_NOEXIST), PermissionError (E_PERMISSION).
         """
-        from_entry = Stat.from_entry
-        return [from_entry(e) for e in self.call(wire.Ls(_normal(path))).entries]
+        return Stat.listed(self.call(wire.Ls(_normal(path))))
 
     def locate(self, path: str) -> list[tuple[str, int]]:
         """The slaves (host, port) holding the current version of a file.
@@ -1121,11 +1145,6 @@ def data_timeout_from(text: str | None) -> float:
 
 def _stat_of_reply(reply: wire.StatReply) -> Stat:
     return Stat.from_entry(reply.entry)
-
-
-def _listing_of_reply(reply: wire.LsReply) -> list[Stat]:
-    from_entry = Stat.from_entry
-    return [from_entry(entry) for entry in reply.entries]
 
 
 def _existence(found: Stat | SectorError) -> bool | SectorError:

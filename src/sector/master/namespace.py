@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from dataclasses import replace as dataclass_replace
+
+import msgspec
 
 from ..errors import (
     InvalidError,
@@ -21,7 +22,7 @@ from ..errors import (
     SectorPermissionError,
 )
 from ..protocol.paths import ROOT, components, is_within, split
-from .store import ROOT_ID, Row, Store
+from .store import ROOT_ID, Columns, Row, Store
 
 #: Directory paths whose ids the namespace remembers (cleared wholesale when full).
 DIR_CACHE_LIMIT = 100_000
@@ -115,10 +116,10 @@ class Namespace:
             raise SectorIsADirectoryError("is a directory", path)
         return row
 
-    def list(self, path: str) -> list[Row]:
+    def list(self, path: str) -> Columns:
         """A directory's children by name; a file lists as itself."""
         row = self.stat(path)
-        return self.store.children(row.id) if row.is_dir else [row]
+        return self.store.listing(row.id) if row.is_dir else Columns.of([row])
 
     def mkdir(self, path: str) -> Row:
         """Create ``path`` and any missing parents; E_EXIST if it is already there."""
@@ -226,7 +227,7 @@ class Namespace:
             self.store.touch(row.parent)
             if parent.id != row.parent:
                 self.store.touch(parent.id)
-        return dataclass_replace(row, parent=parent.id, name=name), replaced
+        return msgspec.structs.replace(row, parent=parent.id, name=name), replaced
 
     def clear_for(self, target: Row, path: str, incoming_dir: bool) -> Removal:
         """Delete ``target`` (at ``path``) to put another entry there; inside a transaction.

@@ -86,7 +86,16 @@ class Tree:
     def ls(self, session: Session, request: Ls) -> Reply:
         path = normalize(request.path)
         session.user.check_read(path)
-        return LsReply([entry(row) for row in self.namespace.list(path)])
+        listed = self.namespace.list(path)
+        return LsReply(
+            listed.names,
+            listed.is_dir,
+            listed.sizes,
+            listed.mtimes,
+            listed.versions,
+            listed.checksums,
+            listed.created,
+        )
 
     @handles(Mkdir)
     def mkdir(self, session: Session, request: Mkdir) -> Reply:

@@ -14,7 +14,8 @@ Client -> master::
     ping                               -> PingReply(time)
     stat(path, cache)                  -> StatReply(entry, lease)   entry: Entry, with slaves;
                                           cache: lease it (lease: seconds it may be kept)
-    ls(path)                           -> LsReply(entries)      a file lists as itself
+    ls(path)                           -> LsReply(names, isdir, ...) columns; a file
+                                          lists as itself
     mkdir(path)                        creates missing parents  -> ok
     rm(path, recursive)                -> ok
     move(src, dst, replace)            -> ok; replace: over a file or empty directory,
@@ -76,6 +77,7 @@ that ``close`` (with the slave's signed receipt) or ``abort`` ends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import msgspec
@@ -322,7 +324,57 @@ class Invalidate(Reply, tag="invalidate"):
 
 
 class LsReply(Reply, tag="ls"):
-    entries: list[Entry]
+    """A directory's entries as columns: entry ``i`` is ``names[i]``, ``isdir[i]``...
+
+    The fields of :class:`Entry` but ``slaves`` (see there), in name order.
+    Why columns (protocol version 2; version 1 sent a list of Entry): seven
+    homogeneous arrays decode in 0.2-0.55x the time of as many small structs, and
+    encode from the master's columns with no object per entry (``python -m
+    bench.codec``). A receiver checks :meth:`is_even` before zipping them.
+    """
+
+    # Sequence: a sender may pass tuples (the master's cached columns); decoded as lists
+    names: Sequence[str]
+    isdir: Sequence[bool]
+    sizes: Sequence[int]
+    timestamps: Sequence[float]
+    versions: Sequence[int]
+    checksums: Sequence[str]
+    created: Sequence[float]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def is_even(self) -> bool:
+        """Whether every column has one value per name (a peer could send otherwise)."""
+        count = len(self.names)
+        return all(
+            len(column) == count
+            for column in (
+                self.isdir,
+                self.sizes,
+                self.timestamps,
+                self.versions,
+                self.checksums,
+                self.created,
+            )
+        )
+
+    def entries(self) -> list[Entry]:
+        """The listing as :class:`Entry` values (a convenience: the columns are cheaper)."""
+        return [
+            Entry(name, isdir, size, timestamp, version, checksum, [], created)
+            for name, isdir, size, timestamp, version, checksum, created in zip(
+                self.names,
+                self.isdir,
+                self.sizes,
+                self.timestamps,
+                self.versions,
+                self.checksums,
+                self.created,
+                strict=True,
+            )
+        ]
 
 
 class ReadGrant(Reply, tag="read-grant"):

@@ -49,7 +49,8 @@ from .framing import ProtocolError
 from .paths import InvalidPath
 
 #: Bumped whenever a message changes other than by a new trailing field with a default.
-PROTOCOL_VERSION = 1
+#: 2: ``ls`` answers in columns (:class:`~.master.LsReply`).
+PROTOCOL_VERSION = 2
 
 # Open modes (Sector's SF_MODE) - an interface users know, so the numbers are kept.
 READ = 1
