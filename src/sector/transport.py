@@ -394,6 +394,29 @@ class FrameReader:
                 raise ConnectionError("connection closed by peer")
             self.decoder.feed(memoryview(self._scratch)[:received])
 
+    def read_arrived(self) -> bytearray | None:
+        """The next frame's body if it has arrived whole, else None, without waiting.
+
+        For frames a peer sends unasked: what has arrived may be only part of
+        one, or only TLS housekeeping, and neither may keep the caller waiting.
+        """
+        for body in self.decoder:
+            return body
+        timeout = self.sock.gettimeout()
+        self.sock.setblocking(False)
+        try:
+            received = self.sock.recv_into(self._scratch)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return None
+        finally:
+            self.sock.settimeout(timeout)
+        if not received:
+            raise ConnectionError("connection closed by peer")
+        self.decoder.feed(memoryview(self._scratch)[:received])
+        for body in self.decoder:
+            return body
+        return None
+
 
 def send_message(sock: socket.socket, message: object) -> None:
     sock.sendall(encode(message))

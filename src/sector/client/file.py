@@ -136,8 +136,13 @@ class SectorFile(io.BufferedIOBase):
                         "the master answered a write open with a read grant"
                     )
                 self._connect(grant.slave)
-                # the slave has the master record the commit (not a chain's: see close)
-                self._send(self._data.begin_write(grant.token, grant.chain, not grant.chain))
+                # the slave has the master record the commit (not a chain's: see close),
+                # unless we cache attributes: the master may recall our own leases (on
+                # this file, its directory) first, and only our close's reply, read on
+                # the master connection, lets us release them at once instead of after
+                # the lease (see sector.master.cache_leases)
+                record = not grant.chain and client.cache is None
+                self._send(self._data.begin_write(grant.token, grant.chain, record))
                 client.leases.opened()  # its lease is kept while we live (until _finish)
                 self._lease_kept = True
                 if opened.bits & APPEND:

@@ -48,7 +48,6 @@ from ..protocol.messages import (
     Request,
     Vocabulary,
     Working,
-    replies_to,
 )
 from ..protocol.paths import InvalidPath, components, has_wildcard, join, matches, normalize
 from ..transport import (
@@ -61,6 +60,7 @@ from ..transport import (
     still_open,
 )
 from . import batch
+from .cache import AttributeCache
 from .file import SectorFile, SectorTextFile
 from .leases import LeaseKeeper
 from .modes import parse_mode
@@ -163,11 +163,19 @@ class Client:
         timeout: float = MASTER_TIMEOUT,
         *,
         data_timeout: float | None = None,
+        cache: bool = False,
     ):
         """``timeout``: seconds the master may stay silent before a call fails
         (:data:`MASTER_TIMEOUT`, 30). ``data_timeout``: seconds a read waits for a
         silent slave before trying another replica; by default
-        ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30)."""
+        ``$SECTOR_DATA_TIMEOUT``, else :data:`DATA_TIMEOUT` (30).
+
+        ``cache``: answer :meth:`stat` (and ``exists``, ``locate``) from memory
+        while the master's lease on the earlier answer lasts (about a second).
+        Never stale: the master recalls the lease before it acknowledges any
+        change to that entry to anyone; the price is that such a change waits
+        until this client lets go, or its lease ends when it is busy elsewhere
+        (see :mod:`sector.client.cache`)."""
         if not timeout > 0:
             raise InvalidError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.host, self.port = host, port
@@ -193,6 +201,8 @@ class Client:
         #: Pings the master while files are open for writing, so that their leases
         #: outlive CLIENT_TIMEOUT as long as this client does (see leases.py).
         self.leases = LeaseKeeper(lambda: self.call(wire.Ping()))
+        #: The leased ``stat`` answers, when asked for (``cache=True``); else None.
+        self.cache = AttributeCache() if cache else None
 
     def __enter__(self) -> Client:
         return self
@@ -278,6 +288,8 @@ class Client:
             self._pool.clear()
 
     def _disconnect(self) -> None:
+        if self.cache is not None:
+            self.cache.clear()  # its leases belonged to this session; recalls to it are lost
         if self._sock is not None:
             close_quietly(self._sock)
             self._sock = None
@@ -287,21 +299,49 @@ class Client:
         assert self._sock is not None
         try:
             send_message(self._sock, request)
-            return self._next_reply(replies_to(type(request)))
+            return self._next_reply(wire.answers_to(type(request)))
         except (OSError, ProtocolError) as exc:
             raise self._broken(exc) from None
 
     def _next_reply(self, vocabulary: Vocabulary) -> Any:
-        """The next reply from the master, decoded with ``vocabulary`` (the replies its
-        request may get): the one place frames from the master are read.
+        """The next reply from the master, decoded with ``vocabulary`` (its request's
+        :func:`~sector.protocol.master.answers_to`): the one place replies are read.
 
         ``Working`` frames (a long request still being worked on) are skipped:
-        the timeout counts silence, each frame starts it again.
+        the timeout counts silence, each frame starts it again. Pushes (cache
+        recalls) that come before the reply are dealt with on the way.
         """
         assert self._reader is not None
-        while isinstance(reply := vocabulary.decode(self._reader.read()), Working):
-            pass
-        return reply
+        while True:
+            reply = vocabulary.decode(self._reader.read())
+            if isinstance(reply, wire.Invalidate):
+                self._recalled(reply)
+            elif not isinstance(reply, Working):
+                return reply
+
+    def _drain(self) -> None:
+        """Deal with the pushes that arrived while we read nothing, without waiting.
+
+        Not what keeps the cache right - a change is acknowledged only once we
+        let go or our lease is over, and ours ends first - but what lets a busy
+        client let go at once, instead of holding the change up until its lease
+        ends. A broken connection is dropped, with the cache, for the next call.
+        """
+        reader = self._reader
+        if self._sock is None or reader is None:
+            return
+        try:
+            while (body := reader.read_arrived()) is not None:
+                self._recalled(wire.PUSHES.decode(body))
+        except (OSError, ProtocolError) as exc:
+            self._broken(exc)
+
+    def _recalled(self, push: wire.Invalidate) -> None:
+        """The master recalls cached answers: forget them, then say so (no reply comes)."""
+        if self.cache is not None:
+            self.cache.forget(push.paths)
+        assert self._sock is not None
+        send_message(self._sock, wire.CacheRelease(push.seq))
 
     def _broken(self, exc: OSError | ProtocolError) -> SectorConnectionError:
         """Drop the master connection after ``exc``; the error to raise for it."""
@@ -404,7 +444,7 @@ class Client:
                     window = batch[sent : len(results) + PIPELINE_DEPTH]
                     self._sock.sendall(b"".join(map(encode, window)))
                     sent += len(window)
-                reply = self._next_reply(replies_to(type(batch[len(results)])))
+                reply = self._next_reply(wire.answers_to(type(batch[len(results)])))
                 results.append(reply.exception() if isinstance(reply, Error) else reply)
         except (OSError, ProtocolError) as exc:
             raise self._broken(exc) from None
@@ -563,9 +603,23 @@ class Client:
     def stat(self, path: str) -> Stat:
         """A file's or directory's :class:`Stat`, with the slaves holding a file.
 
+        With ``cache=True`` (see :class:`Client`) a leased earlier answer is
+        given while it lasts; any change acknowledged to anyone is seen at once.
         Raises FileNotFoundError (E_NOEXIST), PermissionError (E_PERMISSION).
         """
-        return Stat.from_entry(self.call(wire.Stat(_normal(path))).entry)
+        path = _normal(path)
+        cache = self.cache
+        if cache is None:
+            return Stat.from_entry(self.call(wire.Stat(path)).entry)
+        with self._lock:
+            self._drain()
+            cached = cache.get(path)
+            if cached is not None:
+                return cached
+            sent = cache.clock.monotonic()
+            reply = self.call(wire.Stat(path, cache=True))
+            cache.put(path, Stat.from_entry(reply.entry), sent, reply.lease)
+            return Stat.from_entry(reply.entry)
 
     def ls(self, path: str = "/") -> list[Stat]:
         """A directory's entries, sorted by name (a file lists as itself).

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from ..certs import ROLE_SLAVE, identity
 from ..errors import E_UNKNOWN
 from ..protocol.framing import MAX_FRAME, FrameDecoder, ProtocolError, encode
-from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, refusal
-from ..protocol.messages import Error, InvalidMessage, Reply, Working
+from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, CacheRelease, refusal
+from ..protocol.messages import Error, InvalidMessage, Message, Reply, Working
 from .sessions import Peer, Session
 from .slaves import Slave
 
@@ -71,6 +71,9 @@ class MasterConnection(asyncio.Protocol):
         self._greeting_timer: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.TimerHandle | None = None
         self._paused_by: set[str] = set()  # why reading is paused: "queue", "replies"
+        #: Whether the request being answered is ``long_running``: only its asker
+        #: expects ``Working`` (others may wait too: on recalled cache leases).
+        self._announce = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment] - uvloop's is not a subclass
@@ -87,6 +90,8 @@ class MasterConnection(asyncio.Protocol):
         self.decoder.feed(data)
         try:
             for body in self.decoder:
+                if self.waiting and self._released(body):
+                    continue
                 self.queue.append(body)
                 self.queued_bytes += len(body)
         except ProtocolError as exc:
@@ -98,6 +103,21 @@ class MasterConnection(asyncio.Protocol):
             self._pause("queue")
         self._work()
 
+    def _released(self, body: bytearray) -> bool:
+        """Handle a ``cache-release`` at once, even behind a request that waits: that
+        request may be waiting for exactly this release (its change recalled a lease
+        this very client holds). A release answers nothing, so order does not matter."""
+        if self.session is None:
+            return False
+        try:
+            message = CLIENT_REQUESTS.decode(body)
+        except ProtocolError:
+            return False  # its turn will come, and the error with it
+        if type(message) is not CacheRelease:
+            return False
+        self.master.answer(self.session, message)
+        return True
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         if self._keepalive is not None:
@@ -105,6 +125,7 @@ class MasterConnection(asyncio.Protocol):
         if self._greeting_timer is not None:
             self._greeting_timer.cancel()
         if self.session is not None:
+            self.session.push = None
             self.master.end_session(self.session)
         if self.slave is not None:
             self.master.slave_disconnected(self.slave)
@@ -140,7 +161,8 @@ class MasterConnection(asyncio.Protocol):
                 self._send(reply)
             elif reply is not None:
                 self.waiting = True
-                self._schedule_keepalive()
+                if self._announce:
+                    self._schedule_keepalive()
                 self.master.spawn(self._finish(reply))
                 break
         if (
@@ -184,12 +206,14 @@ class MasterConnection(asyncio.Protocol):
                 request = CLIENT_REQUESTS.decode(body)
             except InvalidMessage as exc:
                 return Error.of(exc)
+            self._announce = request.long_running
             return self.master.answer(self.session, request)
         if self.slave is not None:
             try:
                 report = SLAVE_REPORTS.decode(body)
             except InvalidMessage as exc:
                 return Error.of(exc)
+            self._announce = report.long_running
             reply = self.master.report(self.slave, report)
             if reply is None:
                 self._drop("superseded by a newer registration of the same slave")
@@ -206,6 +230,7 @@ class MasterConnection(asyncio.Protocol):
         except InvalidMessage as exc:
             self._send(refusal(exc), then_close=True)
             return None
+        self._announce = greeting.long_running
         admitted = self.master.greet(self.peer, greeting)
         if isinstance(admitted, tuple):
             return self._admit(*admitted)
@@ -222,6 +247,7 @@ class MasterConnection(asyncio.Protocol):
             return None
         else:
             self.session = peer
+            peer.push = self._push
             self.decoder.limit = SESSION_LIMIT
         return reply
 
@@ -240,6 +266,11 @@ class MasterConnection(asyncio.Protocol):
             self.transport.close()
         elif session is not None and session.stop_master:
             self.master.stop()  # only now: the reply to `shutdown` is on its way
+
+    def _push(self, message: Message) -> None:
+        """Send a message the peer did not ask for, between whole frames (a write is one)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode(message))
 
     def _drop(self, reason: str) -> None:
         log.warning("dropping connection from %s: %s", self.address, reason)

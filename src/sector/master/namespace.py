@@ -91,6 +91,19 @@ class Namespace:
         parent = self._dir_id(parent_path)
         return None if parent is None else self.store.lookup(parent, name)
 
+    def directory_ids(self, path: str) -> list[int]:
+        """Ids of the directories above ``path``, the root left out (it never moves);
+        from the cache, after a ``find`` of ``path``. What a cached ``stat`` of
+        ``path`` stands on besides the entry itself (:mod:`.cache_leases`)."""
+        ids: list[int] = []
+        parent = split(path)[0]
+        while parent != ROOT:
+            known = self._dir_id(parent)
+            if known is not None:
+                ids.append(known)
+            parent = split(parent)[0]
+        return ids
+
     def stat(self, path: str) -> Row:
         row = self.find(path)
         if row is None:

@@ -6,6 +6,8 @@ Each part has one job and is handed what it needs:
 * :class:`~.tree.Tree` - stat, ls, mkdir, rm, move, copy;
 * :class:`~.files.Files` - open, close, abort: grants, leases, commits;
 * :class:`~.admin.Admin` - ping, sysinfo, fsck, shutdown;
+* :class:`~.cache_leases.CacheLeases` - the ``stat`` replies clients may cache, and
+  their recall before a change is acknowledged;
 * :class:`~.membership.Membership` - slaves registering and reporting;
 * :class:`~.integrity.Integrity` - damaged replicas: reported, checked, given up;
 * :class:`~.replication.Replication` - every file kept at its replica target
@@ -51,6 +53,7 @@ from ..protocol.master import CLIENT_REQUESTS, GREETINGS, SLAVE_REPORTS, Login
 from ..protocol.messages import Error, Message, Reply, Request, handler_table, is_expected
 from ..transport import server_tls_context
 from .admin import Admin
+from .cache_leases import CacheLeases
 from .connection import MasterConnection
 from .files import Files
 from .integrity import Integrity
@@ -85,6 +88,7 @@ class MasterServer:
         self.clock = clock
         self.store = Store(settings.home / "metadata.db", clock)
         self.namespace = namespace = Namespace(self.store)
+        self.cache_leases = CacheLeases(self.store, clock)
         self.leases = leases = Leases(first_id=self.store.lease_base())
         self.registry = Registry(clock, settings.slave_timeout, settings.topology)
         self.links = Links(self.registry, self.keys, clock)
@@ -121,7 +125,15 @@ class MasterServer:
             clock,
             settings.data_encryption,
         )
-        tree = Tree(self.store, namespace, leases, placement, self.links, self.replication)
+        tree = Tree(
+            self.store,
+            namespace,
+            leases,
+            placement,
+            self.links,
+            self.replication,
+            self.cache_leases,
+        )
         self.integrity = Integrity(
             self.store, self.registry, self.links, self.spawn, self.replication.replica_lost
         )
@@ -164,6 +176,7 @@ class MasterServer:
             self.membership,
             self.integrity,
             stewardship,
+            self.cache_leases,
         )
         self.status = Status(
             self.store,
@@ -190,35 +203,48 @@ class MasterServer:
 
     # --- what connections ask of the master ---------------------------------------------
 
-    def answer(self, session: Session, request: Request) -> Reply | Awaitable[Reply]:
-        """A client request's reply; the few that must wait return an awaitable one.
+    def answer(self, session: Session, request: Request) -> Reply | Awaitable[Reply] | None:
+        """A client request's reply; the few that must wait return an awaitable one,
+        and a request without replies (``cache-release``) None.
 
         The error boundary of client requests: whatever a handler raises
         becomes an :class:`Error` reply here (and is logged when it is a bug).
-        Every request is timed and counted here too (:mod:`.metrics`); the clock
-        is ``time.perf_counter``, not the injected one, because this measures the
-        work, whatever time a test pretends it is.
+        A change that broke other clients' cache leases is answered only once
+        they let go (:meth:`.CacheLeases.recalls`). Every request is timed and
+        counted here too (:mod:`.metrics`); the clock is ``time.perf_counter``,
+        not the injected one, because this measures the work, whatever time a
+        test pretends it is.
         """
         started = time.perf_counter()
         if _tracing():
             log.debug("%s %r", session.user.name, request)
         session.last_active = self.clock.monotonic()
-        try:
-            reply = self.client_ops[type(request)](session, request)
-        except Exception as exc:
-            reply = _failure(request, exc)
-        if isinstance(reply, Reply):
+        with self.cache_leases.recalls() as recalls:
+            try:
+                reply = self.client_ops[type(request)](session, request)
+            except Exception as exc:
+                reply = _failure(request, exc)
+        if reply is None:
+            return None
+        if isinstance(reply, Reply) and not recalls:
             self.metrics.answered(type(request), started, reply)
             return reply
-        return self._answer_later(request, started, reply)
+        return self._answer_later(request, started, reply, recalls)
 
     async def _answer_later(
-        self, request: Request, started: float, pending: Awaitable[Reply]
+        self,
+        request: Request,
+        started: float,
+        pending: Awaitable[Reply] | Reply,
+        recalls: list[asyncio.Future[None]],
     ) -> Reply:
-        try:
-            reply = await pending
-        except Exception as exc:
-            reply = _failure(request, exc)
+        with self.cache_leases.recalls() as more:
+            try:
+                reply = pending if isinstance(pending, Reply) else await pending
+            except Exception as exc:
+                reply = _failure(request, exc)
+        if recalls or more:
+            await asyncio.wait([*recalls, *more])
         self.metrics.answered(type(request), started, reply)
         return reply
 
@@ -251,20 +277,24 @@ class MasterServer:
         return admitted
 
     def report(self, slave: Slave, report: Request) -> Reply | Awaitable[Reply] | None:
-        """A slave's report's reply (awaitable when it must wait: a commit's copies); None
-        when a newer registration replaced this slave."""
+        """A slave's report's reply (awaitable when it must wait: a commit's copies, or
+        the cache leases its changes recalled); None when a newer registration replaced
+        this slave."""
         started = time.perf_counter()
-        try:
-            reply = self.slave_reports[type(report)](slave, report)
-        except Exception as exc:
-            reply = _failure(report, exc)
-        if reply is None or isinstance(reply, Reply):
-            if reply is not None:
-                self.metrics.answered(type(report), started, reply)
+        with self.cache_leases.recalls() as recalls:
+            try:
+                reply = self.slave_reports[type(report)](slave, report)
+            except Exception as exc:
+                reply = _failure(report, exc)
+        if reply is None:
+            return None
+        if isinstance(reply, Reply) and not recalls:
+            self.metrics.answered(type(report), started, reply)
             return reply
-        return self._answer_later(report, started, reply)
+        return self._answer_later(report, started, reply, recalls)
 
     def end_session(self, session: Session) -> None:
+        self.cache_leases.ended(session)
         self.files.abandon(session)
 
     def slave_disconnected(self, slave: Slave) -> None:

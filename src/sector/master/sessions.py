@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
@@ -26,7 +27,7 @@ from ..clock import SYSTEM, Clock
 from ..config import address_allowed
 from ..errors import E_ACCOUNT, E_ACL, E_PASSWORD, SectorError, SecurityError
 from ..protocol.master import Login, LoginReply, Logout, check_version
-from ..protocol.messages import Done, Error, Reply, handles
+from ..protocol.messages import Done, Error, Message, Reply, handles
 from .throttle import LoginThrottle
 from .users import User, Users
 
@@ -42,9 +43,9 @@ class Peer:
     identity: Identity | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
-    """One logged-in client connection."""
+    """One logged-in client connection (compared and hashed by identity)."""
 
     user: User
     address: str
@@ -56,6 +57,9 @@ class Session:
     #: When it last sent a request (the master's monotonic clock): its write leases
     #: expire CLIENT_TIMEOUT after this unless their slaves report bytes arriving.
     last_active: float = 0.0
+    #: Sends the client a message it did not ask for (``Invalidate``); None once the
+    #: connection is gone. Set by the connection.
+    push: Callable[[Message], None] | None = None
 
 
 #: Threads checking passwords: half the cores, so logins never take all of them.

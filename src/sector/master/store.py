@@ -143,6 +143,16 @@ def _row(values: tuple) -> Row:
     return Row(values[0], values[1], values[2], bool(values[3]), *values[4:])
 
 
+#: Called with the ids of rows whose ``stat`` changes, and whether they moved or went away
+#: (``True``: every path through them now names something else) or only their
+#: attributes changed (``False``: size, version, mtime, owner, replicas).
+ChangeObserver = Callable[[Iterable[int], bool], None]
+
+
+def _unobserved(entry_ids: Iterable[int], moved: bool) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class Columns:
     """Entries as columns, one list per field, in name order: what ``ls`` sends.
@@ -184,11 +194,16 @@ LISTING_CACHE_ENTRIES = 50_000
 
 
 class Store:
-    """All metadata reads and writes. Not thread-safe: the master's event loop owns it."""
+    """All metadata reads and writes. Not thread-safe: the master's event loop owns it.
+
+    Every write that changes what ``stat`` shows calls :attr:`changed` - the master's
+    cache leases (:mod:`.cache_leases`) hang on it: here, where no caller can forget.
+    """
 
     def __init__(self, path: Path | str, clock: Clock = SYSTEM):
         self.path = Path(path)
         self.clock = clock
+        self.changed: ChangeObserver = _unobserved
         self._next_id = 0
         self._id_ceiling = 0
         self.rollbacks = 0
@@ -497,6 +512,7 @@ class Store:
         owner: str | None = None,
     ) -> None:
         """A new version of a file; with ``owner``, the user who wrote it now owns it."""
+        self.changed((entry_id,), False)
         mtime = self.clock.time() if mtime is None else mtime
         if owner is None:
             self.db.execute(
@@ -511,11 +527,13 @@ class Store:
         )
 
     def rename(self, entry_id: int, parent: int, name: str) -> None:
+        self.changed((entry_id,), True)
         self.db.execute(
             "UPDATE entries SET parent = ?, name = ? WHERE id = ?", (parent, name, entry_id)
         )
 
     def touch(self, entry_id: int, mtime: float | None = None) -> None:
+        self.changed((entry_id,), False)
         self.db.execute(
             "UPDATE entries SET mtime = ? WHERE id = ?",
             (self.clock.time() if mtime is None else mtime, entry_id),
@@ -525,6 +543,7 @@ class Store:
         """Delete entries and their replica records; (slave, oid, version) of each copy,
         whose bytes the slaves must now drop."""
         ids = [(i,) for i in entry_ids]
+        self.changed([i for (i,) in ids], True)
         self.db.executemany("DELETE FROM entries WHERE id = ?", ids)
         if self._has_settings:
             self.db.executemany("DELETE FROM replication WHERE id = ?", ids)
@@ -542,12 +561,14 @@ class Store:
         ).fetchall()
 
     def set_replica(self, oid: int, slave: str, version: int) -> None:
+        self.changed((oid,), False)
         self.db.execute(
             "INSERT OR REPLACE INTO replicas (oid, slave, version) VALUES (?, ?, ?)",
             (oid, slave, version),
         )
 
     def drop_replica(self, oid: int, slave: str) -> None:
+        self.changed((oid,), False)
         self.db.execute("DELETE FROM replicas WHERE oid = ? AND slave = ?", (oid, slave))
 
     def replicas_on(self, slave: str) -> Iterator[tuple[int, int]]:

@@ -30,6 +30,7 @@ from ..protocol.master import (
 )
 from ..protocol.messages import Done, Error, Reply, handles
 from ..protocol.paths import normalize
+from .cache_leases import CacheLeases
 from .leases import Leases
 from .links import Links
 from .namespace import Namespace, Removal
@@ -63,8 +64,10 @@ class Tree:
         placement: Placement,
         links: Links,
         replication: Replication,
+        cache_leases: CacheLeases,
     ):
         self.store, self.namespace, self.leases = store, namespace, leases
+        self.cache_leases = cache_leases
         self.placement, self.links, self.replication = placement, links, replication
         self.quotas = Quotas(store)
 
@@ -73,7 +76,11 @@ class Tree:
         path = normalize(request.path)
         session.user.check_read(path)
         row = self.namespace.stat(path)
-        return StatReply(entry(row, None if row.is_dir else self.placement.addresses(row)))
+        found = entry(row, None if row.is_dir else self.placement.addresses(row))
+        if not request.cache:
+            return StatReply(found)
+        above = self.namespace.directory_ids(path)
+        return StatReply(found, self.cache_leases.grant(session, path, row.id, above))
 
     @handles(Ls)
     def ls(self, session: Session, request: Ls) -> Reply:

@@ -12,7 +12,8 @@ Client -> master::
     login(version, user, password)     -> LoginReply(user, rights)
     logout                             -> ok, then the master hangs up
     ping                               -> PingReply(time)
-    stat(path)                         -> StatReply(entry)      entry: Entry, with slaves
+    stat(path, cache)                  -> StatReply(entry, lease)   entry: Entry, with slaves;
+                                          cache: lease it (lease: seconds it may be kept)
     ls(path)                           -> LsReply(names, isdir, ...) columns; a file
                                           lists as itself
     mkdir(path)                        creates missing parents  -> ok
@@ -36,6 +37,12 @@ Client -> master::
     decommission(slave, cancel)        admin only: drain a slave -> DecommissionReply
     adopt(discard)                     admin only: leave safe mode, adopting (or
                                        giving up) what the namespace does not know
+    cache-release(seq)                 forgot what invalidate #seq named (no reply)
+
+Master -> client, unasked (:data:`PUSHES`, before or between replies)::
+
+    invalidate(seq, paths)             forget these leased stat answers, then send
+                                       cache-release(seq) (see sector.master.cache_leases)
 
 Slave -> master::
 
@@ -313,7 +320,25 @@ class PingReply(Reply, tag="ping"):
 
 
 class StatReply(Reply, tag="stat"):
+    """``lease``: seconds the asker may answer ``stat`` of this path from its cache,
+    counted from when it *sent* the request (so that its lease ends before the
+    master's); 0.0 when it did not ask (``Stat.cache``). See :class:`Invalidate`."""
+
     entry: Entry
+    lease: float = 0.0
+
+
+class Invalidate(Reply, tag="invalidate"):
+    """Pushed by the master, not asked for: forget the cached ``stat`` of ``paths``.
+
+    It may arrive before any reply, or while the client reads nothing (a client
+    reads it before it next answers from its cache). The change that recalled the
+    paths is acknowledged to nobody until the client sends ``CacheRelease(seq)``
+    or its lease on them runs out.
+    """
+
+    seq: int
+    paths: list[str]
 
 
 class LsReply(Reply, tag="ls"):
@@ -531,9 +556,19 @@ class Ping(Request, tag="ping"):
 
 
 class Stat(Request, tag="stat"):
+    """``cache``: ask for a lease to keep the reply (see :class:`StatReply`)."""
+
     path: str
+    cache: bool = False
 
     replies = (StatReply,)
+
+
+class CacheRelease(Request, tag="cache-release"):
+    """The client forgot the paths of every :class:`Invalidate` up to ``seq``; no reply
+    (a reply would take a place among the replies of requests in flight)."""
+
+    seq: int
 
 
 class Ls(Request, tag="ls"):
@@ -804,10 +839,28 @@ CLIENT_REQUESTS = Vocabulary(
     Decommission,
     Adopt,
     Quota,
+    CacheRelease,
 )
+#: What the master sends a client unasked, between or before replies.
+PUSHES = Vocabulary("the master's pushes", Invalidate)
 SLAVE_REPORTS = Vocabulary(
     "a slave's reports", Heartbeat, Inventory, Quarantined, BadSource, Committed
 )
+
+
+_ANSWERS: dict[type[Request], Vocabulary] = {}
+
+
+def answers_to(request_type: type[Request]) -> Vocabulary:
+    """What a client may read after sending ``request_type`` to the master: its replies
+    (:func:`~.messages.replies_to`) or a push (:data:`PUSHES`) that comes first."""
+    vocabulary = _ANSWERS.get(request_type)
+    if vocabulary is None:
+        replies = replies_to(request_type)
+        vocabulary = _ANSWERS[request_type] = Vocabulary(
+            f"{replies.name} or a push", *replies.types, *PUSHES.types
+        )
+    return vocabulary
 
 
 def check_version(version: int) -> None:
