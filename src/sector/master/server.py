@@ -219,17 +219,7 @@ class MasterServer:
         if _tracing():
             log.debug("%s %r", session.user.name, request)
         session.last_active = self.clock.monotonic()
-        with self.cache_leases.recalls() as recalls:
-            try:
-                reply = self.client_ops[type(request)](session, request)
-            except Exception as exc:
-                reply = _failure(request, exc)
-        if reply is None:
-            return None
-        if isinstance(reply, Reply) and not recalls:
-            self.metrics.answered(type(request), started, reply)
-            return reply
-        return self._answer_later(request, started, reply, recalls)
+        return self._dispatch(self.client_ops[type(request)], session, request, started)
 
     async def _answer_later(
         self,
@@ -281,17 +271,24 @@ class MasterServer:
         the cache leases its changes recalled); None when a newer registration replaced
         this slave."""
         started = time.perf_counter()
+        return self._dispatch(self.slave_reports[type(report)], slave, report, started)
+
+    def _dispatch(
+        self, handler: Any, peer: Session | Slave, request: Request, started: float
+    ) -> Reply | Awaitable[Reply] | None:
+        """Run ``handler`` inside the error boundary and the cache-lease recalls; the
+        reply at once when nothing has to wait, else an awaitable one."""
         with self.cache_leases.recalls() as recalls:
             try:
-                reply = self.slave_reports[type(report)](slave, report)
+                reply = handler(peer, request)
             except Exception as exc:
-                reply = _failure(report, exc)
+                reply = _failure(request, exc)
         if reply is None:
             return None
         if isinstance(reply, Reply) and not recalls:
-            self.metrics.answered(type(report), started, reply)
+            self.metrics.answered(type(request), started, reply)
             return reply
-        return self._answer_later(report, started, reply, recalls)
+        return self._answer_later(request, started, reply, recalls)
 
     def end_session(self, session: Session) -> None:
         self.cache_leases.ended(session)
