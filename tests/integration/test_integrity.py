@@ -207,6 +207,36 @@ def test_batch_and_asyncio_reads_go_around_a_rotten_first_replica(
     client.close()
 
 
+@pytest.mark.parametrize("where", ["before the range", "inside it", "after it"])
+def test_a_large_read_at_odd_offsets_checks_the_blocks_at_both_ends(
+    two_slaves: LocalCluster, where: str
+) -> None:
+    """A read of a few MiB at an offset inside a block is received straight into the
+    bytes returned, but its end blocks are still checked whole: a flipped byte in the
+    part of a block outside the range asked for still fails the replica over."""
+    cluster = two_slaves
+    client = connect(cluster)
+    data = os.urandom(5 * MiB + 4321)
+    offset, length = BLOCK + 1000, 3 * MiB + 777  # both ends inside a block
+    rot_at = {
+        "before the range": offset - 500,
+        "inside it": offset + MiB,
+        "after it": offset + length + 30,
+    }[where]
+    path = f"/rot-odd/{where.replace(' ', '-')}"
+    with client.open(path, sector.WRITE) as handle:
+        handle.write(data)
+    add_replicas(cluster, client, [path])
+    rotten = rot_first_replica(cluster, client, path, rot_at)
+
+    with client.open(path, READ) as handle:
+        handle.seek(offset)
+        assert handle.read(length) == data[offset : offset + length]
+
+    wait_until(lambda: quarantined(cluster, rotten), what="the bad replica moved aside")
+    client.close()
+
+
 def test_fsck_reports_a_flipped_byte_and_the_replica_is_given_up(
     two_slaves: LocalCluster,
 ) -> None:
@@ -415,6 +445,34 @@ def test_any_range_reads_back_exactly(
         count = handle.readinto(buffer)
         assert buffer[:count] == RANGES_DATA[offset : offset + length]
         assert count == len(RANGES_DATA[offset : offset + length])
+
+
+#: Large enough that a read of a MiB or more goes straight to the slave (no read-ahead).
+LARGE_RANGES_DATA = os.urandom(4 * MiB + 4321)
+
+
+@given(st.integers(0, len(LARGE_RANGES_DATA)), st.integers(MiB, 3 * MiB))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_large_range_reads_back_exactly(
+    large_ranged_file: tuple[Client, str], offset: int, length: int
+) -> None:
+    """read() of a MiB or more at any offset: one request received in place, checked."""
+    client, path = large_ranged_file
+    with client.open(path, READ) as handle:
+        handle.seek(offset)
+        assert handle.read(length) == LARGE_RANGES_DATA[offset : offset + length]
+
+
+@pytest.fixture(scope="module")
+def large_ranged_file(cluster: LocalCluster) -> Iterator[tuple[Client, str]]:
+    client = connect(cluster)
+    path = "/tests/integrity-large-ranges"
+    with client.open(path, sector.WRITE | sector.TRUNC) as handle:
+        handle.write(LARGE_RANGES_DATA)
+    yield client, path
+    client.close()
 
 
 # --- the scrub ------------------------------------------------------------------------

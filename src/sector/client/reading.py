@@ -182,33 +182,80 @@ class ReplicaReader:
     def read_bytes(self, offset: int, length: int) -> bytes:
         """The file's bytes ``offset``..``offset+length`` as one new object, checked.
 
-        When the range is whole blocks (or runs to the end of the file) and the
-        connection is plain TCP, the bytes are received in one request straight
-        into the object returned (``recv(MSG_WAITALL)``, see
+        On a plain TCP connection the bytes are received in one request
+        straight into the object returned (``recv(MSG_WAITALL)``, see
         :func:`~sector.transport.recv_whole`), then checked: no buffer to zero,
-        no copy. Measured with ``fs.cat_file`` of 1 GiB: filling a bytearray in
-        16 MiB requests and copying it into ``bytes`` ran at 0.41x ``sector
-        download``. Anything else - a partial block at either end, a TLS
-        connection, a slave that stops part-way - goes through
-        :meth:`read_into` and one copy.
+        no copy; only the widening to whole blocks lands in scratch memory.
+        Measured with ``fs.cat_file`` of 1 GiB: filling a bytearray in 16 MiB
+        requests and copying it into ``bytes`` ran at 0.41x ``sector
+        download``. A short range (inside two blocks), a TLS connection, or a
+        slave that stops part-way goes through :meth:`read_into` and one copy.
         """
         end = offset + length
-        whole_blocks = offset % BLOCK == 0 and (end % BLOCK == 0 or end == self.size)
-        if not length or not whole_blocks or length > MAX_RECV or end > self.size:
-            block = bytearray(length)
-            self.read_into(offset, memoryview(block))
-            return bytes(block)
-        try:
-            data = self._receive_whole(offset, end)
-        except _RETRYABLE as exc:
-            self._recover(exc)
-            data = b""
-        if len(data) == length:
-            assert isinstance(data, bytes)
-            return data
-        rest = bytearray(length - len(data))  # a slave stopped part-way: the rest as usual
-        self.read_into(offset + len(data), memoryview(rest))
-        return b"".join((data, rest))
+        if not length or length > MAX_RECV or end > self.size:
+            return self._read_copied(offset, length)
+        if offset % BLOCK == 0 and (end % BLOCK == 0 or end == self.size):
+            try:
+                data = self._receive_whole(offset, end)
+            except _RETRYABLE as exc:
+                self._recover(exc)
+                data = b""
+            if len(data) == length:
+                assert isinstance(data, bytes)
+                return data
+            rest = self._read_copied(offset + len(data), length - len(data))
+            return b"".join((data, rest))  # a slave stopped part-way: the rest as usual
+        if length >= 2 * BLOCK and not self.grant.secure:
+            try:
+                within = self._receive_within(offset, end)
+            except _RETRYABLE as exc:
+                self._recover(exc)
+                within = None
+            if within is not None:
+                return within
+        return self._read_copied(offset, length)
+
+    def _read_copied(self, offset: int, length: int) -> bytes:
+        """Like :meth:`read_bytes`, through :meth:`read_into` and one copy."""
+        block = bytearray(length)
+        self.read_into(offset, memoryview(block))
+        return bytes(block)
+
+    def _receive_within(self, offset: int, end: int) -> bytes | None:
+        """Bytes ``offset``..``end`` (spanning two blocks or more, plain TCP) as one new
+        object received in place, checked; None when the slave stopped short.
+
+        The request is widened to whole blocks as always, but only the widening
+        lands in scratch memory: the bytes asked for are received straight into
+        the object returned (:func:`~sector.transport.recv_whole`), and the two
+        end blocks are checked from their pieces. Measured with 30 MB reads at
+        odd offsets (what pyarrow asks of a Parquet file): zeroing a buffer,
+        filling it and copying it into ``bytes`` took 1.6x as long.
+        """
+        lo, hi = align_down(offset), align_up(end, self.size)
+        head, tail = offset - lo, hi - end
+        sock, sums = self._request(lo, hi - lo)
+        recv_exact_into(sock, self._scratch[:head])
+        self._data.received_raw(head)
+        data = recv_whole(sock, end - offset)
+        if len(data) != end - offset:
+            self._drop_connection()  # the slave stopped: the caller reads it the usual way
+            return None
+        self._data.received_raw(len(data))
+        recv_exact_into(sock, self._scratch[BLOCK : BLOCK + tail])
+        self._data.received_raw(tail)
+        view = memoryview(data)
+        first_end, last_start = BLOCK - head, align_down(end - 1) - offset
+        last_sum = len(sums) - SUM_SIZE
+        if checksum.sum_of_pieces(self._scratch[:head], view[:first_end]) != sums[:SUM_SIZE]:
+            raise BadBytes(f"block at byte {lo} does not match its sum")
+        self._check(view[first_end:last_start], sums[SUM_SIZE:last_sum], lo + BLOCK)
+        tail_piece = self._scratch[BLOCK : BLOCK + tail]
+        if checksum.sum_of_pieces(view[last_start:], tail_piece) != sums[last_sum:]:
+            raise BadBytes(f"block at byte {offset + last_start} does not match its sum")
+        self._progress += end - offset
+        self._release()
+        return data
 
     def _receive_whole(self, lo: int, hi: int) -> bytes | memoryview:
         """One request for ``lo``..``hi`` (whole blocks), received into a new object; the

@@ -58,6 +58,18 @@ def of_sums(sums: bytes | bytearray | memoryview) -> str:
     return xxhash.xxh3_128_hexdigest(sums)
 
 
+def sum_of_pieces(*pieces: bytes | bytearray | memoryview) -> bytes:
+    """One block's sum from its bytes in several pieces, in order (no joining copy).
+
+    A reader that received a block partly into the caller's object and partly
+    into scratch memory checks it this way.
+    """
+    hasher = xxhash.xxh3_64()
+    for piece in pieces:
+        hasher.update(piece)
+    return hasher.digest()
+
+
 def first_bad_block(data: bytes | bytearray | memoryview, sums: bytes | bytearray) -> int | None:
     """Index of the first block of ``data`` that does not match ``sums``; None if all do.
 
