@@ -10,7 +10,7 @@ import pytest
 
 from sector.clock import ManualClock
 from sector.protocol import checksum
-from sector.slave.scrub import MIN_COST, Scrub
+from sector.slave.scrub import MAX_PAUSE, MIN_COST, QUIET, Scrub
 from sector.slave.storage import Storage, WriteSession
 
 MiB = 1024 * 1024
@@ -28,7 +28,9 @@ class Paced:
     def __init__(self, storage: Storage, rate: float):
         self.clock = ManualClock()
         self.slept = 0.0
-        self.scrub = Scrub(storage, rate, self.clock, self.sleep)
+        #: when a client last wrote, as the slave would say
+        self.wrote_at = float("-inf")
+        self.scrub = Scrub(storage, rate, self.clock, self.sleep, lambda: self.wrote_at)
 
     async def sleep(self, seconds: float) -> None:
         self.slept += seconds
@@ -95,3 +97,30 @@ def test_an_object_deleted_while_being_scrubbed_is_skipped(storage: Storage) -> 
     paced.one_pass()
     assert (paced.scrub.checked, paced.scrub.damaged) == (0, 0)
     assert storage.quarantined == []
+
+
+def test_the_scrub_waits_for_a_quiet_moment_after_a_write(storage: Storage) -> None:
+    store(storage, 1, os.urandom(10))
+    paced = Paced(storage, rate=64 * MiB)
+    paced.wrote_at = paced.clock.monotonic() - QUIET / 4  # a client wrote just now
+    paced.one_pass()
+    reading = MIN_COST / (64 * MiB)
+    assert paced.slept == pytest.approx(QUIET * 3 / 4 + reading)
+    assert paced.scrub.checked == 1
+
+
+def test_writes_without_a_break_slow_the_scrub_but_never_stop_it(storage: Storage) -> None:
+    for oid in (1, 2):
+        store(storage, oid, os.urandom(10))
+    paced = Paced(storage, rate=64 * MiB)
+    original = paced.sleep
+
+    async def written_to_meanwhile(seconds: float) -> None:
+        await original(seconds)
+        paced.wrote_at = paced.clock.monotonic()  # another write, always
+
+    paced.scrub.sleep = written_to_meanwhile
+    paced.wrote_at = paced.clock.monotonic()
+    paced.one_pass()
+    assert paced.scrub.checked == 2
+    assert paced.slept == pytest.approx(2 * MAX_PAUSE, rel=0.01)

@@ -6,8 +6,13 @@ frees its files; a live one that keeps a file open for writing without
 writing (an editor, a mount, a slow producer) must not lose it. While a
 :class:`~.session.Client` has files open for writing, :class:`LeaseKeeper`
 sends the master a ``ping`` every third of that timeout, as HDFS's client
-renews its leases; with none open it stops. A client that is SIGSTOPped or
-partitioned sends nothing, and its leases expire as they should.
+renews its leases; when a period ends with none open it stops. A client that is
+SIGSTOPped or partitioned sends nothing, and its leases expire as they should.
+
+The thread outlives the file that started it until the end of its period, so
+that a program writing many small files one after the other starts one thread
+per period rather than one per file (starting a thread and waiting for it to
+run cost ~0.5 ms of a ~2.3 ms create here, in ``python -m bench.profile``).
 """
 
 from __future__ import annotations
@@ -42,10 +47,9 @@ class LeaseKeeper:
                 self._thread.start()
 
     def closed(self) -> None:
+        """A file opened for writing was closed; the thread notices at its next turn."""
         with self._lock:
             self._open = max(0, self._open - 1)
-            if not self._open:
-                self._wake.set()
 
     def stop(self) -> None:
         with self._lock:

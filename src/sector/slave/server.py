@@ -188,6 +188,8 @@ class SlaveServer:
         self.exit_code = 0
         #: Lease -> when its write last received bytes (see _writes).
         self.writing: dict[int, float] = {}
+        #: When any write last received bytes (the scrub waits for a quiet moment).
+        self.wrote_at = float("-inf")
         #: Reports of sources that sent a copy bad bytes, for the master (see copies.py).
         self.suspects: list[BadSource] = []
         self._last_report = clock.monotonic()
@@ -213,7 +215,10 @@ class SlaveServer:
         self._spawn(self._accept_loop())
         self._spawn(self._master_loop())
         if self.settings.scrub_rate > 0:
-            self._spawn(Scrub(self.storage, self.settings.scrub_rate, self.clock).run())
+            scrub = Scrub(
+                self.storage, self.settings.scrub_rate, self.clock, last_write=lambda: self.wrote_at
+            )
+            self._spawn(scrub.run())
         log.info(
             "slave %s serving %s on %s:%d", self.slave_id, self.settings.data_dir, *self.address
         )
@@ -571,7 +576,7 @@ class SlaveServer:
 
     def wrote(self, lease: int) -> None:
         """Bytes arrived for the write under ``lease``: the master hears it is alive."""
-        self.writing[lease] = self.clock.monotonic()
+        self.writing[lease] = self.wrote_at = self.clock.monotonic()
 
     def _writes(self) -> list[int]:
         """Leases whose writes received bytes since the last heartbeat (the master keeps
