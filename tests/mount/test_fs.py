@@ -18,7 +18,7 @@ import pytest
 
 from sector.client import Client
 from sector.protocol.messages import READ, TRUNC, WRITE
-from tests.support import random_file, sha256_of
+from tests.support import random_file, sha256_of, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -113,6 +113,23 @@ def test_open_sees_what_another_client_closed_before_it(here: Path, workdir: str
     with client.open(f"{workdir}/shared.txt", WRITE | TRUNC) as remote:
         remote.write(b"version two, longer")
     assert (here / "shared.txt").read_bytes() == b"version two, longer"
+
+
+def test_names_other_clients_make_or_remove_are_seen_within_the_cache_timeout(
+    here: Path, workdir: str, client: Client
+):
+    """A name looked up and missing is not remembered (``negative_timeout=0``): another
+    client's file is there at once; a removed one is gone after ``entry_timeout``
+    (1 s) at most, and an ``open`` of it fails at once (it asks the master)."""
+    assert not (here / "theirs.txt").exists()
+    with client.open(f"{workdir}/theirs.txt", WRITE) as remote:
+        remote.write(b"made elsewhere")
+    assert (here / "theirs.txt").read_bytes() == b"made elsewhere"
+    client.rm(f"{workdir}/theirs.txt")
+    with pytest.raises(FileNotFoundError):
+        (here / "theirs.txt").read_bytes()
+    # entry_timeout (1 s), and slack for a busy CI machine
+    wait_until(lambda: not (here / "theirs.txt").exists(), timeout=3, what="the name to go")
 
 
 def test_rename_over_an_existing_file_is_atomic_for_other_clients(

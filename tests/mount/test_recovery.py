@@ -102,10 +102,19 @@ def test_a_user_without_write_rights_gets_eacces_and_sees_it_in_the_modes(
         (open, (mount.path / "public" / "new", "wb")),
         (os.unlink, (mount.path / "public" / "readme",)),
         (os.rename, (mount.path / "public" / "readme", mount.path / "public" / "moved")),
+        (os.open, (mount.path / "public" / "readme", os.O_WRONLY)),  # refused at open
+        (os.truncate, (mount.path / "public" / "readme", 0)),
     ):
         number, _ = timed_errno(call, *args)
         assert number == errno.EACCES, (call, errno.errorcode.get(number))
     assert (mount.path / "public" / "readme").read_bytes() == b"read me"
+    # access(2) says the same as the modes (shells' test -w, rm's prompt)
+    assert os.access(mount.path / "public" / "readme", os.R_OK)
+    assert not os.access(mount.path / "public" / "readme", os.W_OK)
+    assert not os.access(mount.path / "public", os.W_OK)
+    assert os.access(mount.path / "public", os.R_OK | os.X_OK)
+    assert os.access(mount.path / "reader-only" / "mine", os.R_OK | os.W_OK)
+    assert not os.access(mount.path / "reader-only" / "mine", os.X_OK)
 
 
 def test_a_user_whose_rights_start_below_the_top_can_reach_them_and_nothing_else(

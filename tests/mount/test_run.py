@@ -19,8 +19,13 @@ def test_given_options_override_the_defaults() -> None:
     options = mount_options("sector://h:1", {"attr_timeout": "5"})
     assert options["attr_timeout"] == "5"
     assert options["fsname"] == "sector://h:1"
-    assert options["default_permissions"] is True
     assert BASE_OPTIONS["attr_timeout"] == "1.0"
+
+
+def test_the_kernel_checks_permissions_only_when_other_users_may_enter() -> None:
+    assert "default_permissions" not in mount_options("sector://h:1", {})
+    shared = mount_options("sector://h:1", {"allow_other": True})
+    assert shared["default_permissions"] is True
 
 
 def test_the_default_log_is_named_after_the_mountpoint(tmp_path: Path) -> None:

@@ -117,8 +117,9 @@ class SectorOperations(mfusepy.Operations):
         """Type and permission bits from the user's Sector rights (the login told us
         them): rw where it may write, r where it may only read, nothing elsewhere.
 
-        With ``default_permissions`` the kernel then refuses a write the master
-        would refuse, before asking us (``root`` excepted, as everywhere).
+        A write the master would refuse is refused before it is asked: by the
+        kernel from these bits with ``-o allow_other`` (``default_permissions``,
+        ``root`` excepted), else by :meth:`access` and the write opens.
         """
         kind, bits = (stat.S_IFDIR, 0o755) if isdir else (stat.S_IFREG, 0o644)
         rights = self.client.rights
@@ -138,6 +139,32 @@ class SectorOperations(mfusepy.Operations):
             return self._on_the_way
         found = self.client.stat(path)
         return self._attrs(path, found.isdir, found.size, found.timestamp)
+
+    @errno_boundary
+    def access(self, path: str, amode: int) -> int:
+        """``access(2)`` from the bits :meth:`getattr` shows, which come from the user's
+        rights: no master round trip, except to tell a file from a directory for
+        ``X_OK``. (With ``default_permissions`` the kernel answers it itself.)"""
+        if amode & os.X_OK:
+            mode = self.getattr(path).mode
+        elif self.client.rights.leads_to(path):
+            mode = self._on_the_way.mode
+        else:
+            mode = self._mode(path, True)  # a file's bits are the same minus the x bits
+        wanted = (
+            (0o444 if amode & os.R_OK else 0)
+            | (0o222 if amode & os.W_OK else 0)
+            | (0o111 if amode & os.X_OK else 0)
+        )
+        if mode & wanted & 0o700 != wanted & 0o700:
+            raise MountError(errno.EACCES)
+        return 0
+
+    def _check_writable(self, path: str) -> None:
+        """EACCES now for a write open where the user may not write: the master would
+        refuse it only at the first write (see ``_open_entry``)."""
+        if not self.client.rights.can_write(path):
+            raise MountError(errno.EACCES, f"{path}: no write permission")
 
     @errno_boundary
     def readdir(self, path: str, fh: int) -> list[tuple[str, Attributes]]:
@@ -303,6 +330,7 @@ class SectorOperations(mfusepy.Operations):
 
     @errno_boundary
     def create(self, path: str, mode: int, fi: Any) -> int:
+        self._check_writable(path)
         created: list[OpenFile] = []
 
         def make() -> OpenFile:
@@ -323,6 +351,8 @@ class SectorOperations(mfusepy.Operations):
 
     @errno_boundary
     def open(self, path: str, fi: Any) -> int:
+        if fi.flags & os.O_ACCMODE != os.O_RDONLY:
+            self._check_writable(path)
         entry = self.files.acquire(path, lambda: OpenFile(self.client, path))
         try:
             self._open_entry(entry, fi)
@@ -366,6 +396,7 @@ class SectorOperations(mfusepy.Operations):
         if fi is not None:  # ftruncate: staged with the descriptor's other writes
             self._handle(fi).file.truncate(length)
             return 0
+        self._check_writable(path)
         entry = self.files.acquire(
             path, lambda: OpenFile(self.client, path, self.client.stat(path))
         )

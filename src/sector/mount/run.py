@@ -22,10 +22,7 @@ from .fs import DEFAULT_TIMEOUTS
 log = logging.getLogger("sector.mount")
 
 #: Options every Sector mount gets unless ``-o`` says otherwise.
-#: ``default_permissions``: the kernel checks the modes we show, so with
-#: ``allow_other`` other local users get read-only access, as the modes say.
 BASE_OPTIONS: dict[str, str | bool] = {
-    "default_permissions": True,
     "subtype": "sector",
     **{key: str(value) for key, value in DEFAULT_TIMEOUTS.items()},
 }
@@ -50,7 +47,21 @@ def parse_options(groups: Iterable[str]) -> dict[str, str | bool]:
 
 
 def mount_options(fsname: str, extra: dict[str, str | bool]) -> dict[str, str | bool]:
-    return {**BASE_OPTIONS, "fsname": fsname, **extra}
+    """libfuse's options: ours, then ``-o``'s.
+
+    ``allow_other`` brings ``default_permissions``: the kernel then checks the
+    modes we show, so other local users get read-only access, as the modes
+    say. Without it only the mounting user reaches the mount, the master
+    checks its every request anyway, and the mount answers ``access`` and
+    write opens from the same rights (:meth:`SectorOperations.access`); the
+    kernel's check is not worth its price there: it needs fresh attributes of
+    the directory, and every create, rename or unlink in it drops them, so
+    profiled, each such operation cost one more ``stat`` at the master.
+    """
+    options: dict[str, str | bool] = {**BASE_OPTIONS, "fsname": fsname}
+    if extra.get("allow_other"):
+        options["default_permissions"] = True
+    return {**options, **extra}
 
 
 def check_available() -> None:
