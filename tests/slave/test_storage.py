@@ -386,6 +386,44 @@ def test_a_sums_file_a_crash_left_empty_is_rebuilt_at_first_use(tmp_path: Path) 
     assert again.sums_of(found, 0, 4) == checksum.block_sums(BIG)
 
 
+def sums_files(storage: Storage) -> list[Path]:
+    return sorted(p for p in storage.sums_dir.rglob("*") if p.is_file())
+
+
+SMALL = os.urandom(checksum.BLOCK)  # one block: the most a file without sums file holds
+
+
+def test_a_one_block_object_keeps_its_one_sum_in_memory_not_in_a_file(storage: Storage) -> None:
+    write_object(storage, 90, 1, SMALL)
+    stored = storage.find(90, 1)
+    assert stored is not None
+    assert sums_files(storage) == []
+    assert storage.sums_of(stored, 0, 1) == checksum.block_sums(SMALL)
+
+
+def test_a_one_block_objects_sum_is_made_from_its_bytes_after_a_restart(tmp_path: Path) -> None:
+    write_object(Storage(tmp_path / "data"), 91, 1, SMALL)
+    again = Storage(tmp_path / "data")
+    found = again.find(91, 1)
+    assert found is not None and not found.sums_checked  # nothing read at start
+    assert again.sums_of(found, 0, 1) == checksum.block_sums(SMALL)
+    assert sums_files(again) == []
+
+
+def test_a_one_block_object_whose_bytes_rotted_is_quarantined_at_its_first_read(
+    tmp_path: Path,
+) -> None:
+    write_object(Storage(tmp_path / "data"), 92, 1, SMALL)
+    again = Storage(tmp_path / "data")
+    found = again.find(92, 1)
+    assert found is not None
+    flip(found.path, 100)
+    with pytest.raises(DamagedObject):
+        again.sums_of(found, 0, 1)
+    assert again.find(92, 1) is None
+    assert again.quarantined == [(92, 1)]
+
+
 # --- group commit -----------------------------------------------------------------------
 
 

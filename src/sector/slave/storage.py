@@ -26,6 +26,15 @@ their own: only the object's bytes and its folder are flushed before a commit
 is acknowledged, and commits arriving together share those flushes
 (:meth:`Storage.commit_together`, driven by :mod:`.commits`).
 
+An object of one block (64 KiB or less: most small files) has no sums file at
+all: its one sum is the hash of its bytes, made as they arrive and kept in
+memory, and made again from the bytes at its first read after a restart (a
+read of that one block, which the reader wanted anyway). The file would only
+repeat what the bytes say, and creating, writing and renaming it cost a small
+file's commit about a third of the slave's CPU (``python -m bench.cpu``-style
+paired runs: 0.9-1.3 ms against 1.45-1.65 ms per create, batch creates 1,000-1,265/s
+against 750-850/s).
+
 Quarantine (``quarantine/``) is where damaged objects go: moved aside, never
 served again, never reported in the inventory, kept for a person to look at
 (delete them freely). :attr:`Storage.quarantined` lists what was moved there
@@ -58,11 +67,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from ..clock import SYSTEM, Clock
 from ..errors import E_UNKNOWN, NoDiskError, SectorError, SectorNotFoundError
+from ..protocol.checksum import BLOCK, SUM_SIZE, BlockHasher, of_sums, sums_length
 from ..protocol.checksum import CHUNK as COPY_CHUNK
-from ..protocol.checksum import SUM_SIZE, BlockHasher, of_sums, sums_length
 from ..protocol.checksum import hash_file as _hash_file
 from .writepath import WritePath
 
@@ -118,7 +128,8 @@ class StoredObject:
     checksum: str
     path: Path
     size: int
-    #: Where its block sums are (``sums/<shard>/<the same name>``).
+    #: Where its block sums are (``sums/<shard>/<the same name>``; none for an object
+    #: of one block, see :func:`keeps_sums_file`).
     sums_path: Path
     #: The sums file was read and found to hash to ``checksum`` (this run).
     sums_checked: bool = False
@@ -151,6 +162,7 @@ class Storage:
         self._scan()
         self.paths: dict[tuple[int, int], str] = {}
         self._path_lines = 0
+        self._journal: TextIO | None = None  # paths.log, open for appending once used
         self._load_paths()
 
     def _make_shards(self) -> None:
@@ -209,13 +221,18 @@ class Storage:
         if not path or self.paths.get((oid, version)) == path:
             return
         self.paths[(oid, version)] = path
-        with open(self.root / PATHS_FILE, "a", encoding="utf-8") as journal:
-            journal.write(json.dumps([oid, version, path]) + "\n")
+        if self._journal is None:  # kept open: opening it for each line cost ~25 us a create
+            journal = self.root / PATHS_FILE
+            self._journal = open(journal, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._journal.write(json.dumps([oid, version, path]) + "\n")  # a write() per line
         self._path_lines += 1
         if self._path_lines > 2 * len(self.paths) + 1000:
             self._rewrite_paths()
 
     def _rewrite_paths(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         temp = self.root / (PATHS_FILE + ".tmp")
         with open(temp, "w", encoding="utf-8") as journal:
             for (oid, version), path in self.paths.items():
@@ -260,7 +277,7 @@ class Storage:
                 )
                 self.index[(oid, version)] = obj
                 self.stored_bytes += size
-                if entry.name not in with_sums:
+                if entry.name not in with_sums and keeps_sums_file(size):
                     without_sums.append(obj)
         for obj in without_sums:
             try:
@@ -388,12 +405,13 @@ class Storage:
         shard_name = _shard_name(oid)  # the folders exist: see _make_shards
         shard, sums_shard = self.objects_dir / shard_name, self.sums_dir / shard_name
         name = f"{oid}.{version}.{checksum}"
-        sums_temp = temp.with_name(temp.name + SUMS_SUFFIX)
-        try:
-            _write_all(sums_temp, sums)
-            os.replace(sums_temp, sums_shard / name)
-        finally:
-            sums_temp.unlink(missing_ok=True)
+        if keeps_sums_file(size):
+            sums_temp = temp.with_name(temp.name + SUMS_SUFFIX)
+            try:
+                _write_all(sums_temp, sums)
+                os.replace(sums_temp, sums_shard / name)
+            finally:
+                sums_temp.unlink(missing_ok=True)
         final = shard / name
         os.replace(temp, final)
         return StoredObject(oid, version, checksum, final, size, sums_shard / name), shard
@@ -451,6 +469,9 @@ class Storage:
             os.close(fd)
 
     def _check_sums(self, obj: StoredObject) -> None:
+        if not keeps_sums_file(obj.size):  # one block: its sum is made from its bytes
+            self._rebuild_sums(obj)
+            return
         try:
             sums = obj.sums_path.read_bytes()
         except FileNotFoundError:
@@ -476,6 +497,9 @@ class Storage:
         self._write_sums(obj, hasher.sums())
 
     def _write_sums(self, obj: StoredObject, sums: bytes) -> None:
+        if not keeps_sums_file(obj.size):
+            obj.sums, obj.sums_checked = sums, True
+            return
         temp = self.tmp_dir / f"{obj.path.name}.{uuid.uuid4().hex[:8]}{SUMS_SUFFIX}"
         obj.sums_path.parent.mkdir(exist_ok=True)
         try:
@@ -513,6 +537,9 @@ class Storage:
             self.quarantine(obj)
             return False
         sums = hasher.sums()
+        if not keeps_sums_file(obj.size):
+            self._write_sums(obj, sums)  # kept in memory only
+            return True
         try:
             on_disk = obj.sums_path.read_bytes()
         except FileNotFoundError:
@@ -837,6 +864,12 @@ class WriteSession:
             os.close(self.fd)
             self.fd = -1
         self.temp.unlink(missing_ok=True)
+
+
+def keeps_sums_file(size: int) -> bool:
+    """Whether an object of ``size`` bytes has a sums file: only one of more than one
+    block (see the module's doc)."""
+    return size > BLOCK
 
 
 def _shard_name(oid: int) -> str:
