@@ -121,9 +121,9 @@ def _once_mounted(operations: SectorOperations, mountpoint: str) -> None:
 def raise_read_ahead(mountpoint: str, kb: int = READ_AHEAD_KB) -> None:
     """Let the kernel read ahead ``kb`` KiB on the mount at ``mountpoint``, if it reads
     ahead less and we are allowed to say so (root); otherwise log why not."""
-    device = os.stat(mountpoint).st_dev
-    knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
     try:
+        device = os.stat(mountpoint).st_dev  # (EIO while the master is away)
+        knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
         if int(knob.read_text()) < kb:
             knob.write_text(str(kb))
             log.info("kernel read-ahead on %s raised to %d KiB", mountpoint, kb)
