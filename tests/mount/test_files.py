@@ -126,3 +126,29 @@ def test_a_failed_send_behind_is_reported_and_nothing_is_published(
         assert (after.version, after.size) == (before.version, before.size)
     finally:
         client.close()
+
+
+def test_read_ahead_requests_handed_over_out_of_order_keep_the_stream(
+    client: Client, workdir: str
+) -> None:
+    """The kernel sends a file's read-ahead as several requests at once and libfuse's
+    threads deliver them in any order: one arriving behind the stream is read directly
+    and the stream goes on; only a jump past everything fetched ends it."""
+    path = f"{workdir}/streamed"
+    data = os.urandom(40 * MiB)
+    with client.open(path, "wb") as remote:
+        remote.write(data)
+    file = OpenFile(client, path)
+    file.open_reader()
+    assert read(file, 0, MiB) == data[:MiB]
+    stream = file.read_ahead
+    assert stream is not None
+    order = [m for m in range(1, 16) if m % 4 != 1] + [m for m in range(1, 16) if m % 4 == 1]
+    for m in order:  # every fourth MiB late, some of them 12 MiB behind the newest
+        assert read(file, m * MiB, MiB) == data[m * MiB : (m + 1) * MiB]
+    assert file.read_ahead is stream  # still streaming
+    assert read(file, 16 * MiB, 3 * MiB) == data[16 * MiB : 19 * MiB]
+    assert file.read_ahead is stream
+    assert read(file, 39 * MiB, MiB) == data[39 * MiB :]  # past all it fetched: a jump
+    assert file.read_ahead is None
+    file.close()

@@ -254,3 +254,11 @@ def test_a_large_file_reads_right_sequentially_and_after_jumps(
         assert f.read(4_000_000) == expected[1_000:4_001_000]
         f.seek(20_999_990)
         assert f.read(100) == expected[20_999_990:]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may set a mount's read-ahead")
+def test_the_kernel_reads_ahead_1_mib_on_the_mount(here: Path) -> None:
+    """Linux reads ahead 128 KiB on a FUSE mount; in 1 MiB requests ``cp`` out is faster."""
+    device = os.stat(here).st_dev
+    knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    wait_until(lambda: knob.read_text().strip() == "1024", timeout=10, what="read-ahead")

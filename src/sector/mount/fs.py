@@ -103,6 +103,8 @@ class SectorOperations(mfusepy.Operations):
         self.uid, self.gid = os.getuid(), os.getgid()
         #: The kernel has sent ``init``: the mount exists.
         self.started = False
+        #: Set with ``started``, for a thread waiting to use the mount.
+        self.mounted = threading.Event()
         #: What a directory on the way to the user's roots shows (see ``leads_to``):
         #: it may be passed through and listed, and is as old as the mount.
         self._on_the_way = Attributes(stat.S_IFDIR | 0o555, 0, time.time_ns())
@@ -447,6 +449,7 @@ class SectorOperations(mfusepy.Operations):
 
     def init_with_config(self, conn: Any, config: Any) -> None:
         self.started = True
+        self.mounted.set()
         if conn is not None:
             log.info(
                 "kernel connection: protocol %d.%d, max_write %d, max_read %d, "

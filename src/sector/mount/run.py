@@ -13,11 +13,16 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..client import Client
 from .fs import DEFAULT_TIMEOUTS
+
+if TYPE_CHECKING:
+    from .fs import SectorOperations
 
 log = logging.getLogger("sector.mount")
 
@@ -26,6 +31,12 @@ BASE_OPTIONS: dict[str, str | bool] = {
     "subtype": "sector",
     **{key: str(value) for key, value in DEFAULT_TIMEOUTS.items()},
 }
+
+
+#: The kernel's read-ahead on the mount (its bdi's ``read_ahead_kb``), raised from
+#: Linux's 128 KiB where we may (as root): paired, ``cp`` of 512 MiB out of the mount
+#: went from 377-560 to 601-724 MB/s (1 MiB requests instead of 128 KiB ones).
+READ_AHEAD_KB = 1024
 
 
 class MountUnavailable(RuntimeError):
@@ -87,6 +98,9 @@ def serve(client: Client, mountpoint: str, options: dict[str, str | bool]) -> No
 
     operations = SectorOperations(client)
     log.info("mounting %s on %s with %s", options.get("fsname"), mountpoint, options)
+    threading.Thread(
+        target=_once_mounted, args=(operations, mountpoint), name="read-ahead", daemon=True
+    ).start()
     try:
         SectorFUSE(operations, mountpoint, foreground=True, raw_fi=True, **options)
     except RuntimeError as exc:
@@ -97,6 +111,24 @@ def serve(client: Client, mountpoint: str, options: dict[str, str | bool]) -> No
     finally:
         client.close()
     log.info("unmounted %s", mountpoint)
+
+
+def _once_mounted(operations: SectorOperations, mountpoint: str) -> None:
+    operations.mounted.wait()  # (a stat before the kernel's init would hang the loop)
+    raise_read_ahead(mountpoint)
+
+
+def raise_read_ahead(mountpoint: str, kb: int = READ_AHEAD_KB) -> None:
+    """Let the kernel read ahead ``kb`` KiB on the mount at ``mountpoint``, if it reads
+    ahead less and we are allowed to say so (root); otherwise log why not."""
+    device = os.stat(mountpoint).st_dev
+    knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    try:
+        if int(knob.read_text()) < kb:
+            knob.write_text(str(kb))
+            log.info("kernel read-ahead on %s raised to %d KiB", mountpoint, kb)
+    except (OSError, ValueError) as exc:
+        log.info("kernel read-ahead on %s left as it was: %s", mountpoint, exc)
 
 
 def unmount(mountpoint: str, lazy: bool = False) -> None:
