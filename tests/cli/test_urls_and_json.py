@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from sector.client import Client
@@ -69,8 +69,14 @@ def test_ls_and_stat_json_carry_the_api_fields(
     client.upload(tmp_path / "a", f"{remote}/sub/a")
     listing = json.loads(sector.ok("ls", "--json", "-R", remote))
     assert [e["path"] for e in listing] == [f"{remote}/sub", f"{remote}/sub/a"]
-    assert listing[1] == {"path": f"{remote}/sub/a", **asdict(client.ls(f"{remote}/sub")[0])}
+    assert listing[1] == {
+        "path": f"{remote}/sub/a",
+        **msgspec.structs.asdict(client.ls(f"{remote}/sub")[0]),
+    }
     stats = json.loads(sector.ok("stat", "--json", f"{remote}/sub/a", f"{remote}/sub"))
-    assert stats[0] == {"path": f"{remote}/sub/a", **asdict(client.stat(f"{remote}/sub/a"))}
+    assert stats[0] == {
+        "path": f"{remote}/sub/a",
+        **msgspec.structs.asdict(client.stat(f"{remote}/sub/a")),
+    }
     assert stats[0]["slaves"] and stats[1]["isdir"] is True
     assert json.loads(sector.ok("ls", "--json", f"{remote}/sub/a"))[0]["size"] == 5

@@ -14,9 +14,9 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
 
 import click
+import msgspec
 
 from ..client import Client, Stat
 from ..errors import InvalidError, SectorIsADirectoryError, SectorNotFoundError
@@ -96,7 +96,9 @@ def _entry_lines(entries: list[tuple[str, Stat]], long: bool, human: bool) -> li
 
 def as_json(entries: Iterable[tuple[str, Stat]]) -> str:
     """One JSON array: each entry's full ``path``, then the API's :class:`Stat` fields."""
-    return json.dumps([{"path": path, **asdict(entry)} for path, entry in entries], indent=2)
+    return json.dumps(
+        [{"path": path, **msgspec.structs.asdict(entry)} for path, entry in entries], indent=2
+    )
 
 
 @click.command(context_settings=LONG_HELP_ONLY)

@@ -11,9 +11,10 @@ answers from the cache (:meth:`sector.client.Client.stat`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from ..clock import SYSTEM, Clock
 
@@ -47,7 +48,7 @@ class AttributeCache:
             stat, expires = found
             if self.clock.monotonic() < expires:
                 self.hits += 1
-                return dataclasses.replace(stat, slaves=list(stat.slaves))
+                return msgspec.structs.replace(stat, slaves=list(stat.slaves))
             del self._entries[path]
         self.misses += 1
         return None
