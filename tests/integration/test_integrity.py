@@ -420,14 +420,20 @@ def test_a_read_from_stalled_slaves_ends_in_bounded_time(make_cluster) -> None:
 RANGES_DATA = os.urandom(3 * BLOCK + 1234)
 
 
-@pytest.fixture(scope="module")
-def ranged_file(cluster: LocalCluster) -> Iterator[tuple[Client, str]]:
+@contextmanager
+def stored(cluster: LocalCluster, path: str, data: bytes) -> Iterator[tuple[Client, str]]:
+    """A client of ``cluster`` and ``path``, which holds ``data``."""
     client = connect(cluster)
-    path = "/tests/integrity-ranges"
     with client.open(path, sector.WRITE | sector.TRUNC) as handle:
-        handle.write(RANGES_DATA)
+        handle.write(data)
     yield client, path
     client.close()
+
+
+@pytest.fixture(scope="module")
+def ranged_file(cluster: LocalCluster) -> Iterator[tuple[Client, str]]:
+    with stored(cluster, "/tests/integrity-ranges", RANGES_DATA) as found:
+        yield found
 
 
 @given(st.integers(0, len(RANGES_DATA)), st.integers(0, len(RANGES_DATA)))
@@ -467,12 +473,8 @@ def test_any_large_range_reads_back_exactly(
 
 @pytest.fixture(scope="module")
 def large_ranged_file(cluster: LocalCluster) -> Iterator[tuple[Client, str]]:
-    client = connect(cluster)
-    path = "/tests/integrity-large-ranges"
-    with client.open(path, sector.WRITE | sector.TRUNC) as handle:
-        handle.write(LARGE_RANGES_DATA)
-    yield client, path
-    client.close()
+    with stored(cluster, "/tests/integrity-large-ranges", LARGE_RANGES_DATA) as found:
+        yield found
 
 
 # --- the scrub ------------------------------------------------------------------------
