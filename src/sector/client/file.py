@@ -48,7 +48,7 @@ from ..protocol.master import Abort, Close, CloseReply, ReadGrant, WriteGrant, r
 from ..protocol.messages import APPEND, Error
 from ..transport import close_quietly, receive_reply, recv_exact_into
 from .modes import OpenMode, parse_mode
-from .reading import ReplicaReader
+from .reading import ReplicaReader, Sink
 
 if TYPE_CHECKING:
     from .session import Client, Stat
@@ -385,6 +385,22 @@ class SectorFile(io.BufferedIOBase):
         if verify and digest is not None and digest != self._read_grant().checksum:
             raise SecurityError("downloaded bytes do not match the stored checksum", self.path)
         return self.size - start
+
+    def stream_to(self, sink: Sink) -> None:
+        """Stream the rest of the file, from the position, into ``sink``.
+
+        ``sink`` lends buffers (``buffer``) and takes them back filled and
+        checked (``write``) or unused (``give_back``); see
+        :class:`~.reading.Sink`. The bytes come in as few requests as the slave
+        allows, another replica taking over where one fails, as in
+        :meth:`read_to_file`. Whatever ``sink.write`` raises ends the stream
+        and reaches the caller; the connection, left mid-stream, is dropped at
+        :meth:`close`. Raises SectorConnectionError or ResourceError when no
+        replica can be read.
+        """
+        self._check_open()
+        self._read_path().stream(self.position, sink)
+        self.position = self.size
 
     def _fetch_into(self, offset: int, view: memoryview) -> None:
         """Fill ``view`` with checked bytes from ``offset``, from any replica."""

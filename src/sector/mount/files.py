@@ -297,23 +297,27 @@ class OpenFile:
 
 
 class ReadAhead:
-    """Sequential reads of one committed version, fetched ahead on a thread.
+    """Sequential reads of one committed version, streamed ahead on a thread.
 
-    Profiled ``cp`` out of the mount: the kernel asks for 128-256 KiB at a
+    Profiled ``cp`` out of the mount: the kernel asks for 128 KiB-1 MiB at a
     time, and answering each from a 1 MiB buffer refilled by a blocking round
     trip left the slave idle while Python copied and the kernel waited. Here a
-    thread keeps :data:`AHEAD` chunks of :data:`CHUNK` bytes in flight on its
-    own data connection (same grant, so the same version), and the kernel's
-    requests are served from memory, copied once, straight into libfuse's
-    buffer. The chunks' memory is reused: profiled, a fresh 4 MiB bytearray
-    per chunk (zeroed, then faulted in page by page) cost the fetching thread
-    a tenth of its time. ``read_into`` answers False when the bytes are not in
-    the stream; the caller then reads them directly, and ends the stream when
-    the program has jumped past it (:attr:`overtaken`). A read behind the
-    stream does not end it: the kernel sends a file's read-ahead as several
-    requests at once, and libfuse's threads hand them to us in any order
-    (profiled with a 4 MiB bdi read-ahead, a request 10 MiB behind the newest
-    was common; ending the stream there made ``cp`` out 4x slower).
+    thread streams the file from the slave on its own data connection (same
+    grant, so the same version) - one request for up to 256 MiB, as a
+    download does: asked for 4 MiB at a time instead, the thread spent a
+    quarter of its time waiting for each request's answer (py-spy, ``cp`` of
+    1 GiB) - into :data:`CHUNK`-byte chunks, at most :data:`AHEAD` of them
+    waiting; the kernel's requests are served from memory, copied once,
+    straight into libfuse's buffer. The chunks' memory is reused: profiled, a
+    fresh 4 MiB bytearray per chunk (zeroed, then faulted in page by page)
+    cost the fetching thread a tenth of its time. ``read_into`` answers False
+    when the bytes are not in the stream; the caller then reads them
+    directly, and ends the stream when the program has jumped past it
+    (:attr:`overtaken`). A read behind the stream does not end it: the kernel
+    sends a file's read-ahead as several requests at once, and libfuse's
+    threads hand them to us in any order (profiled with a 4 MiB bdi
+    read-ahead, a request 10 MiB behind the newest was common; ending the
+    stream there made ``cp`` out 4x slower).
     """
 
     CHUNK = 4 * 1024 * 1024
@@ -326,6 +330,7 @@ class ReadAhead:
         #: Chunks' memory handed back by the reader, for the thread to fill again.
         self.free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self.fetched_to = start
+        self._streamed_to = start  # where the next chunk from the stream starts
         #: A read came beyond everything fetched and queued: the program jumped ahead.
         self.overtaken = False
         self.stopped = threading.Event()
@@ -333,27 +338,44 @@ class ReadAhead:
         self.thread.start()
 
     def _fetch(self, offset: int) -> None:
-        while offset < self.size and not self.stopped.is_set():
+        try:
+            self.source.seek(offset)
+            self.source.stream_to(self)
+        except _StreamStopped:
+            pass
+        except BaseException as exc:  # handed to the reader, raised there
             try:
-                memory = self.free.get_nowait()
-            except queue.Empty:  # at most AHEAD + 3 ever exist: queued, window, this one
-                memory = bytearray(self.CHUNK)
-            block = memoryview(memory)[: min(self.CHUNK, self.size - offset)]
+                self._hand_over((self._streamed_to, exc))
+            except _StreamStopped:
+                pass
+
+    # the stream's sink (see sector.client.reading.Sink)
+
+    def buffer(self) -> memoryview:
+        """A chunk's memory for the stream to fill: one handed back, or a new one."""
+        try:
+            memory = self.free.get_nowait()
+        except queue.Empty:  # at most AHEAD + 3 ever exist: queued, window, this one
+            memory = bytearray(self.CHUNK)
+        return memoryview(memory)
+
+    def give_back(self, view: memoryview) -> None:
+        assert isinstance(view.obj, bytearray)
+        self.free.put(view.obj)
+
+    def write(self, view: memoryview, count: int) -> None:
+        """The stream filled ``count`` bytes of ``view``: queue them for the reader."""
+        self._hand_over((self._streamed_to, view[:count]))
+        self._streamed_to += count
+
+    def _hand_over(self, item: tuple[int, memoryview | BaseException]) -> None:
+        while not self.stopped.is_set():
             try:
-                self.source.seek(offset)
-                self.source.readinto(block)
-                item: tuple[int, memoryview | BaseException] = (offset, block)
-            except BaseException as exc:  # handed to the reader, raised there
-                item = (offset, exc)
-            while not self.stopped.is_set():
-                try:
-                    self.chunks.put(item, timeout=0.5)  # wakes to notice ``stop``
-                    break
-                except queue.Full:
-                    continue
-            if isinstance(item[1], BaseException):
+                self.chunks.put(item, timeout=0.5)  # wakes to notice ``stop``
                 return
-            offset += len(block)
+            except queue.Full:
+                continue
+        raise _StreamStopped
 
     def read_into(self, offset: int, view: memoryview) -> bool:
         """Fill ``view`` with the bytes from ``offset``; False when they are not in the stream."""
@@ -397,6 +419,10 @@ class ReadAhead:
             except queue.Empty:
                 pass
         self.source.close()
+
+
+class _StreamStopped(Exception):
+    """The read-ahead was stopped: the stream ends where it is."""
 
 
 class WriteBehind:
