@@ -20,6 +20,7 @@ from sector.cluster import LocalCluster
 from sector.errors import SectorError
 from sector.mount.files import OpenFile, WriteBehind
 from sector.protocol.messages import READ
+from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -152,3 +153,27 @@ def test_read_ahead_requests_handed_over_out_of_order_keep_the_stream(
     assert read(file, 39 * MiB, MiB) == data[39 * MiB :]  # past all it fetched: a jump
     assert file.read_ahead is None
     file.close()
+
+
+def test_a_stream_from_an_odd_offset_reads_exactly_and_stops_when_the_file_closes(
+    client: Client, workdir: str
+) -> None:
+    """The read-ahead streams from wherever sequential reading began (not only a block
+    boundary); closing the file part-way stops the stream at once, its thread gone
+    though it was waiting for room to queue more."""
+    path = f"{workdir}/odd-stream"
+    data = os.urandom(48 * MiB + 777)
+    with client.open(path, "wb") as remote:
+        remote.write(data)
+    file = OpenFile(client, path)
+    file.open_reader()
+    position = 3 * MiB + 12345  # a first read here is a jump: read directly
+    for size in (MiB, MiB, 128 * 1024, 3 * MiB + 1, MiB):
+        assert read(file, position, size) == data[position : position + size]
+        position += size
+    stream = file.read_ahead
+    assert stream is not None  # started at the second read, 4 MiB + 12345 into the file
+    # the thread fills its queue and waits for room: the program stopped reading
+    wait_until(stream.chunks.full, what="the read-ahead queue to fill")
+    file.close()
+    assert not stream.thread.is_alive()
