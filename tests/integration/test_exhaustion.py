@@ -98,13 +98,7 @@ def test_a_slave_at_its_descriptor_limit_keeps_serving_and_says_so(
     address = slave_addresses(one_slave)[0]
     held: list[socket.socket] = []
     try:
-        for _ in range(2000):
-            sock = socket.socket()
-            sock.setblocking(False)
-            if sock.connect_ex(address) not in (0, errno.EINPROGRESS):
-                sock.close()
-                continue
-            held.append(sock)
+        held = _flood(address, 2000)
         with admin(one_slave) as root:
             wait_until(
                 lambda: root.sysinfo()["slaves"][0]["status"] == "unhealthy",

@@ -78,7 +78,7 @@ that ``close`` (with the slave's signed receipt) or ``abort`` ends.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -366,33 +366,28 @@ class LsReply(Reply, tag="ls"):
     def is_even(self) -> bool:
         """Whether every column has one value per name (a peer could send otherwise)."""
         count = len(self.names)
-        return all(
-            len(column) == count
-            for column in (
-                self.isdir,
-                self.sizes,
-                self.timestamps,
-                self.versions,
-                self.checksums,
-                self.created,
-            )
-        )
+        return all(len(column) == count for column in self._columns())
 
     def entries(self) -> list[Entry]:
         """The listing as :class:`Entry` values (a convenience: the columns are cheaper)."""
         return [
             Entry(name, isdir, size, timestamp, version, checksum, [], created)
             for name, isdir, size, timestamp, version, checksum, created in zip(
-                self.names,
-                self.isdir,
-                self.sizes,
-                self.timestamps,
-                self.versions,
-                self.checksums,
-                self.created,
-                strict=True,
+                *self._columns(), strict=True
             )
         ]
+
+    def _columns(self) -> tuple[Sequence[Any], ...]:
+        """Every column, in :class:`Entry`'s order (``slaves`` left out, as ``ls`` does)."""
+        return (
+            self.names,
+            self.isdir,
+            self.sizes,
+            self.timestamps,
+            self.versions,
+            self.checksums,
+            self.created,
+        )
 
 
 class ReadGrant(Reply, tag="read-grant"):
