@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -71,6 +72,12 @@ def test_ls_shows_sizes_and_types_from_one_listing(here: Path):
     assert entries["d"].is_dir() and entries["f"].is_file()
     assert entries["f"].stat().st_size == 5
     assert os.stat(here / "f").st_blksize == 1024 * 1024  # cp's buffer size
+    # every field the mount fills in: from the listing (readdirplus) as from getattr
+    for shown in (entries["f"].stat(), os.stat(here / "f")):
+        assert (shown.st_nlink, shown.st_uid, shown.st_gid) == (1, os.getuid(), os.getgid())
+        assert (shown.st_blocks, stat.S_IMODE(shown.st_mode)) == (1, 0o644)
+        assert shown.st_mtime_ns == shown.st_ctime_ns == shown.st_atime_ns > 0
+    assert os.stat(here / "d").st_nlink == 2
 
 
 def test_a_new_file_is_invisible_to_other_clients_until_close(
