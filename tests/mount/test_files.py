@@ -16,9 +16,10 @@ from collections.abc import Callable
 import pytest
 
 from sector.client import Client
+from sector.clock import ManualClock
 from sector.cluster import LocalCluster
 from sector.errors import SectorError
-from sector.mount.files import OpenFile, WriteBehind
+from sector.mount.files import OpenFile, RecentCommits, WriteBehind
 from sector.protocol.messages import READ
 from tests.support import wait_until
 
@@ -177,3 +178,53 @@ def test_a_stream_from_an_odd_offset_reads_exactly_and_stops_when_the_file_close
     wait_until(stream.chunks.full, what="the read-ahead queue to fill")
     file.close()
     assert not stream.thread.is_alive()
+
+
+# --- what the mount remembers of its own commits -------------------------------------------
+
+
+def test_a_commit_is_remembered_for_the_lifetime_then_forgotten() -> None:
+    clock = ManualClock()
+    recent: RecentCommits[int] = RecentCommits(1.0, clock)
+    recent.put("/d/a", 10, clock.monotonic())
+    clock.advance(0.5)
+    recent.put("/d/b", 20, clock.monotonic())
+    assert (recent.get("/d/a"), recent.get("/d/b")) == (10, 20)
+    clock.advance(0.6)  # a is 1.1 s old, b 0.6 s
+    assert (recent.get("/d/a"), recent.get("/d/b")) == (None, 20)
+    recent.put("/d/late", 30, clock.monotonic() - 2.0)  # committed too long ago to answer
+    assert recent.get("/d/late") is None
+
+
+def test_forgetting_a_path_forgets_everything_beneath_it_and_nothing_beside() -> None:
+    clock = ManualClock()
+    recent: RecentCommits[str] = RecentCommits(1.0, clock)
+    for path in ("/d", "/d/x", "/d/sub/y", "/dx", "/e/z"):
+        recent.put(path, path, clock.monotonic())
+    recent.forget("/d")  # a directory renamed away
+    assert [recent.get(p) for p in ("/d", "/d/x", "/d/sub/y", "/dx", "/e/z")] == [
+        None,
+        None,
+        None,
+        "/dx",
+        "/e/z",
+    ]
+
+
+def test_a_lifetime_of_zero_keeps_nothing() -> None:
+    clock = ManualClock()
+    recent: RecentCommits[int] = RecentCommits(0.0, clock)
+    recent.put("/f", 1, clock.monotonic())
+    assert recent.get("/f") is None and not recent.fresh(clock.monotonic())
+
+
+def test_an_open_file_notes_when_this_mount_committed_it(client: Client, workdir: str) -> None:
+    clock = ManualClock()
+    file = OpenFile(client, f"{workdir}/noted.bin", clock=clock)
+    file.create()
+    assert file.committed_at is None  # staged only
+    kernel_write(file, 0, b"abc")
+    clock.advance(5.0)
+    file.commit()
+    assert file.committed_at == clock.monotonic() and (file.size, file.version) == (3, 1)
+    file.close()

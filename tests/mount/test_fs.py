@@ -13,12 +13,17 @@ import os
 import stat
 import threading
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sector.client import Client
+from sector.cluster import LocalCluster
 from sector.protocol.messages import READ, TRUNC, WRITE
+from tests.mount.conftest import Mount
 from tests.support import random_file, sha256_of, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -137,6 +142,59 @@ def test_names_other_clients_make_or_remove_are_seen_within_the_cache_timeout(
         (here / "theirs.txt").read_bytes()
     # entry_timeout (1 s), and slack for a busy CI machine
     wait_until(lambda: not (here / "theirs.txt").exists(), timeout=3, what="the name to go")
+
+
+def master_answered(cluster: LocalCluster, op: str) -> float:
+    """How many ``op`` requests the master has answered so far (its ``/metrics``)."""
+    with urllib.request.urlopen(
+        cluster.dashboard_url.rstrip("/") + "/metrics", timeout=10
+    ) as answer:
+        scrape = answer.read().decode()
+    for family in text_string_to_metric_families(scrape):
+        if family.name == "sector_master_request_duration_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_count") and sample.labels["op"] == op:
+                    return sample.value
+    return 0.0
+
+
+def test_a_file_this_mount_just_wrote_is_stated_without_asking_the_master(
+    cluster: LocalCluster, make_mount: Callable[..., Mount], workdir: str
+):
+    """The kernel forgets a file's size and time at every write and asks at the next
+    ``stat``; the mount answers from its own commit for ``attr_timeout`` (a long
+    one here, so that a slow machine cannot make the answer come from elsewhere),
+    and forgets the answer at its own next change of the path."""
+    mount = make_mount(cluster, "-o", "attr_timeout=60")
+    here = mount.local(workdir)
+    (here / "fresh.bin").write_bytes(b"x" * 1234)
+    stats = master_answered(cluster, "stat")
+    assert os.stat(here / "fresh.bin").st_size == 1234
+    assert master_answered(cluster, "stat") == stats
+    with open(here / "fresh.bin", "ab") as f:  # changed through the mount: the new size
+        f.write(b"y" * 10)
+    assert os.stat(here / "fresh.bin").st_size == 1244
+    os.utime(here / "fresh.bin", ns=(1_500_000_000_000_000_000,) * 2)
+    assert os.stat(here / "fresh.bin").st_mtime_ns == 1_500_000_000_000_000_000
+    os.rename(here / "fresh.bin", here / "moved.bin")
+    assert not (here / "fresh.bin").exists() and (here / "moved.bin").stat().st_size == 1244
+    os.unlink(here / "moved.bin")
+    assert not (here / "moved.bin").exists()
+
+
+def test_another_clients_rewrite_of_a_file_this_mount_wrote_shows_within_the_timeout(
+    here: Path, workdir: str, client: Client
+):
+    (here / "ours.txt").write_bytes(b"short")
+    assert os.stat(here / "ours.txt").st_size == 5
+    with client.open(f"{workdir}/ours.txt", WRITE | TRUNC) as remote:
+        remote.write(b"a good deal longer")
+    wait_until(
+        lambda: os.stat(here / "ours.txt").st_size == 18,
+        5.0,
+        "the other client's size through the mount (attr_timeout is 1 s)",
+    )
+    assert (here / "ours.txt").read_bytes() == b"a good deal longer"
 
 
 def test_rename_over_an_existing_file_is_atomic_for_other_clients(

@@ -32,8 +32,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from ..client import Client, SectorFile, Stat
+from ..clock import SYSTEM, Clock
 from ..errors import SectorError
 from ..protocol.messages import READ, RW, TRUNC, WRITE
 from .errors import MountError
@@ -52,9 +54,12 @@ class OpenFile:
     several threads at once, and a :class:`SectorFile` is not thread-safe.
     """
 
-    def __init__(self, client: Client, path: str, committed: Stat | None = None):
+    def __init__(
+        self, client: Client, path: str, committed: Stat | None = None, clock: Clock = SYSTEM
+    ):
         self.client = client
         self.path = path
+        self.clock = clock
         self.lock = threading.RLock()
         self.handles = 0
         self.size = committed.size if committed else 0
@@ -76,6 +81,8 @@ class OpenFile:
         self.behind: WriteBehind | None = None
         #: Where the last read ended: a read starting there is sequential.
         self._next_read = 0
+        #: When (``clock.monotonic()``) this mount last committed the file; None if never.
+        self.committed_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<OpenFile {self.path} size={self.size} v{self.version} handles={self.handles}>"
@@ -209,7 +216,7 @@ class OpenFile:
                 raise
             committed = writer.committed
             assert committed is not None
-            self.created = False
+            self.created, self.committed_at = False, self.clock.monotonic()
             self.size, self.version, self.mtime = (
                 committed.size,
                 committed.version,
@@ -603,3 +610,68 @@ class OpenFiles:
                     entry = self._by_path.pop(path)
                     entry.path = new + path[len(old) :]
                     self._by_path[entry.path] = entry
+
+
+Known = TypeVar("Known")
+
+
+class RecentCommits(Generic[Known]):
+    """What this mount knows of the files it committed lately, by path, each kept
+    ``lifetime`` seconds from its commit (the kernel's ``attr_timeout``).
+
+    Why: every write through the mount makes the kernel drop the file's
+    attributes, so the next ``stat`` of it - ``ls -l`` after ``cp``, ``make``,
+    the bench's stat after create - came to the mount and went on to the
+    master, although the mount had just committed the file and knew the
+    answer. Kept no longer than the kernel would have kept the attributes the
+    ``create`` reply gave it, the answers are no staler than the kernel's own
+    cache: another client's change shows within ``lifetime``, and the mount's
+    own changes (unlink, rename, utime, the next open) forget the path at once.
+    A ``lifetime`` of 0 keeps nothing.
+    """
+
+    #: Paths kept at most; when full everything is forgotten (that only costs a stat).
+    LIMIT = 100_000
+
+    def __init__(self, lifetime: float, clock: Clock = SYSTEM):
+        self.lifetime = lifetime
+        self.clock = clock
+        self._lock = threading.Lock()
+        #: path -> (what is known, when it was committed), oldest commit first
+        self._by_path: dict[str, tuple[Known, float]] = {}
+
+    def fresh(self, committed_at: float | None) -> bool:
+        """Whether something committed at ``committed_at`` is still young enough to answer."""
+        return committed_at is not None and self.clock.monotonic() - committed_at < self.lifetime
+
+    def put(self, path: str, known: Known, committed_at: float) -> None:
+        if not self.fresh(committed_at):
+            return
+        with self._lock:
+            if len(self._by_path) >= self.LIMIT:
+                self._by_path.clear()
+            self._by_path.pop(path, None)  # to the end: the order stays the commits' order
+            self._by_path[path] = (known, committed_at)
+
+    def get(self, path: str) -> Known | None:
+        with self._lock:
+            self._drop_stale()
+            found = self._by_path.get(path)
+        return None if found is None else found[0]
+
+    def forget(self, path: str) -> None:
+        """``path`` itself and everything beneath it (a directory renamed or removed)."""
+        prefix = path.rstrip("/") + "/"
+        with self._lock:
+            self._drop_stale()
+            self._by_path.pop(path, None)
+            for beneath in [p for p in self._by_path if p.startswith(prefix)]:
+                del self._by_path[beneath]
+
+    def _drop_stale(self) -> None:
+        """Drop what is too old, from the oldest on (so what is left to scan stays small)."""
+        while self._by_path:
+            path, (_, committed_at) = next(iter(self._by_path.items()))
+            if self.fresh(committed_at):
+                return
+            del self._by_path[path]

@@ -42,9 +42,10 @@ from typing import Any, NamedTuple
 import mfusepy
 
 from ..client import Client
+from ..clock import SYSTEM, Clock
 from ..protocol.paths import join
 from .errors import MountError, errno_boundary
-from .files import OpenFile, OpenFiles
+from .files import OpenFile, OpenFiles, RecentCommits
 
 log = logging.getLogger("sector.mount")
 
@@ -92,10 +93,19 @@ class SectorOperations(mfusepy.Operations):
 
     use_ns = True  # times in integer nanoseconds
 
-    def __init__(self, client: Client, fsname: str = "sector"):
+    def __init__(
+        self,
+        client: Client,
+        fsname: str = "sector",
+        attr_timeout: float = DEFAULT_TIMEOUTS["attr_timeout"],
+        clock: Clock = SYSTEM,
+    ):
         self.client = client
         self.fsname = fsname
+        self.clock = clock
         self.files = OpenFiles()
+        #: Attributes of files this mount committed and has closed (see ``getattr``).
+        self.recent: RecentCommits[Attributes] = RecentCommits(attr_timeout, clock)
         self.handles: dict[int, Handle] = {}
         self._handle_ids = itertools.count(1)
         self._handles_lock = threading.Lock()
@@ -135,9 +145,15 @@ class SectorOperations(mfusepy.Operations):
 
     @errno_boundary
     def getattr(self, path: str, fh: Any = None) -> Attributes:
+        """From the master, unless this mount knows better: a file it has open with
+        changes staged, or one it committed within ``attr_timeout``
+        (:class:`RecentCommits` - the kernel asks again after every write)."""
         entry = self._handle(fh).file if fh is not None else self.files.get(path)
-        if entry is not None and entry.staged and not entry.detached:
-            return self._open_attrs(entry)
+        if entry is not None and not entry.detached:
+            if entry.staged or self.recent.fresh(entry.committed_at):
+                return self._open_attrs(entry)
+        elif entry is None and (known := self.recent.get(path)) is not None:
+            return known
         if self.client.rights.leads_to(path):
             return self._on_the_way
         found = self.client.stat(path)
@@ -260,6 +276,9 @@ class SectorOperations(mfusepy.Operations):
         entry = self.files.get(path)
         if entry is None or not entry.set_mtime_after_commit(mtime):
             self.client.set_mtime(path, mtime)
+            self.recent.forget(path)
+            if entry is not None:
+                entry.committed_at = None  # its time is the master's now, not the commit's
         return 0
 
     # -- namespace -------------------------------------------------------------
@@ -284,6 +303,7 @@ class SectorOperations(mfusepy.Operations):
                 return 0
         self.client.rm(path, recursive=False)
         self._cached_versions.pop(path, None)
+        self.recent.forget(path)
         return 0
 
     @errno_boundary
@@ -318,6 +338,8 @@ class SectorOperations(mfusepy.Operations):
         self.files.moved(old, new)
         self._cached_versions.pop(old, None)
         self._cached_versions.pop(new, None)
+        self.recent.forget(old)
+        self.recent.forget(new)
         return 0
 
     # -- files -------------------------------------------------------------------
@@ -337,10 +359,11 @@ class SectorOperations(mfusepy.Operations):
         created: list[OpenFile] = []
 
         def make() -> OpenFile:
-            created.append(OpenFile(self.client, path))
+            created.append(OpenFile(self.client, path, clock=self.clock))
             return created[0]
 
         entry = self.files.acquire(path, make)
+        self.recent.forget(path)  # the open file answers for it now
         try:
             if created or entry.detached:
                 entry.create(exclusive=bool(fi.flags & os.O_EXCL))
@@ -356,7 +379,8 @@ class SectorOperations(mfusepy.Operations):
     def open(self, path: str, fi: Any) -> int:
         if fi.flags & os.O_ACCMODE != os.O_RDONLY:
             self._check_writable(path)
-        entry = self.files.acquire(path, lambda: OpenFile(self.client, path))
+        entry = self.files.acquire(path, lambda: OpenFile(self.client, path, clock=self.clock))
+        self.recent.forget(path)  # the master says what is current; the open file keeps it
         try:
             self._open_entry(entry, fi)
         except BaseException:
@@ -401,7 +425,7 @@ class SectorOperations(mfusepy.Operations):
             return 0
         self._check_writable(path)
         entry = self.files.acquire(
-            path, lambda: OpenFile(self.client, path, self.client.stat(path))
+            path, lambda: OpenFile(self.client, path, self.client.stat(path), self.clock)
         )
         try:
             entry.truncate(length)
@@ -440,11 +464,16 @@ class SectorOperations(mfusepy.Operations):
         return 0
 
     def _drop(self, entry: OpenFile) -> None:
+        """One descriptor fewer; after the last, close the file and remember what its
+        last commit through this mount made of it (:class:`RecentCommits`)."""
         if self.files.release(entry):
             try:
                 entry.close()
             except Exception as exc:  # nobody is left to tell but the log
                 log.error("%s: staged changes lost at release: %s", entry.path, exc)
+                return
+            if entry.committed_at is not None and not entry.detached:
+                self.recent.put(entry.path, self._open_attrs(entry), entry.committed_at)
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -96,7 +96,7 @@ def serve(client: Client, mountpoint: str, options: dict[str, str | bool]) -> No
     check_available()
     from .fs import SectorFUSE, SectorOperations
 
-    operations = SectorOperations(client)
+    operations = SectorOperations(client, attr_timeout=_seconds(options, "attr_timeout"))
     log.info("mounting %s on %s with %s", options.get("fsname"), mountpoint, options)
     threading.Thread(
         target=_once_mounted, args=(operations, mountpoint), name="read-ahead", daemon=True
@@ -111,6 +111,15 @@ def serve(client: Client, mountpoint: str, options: dict[str, str | bool]) -> No
     finally:
         client.close()
     log.info("unmounted %s", mountpoint)
+
+
+def _seconds(options: dict[str, str | bool], key: str) -> float:
+    """A cache lifetime from the mount options (``-o attr_timeout=0.5``), as libfuse
+    reads it; our default where absent or not a number (libfuse then refuses it)."""
+    try:
+        return float(options.get(key, DEFAULT_TIMEOUTS[key]))  # type: ignore[arg-type]
+    except ValueError:
+        return DEFAULT_TIMEOUTS[key]
 
 
 def _once_mounted(operations: SectorOperations, mountpoint: str) -> None:
