@@ -28,5 +28,11 @@ def test_the_kernel_checks_permissions_only_when_other_users_may_enter() -> None
     assert shared["default_permissions"] is True
 
 
+def test_only_a_writers_close_is_sent_to_the_mount() -> None:
+    """A read-only descriptor has nothing to publish at close: libfuse tells the kernel
+    not to send its FLUSH (one request fewer per file read)."""
+    assert mount_options("sector://h:1", {})["no_rofd_flush"] is True
+
+
 def test_the_default_log_is_named_after_the_mountpoint(tmp_path: Path) -> None:
     assert default_log_path(tmp_path, "/mnt/sector") == tmp_path / "logs" / "mount-mnt_sector.log"

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sector.mount")
 
-#: Options every Sector mount gets unless ``-o`` says otherwise.
+#: Options every Sector mount gets unless ``-o`` says otherwise. ``no_rofd_flush``:
+#: closing a descriptor opened read-only sends the kernel's FLUSH no more - only a
+#: writer's close has something to publish - one request fewer per file read.
 BASE_OPTIONS: dict[str, str | bool] = {
     "subtype": "sector",
+    "no_rofd_flush": True,
     **{key: str(value) for key, value in DEFAULT_TIMEOUTS.items()},
 }
 
