@@ -21,6 +21,10 @@ publishes the staged version atomically: other clients see all of it or none.
 A truncate is staged like any write: the slave cuts or extends the new
 version in place (see :meth:`OpenFile.truncate`); to 0 it is just a new,
 empty version.
+
+Once the last descriptor is closed, :class:`RecentCommits` keeps what the
+file's last commit made of it for ``attr_timeout``, so that a ``stat`` right
+after a write does not need the master.
 """
 
 from __future__ import annotations
