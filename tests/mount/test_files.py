@@ -196,6 +196,16 @@ def test_a_commit_is_remembered_for_the_lifetime_then_forgotten() -> None:
     assert recent.get("/d/late") is None
 
 
+def test_a_file_closed_long_after_its_commit_ages_from_the_commit() -> None:
+    """Files are remembered when closed, not always in the order they were committed."""
+    clock = ManualClock()
+    recent: RecentCommits[str] = RecentCommits(1.0, clock)
+    recent.put("/fresh", "fresh", clock.monotonic())
+    recent.put("/fsynced-early", "early", clock.monotonic() - 0.9)  # closed only now
+    clock.advance(0.2)
+    assert (recent.get("/fresh"), recent.get("/fsynced-early")) == ("fresh", None)
+
+
 def test_forgetting_a_path_forgets_everything_beneath_it_and_nothing_beside() -> None:
     clock = ManualClock()
     recent: RecentCommits[str] = RecentCommits(1.0, clock)

@@ -654,14 +654,15 @@ class RecentCommits(Generic[Known]):
         with self._lock:
             if len(self._by_path) >= self.LIMIT:
                 self._by_path.clear()
-            self._by_path.pop(path, None)  # to the end: the order stays the commits' order
+            self._by_path.pop(path, None)  # to the end: oldest first, roughly
             self._by_path[path] = (known, committed_at)
 
     def get(self, path: str) -> Known | None:
         with self._lock:
             self._drop_stale()
             found = self._by_path.get(path)
-        return None if found is None else found[0]
+        # (checked again: files are put when closed, which is not always in commit order)
+        return found[0] if found is not None and self.fresh(found[1]) else None
 
     def forget(self, path: str) -> None:
         """``path`` itself and everything beneath it (a directory renamed or removed)."""
@@ -673,7 +674,8 @@ class RecentCommits(Generic[Known]):
                 del self._by_path[beneath]
 
     def _drop_stale(self) -> None:
-        """Drop what is too old, from the oldest on (so what is left to scan stays small)."""
+        """Drop what is too old from the front, where the oldest are (so what is left to
+        scan stays small; ``get`` checks the age of what it answers itself)."""
         while self._by_path:
             path, (_, committed_at) = next(iter(self._by_path.items()))
             if self.fresh(committed_at):
