@@ -166,6 +166,8 @@ def test_a_file_this_mount_just_wrote_is_stated_without_asking_the_master(
     one here, so that a slow machine cannot make the answer come from elsewhere),
     and forgets the answer at its own next change of the path."""
     mount = make_mount(cluster, "-o", "attr_timeout=60")
+    # the new mount's own start-up stat of its root (to set the read-ahead) is behind us
+    wait_until(lambda: "kernel read-ahead on" in mount.log_text(), what="the mount's start-up")
     here = mount.local(workdir)
     (here / "fresh.bin").write_bytes(b"x" * 1234)
     stats = master_answered(cluster, "stat")
