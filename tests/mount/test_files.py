@@ -206,12 +206,14 @@ def test_a_file_closed_long_after_its_commit_ages_from_the_commit() -> None:
     assert (recent.get("/fresh"), recent.get("/fsynced-early")) == ("fresh", None)
 
 
-def test_forgetting_a_path_forgets_everything_beneath_it_and_nothing_beside() -> None:
+def test_forgetting_a_tree_forgets_everything_beneath_it_and_nothing_beside() -> None:
     clock = ManualClock()
     recent: RecentCommits[str] = RecentCommits(1.0, clock)
     for path in ("/d", "/d/x", "/d/sub/y", "/dx", "/e/z"):
         recent.put(path, path, clock.monotonic())
-    recent.forget("/d")  # a directory renamed away
+    recent.forget("/d")  # one path only: what an open, unlink or utime changes
+    assert (recent.get("/d"), recent.get("/d/x")) == (None, "/d/x")
+    recent.forget_tree("/d")  # a directory renamed away
     assert [recent.get(p) for p in ("/d", "/d/x", "/d/sub/y", "/dx", "/e/z")] == [
         None,
         None,

@@ -652,6 +652,7 @@ class RecentCommits(Generic[Known]):
         if not self.fresh(committed_at):
             return
         with self._lock:
+            self._drop_stale()
             if len(self._by_path) >= self.LIMIT:
                 self._by_path.clear()
             self._by_path.pop(path, None)  # to the end: oldest first, roughly
@@ -659,13 +660,18 @@ class RecentCommits(Generic[Known]):
 
     def get(self, path: str) -> Known | None:
         with self._lock:
-            self._drop_stale()
             found = self._by_path.get(path)
-        # (checked again: files are put when closed, which is not always in commit order)
+        # (its own age: files are put when closed, which is not always in commit order)
         return found[0] if found is not None and self.fresh(found[1]) else None
 
     def forget(self, path: str) -> None:
-        """``path`` itself and everything beneath it (a directory renamed or removed)."""
+        """``path`` alone: a file opened, removed or given a time (no scan: every open
+        calls this)."""
+        with self._lock:
+            self._by_path.pop(path, None)
+
+    def forget_tree(self, path: str) -> None:
+        """``path`` and everything beneath it: a rename, which may move a directory."""
         prefix = path.rstrip("/") + "/"
         with self._lock:
             self._drop_stale()
@@ -674,8 +680,8 @@ class RecentCommits(Generic[Known]):
                 del self._by_path[beneath]
 
     def _drop_stale(self) -> None:
-        """Drop what is too old from the front, where the oldest are (so what is left to
-        scan stays small; ``get`` checks the age of what it answers itself)."""
+        """Drop what is too old from the front, where the oldest are: what is kept stays
+        about one ``lifetime`` of commits (``get`` checks each answer's own age)."""
         while self._by_path:
             path, (_, committed_at) = next(iter(self._by_path.items()))
             if self.fresh(committed_at):

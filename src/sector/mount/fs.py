@@ -338,8 +338,8 @@ class SectorOperations(mfusepy.Operations):
         self.files.moved(old, new)
         self._cached_versions.pop(old, None)
         self._cached_versions.pop(new, None)
-        self.recent.forget(old)
-        self.recent.forget(new)
+        self.recent.forget_tree(old)
+        self.recent.forget_tree(new)
         return 0
 
     # -- files -------------------------------------------------------------------
