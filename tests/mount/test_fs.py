@@ -162,10 +162,11 @@ def test_a_file_this_mount_just_wrote_is_stated_without_asking_the_master(
     cluster: LocalCluster, make_mount: Callable[..., Mount], workdir: str
 ):
     """The kernel forgets a file's size and time at every write and asks at the next
-    ``stat``; the mount answers from its own commit for ``attr_timeout`` (a long
-    one here, so that a slow machine cannot make the answer come from elsewhere),
-    and forgets the answer at its own next change of the path."""
-    mount = make_mount(cluster, "-o", "attr_timeout=60")
+    ``stat``; the mount answers from its own commit for ``attr_timeout``, and
+    forgets the answer at its own next change of the path. (Long timeouts here, the
+    names' too: on a slow machine the directory's name could otherwise expire, and
+    looking it up again is a master ``stat`` of its own.)"""
+    mount = make_mount(cluster, "-o", "attr_timeout=60,entry_timeout=60")
     # the new mount's own start-up stat of its root (to set the read-ahead) is behind us
     wait_until(lambda: "kernel read-ahead on" in mount.log_text(), what="the mount's start-up")
     here = mount.local(workdir)
